@@ -1,0 +1,32 @@
+//! Structured LLM calls for nthlayer-host.
+//!
+//! Wasm modules never see a provider, a key or a URL: they hand the host a prompt and a JSON
+//! Schema, and this crate picks the provider, enforces the operator's grant and budgets, talks
+//! the provider's wire format, validates the answer (re-asking on failure) and reports usage.
+//! It is plain async Rust so the import glue in `nthlayer-host` stays a thin translation layer.
+
+mod anthropic;
+mod budget;
+mod client;
+mod config;
+mod conversation;
+mod error;
+mod http;
+mod metrics;
+mod openai;
+mod redact;
+mod route;
+mod stub;
+mod types;
+mod validate;
+
+pub use budget::{Budget, CycleBudget, Policy};
+pub use client::{CallContext, LlmClient, MAX_REASKS};
+pub use config::{LlmConfig, OpenAiMode};
+pub use error::LlmError;
+pub use metrics::Metrics;
+pub use redact::redact;
+pub use route::{looks_like_api_key, resolve_model, Route, Wire};
+pub use stub::{canned_value, CANNED_SCHEMAS, STUB_MODEL};
+pub use types::{LlmRequest, LlmResponse, Usage};
+pub use validate::SchemaValidator;

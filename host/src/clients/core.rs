@@ -1,0 +1,274 @@
+//! nthlayer-core 4.0.1 HTTP client (the reference's CoreAPIClient, with its policy).
+//!
+//! Differences from the reference, on purpose: errors are typed instead of an `APIResult`
+//! that callers forget to check; `ReadError`-class failures are retried like connect errors
+//! instead of escaping; and a 409 on a *retried* POST of the same id is reported as stored,
+//! because the first attempt committed and only its answer was lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use backon::Retryable;
+use reqwest::{Client, Method};
+use serde_json::{json, Map, Value};
+
+use super::envelope::{wrap, RecordKind};
+use super::retry::RetryPolicy;
+use super::{user_agent, ClientError};
+
+#[derive(Clone)]
+pub struct CoreClient {
+    http: Client,
+    base: String,
+    retry: RetryPolicy,
+    deployment_id: String,
+}
+
+/// Filters of GET /verdicts.
+#[derive(Debug, Clone, Default)]
+pub struct VerdictFilter {
+    pub service: Option<String>,
+    pub verdict_type: Option<String>,
+    pub created_after: Option<String>,
+    pub created_before: Option<String>,
+    pub limit: u32,
+}
+
+enum Attempt {
+    Transport(String),
+    Status(u16, Vec<u8>),
+}
+
+impl CoreClient {
+    pub fn new(base: &str, retry: RetryPolicy, timeout: Duration) -> anyhow::Result<Self> {
+        let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
+        Ok(CoreClient {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            retry,
+            deployment_id: std::env::var("NTHLAYER_DEPLOYMENT_ID").unwrap_or_else(|_| "default".into()),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A copy with another retry policy (e.g. none at shutdown).
+    pub fn with_retry(&self, retry: RetryPolicy) -> Self {
+        CoreClient { retry, ..self.clone() }
+    }
+
+    /// One request with the retry policy. Returns the 2xx status and body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), ClientError> {
+        let url = format!("{}{}", self.base, path);
+        let attempts = AtomicUsize::new(0);
+        let once = || async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            let mut req = self.http.request(method.clone(), &url).query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = req.send().await.map_err(|e| Attempt::Transport(describe(&e)))?;
+            let status = resp.status().as_u16();
+            let bytes = resp.bytes().await.map_err(|e| Attempt::Transport(describe(&e)))?.to_vec();
+            if RetryPolicy::retryable_status(status) {
+                return Err(Attempt::Status(status, bytes));
+            }
+            Ok((status, bytes))
+        };
+        let result = once
+            .retry(self.retry.backoff())
+            .sleep(tokio::time::sleep)
+            .notify(|e: &Attempt, after: Duration| {
+                let what = match e {
+                    Attempt::Transport(m) => m.clone(),
+                    Attempt::Status(s, _) => format!("HTTP {s}"),
+                };
+                tracing::debug!(%url, error = %what, retry_in = ?after, "core request failed; retrying");
+            })
+            .await;
+        let n = attempts.load(Ordering::Relaxed);
+        match result {
+            Ok((status, bytes)) if (200..300).contains(&status) => Ok((status, bytes)),
+            Ok((409, _)) if method == Method::POST && n > 1 => Ok((201, Vec::new())),
+            Ok((status, bytes)) => Err(ClientError::from_response(status, &bytes)),
+            Err(Attempt::Status(status, body)) => Err(ClientError::Unavailable(format!(
+                "core at {} answered HTTP {status} on all {n} attempts: {}",
+                self.base,
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))),
+            Err(Attempt::Transport(m)) => {
+                Err(ClientError::Unavailable(format!("core at {} unreachable after {n} attempts: {m}", self.base)))
+            }
+        }
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        let (_, body) = self.send(Method::GET, path, query, None).await?;
+        parse(&body)
+    }
+
+    async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        let (_, bytes) = self.send(Method::POST, path, &[], Some(body)).await?;
+        if bytes.is_empty() {
+            // A 409 after a retry: the first attempt stored it.
+            return Ok(
+                json!({"id": body.get("id").or_else(|| body.pointer("/data/id")).cloned().unwrap_or(Value::Null)}),
+            );
+        }
+        parse(&bytes)
+    }
+
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        self.get_json("/health", &[]).await
+    }
+
+    pub async fn get_manifests(&self) -> Result<Value, ClientError> {
+        self.get_json("/manifests", &[]).await
+    }
+
+    pub async fn get_manifest(&self, service: &str) -> Result<Value, ClientError> {
+        self.get_json(&format!("/manifests/{}", segment(service)), &[]).await
+    }
+
+    /// POST /assessments or /verdicts with the envelope; returns the id core stored.
+    pub async fn submit(
+        &self,
+        kind: RecordKind,
+        record: &Map<String, Value>,
+        component: &str,
+    ) -> Result<String, ClientError> {
+        let envelope = wrap(kind, record, component, &self.deployment_id);
+        let path = match kind {
+            RecordKind::Assessment => "/assessments",
+            RecordKind::Verdict => "/verdicts",
+        };
+        let reply = self.post_json(path, &envelope).await?;
+        Ok(match reply.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        })
+    }
+
+    pub async fn get_assessments(
+        &self,
+        service: Option<&str>,
+        kind: Option<&str>,
+        limit: u32,
+    ) -> Result<Value, ClientError> {
+        let mut q = vec![];
+        if let Some(s) = service.filter(|s| !s.is_empty()) {
+            q.push(("service", s.to_string()));
+        }
+        if let Some(k) = kind.filter(|k| !k.is_empty()) {
+            q.push(("kind", k.to_string()));
+        }
+        q.push(("limit", limit.to_string()));
+        self.get_json("/assessments", &q).await
+    }
+
+    pub async fn get_verdicts(&self, f: &VerdictFilter) -> Result<Value, ClientError> {
+        let mut q = vec![];
+        let opt = [
+            ("service", &f.service),
+            ("type", &f.verdict_type),
+            ("created_after", &f.created_after),
+            ("created_before", &f.created_before),
+        ];
+        for (k, v) in opt {
+            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+                q.push((k, v.clone()));
+            }
+        }
+        q.push(("limit", f.limit.to_string()));
+        self.get_json("/verdicts", &q).await
+    }
+
+    pub async fn get_descendants(&self, id: &str) -> Result<Value, ClientError> {
+        self.get_json(&format!("/verdicts/{}/descendants", segment(id)), &[]).await
+    }
+
+    pub async fn resolve_outcome(&self, id: &str, body: &Value) -> Result<String, ClientError> {
+        let reply = self.post_json(&format!("/verdicts/{}/outcome", segment(id)), body).await?;
+        Ok(reply.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("out-{id}")))
+    }
+
+    pub async fn create_case(&self, case: &Value) -> Result<Value, ClientError> {
+        self.post_json("/cases", case).await
+    }
+
+    /// GET /component-state/{name}: `Ok(None)` when core has never seen it (404).
+    pub async fn get_component_state(&self, name: &str) -> Result<Option<Value>, ClientError> {
+        match self.get_json(&format!("/component-state/{}", segment(name)), &[]).await {
+            Ok(v) => Ok(Some(v)),
+            Err(ClientError::Rejected { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn put_component_state(&self, name: &str, body: &Value) -> Result<(), ClientError> {
+        self.send(Method::PUT, &format!("/component-state/{}", segment(name)), &[], Some(body)).await.map(|_| ())
+    }
+
+    pub async fn heartbeat(&self, component: &str, instance_id: &str, state: &Value) -> Result<(), ClientError> {
+        let body = json!({"component": component, "instance_id": instance_id, "state": state});
+        self.send(Method::POST, "/heartbeats", &[], Some(&body)).await.map(|_| ())
+    }
+}
+
+fn parse(body: &[u8]) -> Result<Value, ClientError> {
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(body).map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}")))
+}
+
+/// Percent-encodes one path segment (ids and names come from module data).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// A one-line description of a transport error including its cause chain.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn path_segments_cannot_escape() {
+        assert_eq!(segment("observe.collect"), "observe.collect");
+        assert_eq!(segment("../admin"), "..%2Fadmin");
+        assert_eq!(segment("a b?c"), "a%20b%3Fc");
+    }
+}

@@ -1,0 +1,140 @@
+//! The CloudEvents 1.0 envelope exactly as nthlayer-workers writes it (nthlayer-common
+//! `wrap_verdict` / `wrap_assessment`). Core keeps only `data`, but the type, source and
+//! subject are what downstream CloudEvents consumers route on, so they must match.
+
+use serde_json::{json, Map, Value};
+
+/// Assessment kinds with their own CloudEvents type; anything else becomes `unknown`.
+pub const ASSESSMENT_KINDS: &[&str] = &[
+    "slo_status",
+    "judgment_slo_evaluation",
+    "judgment_threshold_evaluation",
+    "burn_rate",
+    "drift_signal",
+    "portfolio_status",
+    "deploy_gate",
+    "dependency_graph",
+    "correlation_snapshot",
+    "topology_drift",
+    "contract_divergence",
+    "retrospective",
+    "calibration_signal",
+];
+
+/// Verdict types with their own CloudEvents type; anything else becomes `unknown`.
+pub const VERDICT_TYPES: &[&str] = &[
+    "action_request",
+    "approval",
+    "capability",
+    "denial",
+    "execution",
+    "operator_note",
+    "autonomy_change",
+    "quality_breach",
+    "outcome_resolution",
+    "triage",
+    "investigation",
+    "communication",
+    "remediation",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Assessment,
+    Verdict,
+}
+
+impl RecordKind {
+    /// The key that names the record's subtype (`kind` / `type`).
+    fn subtype_key(self) -> &'static str {
+        match self {
+            RecordKind::Assessment => "kind",
+            RecordKind::Verdict => "type",
+        }
+    }
+    fn category(self) -> &'static str {
+        match self {
+            RecordKind::Assessment => "assessment",
+            RecordKind::Verdict => "verdict",
+        }
+    }
+    fn known(self) -> &'static [&'static str] {
+        match self {
+            RecordKind::Assessment => ASSESSMENT_KINDS,
+            RecordKind::Verdict => VERDICT_TYPES,
+        }
+    }
+}
+
+/// Wraps `record` (which must be a JSON object with an `id`) for POST /assessments or
+/// /verdicts. `created_at` defaults to now, as in the reference.
+pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, deployment_id: &str) -> Value {
+    let subtype = record.get(kind.subtype_key()).and_then(Value::as_str).unwrap_or("unknown");
+    let subtype = if kind.known().contains(&subtype) { subtype } else { "unknown" };
+    let time = record.get("created_at").cloned().unwrap_or_else(|| Value::String(now_iso()));
+    let mut env = json!({
+        "specversion": "1.0",
+        "type": format!("io.nthlayer.{}.{}.v1", kind.category(), subtype),
+        "source": format!("urn:nthlayer:{component}:{deployment_id}"),
+        "id": record.get("id").cloned().unwrap_or(Value::Null),
+        "time": time,
+        "datacontenttype": "application/json",
+        "data": Value::Object(record.clone()),
+    });
+    // Python truthiness: only a non-empty string (or other truthy value) gets a subject.
+    if let Some(service) = record.get("service").filter(|s| truthy(s)) {
+        let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
+        env["subject"] = Value::String(format!("component:default/{service}"));
+    }
+    env
+}
+
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`.
+pub fn now_iso() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn assessment_envelope_matches_reference() {
+        let rec = obj(
+            json!({"id":"asm-1","created_at":"2026-11-22T15:08:47.615105+00:00","kind":"slo_status","service":"checkout","data":{}}),
+        );
+        let env = wrap(RecordKind::Assessment, &rec, "observe", "default");
+        let keys: Vec<&str> = env.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["specversion", "type", "source", "id", "time", "datacontenttype", "data", "subject"]);
+        assert_eq!(env["type"], "io.nthlayer.assessment.slo_status.v1");
+        assert_eq!(env["source"], "urn:nthlayer:observe:default");
+        assert_eq!(env["time"], "2026-11-22T15:08:47.615105+00:00");
+        assert_eq!(env["subject"], "component:default/checkout");
+        assert_eq!(env["data"], Value::Object(rec));
+    }
+
+    #[test]
+    fn unknown_types_and_empty_service() {
+        let rec = obj(json!({"id":"v1","type":"made_up","service":""}));
+        let env = wrap(RecordKind::Verdict, &rec, "respond", "prod");
+        assert_eq!(env["type"], "io.nthlayer.verdict.unknown.v1");
+        assert_eq!(env["source"], "urn:nthlayer:respond:prod");
+        assert!(env.get("subject").is_none());
+        assert!(env["time"].as_str().unwrap().ends_with("+00:00"));
+    }
+}

@@ -1,0 +1,164 @@
+//! `nthlayer:worker/core`: nthlayer-core, mediated.
+
+use serde_json::{Map, Value};
+
+use super::bounded;
+use crate::bindings::v0_1::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
+use crate::bindings::HostError;
+use crate::capabilities::Capability;
+use crate::clients::core::VerdictFilter;
+use crate::clients::envelope::RecordKind;
+use crate::runtime::store::StoreData;
+
+/// Keys core requires (presence only) plus what makes core answer 500 instead of 422 when
+/// missing or mistyped. We check them here so a module gets a precise `invalid` error.
+fn required(kind: RecordKind) -> &'static [&'static str] {
+    match kind {
+        RecordKind::Assessment => &["id", "service", "kind", "created_at"],
+        RecordKind::Verdict => &["id", "type", "created_at"],
+    }
+}
+
+fn parse_record(kind: RecordKind, text: &str) -> Result<Map<String, Value>, HostError> {
+    let v: Value = serde_json::from_str(text).map_err(|e| HostError::Invalid(format!("record is not JSON: {e}")))?;
+    let Value::Object(map) = v else {
+        return Err(HostError::Invalid("record must be a JSON object".into()));
+    };
+    for key in required(kind) {
+        match map.get(*key) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            _ => return Err(HostError::Invalid(format!("record needs a non-empty string '{key}'"))),
+        }
+    }
+    Ok(map)
+}
+
+impl StoreData {
+    /// The CloudEvents source component: the module itself or one of its sub-components,
+    /// never another module's name.
+    fn source_component(&self, source: Option<String>) -> Result<String, HostError> {
+        let module = &self.cx.module;
+        match source {
+            None => Ok(module.clone()),
+            Some(s)
+                if s == *module
+                    || s.strip_prefix(module.as_str()).is_some_and(|r| r.starts_with('.') && r.len() > 1) =>
+            {
+                Ok(s)
+            }
+            Some(s) => Err(HostError::Invalid(format!("source {s:?} must be \"{module}\" or \"{module}.<name>\""))),
+        }
+    }
+
+    async fn submit(&mut self, kind: RecordKind, record: String, source: Option<String>) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        self.check_request("record", record.len())?;
+        let map = parse_record(kind, &record)?;
+        let component = self.source_component(source)?;
+        let core = self.cx.services.core.clone();
+        let what = match kind {
+            RecordKind::Assessment => "assessment",
+            RecordKind::Verdict => "verdict",
+        };
+        let budget = self.budget();
+        let id = bounded("core", budget, core.submit(kind, &map, &component)).await?;
+        self.cx.emitted += 1;
+        let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
+        let service = map.get("service").and_then(Value::as_str).unwrap_or("");
+        tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");
+        Ok(id)
+    }
+}
+
+impl Host for StoreData {
+    async fn get_manifests(&mut self) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        let core = self.cx.services.core.clone();
+        let v = bounded("core", self.budget(), core.get_manifests()).await?;
+        self.respond("manifests", v)
+    }
+
+    async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        let core = self.cx.services.core.clone();
+        let v = bounded("core", self.budget(), core.get_manifest(&service)).await?;
+        self.respond("manifest", v)
+    }
+
+    async fn submit_assessment(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {
+        self.submit(RecordKind::Assessment, record, source).await
+    }
+
+    async fn submit_verdict(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {
+        self.submit(RecordKind::Verdict, record, source).await
+    }
+
+    async fn query_assessments(&mut self, q: AssessmentQuery) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        let core = self.cx.services.core.clone();
+        let limit = q.limit.clamp(1, 1000);
+        let fut = core.get_assessments(q.service.as_deref(), q.kind.as_deref(), limit);
+        let v = bounded("core", self.budget(), fut).await?;
+        self.respond("assessments", v)
+    }
+
+    async fn query_verdicts(&mut self, q: VerdictQuery) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        let core = self.cx.services.core.clone();
+        let f = VerdictFilter {
+            service: q.service,
+            verdict_type: q.verdict_type,
+            created_after: q.created_after,
+            created_before: q.created_before,
+            limit: q.limit.clamp(1, 1000),
+        };
+        let v = bounded("core", self.budget(), core.get_verdicts(&f)).await?;
+        self.respond("verdicts", v)
+    }
+
+    async fn verdict_descendants(&mut self, id: String) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        let core = self.cx.services.core.clone();
+        let v = bounded("core", self.budget(), core.get_descendants(&id)).await?;
+        self.respond("descendants", v)
+    }
+
+    async fn resolve_outcome(&mut self, id: String, body: String) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        self.check_request("outcome", body.len())?;
+        let body: Value =
+            serde_json::from_str(&body).map_err(|e| HostError::Invalid(format!("outcome body is not JSON: {e}")))?;
+        if !body.is_object() {
+            return Err(HostError::Invalid("outcome body must be a JSON object".into()));
+        }
+        let core = self.cx.services.core.clone();
+        let out = bounded("core", self.budget(), core.resolve_outcome(&id, &body)).await?;
+        self.cx.emitted += 1;
+        Ok(out)
+    }
+
+    async fn create_case(&mut self, case: String) -> Result<String, HostError> {
+        self.guard(Capability::Core)?;
+        self.check_request("case", case.len())?;
+        let case: Value =
+            serde_json::from_str(&case).map_err(|e| HostError::Invalid(format!("case is not JSON: {e}")))?;
+        let core = self.cx.services.core.clone();
+        let v = bounded("core", self.budget(), core.create_case(&case)).await?;
+        self.cx.emitted += 1;
+        self.respond("case", v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_checked_before_core_sees_them() {
+        assert!(parse_record(RecordKind::Assessment, "[1]").is_err());
+        let e = parse_record(RecordKind::Assessment, r#"{"id":"a","kind":"k","created_at":"t","service":null}"#)
+            .unwrap_err();
+        assert_eq!(e, HostError::Invalid("record needs a non-empty string 'service'".into()));
+        assert!(parse_record(RecordKind::Verdict, r#"{"id":"v","type":"triage","created_at":"t"}"#).is_ok());
+    }
+}

@@ -1,0 +1,42 @@
+//! `nthlayer:worker/log`: guest log lines into the host's log, tagged and rate-bounded.
+
+use crate::bindings::v0_1::nthlayer::worker::log::{Host, Level};
+use crate::runtime::store::StoreData;
+
+/// Longest message or field value kept; longer ones are cut (with a marker).
+const MAX_TEXT: usize = 4096;
+const MAX_FIELDS: usize = 32;
+
+fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.len() <= MAX_TEXT {
+        return s.into();
+    }
+    let mut end = MAX_TEXT;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…[{} bytes cut]", &s[..end], s.len() - end).into()
+}
+
+impl Host for StoreData {
+    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let cx = &mut self.cx;
+        if cx.log_lines >= cx.limits.log_lines {
+            cx.log_dropped += 1;
+            return;
+        }
+        cx.log_lines += 1;
+        let fields: Vec<String> =
+            fields.iter().take(MAX_FIELDS).map(|(k, v)| format!("{}={}", cut(k), cut(v))).collect();
+        let fields = fields.join(" ");
+        let msg = cut(&message);
+        let (module, task) = (&cx.module, &cx.task);
+        match level {
+            Level::Trace => tracing::trace!(module = %module, task = %task, fields = %fields, "{msg}"),
+            Level::Debug => tracing::debug!(module = %module, task = %task, fields = %fields, "{msg}"),
+            Level::Info => tracing::info!(module = %module, task = %task, fields = %fields, "{msg}"),
+            Level::Warn => tracing::warn!(module = %module, task = %task, fields = %fields, "{msg}"),
+            Level::Error => tracing::error!(module = %module, task = %task, fields = %fields, "{msg}"),
+        }
+    }
+}

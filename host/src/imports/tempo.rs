@@ -1,0 +1,41 @@
+//! `nthlayer:worker/tempo`.
+
+use super::bounded;
+use crate::bindings::v0_1::nthlayer::worker::tempo::Host;
+use crate::bindings::HostError;
+use crate::capabilities::Capability;
+use crate::clients::tempo::TempoClient;
+use crate::runtime::store::StoreData;
+
+impl StoreData {
+    fn tempo(&self) -> Result<TempoClient, HostError> {
+        self.guard(Capability::Tempo)?;
+        self.cx
+            .services
+            .tempo
+            .clone()
+            .ok_or_else(|| HostError::Unavailable("not configured (start the host with --tempo-endpoint)".into()))
+    }
+}
+
+impl Host for StoreData {
+    async fn metrics_range(
+        &mut self,
+        traceql: String,
+        start: f64,
+        end: f64,
+        step: String,
+    ) -> Result<String, HostError> {
+        let tempo = self.tempo()?;
+        self.check_request("traceql", traceql.len())?;
+        let v = bounded("Tempo", self.budget(), tempo.metrics_range(&traceql, start, end, &step)).await?;
+        self.respond("metrics_range", v)
+    }
+
+    async fn search(&mut self, traceql: String, start: f64, end: f64, limit: u32) -> Result<String, HostError> {
+        let tempo = self.tempo()?;
+        self.check_request("traceql", traceql.len())?;
+        let v = bounded("Tempo", self.budget(), tempo.search(&traceql, start, end, limit)).await?;
+        self.respond("search", v)
+    }
+}

@@ -1,0 +1,28 @@
+//! nthlayer-host: runs NthLayer Tier-2 reliability workers as sandboxed WebAssembly
+//! components.
+//!
+//! Where things live (each module's doc says why it is shaped the way it is):
+//! - [`bindings`]: the WIT contract, one Rust module per contract version.
+//! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle.
+//! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log).
+//! - [`clients`]: plain async HTTP clients, free of wasm types.
+//! - [`capabilities`]: who may call what.
+//! - [`registry`]: the loaded modules, each behind a swappable handle.
+//! - [`scheduler`], [`state`], [`heartbeat`]: running tasks, persisting their state in core,
+//!   telling core we are alive.
+//! - [`serve`], [`gate`]: the CLI commands built from the above.
+
+pub mod bindings;
+pub mod capabilities;
+pub mod clients;
+pub mod config;
+pub mod gate;
+pub mod heartbeat;
+mod imports;
+pub mod llm;
+pub mod registry;
+pub mod runtime;
+pub mod scheduler;
+pub mod serve;
+pub mod services;
+pub mod state;

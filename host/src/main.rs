@@ -1,0 +1,87 @@
+//! The `nthlayer-host` command line.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use nthlayer_host::config::ServeArgs;
+use nthlayer_host::gate::{GateArgs, RunArgs};
+
+#[derive(Parser)]
+#[command(
+    name = "nthlayer-host",
+    version,
+    about = "Runs NthLayer reliability workers as sandboxed WebAssembly components"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the modules' tasks on their intervals until SIGTERM/SIGINT.
+    Serve(Box<ServeArgs>),
+    /// Deploy gate for one service (exit 0 approved/warning, 2 blocked, 1 error).
+    Gate(GateArgs),
+    /// Run one task once and print its state and result.
+    Run(RunArgs),
+    /// Validate module files: load, check imports, describe. Exit 1 if any fails.
+    Check { files: Vec<std::path::PathBuf> },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
+    let services = std::sync::Arc::new(nthlayer_host::serve::build_services("http://127.0.0.1:9", "", None)?);
+    let runtime = nthlayer_host::runtime::Runtime::new(nthlayer_host::runtime::cache::default_dir())?;
+    let mut ok = true;
+    for f in files {
+        match runtime.load(&f, services.clone()).await {
+            Ok(m) => println!(
+                "{}",
+                serde_json::json!({"file": f.display().to_string(), "ok": true, "sha256": m.sha256, "module": m.meta})
+            ),
+            Err(e) => {
+                ok = false;
+                println!(
+                    "{}",
+                    serde_json::json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
+                );
+            }
+        }
+    }
+    Ok(ok)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let r: Result<ExitCode> = match cli.command {
+        Command::Serve(a) => nthlayer_host::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
+        Command::Gate(a) => nthlayer_host::gate::gate(a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
+        Command::Run(a) => nthlayer_host::gate::run(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Check { files } => check(files).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+    };
+    match r {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

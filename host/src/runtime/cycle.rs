@@ -1,0 +1,191 @@
+//! Running one call into a module in a fresh store, under its limits, and saying precisely
+//! why it failed when it does.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::engine::TICK;
+use super::limits::Limits;
+use super::store::{CycleCtx, StoreData};
+use super::{LoadedModule, Runtime};
+use crate::bindings::v0_1::WorkerPre;
+use crate::bindings::{CycleInput, ModuleInfo};
+use crate::capabilities::Grants;
+use crate::services::Services;
+
+/// Why a cycle produced nothing. A failed cycle commits no state.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum CycleError {
+    #[error("CPU budget of {0} ms exceeded (module looping?)")]
+    Cpu(u64),
+    #[error("wall-clock limit of {0} ms exceeded")]
+    Wall(u64),
+    #[error("{0}")]
+    Memory(String),
+    #[error("stack overflow (unbounded recursion?)")]
+    Stack,
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("module returned an error: {0}")]
+    Module(String),
+    #[error("{0}")]
+    Output(String),
+    #[error("instantiation failed: {0}")]
+    Instantiate(String),
+}
+
+/// The returned value of a successful cycle, parsed and within limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleOutcome {
+    pub state: Option<Value>,
+    pub result: Option<Value>,
+    pub emitted: u32,
+    pub cpu_ms: u64,
+    pub log_dropped: u32,
+}
+
+#[derive(Debug)]
+struct CpuExceeded;
+impl std::fmt::Display for CpuExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cpu budget exceeded")
+    }
+}
+impl std::error::Error for CpuExceeded {}
+
+fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
+    let budget_ticks = (cx.limits.cpu_ms / TICK.as_millis() as u64).max(1);
+    let mut store = Store::new(rt.engine(), StoreData::new(cx));
+    store.limiter(|d| &mut d.limiter);
+    // Counts ticks in which guest code was running: the callback only fires while wasm
+    // executes, so a guest blocked for seconds in a host call costs one tick, not hundreds.
+    // Yielding each tick lets the wall-clock timeout and other tasks make progress even
+    // while a guest spins.
+    store.epoch_deadline_callback(move |mut ctx| {
+        let d = ctx.data_mut();
+        d.cpu_ticks += 1;
+        if d.cpu_ticks > budget_ticks {
+            return Err(wasmtime::Error::new(CpuExceeded));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// The last non-empty lines of guest stderr: usually the panic message behind a trap.
+fn stderr_tail(store: &Store<StoreData>) -> String {
+    let bytes = store.data().stderr.contents();
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join(" | ")
+}
+
+fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
+    if let Some(r) = &store.data().limiter.refused {
+        return CycleError::Memory(r.clone());
+    }
+    if e.downcast_ref::<CpuExceeded>().is_some() {
+        return CycleError::Cpu(store.data().cx.limits.cpu_ms);
+    }
+    let tail = stderr_tail(store);
+    let with_tail = |m: String| if tail.is_empty() { m } else { format!("{m}; guest stderr: {tail}") };
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => CycleError::Stack,
+        Some(Trap::UnreachableCodeReached) => CycleError::Trap(with_tail("guest panicked or aborted".into())),
+        Some(t) => CycleError::Trap(with_tail(t.to_string())),
+        None => CycleError::Trap(with_tail(format!("{e:#}"))),
+    }
+}
+
+/// Forwards guest stdout/stderr into the log, tagged, after the call (bounded by the pipe).
+fn drain_stdio(store: &Store<StoreData>) {
+    let d = store.data();
+    for (stream, pipe) in [("stdout", &d.stdout), ("stderr", &d.stderr)] {
+        let bytes = pipe.contents();
+        for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
+            tracing::info!(module = %d.cx.module, task = %d.cx.task, stream, "{line}");
+        }
+    }
+}
+
+/// Calls `describe()` with log as the only capability and tight limits.
+pub(super) async fn describe(
+    rt: &Runtime,
+    pre: &WorkerPre<StoreData>,
+    services: Arc<Services>,
+) -> Result<ModuleInfo, CycleError> {
+    let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
+    let cx = CycleCtx {
+        module: "(describe)".into(),
+        version: String::new(),
+        task: "describe".into(),
+        services,
+        grants: Grants::none(),
+        deadline: Instant::now() + limits.wall(),
+        limits,
+        log_lines: 0,
+        log_dropped: 0,
+        emitted: 0,
+        llm_calls: 0,
+    };
+    let wall = cx.limits.wall_ms;
+    let mut store = new_store(rt, cx);
+    let run = async {
+        let worker = pre.instantiate_async(&mut store).await?;
+        worker.call_describe(&mut store).await
+    };
+    let r = tokio::time::timeout(std::time::Duration::from_millis(wall), run).await;
+    drain_stdio(&store);
+    match r {
+        Err(_) => Err(CycleError::Wall(wall)),
+        Ok(Err(e)) => Err(classify(e, &store)),
+        Ok(Ok(info)) => Ok(info),
+    }
+}
+
+fn parse_output(what: &str, text: Option<String>, max: usize) -> Result<Option<Value>, CycleError> {
+    let Some(text) = text else { return Ok(None) };
+    if text.len() > max {
+        return Err(CycleError::Output(format!("{what} of {} bytes exceeds the limit of {max} bytes", text.len())));
+    }
+    serde_json::from_str(&text).map(Some).map_err(|e| CycleError::Output(format!("{what} is not valid JSON: {e}")))
+}
+
+impl Runtime {
+    /// Runs one cycle of `module` in a fresh instance. The cycle context carries grants,
+    /// limits and the deadline; nothing from this call survives it except the outcome.
+    pub async fn run_cycle(
+        &self,
+        module: &LoadedModule,
+        input: CycleInput,
+        cx: CycleCtx,
+    ) -> Result<CycleOutcome, CycleError> {
+        let limits = cx.limits.clone();
+        let deadline = cx.deadline;
+        let mut store = new_store(self, cx);
+        let run = async {
+            let worker = module.pre.instantiate_async(&mut store).await?;
+            worker.call_run_cycle(&mut store, &input).await
+        };
+        let r = tokio::time::timeout_at(deadline, run).await;
+        drain_stdio(&store);
+        let out = match r {
+            Err(_) => return Err(CycleError::Wall(limits.wall_ms)),
+            Ok(Err(e)) => return Err(classify(e, &store)),
+            Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
+            Ok(Ok(Ok(out))) => out,
+        };
+        let d = store.data();
+        Ok(CycleOutcome {
+            state: parse_output("state", out.state, limits.max_state_bytes)?,
+            result: parse_output("result", out.result, limits.max_result_bytes)?,
+            emitted: d.cx.emitted.max(out.emitted),
+            cpu_ms: d.cpu_ticks * TICK.as_millis() as u64,
+            log_dropped: d.cx.log_dropped,
+        })
+    }
+}

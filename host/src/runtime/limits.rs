@@ -1,0 +1,107 @@
+//! Per-module resource limits and the limiter that enforces them inside a store.
+//!
+//! Every limit has a safe default so an operator who configures nothing still gets a host that
+//! a looping or allocating module cannot take down. See docs/SANDBOX.md for the table.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits applied to one module's cycles. Overridable per module (`--limits name=…`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wasm execution time per cycle, in milliseconds of epoch ticks spent in guest code.
+    /// Time the guest spends blocked in host calls (HTTP, LLM) does not count here.
+    pub cpu_ms: u64,
+    /// Wall-clock bound for a whole cycle, host calls included.
+    pub wall_ms: u64,
+    /// Linear memory a module instance may grow to.
+    pub memory_bytes: usize,
+    /// Table elements (function references) per table.
+    pub table_elements: usize,
+    /// Largest state JSON a cycle may return (bytes).
+    pub max_state_bytes: usize,
+    /// Largest result JSON a cycle may return (bytes).
+    pub max_result_bytes: usize,
+    /// Largest JSON a module may pass to one host call (a record, a query).
+    pub max_request_bytes: usize,
+    /// Largest response a host call hands back to the module.
+    pub max_response_bytes: usize,
+    /// `log` calls per cycle; excess calls are dropped and counted.
+    pub log_lines: u32,
+    /// Bytes of guest stdout/stderr kept per cycle; the rest is dropped.
+    pub stdio_bytes: usize,
+    /// Timeout of one host call (core, Prometheus, Tempo); LLM calls use their own.
+    pub call_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu_ms: 10_000,
+            wall_ms: 120_000,
+            memory_bytes: 256 << 20,
+            table_elements: 100_000,
+            max_state_bytes: 8 << 20,
+            max_result_bytes: 8 << 20,
+            max_request_bytes: 16 << 20,
+            max_response_bytes: 32 << 20,
+            log_lines: 10_000,
+            stdio_bytes: 64 << 10,
+            call_ms: 30_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn wall(&self) -> Duration {
+        Duration::from_millis(self.wall_ms)
+    }
+}
+
+/// Enforces memory and table limits and remembers the first refusal, so a failed cycle can
+/// say "memory limit of 256 MiB exceeded" instead of a bare `unreachable` trap.
+pub struct Limiter {
+    memory_bytes: usize,
+    table_elements: usize,
+    pub refused: Option<String>,
+}
+
+impl Limiter {
+    pub fn new(limits: &Limits) -> Self {
+        Limiter { memory_bytes: limits.memory_bytes, table_elements: limits.table_elements, refused: None }
+    }
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.refused.get_or_insert_with(|| {
+                format!("memory limit of {} MiB exceeded (asked for {} MiB)", self.memory_bytes >> 20, desired >> 20)
+            });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.table_elements {
+            self.refused.get_or_insert_with(|| format!("table limit of {} elements exceeded", self.table_elements));
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    // One component instantiates a handful of core instances; a limit guards against a
+    // component that tries to instantiate thousands.
+    fn instances(&self) -> usize {
+        64
+    }
+    fn tables(&self) -> usize {
+        64
+    }
+    fn memories(&self) -> usize {
+        16
+    }
+}

@@ -1,0 +1,93 @@
+//! The wasm side of the host: one engine, compiled components (cached on disk), and a fresh
+//! store + instance for every call into a module.
+//!
+//! Lifecycle of a module file: [`Runtime::load`] reads and hashes it, compiles it off the
+//! async threads (or loads the cached artifact), pre-instantiates it against the linker —
+//! which is where an import the host does not offer is caught — and calls `describe()` in a
+//! throwaway instance. The result, a [`LoadedModule`], is immutable; a new file version is a
+//! new `LoadedModule`, so swapping is replacing an `Arc`.
+
+pub mod cache;
+pub mod cycle;
+pub mod engine;
+pub mod limits;
+pub mod load;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Result;
+use wasmtime::component::Linker;
+use wasmtime::Engine;
+
+use crate::bindings::v0_1::WorkerPre;
+pub use cycle::CycleError;
+pub use load::LoadError;
+use store::StoreData;
+
+/// Static description of a loaded module version, as `describe()` returned it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModuleMeta {
+    pub name: String,
+    pub version: String,
+    pub tasks: Vec<TaskMeta>,
+    pub needs: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaskMeta {
+    pub name: String,
+    pub interval_seconds: u32,
+    pub summary: String,
+}
+
+/// One compiled, validated version of a module file.
+pub struct LoadedModule {
+    pub meta: ModuleMeta,
+    pub path: PathBuf,
+    pub sha256: String,
+    /// RFC 3339 time this version was loaded.
+    pub loaded_at: String,
+    pub origin: cache::Origin,
+    pre: WorkerPre<StoreData>,
+}
+
+impl LoadedModule {
+    /// A short label for logs and errors: `observe@0.1.0 (observe.wasm, sha256 1a2b3c4d)`.
+    pub fn label(&self) -> String {
+        let file = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        format!(
+            "{}@{} ({file}, sha256 {})",
+            self.meta.name,
+            self.meta.version,
+            &self.sha256[..8.min(self.sha256.len())]
+        )
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StoreData>,
+    cache: cache::ArtifactCache,
+    _ticker: engine::EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>> {
+        let engine = engine::new_engine()?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        crate::bindings::Worker::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
+            &mut linker,
+            |s| s,
+        )?;
+        let cache = cache::ArtifactCache::new(&engine, cache_dir);
+        let ticker = engine::EpochTicker::start(engine.clone());
+        Ok(Arc::new(Runtime { engine, linker, cache, _ticker: ticker }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}

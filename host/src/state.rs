@@ -1,0 +1,121 @@
+//! Task state, persisted in nthlayer-core's component-state table.
+//!
+//! Core 4.0.1 keeps only `last_cursor` (string), `hysteresis_state` and `dedup_cache` (JSON)
+//! and silently drops every other key — which is how the Python workers lose all their state.
+//! We pack ours into `hysteresis_state` with a format tag, so we can tell our rows from rows
+//! another writer left (those restore as "no state", never as garbage).
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::clients::core::CoreClient;
+use crate::clients::ClientError;
+
+pub const FORMAT: &str = "nthlayer-host/1";
+
+/// What a component-state row held.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Restored {
+    /// Our packed state.
+    Ours { state: Value, version: String },
+    /// No row, or a row we did not write (e.g. the Python workers' all-null rows).
+    Nothing,
+}
+
+pub fn pack(module: &str, version: &str, task: &str, state: &Value) -> Value {
+    json!({
+        "last_cursor": null,
+        "hysteresis_state": {
+            "format": FORMAT,
+            "module": module,
+            "version": version,
+            "task": task,
+            "saved_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+            "state": state,
+        },
+        "dedup_cache": null,
+    })
+}
+
+pub fn unpack(row: Option<&Value>) -> Restored {
+    let Some(h) = row.and_then(|r| r.get("hysteresis_state")) else { return Restored::Nothing };
+    if h.get("format").and_then(Value::as_str) != Some(FORMAT) {
+        return Restored::Nothing;
+    }
+    match h.get("state") {
+        Some(s) if !s.is_null() => Restored::Ours {
+            state: s.clone(),
+            version: h.get("version").and_then(Value::as_str).unwrap_or_default().to_string(),
+        },
+        _ => Restored::Nothing,
+    }
+}
+
+#[derive(Clone)]
+pub struct StateStore {
+    core: CoreClient,
+}
+
+impl StateStore {
+    pub fn new(core: CoreClient) -> Self {
+        StateStore { core }
+    }
+
+    pub async fn load(&self, task: &str) -> Result<Restored, ClientError> {
+        let row = self.core.get_component_state(task).await?;
+        Ok(unpack(row.as_ref()))
+    }
+
+    /// Restores a task's state, retrying while core cannot answer: running with empty state
+    /// would overwrite good state at the end of the first cycle. Returns None on shutdown.
+    pub async fn restore_until_ok(&self, task: &str, shutdown: &CancellationToken) -> Option<Restored> {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match self.load(task).await {
+                Ok(r) => return Some(r),
+                Err(e) => {
+                    tracing::warn!(task, error = %e, retry_in = ?wait, "cannot read task state from core; task waits instead of starting empty");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    pub async fn save(&self, module: &str, version: &str, task: &str, state: &Value) -> Result<(), ClientError> {
+        self.core.put_component_state(task, &pack(module, version, task, state)).await
+    }
+
+    /// A copy that gives up after one attempt (shutdown must be bounded).
+    pub fn impatient(&self) -> Self {
+        StateStore { core: self.core.with_retry(crate::clients::retry::RetryPolicy::none()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_survives_cores_key_filter_and_unpacks() {
+        let row = pack("observe", "0.1.0", "observe.collect", &json!({"seq": 42}));
+        // Only these three keys survive core 4.0.1.
+        let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["last_cursor", "hysteresis_state", "dedup_cache"]);
+        let served = json!({"component":"observe.collect","last_cursor":null,"hysteresis_state":row["hysteresis_state"],"dedup_cache":null});
+        assert_eq!(unpack(Some(&served)), Restored::Ours { state: json!({"seq": 42}), version: "0.1.0".into() });
+    }
+
+    #[test]
+    fn foreign_rows_restore_as_nothing() {
+        let python = json!({"component":"measure","last_cursor":null,"hysteresis_state":null,"dedup_cache":null});
+        assert_eq!(unpack(Some(&python)), Restored::Nothing);
+        assert_eq!(unpack(Some(&json!({"hysteresis_state":{"fraud:rr":"breach"}}))), Restored::Nothing);
+        assert_eq!(unpack(None), Restored::Nothing);
+    }
+}

@@ -1,0 +1,186 @@
+//! An in-memory [`Host`] for native unit tests of module logic: canned Prometheus answers,
+//! a manifest list, recorded submissions, a pinned clock and deterministic "randomness".
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use crate::host::{Host, HostError, Level, LlmRequest, LlmResponse, VerdictQuery};
+
+/// A submitted record, as the host would have received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    /// "assessment" or "verdict".
+    pub what: &'static str,
+    pub record: Value,
+    pub source: Option<String>,
+}
+
+#[derive(Default)]
+pub struct FakeHost {
+    pub manifests: RefCell<Value>,
+    /// Instant query -> answer. Missing queries answer an empty vector.
+    pub instant: RefCell<HashMap<String, Result<Value, HostError>>>,
+    /// Range query -> answer. Missing queries answer an empty matrix.
+    pub range: RefCell<HashMap<String, Result<Value, HostError>>>,
+    /// Answer for every core read when set (e.g. core down).
+    pub core_error: RefCell<Option<HostError>>,
+    /// Assessments returned by query_assessments, newest first (filtered by service/kind).
+    pub assessments: RefCell<Vec<Value>>,
+    pub verdicts: RefCell<Vec<Value>>,
+    pub submitted: RefCell<Vec<Submitted>>,
+    pub instant_calls: RefCell<Vec<String>>,
+    pub range_calls: RefCell<Vec<(String, f64, f64, String)>>,
+    pub logs: RefCell<Vec<(Level, String)>>,
+    pub llm: RefCell<Option<Result<Value, HostError>>>,
+    pub clock: Cell<f64>,
+    pub rng: Cell<u64>,
+}
+
+impl FakeHost {
+    /// Clock pinned at 2026-11-24T15:08:47.615105Z.
+    pub fn new() -> Self {
+        let h = FakeHost::default();
+        h.clock.set(1_795_532_927.615105);
+        h.rng.set(0x1423_0692);
+        *h.manifests.borrow_mut() = json!([]);
+        h
+    }
+    pub fn with_manifests(self, m: Value) -> Self {
+        *self.manifests.borrow_mut() = m;
+        self
+    }
+    /// Answers `promql` with a one-sample vector of `value` (a Prometheus string value).
+    pub fn set_scalar(&self, promql: &str, value: &str) {
+        let data = json!({"resultType":"vector","result":[{"metric":{},"value":[self.clock.get(), value]}]});
+        self.instant.borrow_mut().insert(promql.to_string(), Ok(data));
+    }
+    pub fn set_instant(&self, promql: &str, answer: Result<Value, HostError>) {
+        self.instant.borrow_mut().insert(promql.to_string(), answer);
+    }
+    pub fn set_range(&self, promql: &str, answer: Result<Value, HostError>) {
+        self.range.borrow_mut().insert(promql.to_string(), answer);
+    }
+    pub fn submitted_of_kind(&self, kind: &str) -> Vec<Value> {
+        self.submitted
+            .borrow()
+            .iter()
+            .filter(|s| s.record.get("kind").and_then(Value::as_str) == Some(kind))
+            .map(|s| s.record.clone())
+            .collect()
+    }
+    fn core_read(&self) -> Result<(), HostError> {
+        match self.core_error.borrow().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+    fn submit(&self, what: &'static str, record: &Value, source: Option<&str>) -> Result<String, HostError> {
+        self.core_read()?;
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.submitted.borrow_mut().push(Submitted {
+            what,
+            record: record.clone(),
+            source: source.map(str::to_string),
+        });
+        Ok(id)
+    }
+}
+
+fn matches(v: &Value, key: &str, want: Option<&str>) -> bool {
+    want.is_none_or(|w| v.get(key).and_then(Value::as_str) == Some(w))
+}
+
+impl Host for FakeHost {
+    fn get_manifests(&self) -> Result<Value, HostError> {
+        self.core_read()?;
+        Ok(self.manifests.borrow().clone())
+    }
+    fn get_manifest(&self, service: &str) -> Result<Value, HostError> {
+        self.core_read()?;
+        self.manifests.borrow().as_array().and_then(|a| a.iter().find(|m| m["name"] == service).cloned()).ok_or_else(
+            || HostError::Rejected { status: 404, code: "not_found".into(), detail: json!({"service": service}) },
+        )
+    }
+    fn submit_assessment(&self, record: &Value, source: Option<&str>) -> Result<String, HostError> {
+        self.submit("assessment", record, source)
+    }
+    fn submit_verdict(&self, record: &Value, source: Option<&str>) -> Result<String, HostError> {
+        self.submit("verdict", record, source)
+    }
+    fn query_assessments(&self, service: Option<&str>, kind: Option<&str>, limit: u32) -> Result<Value, HostError> {
+        self.core_read()?;
+        let all = self.assessments.borrow();
+        let v: Vec<Value> = all
+            .iter()
+            .filter(|a| matches(a, "service", service) && matches(a, "kind", kind))
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok(Value::Array(v))
+    }
+    fn query_verdicts(&self, q: &VerdictQuery) -> Result<Value, HostError> {
+        self.core_read()?;
+        let all = self.verdicts.borrow();
+        let v: Vec<Value> = all
+            .iter()
+            .filter(|a| matches(a, "service", q.service.as_deref()) && matches(a, "type", q.verdict_type.as_deref()))
+            .take(q.limit as usize)
+            .cloned()
+            .collect();
+        Ok(Value::Array(v))
+    }
+    fn verdict_descendants(&self, _id: &str) -> Result<Value, HostError> {
+        self.core_read()?;
+        Ok(json!([]))
+    }
+    fn resolve_outcome(&self, id: &str, _body: &Value) -> Result<String, HostError> {
+        self.core_read()?;
+        Ok(format!("out-{id}"))
+    }
+    fn create_case(&self, case: &Value) -> Result<Value, HostError> {
+        self.core_read()?;
+        Ok(json!({"id": case["id"], "priority": "P3"}))
+    }
+    fn prom_query(&self, promql: &str, _at: Option<f64>) -> Result<Value, HostError> {
+        self.instant_calls.borrow_mut().push(promql.to_string());
+        self.instant.borrow().get(promql).cloned().unwrap_or_else(|| Ok(json!({"resultType":"vector","result":[]})))
+    }
+    fn prom_query_range(&self, promql: &str, start: f64, end: f64, step: &str) -> Result<Value, HostError> {
+        self.range_calls.borrow_mut().push((promql.to_string(), start, end, step.to_string()));
+        self.range.borrow().get(promql).cloned().unwrap_or_else(|| Ok(json!({"resultType":"matrix","result":[]})))
+    }
+    fn prom_query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Value, HostError>> {
+        promql.iter().map(|q| self.prom_query(q, at)).collect()
+    }
+    fn tempo_metrics_range(&self, _q: &str, _s: f64, _e: f64, _step: &str) -> Result<Value, HostError> {
+        Err(HostError::Unavailable("not configured".into()))
+    }
+    fn tempo_search(&self, _q: &str, _s: f64, _e: f64, _l: u32) -> Result<Value, HostError> {
+        Err(HostError::Unavailable("not configured".into()))
+    }
+    fn llm_structured(&self, _req: &LlmRequest) -> Result<LlmResponse, HostError> {
+        match self.llm.borrow().clone() {
+            Some(Ok(value)) => {
+                Ok(LlmResponse { value, model: "fake/model".into(), input_tokens: 0, output_tokens: 0, latency_ms: 0 })
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(HostError::Unavailable("not configured".into())),
+        }
+    }
+    fn log(&self, level: Level, message: &str, _fields: &[(&str, &str)]) {
+        self.logs.borrow_mut().push((level, message.to_string()));
+    }
+    fn now(&self) -> f64 {
+        self.clock.get()
+    }
+    fn random_u64(&self) -> u64 {
+        // splitmix64: deterministic, well spread, no dependency.
+        let mut z = self.rng.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.rng.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,24 @@
+//! Integration-test harness for nthlayer-host.
+//!
+//! Everything here drives *real* processes on loopback ports:
+//! * [`core::Core`] — the Python `nthlayer-core` 4.0.1 HTTP API with a throw-away SQLite store;
+//! * [`prometheus::Prometheus`] — Debian's Prometheus 2.42, optionally backfilled with
+//!   `promtool tsdb create-blocks-from openmetrics`, scraping an in-process
+//!   [`exporter::Exporter`];
+//! * [`host::HostProcess`] — the `nthlayer-host` binary under test, and
+//!   [`host::ReferenceWorkers`] — the Python `nthlayer-workers` 3.0.3 it replaces;
+//! * [`scenario`] — the canonical observe scenario of runtime-observe-measure.md §8;
+//! * [`parity`] — record normalisation and field-by-field diffs;
+//! * [`wait`] — polling with timeouts (use these instead of sleeps).
+//!
+//! All helpers are synchronous. Child processes are killed on Drop and, when the dropping
+//! thread is panicking, the tail of their log is printed to stderr.
+
+pub mod core;
+pub mod exporter;
+pub mod host;
+pub mod parity;
+pub mod prometheus;
+pub mod scenario;
+pub mod util;
+pub mod wait;
