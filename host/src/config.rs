@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// Use `*` as MODULE for every module.
     #[arg(long = "limits", value_name = "MODULE=JSON")]
     pub limits: Vec<String>,
+    /// LLM policy for a module: MODULE={"model":"openai/gpt-4o-mini","max_calls_per_cycle":4,
+    /// "max_tokens_per_hour":200000} (repeatable). The `llm` grant is still required.
+    #[arg(long = "llm", value_name = "MODULE=JSON")]
+    pub llm: Vec<String>,
     /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,

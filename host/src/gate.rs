@@ -62,7 +62,7 @@ async fn run_task(
     state: Option<Value>,
     args: Option<Value>,
 ) -> Result<(Option<Value>, Option<Value>)> {
-    let services = Arc::new(build_services(core_url, prometheus_url, None)?);
+    let services = Arc::new(build_services(core_url, prometheus_url, None, crate::llm::LlmService::from_env(&[])?)?);
     let runtime = Runtime::new(cache::default_dir())?;
     let registry = Registry::default();
     let grants = GrantPolicy::parse(grants)?;

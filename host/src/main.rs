@@ -34,9 +34,10 @@ enum Command {
     Check { files: Vec<std::path::PathBuf> },
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into());
+/// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
+/// is part of its interface (the reference prints just `WARNING: …` there).
+fn init_logging(format: &str, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -46,7 +47,8 @@ fn init_logging(format: &str) {
 }
 
 async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
-    let services = std::sync::Arc::new(nthlayer_host::serve::build_services("http://127.0.0.1:9", "", None)?);
+    let services =
+        std::sync::Arc::new(nthlayer_host::serve::build_services("http://127.0.0.1:9", "", None, Default::default())?);
     let runtime = nthlayer_host::runtime::Runtime::new(nthlayer_host::runtime::cache::default_dir())?;
     let mut ok = true;
     for f in files {
@@ -70,7 +72,11 @@ async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    let default = match cli.command {
+        Command::Gate(_) | Command::Check { .. } => "warn",
+        _ => "info,wasmtime=warn,cranelift=warn",
+    };
+    init_logging(&cli.log_format, default);
     let r: Result<ExitCode> = match cli.command {
         Command::Serve(a) => nthlayer_host::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Gate(a) => nthlayer_host::gate::gate(a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),

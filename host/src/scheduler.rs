@@ -78,6 +78,7 @@ pub async fn run_once(
         log_dropped: 0,
         emitted: 0,
         llm_calls: 0,
+        llm_cycle: Default::default(),
     };
     let input = CycleInput {
         task: task.to_string(),

@@ -22,7 +22,7 @@ use crate::state::StateStore;
 
 /// Backend clients from the CLI's URLs. `NTHLAYER_CORE_BACKOFF_MS` shortens the core retry
 /// backoff (tests; the default is the reference's 1 s doubling).
-pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>) -> Result<Services> {
+pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>, llm: LlmService) -> Result<Services> {
     let mut retry = RetryPolicy::default();
     if let Some(ms) = std::env::var("NTHLAYER_CORE_BACKOFF_MS").ok().and_then(|v| v.parse().ok()) {
         retry.first_delay = Duration::from_millis(ms);
@@ -32,7 +32,7 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>)
         core: CoreClient::new(core_url, retry, timeout)?,
         prometheus: PrometheusClient::new(prometheus_url, timeout)?,
         tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
-        llm: LlmService::not_configured(),
+        llm,
     })
 }
 
@@ -82,7 +82,12 @@ pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let config = Arc::new(HostConfig::from_args(&args)?);
     let grants = GrantPolicy::parse(&args.grants)?;
-    let services = Arc::new(build_services(&args.core_url, &args.prometheus_url, args.tempo_endpoint.as_deref())?);
+    let services = Arc::new(build_services(
+        &args.core_url,
+        &args.prometheus_url,
+        args.tempo_endpoint.as_deref(),
+        LlmService::from_env(&args.llm)?,
+    )?);
     let runtime = Runtime::new(cache_dir(&args))?;
     let registry = Arc::new(Registry::default());
     let (files, _patterns) = expand_modules(&args.modules)?;
@@ -93,7 +98,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 
     let sched_cell: Arc<OnceLock<Arc<Scheduler>>> = Arc::new(OnceLock::new());
     let snapshot = {
-        let (registry, cell) = (registry.clone(), sched_cell.clone());
+        let (registry, cell, llm) = (registry.clone(), sched_cell.clone(), services.llm.clone());
         Box::new(move || {
             let modules: Vec<String> = registry
                 .all()
@@ -113,6 +118,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
                 "components": registry.versions(),
                 "tasks": cell.get().map(|s| s.stats()).unwrap_or_default(),
+                "llm": llm.metrics(),
             })
         })
     };

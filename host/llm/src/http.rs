@@ -1,4 +1,4 @@
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -133,7 +133,8 @@ pub(crate) async fn post_json(
     body: &Value,
     deadline: Instant,
 ) -> Result<Value, (Failure, u32)> {
-    let attempts = Cell::new(0u32);
+    // Atomic, not Cell: the host awaits this future on a multi-threaded runtime (Send).
+    let attempts = AtomicU32::new(0);
     let backoff = ExponentialBuilder::default()
         .with_min_delay(cfg.backoff_min)
         .with_max_delay(cfg.backoff_max)
@@ -141,7 +142,7 @@ pub(crate) async fn post_json(
         .with_jitter();
     let cap = cfg.retry_after_cap;
     let result = (|| {
-        attempts.set(attempts.get() + 1);
+        attempts.fetch_add(1, Ordering::Relaxed);
         attempt(http, url, headers, body)
     })
     .retry(backoff)
@@ -162,5 +163,5 @@ pub(crate) async fn post_json(
         tracing::warn!(%what, wait_ms = wait.as_millis() as u64, "llm request failed, retrying");
     })
     .await;
-    result.map_err(|f| (f, attempts.get()))
+    result.map_err(|f| (f, attempts.load(Ordering::Relaxed)))
 }

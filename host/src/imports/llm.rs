@@ -11,8 +11,7 @@ impl Host for StoreData {
         self.check_request("llm request", request.system.len() + request.user.len() + request.schema.len())?;
         self.cx.llm_calls += 1;
         let llm = self.cx.services.llm.clone();
-        let deadline = self.cx.deadline;
-        let module = self.cx.module.clone();
-        llm.structured_call(&module, self.cx.llm_calls, request, deadline).await
+        let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.cx.llm_cycle.clone());
+        llm.structured_call(&module, &cycle, request, deadline).await
     }
 }

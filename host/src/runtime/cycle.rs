@@ -131,6 +131,7 @@ pub(super) async fn describe(
         log_dropped: 0,
         emitted: 0,
         llm_calls: 0,
+        llm_cycle: Default::default(),
     };
     let wall = cx.limits.wall_ms;
     let mut store = new_store(rt, cx);

@@ -26,6 +26,8 @@ pub struct CycleCtx {
     pub log_dropped: u32,
     pub emitted: u32,
     pub llm_calls: u32,
+    /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
+    pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
 }
 
 pub struct StoreData {
