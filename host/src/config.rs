@@ -77,6 +77,12 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_seconds: u64,
+    /// How often module files are checked for changes (0 disables hot swap).
+    #[arg(long, default_value_t = 500)]
+    pub watch_interval_ms: u64,
+    /// Roll a swapped-in version back when its first N cycles all fail.
+    #[arg(long, default_value_t = 3)]
+    pub rollback_after: u32,
     /// First-cycle jitter cap, milliseconds (spreads start-up load).
     #[arg(long, default_value_t = 500)]
     pub start_jitter_ms: u64,

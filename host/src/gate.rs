@@ -10,11 +10,12 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::capabilities::GrantPolicy;
-use crate::config::{expand_modules, HostConfig};
+use crate::config::HostConfig;
 use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
 use crate::scheduler::run_once;
-use crate::serve::{build_services, load_all};
+use crate::serve::build_services;
+use crate::swap::Watcher;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GateArgs {
@@ -67,8 +68,18 @@ async fn run_task(
     let registry = Registry::default();
     let grants = GrantPolicy::parse(grants)?;
     let config = HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) };
-    let (files, _) = expand_modules(modules)?;
-    load_all(&runtime, &services, &registry, &grants, &config, &files).await;
+    let registry = Arc::new(registry);
+    Watcher::new(
+        modules.to_vec(),
+        runtime.clone(),
+        services.clone(),
+        registry.clone(),
+        grants,
+        Arc::new(config.clone()),
+        1,
+    )
+    .initial_load(None)
+    .await;
     let (slot, module) = registry
         .all()
         .into_iter()

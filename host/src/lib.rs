@@ -7,7 +7,8 @@
 //! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log).
 //! - [`clients`]: plain async HTTP clients, free of wasm types.
 //! - [`capabilities`]: who may call what.
-//! - [`registry`]: the loaded modules, each behind a swappable handle.
+//! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.
+//! - [`swap`]: watching module files, validating new versions, swapping them in.
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks, persisting their state in core,
 //!   telling core we are alive.
 //! - [`serve`], [`gate`]: the CLI commands built from the above.
@@ -26,3 +27,4 @@ pub mod scheduler;
 pub mod serve;
 pub mod services;
 pub mod state;
+pub mod swap;

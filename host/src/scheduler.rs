@@ -10,7 +10,7 @@
 //!
 //! At most one cycle per task is in flight: each task is one loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::bindings::CycleInput;
 use crate::config::HostConfig;
 use crate::heartbeat::Heartbeat;
-use crate::registry::ModuleSlot;
+use crate::registry::{ModuleSlot, Verdict};
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::{LoadedModule, Runtime};
@@ -52,6 +52,17 @@ pub struct Scheduler {
     stats: Mutex<BTreeMap<String, TaskStats>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
+    /// Tasks with a live loop: a swap starts loops only for tasks new in the new version.
+    running: Mutex<HashSet<String>>,
+}
+
+/// Removes a task from the running set when its loop ends, however it ends.
+struct Running<'a>(&'a Scheduler, String);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.lock().expect("running lock").remove(&self.1);
+    }
 }
 
 /// Runs one cycle of `task` on `module` (also used by the CLI for on-demand tasks).
@@ -109,6 +120,7 @@ impl Scheduler {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
             stats: Mutex::new(BTreeMap::new()),
             unsaved: Mutex::new(BTreeMap::new()),
+            running: Mutex::new(HashSet::new()),
         })
     }
 
@@ -116,10 +128,17 @@ impl Scheduler {
         json!(*self.stats.lock().expect("stats lock"))
     }
 
-    /// Starts a loop for every scheduled task (interval > 0) of the module in `slot`.
+    /// Starts a loop for every scheduled task (interval > 0) of the module in `slot` that
+    /// has none yet.
     pub fn start_module(self: &Arc<Self>, slot: Arc<ModuleSlot>, jitter_cap: Duration) {
+        if self.shutdown.is_cancelled() {
+            return;
+        }
         let module = slot.current();
         for t in module.meta.tasks.iter().filter(|t| t.interval_seconds > 0) {
+            if !self.running.lock().expect("running lock").insert(t.name.clone()) {
+                continue;
+            }
             let (me, slot, task) = (self.clone(), slot.clone(), t.name.clone());
             let jitter = Duration::from_millis(rand::random_range(0..=jitter_cap.as_millis() as u64));
             self.tracker.spawn(async move { me.task_loop(slot, task, jitter).await });
@@ -127,6 +146,7 @@ impl Scheduler {
     }
 
     async fn task_loop(self: Arc<Self>, slot: Arc<ModuleSlot>, task: String, jitter: Duration) {
+        let _running = Running(&self, task.clone());
         let mut state = match self.state.restore_until_ok(&task, &self.shutdown).await {
             None => return,
             Some(Restored::Ours { state, version }) => {
@@ -140,6 +160,10 @@ impl Scheduler {
             _ = tokio::time::sleep(jitter) => {}
         }
         loop {
+            if slot.retired() {
+                tracing::info!(%task, "module unloaded; task stopped");
+                return;
+            }
             let module = slot.current();
             let Some(meta) = module.meta.tasks.iter().find(|t| t.name == task) else {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
@@ -165,9 +189,9 @@ impl Scheduler {
 
     /// One cycle: run, record, persist. Returns the new state when the cycle returned one.
     async fn cycle(
-        &self,
-        slot: &ModuleSlot,
-        module: &LoadedModule,
+        self: &Arc<Self>,
+        slot: &Arc<ModuleSlot>,
+        module: &Arc<LoadedModule>,
         task: &str,
         state: Option<&Value>,
     ) -> Option<Value> {
@@ -178,6 +202,7 @@ impl Scheduler {
         let mut stats = self.stats.lock().expect("stats lock").entry(task.to_string()).or_default().clone();
         stats.last_duration_ms = elapsed.as_millis() as u64;
         stats.version = module.meta.version.clone();
+        let ok = r.is_ok();
         let out = match r {
             Ok(out) => {
                 stats.ok += 1;
@@ -195,6 +220,16 @@ impl Scheduler {
             }
         };
         self.stats.lock().expect("stats lock").insert(task.to_string(), stats);
+        match slot.record(module, ok) {
+            Verdict::Nothing => {}
+            Verdict::Promoted => {
+                tracing::info!(module = %module.label(), "new version passed its first cycle; it is now the last good version")
+            }
+            Verdict::RolledBack { failed, restored, failures } => {
+                tracing::error!(%failed, %restored, failures, "new version failed its first cycles; rolled back to the last good version");
+                self.start_module(slot.clone(), Duration::ZERO);
+            }
+        }
         let new_state = out?;
         self.persist(&module.meta.name, &module.meta.version, task, &new_state).await;
         Some(new_state)

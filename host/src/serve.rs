@@ -11,14 +11,15 @@ use crate::clients::core::CoreClient;
 use crate::clients::prometheus::PrometheusClient;
 use crate::clients::retry::RetryPolicy;
 use crate::clients::tempo::TempoClient;
-use crate::config::{expand_modules, HostConfig, ServeArgs};
+use crate::config::{HostConfig, ServeArgs};
 use crate::heartbeat::Heartbeat;
 use crate::llm::LlmService;
-use crate::registry::{ModuleSlot, Registry};
+use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
 use crate::scheduler::Scheduler;
 use crate::services::Services;
 use crate::state::StateStore;
+use crate::swap::Watcher;
 
 /// Backend clients from the CLI's URLs. `NTHLAYER_CORE_BACKOFF_MS` shortens the core retry
 /// backoff (tests; the default is the reference's 1 s doubling).
@@ -34,41 +35,6 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>,
         tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
         llm,
     })
-}
-
-/// Loads every file into the registry. A file that fails is logged (naming file and reason)
-/// and counted; the others still load. Returns the number of failures.
-pub async fn load_all(
-    runtime: &Arc<Runtime>,
-    services: &Arc<Services>,
-    registry: &Registry,
-    grants: &GrantPolicy,
-    config: &HostConfig,
-    files: &[std::path::PathBuf],
-) -> usize {
-    let mut failures = 0;
-    for file in files {
-        match runtime.load(file, services.clone()).await {
-            Ok(m) => {
-                if let Some(existing) = registry.get(&m.meta.name) {
-                    failures += 1;
-                    tracing::error!(file = %file.display(), module = %m.meta.name, already = %existing.current().path.display(),
-                        "module not loaded: another file already provides a module of this name");
-                    continue;
-                }
-                let g = grants.resolve(&m.meta.name, &m.meta.needs);
-                tracing::info!(module = %m.label(), origin = ?m.origin, grants = ?g.names(),
-                    tasks = ?m.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), "module loaded");
-                let slot = ModuleSlot::new(m.clone(), g, config.limits_for(&m.meta.name));
-                registry.insert(&m.meta.name, Arc::new(slot));
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::error!(file = %file.display(), error = %e, "module not loaded");
-            }
-        }
-    }
-    failures
 }
 
 pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
@@ -90,8 +56,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     )?);
     let runtime = Runtime::new(cache_dir(&args))?;
     let registry = Arc::new(Registry::default());
-    let (files, _patterns) = expand_modules(&args.modules)?;
-    let failures = load_all(&runtime, &services, &registry, &grants, &config, &files).await;
+    let mut watcher = Watcher::new(
+        args.modules.clone(),
+        runtime.clone(),
+        services.clone(),
+        registry.clone(),
+        grants,
+        config.clone(),
+        args.rollback_after,
+    );
+    let failures = watcher.initial_load(None).await;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }
@@ -136,6 +110,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
     }
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
+    if args.watch_interval_ms > 0 {
+        tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
+    }
     tracing::info!(core = %args.core_url, prometheus = %args.prometheus_url, instance = %args.instance_id, modules = registry.all().len(), "serving");
 
     wait_for_signal().await;

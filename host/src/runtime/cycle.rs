@@ -76,9 +76,10 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
     store
 }
 
-/// The last non-empty lines of guest stderr: usually the panic message behind a trap.
+/// The last non-empty lines of guest stderr: usually the panic message behind a trap. Taken
+/// from the stream's tail, so it is there even when earlier output filled the kept head.
 fn stderr_tail(store: &Store<StoreData>) -> String {
-    let bytes = store.data().stderr.contents();
+    let bytes = store.data().stderr.tail();
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
@@ -101,13 +102,19 @@ fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
     }
 }
 
-/// Forwards guest stdout/stderr into the log, tagged, after the call (bounded by the pipe).
+/// Forwards guest stdout/stderr into the log, tagged, after the call (bounded by the pipe:
+/// the first `stdio_bytes` of each stream, then one warning counting what was dropped).
 fn drain_stdio(store: &Store<StoreData>) {
     let d = store.data();
     for (stream, pipe) in [("stdout", &d.stdout), ("stderr", &d.stderr)] {
         let bytes = pipe.contents();
         for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
             tracing::info!(module = %d.cx.module, task = %d.cx.task, stream, "{line}");
+        }
+        let dropped = pipe.dropped();
+        if dropped > 0 {
+            tracing::warn!(module = %d.cx.module, task = %d.cx.task, stream, dropped_bytes = dropped,
+                limit_bytes = pipe.capacity(), "guest output beyond the stdio limit dropped");
         }
     }
 }

@@ -1,11 +1,14 @@
 //! What lives in a per-cycle `Store`: the WASI context (granting nothing), the limiter, and
 //! the cycle context every import consults (who is calling, what it may do, until when).
 
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
+use tokio::io::AsyncWrite;
 use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::limits::{Limiter, Limits};
@@ -37,14 +40,14 @@ pub struct StoreData {
     pub cx: CycleCtx,
     /// Epoch ticks observed while guest code ran (see `cycle::cpu_callback`).
     pub cpu_ticks: u64,
-    pub stdout: MemoryOutputPipe,
-    pub stderr: MemoryOutputPipe,
+    pub stdout: BoundedPipe,
+    pub stderr: BoundedPipe,
 }
 
 impl StoreData {
     pub fn new(cx: CycleCtx) -> Self {
-        let stdout = MemoryOutputPipe::new(cx.limits.stdio_bytes);
-        let stderr = MemoryOutputPipe::new(cx.limits.stdio_bytes);
+        let stdout = BoundedPipe::new(cx.limits.stdio_bytes);
+        let stderr = BoundedPipe::new(cx.limits.stdio_bytes);
         // No preopens, no environment, no arguments, no network: a module sees the host only
         // through the nthlayer imports. Clocks and randomness are the real ones.
         let wasi = WasiCtxBuilder::new()
@@ -70,5 +73,118 @@ impl StoreData {
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Bytes of a stream's most recent output kept for error messages (a panic message comes
+/// last, after whatever filled the kept head).
+const TAIL_BYTES: usize = 2048;
+
+/// Guest stdout or stderr for one cycle: keeps the first `capacity` bytes, silently drops
+/// (and counts) the rest, and remembers the last [`TAIL_BYTES`]. Writes never fail: with
+/// wasmtime's `MemoryOutputPipe` a write past capacity is an error (or a trap), which makes
+/// Rust's `println!` panic, so a chatty but correct module would fail its cycle.
+#[derive(Clone)]
+pub struct BoundedPipe {
+    buf: Arc<Mutex<PipeBuf>>,
+}
+
+struct PipeBuf {
+    capacity: usize,
+    kept: Vec<u8>,
+    dropped: u64,
+    tail: Vec<u8>,
+}
+
+impl BoundedPipe {
+    pub fn new(capacity: usize) -> Self {
+        BoundedPipe { buf: Arc::new(Mutex::new(PipeBuf { capacity, kept: Vec::new(), dropped: 0, tail: Vec::new() })) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PipeBuf> {
+        self.buf.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let mut b = self.lock();
+        let room = b.capacity.saturating_sub(b.kept.len());
+        let keep = room.min(bytes.len());
+        b.kept.extend_from_slice(&bytes[..keep]);
+        b.dropped += (bytes.len() - keep) as u64;
+        let recent = &bytes[bytes.len().saturating_sub(TAIL_BYTES)..];
+        b.tail.extend_from_slice(recent);
+        if b.tail.len() > 2 * TAIL_BYTES {
+            let cut = b.tail.len() - TAIL_BYTES;
+            b.tail.drain(..cut);
+        }
+    }
+
+    /// The kept head of the output (at most `capacity` bytes).
+    pub fn contents(&self) -> Vec<u8> {
+        self.lock().kept.clone()
+    }
+
+    /// The last bytes written, kept or not (at most 2 KiB).
+    pub fn tail(&self) -> Vec<u8> {
+        let b = self.lock();
+        b.tail[b.tail.len().saturating_sub(TAIL_BYTES)..].to_vec()
+    }
+
+    /// Bytes written beyond `capacity` and dropped.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.lock().capacity
+    }
+}
+
+impl AsyncWrite for BoundedPipe {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl IsTerminal for BoundedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+// Only `async_stream` is implemented: the default `p2_stream` wraps it in wasmtime-wasi's
+// `AsyncWriteStream`, whose readiness and flush semantics are the reference ones. Our writes
+// complete immediately, so the guest never waits on them.
+impl StdoutStream for BoundedPipe {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_pipe_keeps_the_head_counts_the_rest_and_remembers_the_tail() {
+        let p = BoundedPipe::new(10);
+        p.push(b"0123456");
+        p.push(b"789abcdef");
+        p.push(b"panicked at x");
+        assert_eq!(p.contents(), b"0123456789");
+        assert_eq!(p.dropped(), 6 + 13);
+        assert!(p.tail().ends_with(b"panicked at x"));
+        let big = vec![b'y'; 10 * TAIL_BYTES];
+        p.push(&big);
+        p.push(b"last words");
+        assert_eq!(p.tail().len(), TAIL_BYTES);
+        assert!(p.tail().ends_with(b"last words"));
     }
 }

@@ -1,0 +1,213 @@
+//! Watching `--modules` and swapping versions while the host runs.
+//!
+//! Polling, not inotify: a stat of a few files every half second is free, works the same on
+//! bind mounts, network file systems and Kubernetes ConfigMap symlink flips (which inotify
+//! watchers famously miss), and gives a natural "is the file done?" test: a changed file is
+//! only read once its size and mtime held still across two polls. Even then a truncated
+//! file never reaches the scheduler: it must compile, pre-instantiate against our linker,
+//! answer `describe()` and keep its module name before it is swapped in.
+//!
+//! Compilation happens on the blocking pool (`Runtime::load`), off the scheduler's path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::GrantPolicy;
+use crate::config::{expand_modules, HostConfig};
+use crate::registry::{ModuleSlot, Registry};
+use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
+use crate::services::Services;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    mtime: SystemTime,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let md = std::fs::metadata(path).ok()?;
+    md.is_file().then(|| Stamp { len: md.len(), mtime: md.modified().unwrap_or(SystemTime::UNIX_EPOCH) })
+}
+
+/// What we know about one file.
+struct Known {
+    /// The stamp we last acted on (loaded, or rejected).
+    handled: Option<Stamp>,
+    /// A new stamp seen once; acted on when seen again unchanged.
+    pending: Option<Stamp>,
+    sha256: Option<String>,
+    /// Module this file provides, once loaded.
+    module: Option<String>,
+}
+
+pub struct Watcher {
+    specs: Vec<String>,
+    runtime: Arc<Runtime>,
+    services: Arc<Services>,
+    registry: Arc<Registry>,
+    grants: GrantPolicy,
+    config: Arc<HostConfig>,
+    rollback_after: u32,
+    known: HashMap<PathBuf, Known>,
+}
+
+impl Watcher {
+    pub fn new(
+        specs: Vec<String>,
+        runtime: Arc<Runtime>,
+        services: Arc<Services>,
+        registry: Arc<Registry>,
+        grants: GrantPolicy,
+        config: Arc<HostConfig>,
+        rollback_after: u32,
+    ) -> Self {
+        Watcher { specs, runtime, services, registry, grants, config, rollback_after, known: HashMap::new() }
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        match expand_modules(&self.specs) {
+            Ok((files, _)) => files,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot expand --modules");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Loads every file present now, without the settle wait. Returns the load failures.
+    pub async fn initial_load(&mut self, scheduler: Option<&Arc<Scheduler>>) -> usize {
+        let mut failures = 0;
+        for path in self.files() {
+            let s = stamp(&path);
+            if !self.handle(&path, s, scheduler).await {
+                failures += 1;
+            }
+        }
+        failures
+    }
+
+    /// Polls until shutdown.
+    pub async fn run(mut self, scheduler: Arc<Scheduler>, every: Duration) {
+        loop {
+            tokio::select! {
+                _ = scheduler.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            self.poll(&scheduler).await;
+        }
+    }
+
+    async fn poll(&mut self, scheduler: &Arc<Scheduler>) {
+        let files = self.files();
+        // Removed files: unload their module after its in-flight cycles.
+        let gone: Vec<PathBuf> = self.known.keys().filter(|p| !files.contains(p)).cloned().collect();
+        for path in gone {
+            if let Some(k) = self.known.remove(&path) {
+                if let Some(name) = k.module {
+                    if let Some(slot) = self.registry.remove(&name) {
+                        slot.retire();
+                        tracing::info!(file = %path.display(), module = %slot.current().label(), "module file removed; unloading after in-flight cycles");
+                    }
+                }
+            }
+        }
+        for path in files {
+            let now = stamp(&path);
+            let k = self.known.entry(path.clone()).or_insert(Known {
+                handled: None,
+                pending: None,
+                sha256: None,
+                module: None,
+            });
+            if now.is_none() || now == k.handled {
+                k.pending = None;
+                continue;
+            }
+            if k.pending != now {
+                k.pending = now; // first sighting: wait one poll for the writer to finish
+                continue;
+            }
+            k.pending = None;
+            self.handle(&path, now, Some(scheduler)).await;
+        }
+    }
+
+    /// Loads (or reloads) one file and installs it. Returns false if the file was rejected.
+    async fn handle(&mut self, path: &Path, s: Option<Stamp>, scheduler: Option<&Arc<Scheduler>>) -> bool {
+        let started = Instant::now();
+        let k = self.known.entry(path.to_path_buf()).or_insert(Known {
+            handled: None,
+            pending: None,
+            sha256: None,
+            module: None,
+        });
+        k.handled = s;
+        let bytes = match tokio::fs::read(path).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "module file unreadable");
+                return false;
+            }
+        };
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if k.sha256.as_deref() == Some(sha.as_str()) {
+            return true; // touched, not changed
+        }
+        let previous_module = k.module.clone();
+        let loaded = match self.runtime.load_bytes(path, bytes, self.services.clone()).await {
+            Ok(m) => m,
+            Err(e) => {
+                match previous_module.as_deref().and_then(|n| self.registry.get(n)) {
+                    Some(slot) => tracing::error!(file = %path.display(), module = %slot.current().label(), error = %e,
+                        "new version rejected; the current version keeps serving"),
+                    None => tracing::error!(file = %path.display(), error = %e, "module not loaded"),
+                }
+                return false;
+            }
+        };
+        let name = loaded.meta.name.clone();
+        if let Some(prev) = &previous_module {
+            if *prev != name {
+                tracing::error!(file = %path.display(), was = %prev, now = %name,
+                    "new version rejected: the file now provides another module; remove the file and add it anew to rename");
+                return false;
+            }
+        }
+        let k = self.known.get_mut(path).expect("known entry");
+        match self.registry.get(&name) {
+            Some(slot) if previous_module.is_some() => {
+                let old = slot.swap(loaded.clone());
+                k.sha256 = Some(sha);
+                tracing::info!(module = %loaded.label(), replaced = %old.label(), origin = ?loaded.origin,
+                    swap_ms = started.elapsed().as_millis() as u64, "module swapped; in-flight cycles finish on the old version");
+                if let Some(s) = scheduler {
+                    s.start_module(slot, Duration::ZERO);
+                }
+            }
+            Some(slot) => {
+                tracing::error!(file = %path.display(), module = %name, already = %slot.current().path.display(),
+                    "module not loaded: another file already provides a module of this name");
+                return false;
+            }
+            None => {
+                let g = self.grants.resolve(&name, &loaded.meta.needs);
+                tracing::info!(module = %loaded.label(), origin = ?loaded.origin, grants = ?g.names(),
+                    tasks = ?loaded.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+                    load_ms = started.elapsed().as_millis() as u64, "module loaded");
+                let slot = Arc::new(ModuleSlot::new(loaded, g, self.config.limits_for(&name), self.rollback_after));
+                self.registry.insert(&name, slot.clone());
+                k.sha256 = Some(sha);
+                k.module = Some(name);
+                if let Some(s) = scheduler {
+                    s.start_module(slot, Duration::ZERO);
+                }
+            }
+        }
+        true
+    }
+}
