@@ -112,6 +112,9 @@ impl ModuleSlot {
 #[derive(Default)]
 pub struct Registry {
     slots: RwLock<BTreeMap<String, Arc<ModuleSlot>>>,
+    /// Files whose latest content was rejected, with the reason (cleared when a later
+    /// version of the file loads or the file goes away). Reported in heartbeats.
+    rejected: Mutex<BTreeMap<String, String>>,
 }
 
 impl Registry {
@@ -129,6 +132,18 @@ impl Registry {
 
     pub fn all(&self) -> Vec<(String, Arc<ModuleSlot>)> {
         self.slots.read().expect("registry lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub fn note_rejected(&self, file: &std::path::Path, reason: &str) {
+        self.rejected.lock().expect("rejected lock").insert(file.display().to_string(), reason.to_string());
+    }
+
+    pub fn clear_rejected(&self, file: &std::path::Path) {
+        self.rejected.lock().expect("rejected lock").remove(&file.display().to_string());
+    }
+
+    pub fn rejected(&self) -> Value {
+        json!(*self.rejected.lock().expect("rejected lock"))
     }
 
     /// Which version of each module is serving: for heartbeats, logs and `check`.

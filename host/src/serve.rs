@@ -91,6 +91,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
                 "modules": modules,
                 "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
                 "components": registry.versions(),
+                "rejected": registry.rejected(),
                 "tasks": cell.get().map(|s| s.stats()).unwrap_or_default(),
                 "llm": llm.metrics(),
             })

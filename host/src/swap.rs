@@ -107,6 +107,7 @@ impl Watcher {
         // Removed files: unload their module after its in-flight cycles.
         let gone: Vec<PathBuf> = self.known.keys().filter(|p| !files.contains(p)).cloned().collect();
         for path in gone {
+            self.registry.clear_rejected(&path);
             if let Some(k) = self.known.remove(&path) {
                 if let Some(name) = k.module {
                     if let Some(slot) = self.registry.remove(&name) {
@@ -137,8 +138,27 @@ impl Watcher {
         }
     }
 
-    /// Loads (or reloads) one file and installs it. Returns false if the file was rejected.
+    /// Loads (or reloads) one file and installs it. Returns false if the file was rejected;
+    /// the reason is kept for heartbeats until the file changes or goes away.
     async fn handle(&mut self, path: &Path, s: Option<Stamp>, scheduler: Option<&Arc<Scheduler>>) -> bool {
+        match self.install(path, s, scheduler).await {
+            Ok(()) => {
+                self.registry.clear_rejected(path);
+                true
+            }
+            Err(reason) => {
+                self.registry.note_rejected(path, &reason);
+                false
+            }
+        }
+    }
+
+    async fn install(
+        &mut self,
+        path: &Path,
+        s: Option<Stamp>,
+        scheduler: Option<&Arc<Scheduler>>,
+    ) -> Result<(), String> {
         let started = Instant::now();
         let k = self.known.entry(path.to_path_buf()).or_insert(Known {
             handled: None,
@@ -151,12 +171,12 @@ impl Watcher {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "module file unreadable");
-                return false;
+                return Err(format!("unreadable: {e}"));
             }
         };
         let sha = hex::encode(Sha256::digest(&bytes));
         if k.sha256.as_deref() == Some(sha.as_str()) {
-            return true; // touched, not changed
+            return Ok(()); // touched, not changed
         }
         let previous_module = k.module.clone();
         let loaded = match self.runtime.load_bytes(path, bytes, self.services.clone()).await {
@@ -167,7 +187,7 @@ impl Watcher {
                         "new version rejected; the current version keeps serving"),
                     None => tracing::error!(file = %path.display(), error = %e, "module not loaded"),
                 }
-                return false;
+                return Err(e.to_string());
             }
         };
         let name = loaded.meta.name.clone();
@@ -175,7 +195,7 @@ impl Watcher {
             if *prev != name {
                 tracing::error!(file = %path.display(), was = %prev, now = %name,
                     "new version rejected: the file now provides another module; remove the file and add it anew to rename");
-                return false;
+                return Err(format!("file now provides module {name:?}, was {prev:?}"));
             }
         }
         let k = self.known.get_mut(path).expect("known entry");
@@ -192,7 +212,7 @@ impl Watcher {
             Some(slot) => {
                 tracing::error!(file = %path.display(), module = %name, already = %slot.current().path.display(),
                     "module not loaded: another file already provides a module of this name");
-                return false;
+                return Err(format!("module {name:?} is already provided by {}", slot.current().path.display()));
             }
             None => {
                 let g = self.grants.resolve(&name, &loaded.meta.needs);
@@ -208,6 +228,6 @@ impl Watcher {
                 }
             }
         }
-        true
+        Ok(())
     }
 }

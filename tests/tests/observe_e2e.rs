@@ -232,21 +232,25 @@ fn gate_decisions_and_exit_codes() {
 }
 
 #[test]
-fn non_component_module_file_is_skipped_and_logged() {
+fn bad_module_files_are_skipped_logged_and_counted() {
     let obs = Observe::start_with(false);
     let core = Core::start(&scenario::manifests_dir());
     let junk_dir = tempfile::tempdir().unwrap();
     let junk = junk_dir.path().join("not-a-component.wasm");
     std::fs::write(&junk, b"this is not a wasm component\n").unwrap();
+    // A real component that imports an interface no nthlayer host offers.
+    let bad_import = nthlayer_tests::util::workspace_root().join("dist/test-components/bad-import.wasm");
+    assert!(bad_import.exists(), "run scripts/build-modules");
     let observe = nthlayer_tests::host::observe_module().display().to_string();
     let junk_s = junk.display().to_string();
+    let bad_import_s = bad_import.display().to_string();
     let extra = fast();
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let mut host = HostProcess::serve_modules(
         &core.url(),
         &obs.prometheus_url(),
         "host-e2e-badmod",
-        &[observe.as_str(), junk_s.as_str()],
+        &[observe.as_str(), junk_s.as_str(), bad_import_s.as_str()],
         &extra,
     );
     wait_for("slo_status despite the bad module", RECORDS, || {
@@ -255,10 +259,22 @@ fn non_component_module_file_is_skipped_and_logged() {
     assert!(host.is_running(), "host must keep serving");
     let log = host.log();
     assert!(
-        log.lines().any(|l| l.contains("not-a-component.wasm")),
-        "no log line names the bad file:\n{}",
+        log.lines().any(|l| l.contains("not-a-component.wasm") && l.contains("not a WebAssembly component")),
+        "no log line names the bad file and why:\n{}",
         host.log_tail(40)
     );
+    assert!(
+        log.lines().any(|l| l.contains("bad-import.wasm") && l.contains("evil:host/filesystem")),
+        "no log line names the component and the import the host lacks:\n{}",
+        host.log_tail(40)
+    );
+    // Counted where operators look: the heartbeat lists rejected files with the reason.
+    let rejected = wait_until("heartbeat listing rejected files", RECORDS, || {
+        core.heartbeat("workers", "host-e2e-badmod")
+            .and_then(|h| h.state.get("rejected").cloned())
+            .filter(|r| r.as_object().is_some_and(|o| o.len() == 2))
+    });
+    assert!(rejected.to_string().contains("evil:host/filesystem"), "{rejected}");
     assert!(host.terminate(SHUTDOWN).success());
 }
 

@@ -57,20 +57,39 @@ impl std::fmt::Display for CpuExceeded {
 impl std::error::Error for CpuExceeded {}
 
 fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
-    let budget_ticks = (cx.limits.cpu_ms / TICK.as_millis() as u64).max(1);
+    let budget = std::time::Duration::from_millis(cx.limits.cpu_ms.max(1));
     let mut store = Store::new(rt.engine(), StoreData::new(cx));
     store.limiter(|d| &mut d.limiter);
-    // Counts ticks in which guest code was running: the callback only fires while wasm
-    // executes, so a guest blocked for seconds in a host call costs one tick, not hundreds.
-    // Yielding each tick lets the wall-clock timeout and other tasks make progress even
-    // while a guest spins.
+    // Charges the time guest code actually ran. The callback fires at the first epoch check
+    // after each tick; it charges the time since the guest was last resumed, capped at one
+    // tick, so
+    // - a guest blocked for seconds in a host call costs at most one tick, not hundreds;
+    // - a guest that waited in the executor's run queue behind other cycles (2 cores, many
+    //   busy modules) is not charged for the wait: right after a resume it is let run to the
+    //   next tick instead of yielding again at once.
+    // Otherwise it yields every tick, so the wall-clock timeout and other tasks make progress
+    // even while a guest spins.
     store.epoch_deadline_callback(move |mut ctx| {
         let d = ctx.data_mut();
-        d.cpu_ticks += 1;
-        if d.cpu_ticks > budget_ticks {
+        let ran = {
+            let resumed = d.resumed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::time::Instant::now().saturating_duration_since(*resumed)
+        };
+        d.cpu_used += ran.min(TICK);
+        if d.cpu_used > budget {
             return Err(wasmtime::Error::new(CpuExceeded));
         }
-        Ok(UpdateDeadline::Yield(1))
+        if ran < TICK / 2 {
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        let resumed_at = d.resumed_at.clone();
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                *resumed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
+            }),
+        ))
     });
     store.set_epoch_deadline(1);
     store
@@ -81,7 +100,9 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
 fn stderr_tail(store: &Store<StoreData>) -> String {
     let bytes = store.data().stderr.tail();
     let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    // Rust's "note: run with `RUST_BACKTRACE=1`…" says nothing here: no backtrace to show.
+    let lines: Vec<&str> =
+        text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE")).collect();
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
@@ -192,7 +213,7 @@ impl Runtime {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,
             emitted: d.cx.emitted.max(out.emitted),
-            cpu_ms: d.cpu_ticks * TICK.as_millis() as u64,
+            cpu_ms: d.cpu_used.as_millis() as u64,
             log_dropped: d.cx.log_dropped,
         })
     }

@@ -38,8 +38,10 @@ pub struct StoreData {
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub cx: CycleCtx,
-    /// Epoch ticks observed while guest code ran (see `cycle::cpu_callback`).
-    pub cpu_ticks: u64,
+    /// Guest execution time charged against `cpu_ms` so far (see `cycle::new_store`).
+    pub cpu_used: std::time::Duration,
+    /// When the guest was last resumed after yielding to the executor (set by the yield).
+    pub resumed_at: Arc<Mutex<std::time::Instant>>,
     pub stdout: BoundedPipe,
     pub stderr: BoundedPipe,
 }
@@ -63,7 +65,8 @@ impl StoreData {
             table: ResourceTable::new(),
             limiter: Limiter::new(&cx.limits),
             cx,
-            cpu_ticks: 0,
+            cpu_used: std::time::Duration::ZERO,
+            resumed_at: Arc::new(Mutex::new(std::time::Instant::now())),
             stdout,
             stderr,
         }
