@@ -11,7 +11,7 @@ use nthlayer_host::config::HostConfig;
 use nthlayer_host::registry::ModuleSlot;
 use nthlayer_host::runtime::limits::Limits;
 use nthlayer_host::runtime::Runtime;
-use nthlayer_host::scheduler::run_once;
+use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
 use serde_json::json;
 
@@ -45,12 +45,14 @@ async fn main() -> anyhow::Result<()> {
     let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let slot = ModuleSlot::new(module.clone(), Grants::none(), Limits::default(), 3);
-    let config = HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) };
+    let config =
+        Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
+    let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
     let mut state = Some(json!({"n": 0}));
     let mut times = Vec::with_capacity(cycles);
     for _ in 0..cycles {
         let t = Instant::now();
-        let out = run_once(&rt, &services, &config, &slot, &module, "swapper", state.as_ref(), None).await?;
+        let out = run_once(&env, &slot, &module, "swapper", state.as_ref(), None).await?;
         times.push(t.elapsed());
         state = out.state;
     }

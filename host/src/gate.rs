@@ -13,7 +13,7 @@ use crate::capabilities::GrantPolicy;
 use crate::config::HostConfig;
 use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
-use crate::scheduler::run_once;
+use crate::scheduler::{run_once, RunEnv};
 use crate::serve::build_services;
 use crate::swap::Watcher;
 
@@ -65,28 +65,21 @@ async fn run_task(
 ) -> Result<(Option<Value>, Option<Value>)> {
     let services = Arc::new(build_services(core_url, prometheus_url, None, crate::llm::LlmService::from_env(&[])?)?);
     let runtime = Runtime::new(cache::default_dir())?;
-    let registry = Registry::default();
+    let registry = Arc::new(Registry::default());
     let grants = GrantPolicy::parse(grants)?;
-    let config = HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) };
-    let registry = Arc::new(registry);
-    Watcher::new(
-        modules.to_vec(),
-        runtime.clone(),
-        services.clone(),
-        registry.clone(),
-        grants,
-        Arc::new(config.clone()),
-        1,
-    )
-    .initial_load(None)
-    .await;
+    let config =
+        Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
+    Watcher::new(modules.to_vec(), runtime.clone(), services.clone(), registry.clone(), grants, config.clone(), 1)
+        .initial_load(None)
+        .await;
     let (slot, module) = registry
         .all()
         .into_iter()
         .map(|(_, s)| (s.clone(), s.current()))
         .find(|(_, m)| m.meta.tasks.iter().any(|t| t.name == task))
         .with_context(|| format!("no loaded module provides task {task:?}"))?;
-    let out = run_once(&runtime, &services, &config, &slot, &module, task, state.as_ref(), args.as_ref())
+    let env = RunEnv { runtime, services, config };
+    let out = run_once(&env, &slot, &module, task, state.as_ref(), args.as_ref())
         .await
         .with_context(|| format!("{task} on {}", module.label()))?;
     Ok((out.state, out.result))

@@ -40,10 +40,16 @@ pub struct TaskStats {
     pub version: String,
 }
 
-pub struct Scheduler {
+/// What every cycle needs besides the module: the runtime, the backends, the configuration.
+#[derive(Clone)]
+pub struct RunEnv {
     pub runtime: Arc<Runtime>,
     pub services: Arc<Services>,
     pub config: Arc<HostConfig>,
+}
+
+pub struct Scheduler {
+    pub env: RunEnv,
     pub state: StateStore,
     pub heartbeat: Arc<Heartbeat>,
     pub shutdown: CancellationToken,
@@ -67,9 +73,7 @@ impl Drop for Running<'_> {
 
 /// Runs one cycle of `task` on `module` (also used by the CLI for on-demand tasks).
 pub async fn run_once(
-    runtime: &Runtime,
-    services: &Arc<Services>,
-    config: &HostConfig,
+    env: &RunEnv,
     slot: &ModuleSlot,
     module: &LoadedModule,
     task: &str,
@@ -81,7 +85,7 @@ pub async fn run_once(
         module: module.meta.name.clone(),
         version: module.meta.version.clone(),
         task: task.to_string(),
-        services: services.clone(),
+        services: env.services.clone(),
         grants: slot.grants,
         deadline: Instant::now() + limits.wall(),
         limits,
@@ -94,25 +98,16 @@ pub async fn run_once(
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
-        config: config.module_config.to_string(),
+        config: env.config.module_config.to_string(),
         args: args.map(Value::to_string),
     };
-    runtime.run_cycle(module, input, cx).await
+    env.runtime.run_cycle(module, input, cx).await
 }
 
 impl Scheduler {
-    pub fn new(
-        runtime: Arc<Runtime>,
-        services: Arc<Services>,
-        config: Arc<HostConfig>,
-        state: StateStore,
-        heartbeat: Arc<Heartbeat>,
-        max_concurrent: usize,
-    ) -> Arc<Self> {
+    pub fn new(env: RunEnv, state: StateStore, heartbeat: Arc<Heartbeat>, max_concurrent: usize) -> Arc<Self> {
         Arc::new(Scheduler {
-            runtime,
-            services,
-            config,
+            env,
             state,
             heartbeat,
             shutdown: CancellationToken::new(),
@@ -169,7 +164,7 @@ impl Scheduler {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
-            let interval = Duration::from_secs(self.config.interval_for(&task, meta.interval_seconds).max(1));
+            let interval = Duration::from_secs(self.env.config.interval_for(&task, meta.interval_seconds).max(1));
             let started = Instant::now();
             if let Some(new_state) = self.cycle(&slot, &module, &task, state.as_ref()).await {
                 state = Some(new_state);
@@ -197,7 +192,7 @@ impl Scheduler {
     ) -> Option<Value> {
         let _permit = self.permits.acquire().await.ok()?;
         let started = std::time::Instant::now();
-        let r = run_once(&self.runtime, &self.services, &self.config, slot, module, task, state, None).await;
+        let r = run_once(&self.env, slot, module, task, state, None).await;
         let elapsed = started.elapsed();
         let mut stats = self.stats.lock().expect("stats lock").entry(task.to_string()).or_default().clone();
         stats.last_duration_ms = elapsed.as_millis() as u64;

@@ -16,7 +16,7 @@ use crate::heartbeat::Heartbeat;
 use crate::llm::LlmService;
 use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
-use crate::scheduler::Scheduler;
+use crate::scheduler::{RunEnv, Scheduler};
 use crate::services::Services;
 use crate::state::StateStore;
 use crate::swap::Watcher;
@@ -98,14 +98,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         })
     };
     let heartbeat = Heartbeat::new(services.core.clone(), args.instance_id.clone(), snapshot);
-    let scheduler = Scheduler::new(
-        runtime.clone(),
-        services.clone(),
-        config.clone(),
-        StateStore::new(services.core.clone()),
-        heartbeat.clone(),
-        args.max_concurrent_cycles,
-    );
+    let env = RunEnv { runtime: runtime.clone(), services: services.clone(), config: config.clone() };
+    let scheduler =
+        Scheduler::new(env, StateStore::new(services.core.clone()), heartbeat.clone(), args.max_concurrent_cycles);
     let _ = sched_cell.set(scheduler.clone());
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
