@@ -358,3 +358,24 @@ fn core_down_at_startup_then_up_keeps_state() {
     assert_eq!(hb.health, "healthy");
     assert!(host.terminate(SHUTDOWN).success());
 }
+
+#[test]
+fn sigterm_with_core_down_exits_cleanly() {
+    let obs = Observe::start_with(false);
+    let mut core = Core::start(&scenario::manifests_dir());
+    let mut host = serve(&core, &obs, "host-e2e-sigterm-coredown");
+    wait_for("first slo_status", RECORDS, || !core.assessments(Some(PAYMENT), Some("slo_status")).is_empty());
+    core.stop();
+    // Let cycles start failing against the dead core (retries in flight), then stop.
+    std::thread::sleep(Duration::from_secs(6));
+    host.sigterm();
+    // The reference needs ~7 s per core call once core is down; ours gives in-flight cycles
+    // the grace period and makes single bounded attempts for state and the final heartbeat.
+    let status = host.wait_with_timeout(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "host did not exit 0 after SIGTERM with core down:\n{}",
+        host.log_tail(30)
+    );
+    assert!(host.log().contains("stopped"), "shutdown did not complete:\n{}", host.log_tail(30));
+}

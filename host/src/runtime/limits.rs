@@ -63,7 +63,7 @@ impl Limits {
 /// `64 MiB`, or `64.06 MiB` when not a whole number of MiB (a refused growth is often one
 /// 64 KiB page past the limit, which whole MiB rounded down would show as "64 of 64").
 fn mib(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{:.2} MiB", bytes as f64 / (1u64 << 20) as f64)
