@@ -104,6 +104,7 @@ impl Watcher {
 
     async fn poll(&mut self, scheduler: &Arc<Scheduler>) {
         let files = self.files();
+        let mut changed = false;
         // Removed files: unload their module after its in-flight cycles.
         let gone: Vec<PathBuf> = self.known.keys().filter(|p| !files.contains(p)).cloned().collect();
         for path in gone {
@@ -112,6 +113,7 @@ impl Watcher {
                 if let Some(name) = k.module {
                     if let Some(slot) = self.registry.remove(&name) {
                         slot.retire();
+                        changed = true;
                         tracing::info!(file = %path.display(), module = %slot.current().label(), "module file removed; unloading after in-flight cycles");
                     }
                 }
@@ -135,6 +137,12 @@ impl Watcher {
             }
             k.pending = None;
             self.handle(&path, now, Some(scheduler)).await;
+            changed = true;
+        }
+        // The set of serving versions (or rejected files) changed: tell core now rather than
+        // at the next cycle, which for a removed module never comes.
+        if changed {
+            scheduler.heartbeat.poke();
         }
     }
 

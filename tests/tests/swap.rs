@@ -189,3 +189,35 @@ fn a_version_that_traps_every_cycle_is_rolled_back() {
     assert!(log.contains("swapper 3.0.0-trap traps on every cycle"), "panic message reaches the log");
     s.host.terminate(Duration::from_secs(15));
 }
+
+#[test]
+fn a_new_file_is_a_new_module_and_a_removed_file_unloads() {
+    let mut s = start();
+    let dir = s.file.parent().unwrap().to_path_buf();
+    // A new file matching the glob: observe joins while swapper keeps running.
+    std::fs::copy(nthlayer_tests::host::observe_module(), dir.join("observe.wasm")).unwrap();
+    wait_until("observe loaded from the new file", Duration::from_secs(30), || {
+        let hb = s.core.heartbeat("workers", INSTANCE)?;
+        let names: Vec<String> =
+            hb.state["components"].as_array()?.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect();
+        (names.contains(&"observe".to_string()) && names.contains(&"swapper".to_string())).then_some(())
+    });
+    wait_until("observe's first cycle", Duration::from_secs(30), || {
+        s.core.component_state("observe.collect").filter(|r| !r["hysteresis_state"].is_null())
+    });
+    // Removing swapper's file unloads it; observe keeps serving.
+    std::fs::remove_file(&s.file).unwrap();
+    wait_until("swapper gone from the heartbeat", Duration::from_secs(30), || {
+        let hb = s.core.heartbeat("workers", INSTANCE)?;
+        let comps = hb.state["components"].as_array()?.clone();
+        (comps.iter().all(|c| c["name"] != "swapper") && comps.iter().any(|c| c["name"] == "observe")).then_some(())
+    });
+    let n = state(&s.core).unwrap()["n"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(state(&s.core).unwrap()["n"].as_u64().unwrap(), n, "swapper kept cycling after its file was removed");
+    let log = s.host.log();
+    assert!(log.contains("module file removed; unloading after in-flight cycles"));
+    assert!(log.contains("module unloaded; task stopped"));
+    assert!(s.host.is_running());
+    s.host.terminate(Duration::from_secs(15));
+}
