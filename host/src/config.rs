@@ -71,8 +71,9 @@ pub struct ServeArgs {
     pub cache_dir: Option<PathBuf>,
     #[arg(long)]
     pub no_cache: bool,
-    /// Cycles running at once across all tasks.
-    #[arg(long, default_value_t = 4)]
+    /// Cycles running at once across all tasks. Each may hold up to its module's
+    /// `memory_bytes`, so this also bounds worst-case guest memory.
+    #[arg(long, default_value_t = 8)]
     pub max_concurrent_cycles: usize,
     /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.
     #[arg(long, default_value_t = 10)]

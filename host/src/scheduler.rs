@@ -154,6 +154,9 @@ impl Scheduler {
             _ = self.shutdown.cancelled() => return,
             _ = tokio::time::sleep(jitter) => {}
         }
+        // Starts follow a fixed grid from the first start: a late start (busy permits, a
+        // slow host) does not push every later start back.
+        let mut planned = Instant::now();
         loop {
             if slot.retired() {
                 tracing::info!(%task, "module unloaded; task stopped");
@@ -165,19 +168,18 @@ impl Scheduler {
                 return;
             };
             let interval = Duration::from_secs(self.env.config.interval_for(&task, meta.interval_seconds).max(1));
-            let started = Instant::now();
             if let Some(new_state) = self.cycle(&slot, &module, &task, state.as_ref()).await {
                 state = Some(new_state);
             }
             self.heartbeat.poke();
-            // Next start on the interval grid; a tick missed while the cycle ran is skipped.
-            let mut next = started + interval;
-            while next <= Instant::now() {
-                next += interval;
+            // Next start on the grid; ticks missed while the cycle ran are skipped, not queued.
+            planned += interval;
+            while planned <= Instant::now() {
+                planned += interval;
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(next) => {}
+                _ = tokio::time::sleep_until(planned) => {}
             }
         }
     }

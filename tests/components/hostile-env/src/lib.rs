@@ -1,0 +1,56 @@
+//! hostile-env: reads environment variables
+//!
+//! Cycle 1 succeeds with state `{"n": 1}`, so core holds a good state; every later cycle
+//! misbehaves (see `misbehave`). Part of the hostile-module suite (tests/tests/sandbox.rs).
+
+use nthlayer_sdk::serde_json::{json, Value};
+use nthlayer_sdk::{export_module, CycleInput, CycleOutput, Host, Level, Module, ModuleInfo, Task};
+
+const NAME: &str = "hostile-env";
+
+pub struct Hostile;
+
+impl Module for Hostile {
+    fn describe() -> ModuleInfo {
+        ModuleInfo {
+            name: NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            tasks: vec![Task::new(NAME, 1, "reads environment variables")],
+            needs: vec![],
+        }
+    }
+
+    fn run_cycle(host: &dyn Host, input: CycleInput) -> Result<CycleOutput, String> {
+        let n = input.state.as_ref().and_then(|s| s.get("n")).and_then(Value::as_u64).unwrap_or(0);
+        if n == 0 {
+            host.log(Level::Info, "first cycle: behaving", &[]);
+            return Ok(CycleOutput { state: Some(json!({ "n": 1 })), result: None, emitted: 0 });
+        }
+        host.log(Level::Info, "misbehaving", &[("n", &n.to_string())]);
+        misbehave(host, &input, n)
+    }
+}
+
+export_module!(Hostile);
+
+/// Reads the environment, the arguments and the working directory. The host passes none of
+/// them; what the guest saw goes to the log and the state.
+fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput, String> {
+    let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).map_err(|e| e.to_string());
+    // The working directory is wasi-libc's own notion ("/" when the host sets none); it opens
+    // nothing, since no directory is preopened (see hostile-file).
+    let empty = vars.is_empty() && args.is_empty();
+    let level = if empty { Level::Info } else { Level::Error };
+    host.log(
+        level,
+        "environment probe",
+        &[("vars", &vars.len().to_string()), ("args", &args.len().to_string()), ("cwd", &format!("{cwd:?}"))],
+    );
+    Ok(CycleOutput {
+        state: Some(json!({ "n": n + 1, "vars": vars, "args": args, "cwd": format!("{cwd:?}"), "empty": empty })),
+        result: None,
+        emitted: 0,
+    })
+}
