@@ -80,21 +80,8 @@ pub async fn run_once(
     state: Option<&Value>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
-    let limits = slot.limits.clone();
-    let cx = CycleCtx {
-        module: module.meta.name.clone(),
-        version: module.meta.version.clone(),
-        task: task.to_string(),
-        services: env.services.clone(),
-        grants: slot.grants,
-        deadline: Instant::now() + limits.wall(),
-        limits,
-        log_lines: 0,
-        log_dropped: 0,
-        emitted: 0,
-        llm_calls: 0,
-        llm_cycle: Default::default(),
-    };
+    let (meta, services) = (&module.meta, env.services.clone());
+    let cx = CycleCtx::new(&meta.name, &meta.version, task, services, slot.grants, slot.limits.clone());
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),

@@ -35,6 +35,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// What we know about one file.
+#[derive(Default)]
 struct Known {
     /// The stamp we last acted on (loaded, or rejected).
     handled: Option<Stamp>,

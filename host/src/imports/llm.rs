@@ -12,6 +12,16 @@ impl Host for StoreData {
         self.cx.llm_calls += 1;
         let llm = self.cx.services.llm.clone();
         let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.cx.llm_cycle.clone());
-        llm.structured_call(&module, &cycle, request, deadline).await
+        let response = llm.structured_call(&module, &cycle, request, deadline).await?;
+        // The provider's answer is bounded by max-tokens only if the provider honours it; the
+        // guest-facing cap applies to this import as to every other.
+        let max = self.cx.limits.max_response_bytes;
+        if response.value.len() > max {
+            return Err(HostError::Invalid(format!(
+                "llm response of {} bytes exceeds the limit of {max} bytes",
+                response.value.len()
+            )));
+        }
+        Ok(response)
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::engine::TICK;
@@ -147,20 +146,7 @@ pub(super) async fn describe(
     services: Arc<Services>,
 ) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
-    let cx = CycleCtx {
-        module: "(describe)".into(),
-        version: String::new(),
-        task: "describe".into(),
-        services,
-        grants: Grants::none(),
-        deadline: Instant::now() + limits.wall(),
-        limits,
-        log_lines: 0,
-        log_dropped: 0,
-        emitted: 0,
-        llm_calls: 0,
-        llm_cycle: Default::default(),
-    };
+    let cx = CycleCtx::new("(describe)", "", "describe", services, Grants::none(), limits);
     let wall = cx.limits.wall_ms;
     let mut store = new_store(rt, cx);
     let run = async {

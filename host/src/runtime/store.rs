@@ -33,6 +33,34 @@ pub struct CycleCtx {
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
 }
 
+impl CycleCtx {
+    /// A context for one call, with its deadline `limits.wall_ms` from now and zeroed
+    /// counters.
+    pub fn new(
+        module: &str,
+        version: &str,
+        task: &str,
+        services: Arc<Services>,
+        grants: Grants,
+        limits: Limits,
+    ) -> Self {
+        CycleCtx {
+            module: module.to_string(),
+            version: version.to_string(),
+            task: task.to_string(),
+            services,
+            grants,
+            deadline: Instant::now() + limits.wall(),
+            limits,
+            log_lines: 0,
+            log_dropped: 0,
+            emitted: 0,
+            llm_calls: 0,
+            llm_cycle: Default::default(),
+        }
+    }
+}
+
 pub struct StoreData {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
