@@ -5,6 +5,7 @@
 //! * [`prometheus::Prometheus`] — Debian's Prometheus 2.42, optionally backfilled with
 //!   `promtool tsdb create-blocks-from openmetrics`, scraping an in-process
 //!   [`exporter::Exporter`];
+//! * [`llm_fake::FakeLlm`] — loopback Anthropic / OpenAI-compatible providers for the `llm` import;
 //! * [`host::HostProcess`] — the `nthlayer-host` binary under test, and
 //!   [`host::ReferenceWorkers`] — the Python `nthlayer-workers` 3.0.3 it replaces;
 //! * [`scenario`] — the canonical observe scenario of runtime-observe-measure.md §8;
@@ -17,6 +18,7 @@
 pub mod core;
 pub mod exporter;
 pub mod host;
+pub mod llm_fake;
 pub mod parity;
 pub mod prometheus;
 pub mod scenario;

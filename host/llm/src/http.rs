@@ -8,6 +8,10 @@ use tokio::time::Instant;
 use crate::config::LlmConfig;
 use crate::error::LlmError;
 
+/// Largest provider reply the client reads; far above any structured answer (max-tokens is
+/// a u32, but no provider answers 8 MiB of JSON to one call).
+const MAX_BODY_BYTES: usize = 8 << 20;
+
 /// URL and extra headers of a provider endpoint.
 pub(crate) type Endpoint = (String, Vec<(&'static str, String)>);
 
@@ -101,7 +105,7 @@ async fn attempt(
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let resp = req.send().await.map_err(|e| {
+    let mut resp = req.send().await.map_err(|e| {
         let e = e.without_url();
         // A connect timeout is a connect failure (retryable), not the call's own timeout.
         if e.is_connect() || (e.is_request() && !e.is_timeout()) {
@@ -114,7 +118,18 @@ async fn attempt(
     })?;
     let status = resp.status().as_u16();
     let ra = retry_after(resp.headers());
-    let text = resp.text().await.map_err(|e| Failure::Connect(format!("reading body: {}", e.without_url())))?;
+    // Read at most MAX_BODY_BYTES: a misbehaving (or hostile) OpenAI-compatible server must not
+    // make the host buffer an unbounded reply.
+    let mut raw = Vec::new();
+    while let Some(chunk) =
+        resp.chunk().await.map_err(|e| Failure::Connect(format!("reading body: {}", e.without_url())))?
+    {
+        if raw.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(Failure::Other(format!("provider reply exceeds {MAX_BODY_BYTES} bytes")));
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
     if !(200..300).contains(&status) {
         return Err(Failure::Status { status, retry_after: ra, body: text });
     }

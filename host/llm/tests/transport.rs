@@ -115,3 +115,14 @@ async fn missing_key_is_unavailable() {
     assert!(err.to_string().contains("ANTHROPIC_API_KEY not set"));
     assert!(srv.requests().is_empty());
 }
+
+#[tokio::test]
+async fn oversized_reply_is_refused_not_buffered() {
+    let huge = "x".repeat(9 << 20);
+    let srv = serve(vec![ok(json!({"content": [], "padding": huge}))]).await;
+    let c = client(base_config(&srv.url));
+    let ctx = Ctx::allowed();
+    let e = c.structured_call(ctx.get(), request("TriageResponse", 0, 10_000)).await.unwrap_err();
+    assert!(matches!(&e, LlmError::Unavailable(m) if m.contains("exceeds")), "{e}");
+    assert_eq!(srv.requests().len(), 1, "a too-large reply is not retried");
+}

@@ -1,0 +1,323 @@
+//! Loopback stand-ins for LLM providers that speak the real wire formats — the Anthropic
+//! Messages API (`POST /v1/messages`, forced `tool_use`) and OpenAI-compatible chat completions
+//! (`POST /v1/chat/completions`, forced function `tool_calls`) — plus a launcher for the host
+//! binary with an LLM environment of the test's choosing.
+//!
+//! A [`FakeLlm`] records every request and answers each one with whatever its handler returns,
+//! so a test can script answers per schema and per attempt (e.g. a malformed first answer that
+//! forces a re-ask). Synchronous, like the rest of the harness: one std thread accepts, one
+//! thread serves each connection (`Connection: close`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+use crate::host::{host_bin, require_host};
+use crate::util::{self, workspace_root};
+
+/// Every variable the host's LLM service reads. A launched host gets none of them from the
+/// test's own environment, only what the test passes.
+pub const LLM_ENV: [&str; 8] = [
+    "NTHLAYER_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_API_BASE",
+    "OPENAI_API_KEY",
+    "OPENAI_STRUCTURED_MODE",
+    "NTHLAYER_LLM_STUB",
+    "NTHLAYER_LLM_TIMEOUT",
+];
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The forced tool's name, in either wire format (the schema name the guest asked for).
+    pub fn tool_name(&self) -> Option<&str> {
+        let choice = self.body.get("tool_choice")?;
+        choice.get("name").or_else(|| choice.pointer("/function/name")).and_then(Value::as_str)
+    }
+
+    /// Number of messages in the conversation (a re-ask carries the earlier turns).
+    pub fn message_count(&self) -> usize {
+        self.body.get("messages").and_then(Value::as_array).map_or(0, Vec::len)
+    }
+}
+
+/// What the handler answers: HTTP status and JSON body.
+pub type Answer = (u16, Value);
+
+type Handler = dyn Fn(&Recorded, &[Recorded]) -> Answer + Send + Sync;
+
+/// A scripted provider on `127.0.0.1:<free port>`. Stops accepting on Drop.
+pub struct FakeLlm {
+    url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    stop: Arc<AtomicBool>,
+    port: u16,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeLlm {
+    /// `handler(request, earlier_requests)` decides each answer; `earlier_requests` are the
+    /// ones received before this one, so a handler can tell a first attempt from a re-ask.
+    pub fn start(handler: impl Fn(&Recorded, &[Recorded]) -> Answer + Send + Sync + 'static) -> FakeLlm {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler: Arc<Handler> = Arc::new(handler);
+        let (rec, stopped) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(sock) = conn else { continue };
+                let (rec, handler) = (rec.clone(), handler.clone());
+                std::thread::spawn(move || serve_one(sock, &rec, &*handler));
+            }
+        });
+        FakeLlm { url: format!("http://127.0.0.1:{port}"), requests, stop, port, thread: Some(thread) }
+    }
+
+    /// `http://127.0.0.1:<port>` — the Anthropic base URL; OpenAI's is [`FakeLlm::openai_base`].
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// `http://127.0.0.1:<port>/v1`, what `OPENAI_API_BASE` holds.
+    pub fn openai_base(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve_one(mut sock: TcpStream, rec: &Mutex<Vec<Recorded>>, handler: &Handler) {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let method = first.next().unwrap_or("").to_owned();
+    let path = first.next().unwrap_or("").to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    while buf.len() < head_end + len {
+        match sock.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
+    let req = Recorded { method, path, headers, body };
+    let (status, answer) = {
+        // Decide and record under one lock, so "earlier requests" is exact under concurrency.
+        let mut all = rec.lock().unwrap();
+        let a = handler(&req, &all);
+        all.push(req);
+        a
+    };
+    let body = answer.to_string();
+    let out = format!(
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = sock.write_all(out.as_bytes());
+    let _ = sock.flush();
+}
+
+// ----- the two wire formats -----
+
+/// An Anthropic Messages reply whose only tool call is `name` with `input`.
+pub fn anthropic_tool_use(name: &str, input: Value, input_tokens: u64, output_tokens: u64) -> Value {
+    json!({
+        "id": "msg_01FakeLlm",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-fake",
+        "content": [
+            {"type": "text", "text": format!("Calling {name}.")},
+            {"type": "tool_use", "id": format!("toolu_{name}"), "name": name, "input": input}
+        ],
+        "stop_reason": "tool_use",
+        "stop_sequence": null,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    })
+}
+
+/// An OpenAI chat-completions reply with one forced function call; `arguments` is JSON text,
+/// as the API sends it.
+pub fn openai_tool_call(name: &str, arguments: &str, prompt_tokens: u64, completion_tokens: u64) -> Value {
+    json!({
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": 1_750_000_000,
+        "model": "gpt-fake",
+        "choices": [{
+            "index": 0,
+            "finish_reason": "tool_calls",
+            "message": {
+                "role": "assistant",
+                "content": null,
+                "tool_calls": [{"id": format!("call_{name}"), "type": "function",
+                    "function": {"name": name, "arguments": arguments}}]
+            }
+        }],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens}
+    })
+}
+
+/// A provider-style error body (either API accepts this shape in tests).
+pub fn error_body(kind: &str, message: &str) -> Value {
+    json!({"type": "error", "error": {"type": kind, "message": message}})
+}
+
+/// A `SnapshotSummary` a model could have written for the probe's payment-api snapshot.
+pub fn snapshot_value() -> Value {
+    json!({
+        "summary": "payment-api breached availability (99.62%) and p99 latency (1840 ms) between \
+                    14:02 and 14:04 UTC, with error rate rising; v2.41.1 was deployed at 14:06 and \
+                    checkout-web availability dipped at 14:09.",
+        "notable_omissions": ["no fraud-detect or ledger-db signals in the sample"],
+        "confidence": 0.72
+    })
+}
+
+/// A `TriageResponse` for the probe's fraud-detect reversal_rate breach.
+pub fn triage_value() -> Value {
+    json!({
+        "severity": 1,
+        "blast_radius": ["fraud-detect", "payment-api", "checkout-web"],
+        "affected_slos": ["reversal_rate"],
+        "assigned_team": "risk-ml",
+        "reasoning": "reversal_rate at 4.6x objective after the fd-2025.06.1 deploy; budget exhausted.",
+        "confidence": 0.81
+    })
+}
+
+/// The value this fake serves for a schema name (`SnapshotSummary`, `TriageResponse`).
+pub fn value_for(schema: &str) -> Value {
+    match schema {
+        "SnapshotSummary" => snapshot_value(),
+        "TriageResponse" => triage_value(),
+        other => panic!("no fake value for schema {other:?}"),
+    }
+}
+
+// ----- the host under test, with an LLM environment -----
+
+/// `<workspace>/dist/test-components/llm-probe.wasm`.
+pub fn probe_module() -> PathBuf {
+    let p = workspace_root().join("dist/test-components/llm-probe.wasm");
+    assert!(p.exists(), "{} does not exist: run scripts/build-modules", p.display());
+    p
+}
+
+/// `nthlayer-host serve …` with exactly the LLM variables in `env` (the test process's own
+/// LLM variables are removed). Combined output in a log file; SIGKILLed on Drop, printing the
+/// log tail if the test is panicking.
+pub struct LlmHost {
+    child: Option<std::process::Child>,
+    dir: TempDir,
+}
+
+impl LlmHost {
+    pub fn serve(core_url: &str, instance_id: &str, modules: &[&str], extra: &[&str], env: &[(&str, &str)]) -> LlmHost {
+        require_host();
+        let dir = tempfile::Builder::new().prefix("nthlayer-host-llm-").tempdir().expect("tempdir");
+        let mut cmd = Command::new(host_bin());
+        cmd.args(["serve", "--core-url", core_url, "--prometheus-url", "http://127.0.0.1:9"])
+            .args(["--instance-id", instance_id, "--start-jitter-ms", "0", "--modules"])
+            .args(modules)
+            .args(extra)
+            .current_dir(dir.path());
+        for k in LLM_ENV {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let log = dir.path().join("nthlayer-host.log");
+        let child = util::spawn_logged(&mut cmd, &log).unwrap_or_else(|e| panic!("spawn nthlayer-host: {e:#}"));
+        LlmHost { child: Some(child), dir }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nthlayer-host.log")
+    }
+
+    pub fn log(&self) -> String {
+        util::read_log(&self.log_path())
+    }
+
+    pub fn log_tail(&self, n: usize) -> String {
+        util::log_tail(&self.log_path(), n)
+    }
+
+    /// SIGTERM, wait up to `grace`; true if it exited by itself.
+    pub fn terminate(&mut self, grace: Duration) -> bool {
+        match self.child.as_mut() {
+            Some(c) => util::terminate(c, grace).is_some_and(|st| st.success()),
+            None => true,
+        }
+    }
+}
+
+impl Drop for LlmHost {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            util::print_log_tail("nthlayer-host", &self.log_path());
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
