@@ -23,6 +23,8 @@ const ALLOWED: &[Allowed] = &[
     Allowed { kind: "heartbeat", path: "state.host", reason: "host identity" },
     Allowed { kind: "heartbeat", path: "state.components", reason: "serving component versions" },
     Allowed { kind: "heartbeat", path: "state.tasks", reason: "per-task cycle counters" },
+    Allowed { kind: "heartbeat", path: "state.rejected", reason: "module files rejected, with the reason" },
+    Allowed { kind: "heartbeat", path: "state.llm", reason: "LLM usage per module and model" },
 ];
 
 const RECORDS: Duration = Duration::from_secs(90);
