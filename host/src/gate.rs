@@ -69,16 +69,14 @@ async fn run_task(
     let grants = GrantPolicy::parse(grants)?;
     let config =
         Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
-    Watcher::new(modules.to_vec(), runtime.clone(), services.clone(), registry.clone(), grants, config.clone(), 1)
-        .initial_load(None)
-        .await;
+    let env = RunEnv { runtime, services, config };
+    Watcher::new(modules.to_vec(), env.clone(), registry.clone(), grants, 1).initial_load(None).await;
     let (slot, module) = registry
         .all()
         .into_iter()
         .map(|(_, s)| (s.clone(), s.current()))
         .find(|(_, m)| m.meta.tasks.iter().any(|t| t.name == task))
         .with_context(|| format!("no loaded module provides task {task:?}"))?;
-    let env = RunEnv { runtime, services, config };
     let out = run_once(&env, &slot, &module, task, state.as_ref(), args.as_ref())
         .await
         .with_context(|| format!("{task} on {}", module.label()))?;

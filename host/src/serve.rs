@@ -56,15 +56,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     )?);
     let runtime = Runtime::new(cache_dir(&args))?;
     let registry = Arc::new(Registry::default());
-    let mut watcher = Watcher::new(
-        args.modules.clone(),
-        runtime.clone(),
-        services.clone(),
-        registry.clone(),
-        grants,
-        config.clone(),
-        args.rollback_after,
-    );
+    let env = RunEnv { runtime: runtime.clone(), services: services.clone(), config: config.clone() };
+    let mut watcher = Watcher::new(args.modules.clone(), env.clone(), registry.clone(), grants, args.rollback_after);
     let failures = watcher.initial_load(None).await;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");

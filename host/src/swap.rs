@@ -17,11 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::capabilities::GrantPolicy;
-use crate::config::{expand_modules, HostConfig};
+use crate::config::expand_modules;
 use crate::registry::{ModuleSlot, Registry};
-use crate::runtime::Runtime;
-use crate::scheduler::Scheduler;
-use crate::services::Services;
+use crate::scheduler::{RunEnv, Scheduler};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -48,11 +46,9 @@ struct Known {
 
 pub struct Watcher {
     specs: Vec<String>,
-    runtime: Arc<Runtime>,
-    services: Arc<Services>,
+    env: RunEnv,
     registry: Arc<Registry>,
     grants: GrantPolicy,
-    config: Arc<HostConfig>,
     rollback_after: u32,
     known: HashMap<PathBuf, Known>,
 }
@@ -60,14 +56,12 @@ pub struct Watcher {
 impl Watcher {
     pub fn new(
         specs: Vec<String>,
-        runtime: Arc<Runtime>,
-        services: Arc<Services>,
+        env: RunEnv,
         registry: Arc<Registry>,
         grants: GrantPolicy,
-        config: Arc<HostConfig>,
         rollback_after: u32,
     ) -> Self {
-        Watcher { specs, runtime, services, registry, grants, config, rollback_after, known: HashMap::new() }
+        Watcher { specs, env, registry, grants, rollback_after, known: HashMap::new() }
     }
 
     fn files(&self) -> Vec<PathBuf> {
@@ -188,7 +182,7 @@ impl Watcher {
             return Ok(()); // touched, not changed
         }
         let previous_module = k.module.clone();
-        let loaded = match self.runtime.load_bytes(path, bytes, self.services.clone()).await {
+        let loaded = match self.env.runtime.load_bytes(path, bytes, self.env.services.clone()).await {
             Ok(m) => m,
             Err(e) => {
                 match previous_module.as_deref().and_then(|n| self.registry.get(n)) {
@@ -228,7 +222,7 @@ impl Watcher {
                 tracing::info!(module = %loaded.label(), origin = ?loaded.origin, grants = ?g.names(),
                     tasks = ?loaded.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
                     load_ms = started.elapsed().as_millis() as u64, "module loaded");
-                let slot = Arc::new(ModuleSlot::new(loaded, g, self.config.limits_for(&name), self.rollback_after));
+                let slot = Arc::new(ModuleSlot::new(loaded, g, self.env.config.limits_for(&name), self.rollback_after));
                 self.registry.insert(&name, slot.clone());
                 k.sha256 = Some(sha);
                 k.module = Some(name);
