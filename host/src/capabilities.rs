@@ -52,9 +52,6 @@ impl Grants {
     pub fn none() -> Self {
         Grants { bits: 0 }
     }
-    pub fn all() -> Self {
-        Capability::ALL.into_iter().fold(Grants::none(), |g, c| g.with(c))
-    }
     pub fn with(self, c: Capability) -> Self {
         Grants { bits: self.bits | (1 << c as u8) }
     }

@@ -41,10 +41,6 @@ impl Default for LlmService {
 }
 
 impl LlmService {
-    pub fn not_configured() -> Self {
-        Self::default()
-    }
-
     /// From the environment and `--llm` specs. A bad environment does not stop the host:
     /// the llm import answers `unavailable` with the reason, and the rest keeps working.
     pub fn from_env(specs: &[String]) -> Result<Self> {

@@ -50,10 +50,6 @@ impl CoreClient {
         })
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     /// A copy with another retry policy (e.g. none at shutdown).
     pub fn with_retry(&self, retry: RetryPolicy) -> Self {
         CoreClient { retry, ..self.clone() }
@@ -124,10 +120,6 @@ impl CoreClient {
             );
         }
         parse(&bytes)
-    }
-
-    pub async fn health(&self) -> Result<Value, ClientError> {
-        self.get_json("/health", &[]).await
     }
 
     pub async fn get_manifests(&self) -> Result<Value, ClientError> {

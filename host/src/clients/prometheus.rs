@@ -37,10 +37,6 @@ impl PrometheusClient {
         Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth, batch_parallelism: 8 })
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, ClientError> {
         if self.base.is_empty() {
             return Err(ClientError::Unavailable("Prometheus not configured (--prometheus-url)".into()));
