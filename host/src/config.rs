@@ -180,14 +180,12 @@ impl serde::Serialize for LimitsView<'_> {
     }
 }
 
-/// Expands `--modules` entries: plain paths as given, globs against the file system.
-/// Returns (files, patterns) — the patterns are watched for files that appear later.
-pub fn expand_modules(specs: &[String]) -> Result<(Vec<PathBuf>, Vec<String>)> {
+/// Expands `--modules` entries: plain paths as given, globs against the file system as it
+/// is now (the watcher calls this on every poll, so files that appear later are found).
+pub fn expand_modules(specs: &[String]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let mut patterns = Vec::new();
     for spec in specs.iter().flat_map(|s| s.split_whitespace()) {
         if spec.contains(['*', '?', '[']) {
-            patterns.push(spec.to_string());
             for entry in glob::glob(spec).with_context(|| format!("--modules {spec:?}: bad glob"))? {
                 files.push(entry?);
             }
@@ -197,7 +195,7 @@ pub fn expand_modules(specs: &[String]) -> Result<(Vec<PathBuf>, Vec<String>)> {
     }
     files.sort();
     files.dedup();
-    Ok((files, patterns))
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -255,5 +253,19 @@ mod tests {
         assert!(HostConfig::from_args(&bad).is_err());
         let zero = parse(&["--modules", "a.wasm", "--interval", "x=0"]);
         assert!(HostConfig::from_args(&zero).is_err());
+    }
+
+    #[test]
+    fn module_specs_expand_globs_and_keep_explicit_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.wasm", "a.wasm", "notes.txt"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let glob = format!("{}/*.wasm", dir.path().display());
+        let explicit = dir.path().join("a.wasm").display().to_string();
+        let missing = "/nonexistent/x.wasm".to_string();
+        let files = expand_modules(&[glob, explicit, missing.clone()]).unwrap();
+        // Sorted, deduplicated; an explicit path is kept even if absent (the watcher reports it).
+        assert_eq!(files, vec![PathBuf::from(&missing), dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
     }
 }

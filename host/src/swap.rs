@@ -66,7 +66,7 @@ impl Watcher {
 
     fn files(&self) -> Vec<PathBuf> {
         match expand_modules(&self.specs) {
-            Ok((files, _)) => files,
+            Ok(files) => files,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot expand --modules");
                 Vec::new()

@@ -150,15 +150,34 @@ pub(super) async fn describe(
     let wall = cx.limits.wall_ms;
     let mut store = new_store(rt, cx);
     let run = async {
-        let worker = pre.instantiate_async(&mut store).await?;
-        worker.call_describe(&mut store).await
+        let worker = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+        worker.call_describe(&mut store).await.map_err(Stage::Call)
     };
     let r = tokio::time::timeout(std::time::Duration::from_millis(wall), run).await;
     drain_stdio(&store);
     match r {
         Err(_) => Err(CycleError::Wall(wall)),
-        Ok(Err(e)) => Err(classify(e, &store)),
+        Ok(Err(e)) => Err(e.classify(&store)),
         Ok(Ok(info)) => Ok(info),
+    }
+}
+
+/// Where a call failed. Instantiation runs guest start code too, so limit breaches there keep
+/// their own error; anything else is reported as an instantiation failure, not a trap.
+enum Stage {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+impl Stage {
+    fn classify(self, store: &Store<StoreData>) -> CycleError {
+        match self {
+            Stage::Call(e) => classify(e, store),
+            Stage::Instantiate(e) => match classify(e, store) {
+                CycleError::Trap(m) => CycleError::Instantiate(m),
+                other => other,
+            },
+        }
     }
 }
 
@@ -183,14 +202,14 @@ impl Runtime {
         let deadline = cx.deadline;
         let mut store = new_store(self, cx);
         let run = async {
-            let worker = module.pre.instantiate_async(&mut store).await?;
-            worker.call_run_cycle(&mut store, &input).await
+            let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+            worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
         };
         let r = tokio::time::timeout_at(deadline, run).await;
         drain_stdio(&store);
         let out = match r {
             Err(_) => return Err(CycleError::Wall(limits.wall_ms)),
-            Ok(Err(e)) => return Err(classify(e, &store)),
+            Ok(Err(e)) => return Err(e.classify(&store)),
             Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
             Ok(Ok(Ok(out))) => out,
         };
