@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Level};
+use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, Level};
 use serde_json::{json, Map, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, output, py, submit, truthy, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, output, submit, truthy, Seq};
 
 /// One SLO as the collector sees it.
 struct Slo {

@@ -2,10 +2,10 @@
 //! emits a `drift_signal` with a severity, a pattern and advice. A target without usable data
 //! is skipped with a warning and emits nothing, as in the reference.
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Level};
+use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, Level};
 use serde_json::{json, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, numeric, output, py, submit, truthy, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, numeric, output, submit, truthy, Seq};
 
 /// Per-tier policy (the reference's DRIFT_DEFAULTS; its `enabled` flag is never read).
 struct Tier {

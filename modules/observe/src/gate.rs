@@ -3,10 +3,10 @@
 //! returns what the reference prints and its exit code, so the host CLI can replay them
 //! byte for byte.
 
-use nthlayer_sdk::{time, CycleInput, CycleOutput, Host, HostError, Level};
+use nthlayer_sdk::{py, time, CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Value};
 
-use crate::{assessment, py, Seq};
+use crate::{assessment, Seq};
 
 /// `{"exit_code", "stdout", "stderr"}` as the reference CLI would have produced them.
 struct Outcome {

@@ -11,7 +11,6 @@ mod collect;
 mod drift;
 mod gate;
 mod numeric;
-mod py;
 mod topology;
 
 pub struct Observe;

@@ -7,6 +7,7 @@
 
 pub mod host;
 pub mod ids;
+pub mod py;
 pub mod testing;
 pub mod time;
 pub mod types;

@@ -1,4 +1,4 @@
-//! The few Python behaviours observe's outputs depend on: `float()` / `int()` parsing,
+//! The Python behaviours the reference's outputs depend on: `float()` / `int()` parsing,
 //! `format(x, ".Nf")`, `repr(float)`, `round(x, 1)` and `json.dumps(indent=2)`. The deploy
 //! gate's stdout must be byte-identical to the reference CLI, and the drift texts embed
 //! formatted floats, so these cannot be approximated with Rust's defaults.
