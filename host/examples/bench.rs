@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nthlayer_host::capabilities::Grants;
 use nthlayer_host::config::HostConfig;
-use nthlayer_host::registry::ModuleSlot;
-use nthlayer_host::runtime::limits::Limits;
+use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::Runtime;
 use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
@@ -44,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     // Per-cycle overhead on the trivial module.
     let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
-    let slot = ModuleSlot::new(module.clone(), Grants::none(), Limits::default(), 3);
+    let serving = Serving::bare(module.clone());
     let config =
         Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
@@ -52,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     let mut times = Vec::with_capacity(cycles);
     for _ in 0..cycles {
         let t = Instant::now();
-        let out = run_once(&env, &slot, &module, "swapper", state.as_ref(), None).await?;
+        let out = run_once(&env, &serving, "swapper", state.as_ref(), None).await?;
         times.push(t.elapsed());
         state = out.state;
     }

@@ -1,72 +1,106 @@
 //! Which module may call what.
 //!
-//! A module lists what it `needs`; the operator decides. The five built-in modules get what
-//! they declare unless the operator says otherwise; any other module gets `log` only until
-//! granted (`--grant mymod=core,prometheus`). A denied call returns `host-error::denied`
-//! naming the flag to add, so the fix is in the error message.
+//! A module lists what it `needs`; the operator decides. What a module gets without
+//! operator action depends on *what the code is*, never on the name it gives itself:
+//! - trusted code — the components embedded in this binary, a file byte-identical to one of
+//!   them (same sha256), or a file under a `--trusted-dir` — gets what it declares;
+//! - anything else gets `log` only.
+//!
+//! `--grant NAME=cap,…` overrides both for whatever serves under NAME. A denied call returns
+//! `host-error::denied` naming the flag to add, so the fix is in the error message.
+//! docs/SANDBOX.md is the operator's version of this.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Capability {
-    Core,
-    Prometheus,
-    Tempo,
-    Llm,
+/// The one table of capabilities: parsing, listing, the `--grant` help and error messages
+/// all come from here. A new capability is one line (plus its import and WIT).
+macro_rules! capabilities {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Capability { $($variant),+ }
+
+        impl Capability {
+            pub const ALL: &'static [Capability] = &[$(Capability::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Capability::$variant => $name),+ }
+            }
+        }
+    };
+}
+
+capabilities! {
+    Core => "core",
+    Prometheus => "prometheus",
+    Tempo => "tempo",
+    Llm => "llm",
 }
 
 impl Capability {
-    pub const ALL: [Capability; 4] = [Capability::Core, Capability::Prometheus, Capability::Tempo, Capability::Llm];
-
-    /// Parses a `needs` entry. `log` is accepted and always granted.
+    /// Parses a `needs` entry. `log` is accepted and always granted (`Some(None)`).
     pub fn parse(s: &str) -> Option<Option<Capability>> {
-        match s {
-            "core" => Some(Some(Capability::Core)),
-            "prometheus" => Some(Some(Capability::Prometheus)),
-            "tempo" => Some(Some(Capability::Tempo)),
-            "llm" => Some(Some(Capability::Llm)),
-            "log" => Some(None),
-            _ => None,
+        if s == "log" {
+            return Some(None);
         }
+        Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::Core => "core",
-            Capability::Prometheus => "prometheus",
-            Capability::Tempo => "tempo",
-            Capability::Llm => "llm",
-        }
+    /// `core, prometheus, tempo, llm`: for help texts and error messages.
+    pub fn known() -> String {
+        Capability::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
     }
 }
 
-/// Modules whose declared needs are granted without operator action.
-pub const BUILTIN_MODULES: [&str; 5] = ["observe", "measure", "correlate", "respond", "learn"];
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Grants {
-    bits: u8,
-}
+/// A set of capabilities.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants(BTreeSet<Capability>);
 
 impl Grants {
     pub fn none() -> Self {
-        Grants { bits: 0 }
+        Grants::default()
     }
-    pub fn with(self, c: Capability) -> Self {
-        Grants { bits: self.bits | (1 << c as u8) }
+    pub fn with(mut self, c: Capability) -> Self {
+        self.0.insert(c);
+        self
     }
-    pub fn allows(self, c: Capability) -> bool {
-        self.bits & (1 << c as u8) != 0
+    pub fn allows(&self, c: Capability) -> bool {
+        self.0.contains(&c)
     }
-    pub fn names(self) -> Vec<&'static str> {
-        Capability::ALL.into_iter().filter(|c| self.allows(*c)).map(Capability::name).collect()
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|c| c.name()).collect()
+    }
+    /// What `self` has that `other` lacks.
+    pub fn minus(&self, other: &Grants) -> Vec<&'static str> {
+        self.0.difference(&other.0).map(|c| c.name()).collect()
     }
 }
 
-/// Operator grants from `--grant NAME=cap,cap` (or `NAME=none`).
+/// Why the host does (or does not) trust a component's code.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trust {
+    /// Embedded in this binary.
+    Embedded,
+    /// A file whose sha256 equals that of an embedded component.
+    SameAsEmbedded,
+    /// A file under a directory the operator marked with `--trusted-dir`.
+    TrustedDir(PathBuf),
+    /// Anything else: explicit `--grant`s only.
+    Untrusted,
+}
+
+impl Trust {
+    pub fn trusted(&self) -> bool {
+        !matches!(self, Trust::Untrusted)
+    }
+}
+
+/// Operator grants (`--grant NAME=cap,cap` or `NAME=none`) and trusted directories.
 #[derive(Debug, Clone, Default)]
 pub struct GrantPolicy {
     explicit: HashMap<String, Grants>,
+    trusted_dirs: Vec<PathBuf>,
 }
 
 impl GrantPolicy {
@@ -81,21 +115,43 @@ impl GrantPolicy {
                 match Capability::parse(cap) {
                     Some(Some(c)) => g = g.with(c),
                     Some(None) => {}
-                    None => {
-                        anyhow::bail!("--grant {spec:?}: unknown capability {cap:?} (core, prometheus, tempo, llm)")
-                    }
+                    None => anyhow::bail!("--grant {spec:?}: unknown capability {cap:?} ({})", Capability::known()),
                 }
             }
             explicit.insert(name.to_string(), g);
         }
-        Ok(GrantPolicy { explicit })
+        Ok(GrantPolicy { explicit, trusted_dirs: Vec::new() })
     }
 
-    pub fn resolve(&self, module: &str, needs: &[String]) -> Grants {
-        if let Some(g) = self.explicit.get(module) {
-            return *g;
+    /// Adds `--trusted-dir`s. Each must exist: it is resolved now (symlinks included), so
+    /// a later symlink flip of the directory itself does not widen trust.
+    pub fn with_trusted_dirs(mut self, dirs: &[PathBuf]) -> anyhow::Result<Self> {
+        for d in dirs {
+            let c = d.canonicalize().map_err(|e| anyhow::anyhow!("--trusted-dir {}: {e}", d.display()))?;
+            self.trusted_dirs.push(c);
         }
-        if !BUILTIN_MODULES.contains(&module) {
+        Ok(self)
+    }
+
+    /// What the code at `path` with `sha256` is. Embedded components are identified by the
+    /// caller (they have no file).
+    pub fn identify(&self, path: &Path, sha256: &str) -> Trust {
+        if crate::builtin::is_embedded_sha256(sha256) {
+            return Trust::SameAsEmbedded;
+        }
+        if let Ok(real) = path.canonicalize() {
+            if let Some(d) = self.trusted_dirs.iter().find(|d| real.starts_with(d)) {
+                return Trust::TrustedDir(d.clone());
+            }
+        }
+        Trust::Untrusted
+    }
+
+    pub fn resolve(&self, module: &str, needs: &[String], trust: &Trust) -> Grants {
+        if let Some(g) = self.explicit.get(module) {
+            return g.clone();
+        }
+        if !trust.trusted() {
             return Grants::none();
         }
         needs.iter().filter_map(|n| Capability::parse(n).flatten()).fold(Grants::none(), Grants::with)
@@ -107,14 +163,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtins_get_their_needs_strangers_get_nothing() {
-        let p = GrantPolicy::parse(&["mine=core,llm".into(), "observe=none".into()]).unwrap();
+    fn trusted_code_gets_its_needs_strangers_get_nothing_whatever_their_name() {
+        let p = GrantPolicy::parse(&["mine=core,llm".into(), "measure=none".into()]).unwrap();
         let needs = vec!["core".to_string(), "prometheus".to_string()];
-        assert_eq!(p.resolve("measure", &needs).names(), ["core", "prometheus"]);
-        assert_eq!(p.resolve("stranger", &needs).names(), Vec::<&str>::new());
-        assert_eq!(p.resolve("mine", &[]).names(), ["core", "llm"]);
-        assert_eq!(p.resolve("observe", &needs).names(), Vec::<&str>::new());
-        assert!(GrantPolicy::parse(&["x=disk".into()]).is_err());
+        assert_eq!(p.resolve("observe", &needs, &Trust::Embedded).names(), ["core", "prometheus"]);
+        // The name `observe` buys nothing: only the code's identity does.
+        assert_eq!(p.resolve("observe", &needs, &Trust::Untrusted).names(), Vec::<&str>::new());
+        assert_eq!(p.resolve("stranger", &needs, &Trust::Untrusted).names(), Vec::<&str>::new());
+        assert_eq!(p.resolve("mine", &[], &Trust::Untrusted).names(), ["core", "llm"]);
+        assert_eq!(p.resolve("measure", &needs, &Trust::Embedded).names(), Vec::<&str>::new());
+        assert!(GrantPolicy::parse(&["x=disk".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("core, prometheus, tempo, llm"));
         assert!(GrantPolicy::parse(&["nonsense".into()]).is_err());
+    }
+
+    #[test]
+    fn trusted_dirs_and_embedded_hashes_identify_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("m.wasm");
+        std::fs::write(&inside, b"x").unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let outside = other.path().join("m.wasm");
+        std::fs::write(&outside, b"x").unwrap();
+        let p = GrantPolicy::default().with_trusted_dirs(&[dir.path().to_path_buf()]).unwrap();
+        assert!(matches!(p.identify(&inside, "00"), Trust::TrustedDir(_)));
+        assert_eq!(p.identify(&outside, "00"), Trust::Untrusted);
+        // `..` does not escape the check: paths are resolved first.
+        let sneaky = dir.path().join("..").join(other.path().file_name().unwrap()).join("m.wasm");
+        assert_eq!(p.identify(&sneaky, "00"), Trust::Untrusted);
+        for e in crate::builtin::all() {
+            assert_eq!(p.identify(&outside, e.sha256()), Trust::SameAsEmbedded);
+        }
+        assert!(GrantPolicy::default().with_trusted_dirs(&[PathBuf::from("/nonexistent/dir")]).is_err());
+    }
+
+    #[test]
+    fn grants_are_a_set_with_room_to_grow() {
+        let all = Capability::ALL.iter().fold(Grants::none(), |g, c| g.with(*c));
+        assert_eq!(all.names().len(), Capability::ALL.len());
+        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm"]);
+        assert_eq!(Capability::parse("log"), Some(None));
+        assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
     }
 }

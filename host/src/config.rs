@@ -48,14 +48,23 @@ pub struct ServeArgs {
     #[arg(long)]
     pub respond_interval: Option<u64>,
 
-    /// Module components: files and globs (quoted globs are expanded by the host and
-    /// watched for new files). Also NTHLAYER_MODULES, space-separated.
-    #[arg(long, num_args = 1.., required = true, env = "NTHLAYER_MODULES", value_delimiter = ' ')]
+    /// Module components in addition to the built-in ones: files and globs (quoted globs
+    /// are expanded by the host and watched for new files). A file providing a built-in's
+    /// name replaces it. Also NTHLAYER_MODULES, space-separated.
+    #[arg(long, num_args = 1.., env = "NTHLAYER_MODULES", value_delimiter = ' ')]
     pub modules: Vec<String>,
+    /// Serve only `--modules`, not the built-in modules embedded in the binary.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Trust module files under this directory as built-in code: they get what they declare
+    /// without `--grant` (repeatable; see docs/SANDBOX.md).
+    #[arg(long = "trusted-dir", value_name = "DIR")]
+    pub trusted_dirs: Vec<PathBuf>,
     /// Override any task's interval: TASK=SECONDS (repeatable).
     #[arg(long = "interval", value_name = "TASK=SECONDS")]
     pub intervals: Vec<String>,
     /// Capabilities for a module: MODULE=core,prometheus,tempo,llm or MODULE=none (repeatable).
+    /// Overrides what trusted code declares; the only way untrusted code gets any.
     #[arg(long = "grant", value_name = "MODULE=CAPS")]
     pub grants: Vec<String>,
     /// Limits for a module as JSON: MODULE={"cpu_ms":5000,"memory_bytes":67108864} (repeatable).
@@ -180,6 +189,12 @@ impl serde::Serialize for LimitsView<'_> {
     }
 }
 
+/// `NTHLAYER_CORE_BACKOFF_MS`: the first core retry delay (tests shorten the reference's
+/// 1 s doubling). Read here so every environment read of the host is in this file.
+pub fn core_backoff_ms() -> Option<u64> {
+    std::env::var("NTHLAYER_CORE_BACKOFF_MS").ok().and_then(|v| v.parse().ok())
+}
+
 /// Expands `--modules` entries: plain paths as given, globs against the file system as it
 /// is now (the watcher calls this on every poll, so files that appear later are found).
 pub fn expand_modules(specs: &[String]) -> Result<Vec<PathBuf>> {
@@ -267,5 +282,43 @@ mod tests {
         let files = expand_modules(&[glob, explicit, missing.clone()]).unwrap();
         // Sorted, deduplicated; an explicit path is kept even if absent (the watcher reports it).
         assert_eq!(files, vec![PathBuf::from(&missing), dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
+    }
+}
+
+/// The docs state some defaults in prose; `--help` states them from the code. This keeps
+/// the two from drifting (docs/PARITY.md once said 4 concurrent cycles while the code said 8).
+#[cfg(test)]
+mod docs_agree {
+    use super::ServeArgs;
+    use clap::Args;
+
+    #[test]
+    fn defaults_in_docs_match_the_flags() {
+        let cmd = ServeArgs::augment_args(clap::Command::new("serve"));
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut checked = 0;
+        for doc in ["README.md", "docs/PARITY.md", "docs/ARCHITECTURE.md", "docs/SANDBOX.md", "docs/LLM.md"] {
+            let Ok(text) = std::fs::read_to_string(root.join(doc)) else { continue };
+            for arg in cmd.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                let Some(default) = arg.get_default_values().first() else { continue };
+                let flag = format!("`--{long}`");
+                // "`--flag`, default N" / "`--flag` (default N)" anywhere in the docs.
+                for (at, _) in text.match_indices(&flag) {
+                    let rest = &text[at + flag.len()..];
+                    let rest = rest.trim_start_matches([',', ' ', '(']);
+                    if let Some(v) = rest.strip_prefix("default ") {
+                        let v: String = v.chars().take_while(|c| !c.is_whitespace() && !",;)".contains(*c)).collect();
+                        assert_eq!(
+                            v,
+                            default.to_string_lossy(),
+                            "{doc} says --{long} defaults to {v}; the flag says {default:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 0, "no documented default found; the pattern or the docs changed");
     }
 }

@@ -2,52 +2,47 @@
 //! and the task names under `state.modules` — plus what we add: which version of each
 //! component is serving and per-task cycle counters.
 //!
-//! Cycles poke the heartbeat; pokes within one second coalesce into one POST, so a burst of
-//! cycle completions costs core one request (the reference sends one per 1 s tick too).
+//! It reads [`HostStatus`] and nothing else. Every change there (a cycle, a swap) wakes it;
+//! changes within one second coalesce into one POST, so a burst of cycle completions costs
+//! core one request (the reference sends one per 1 s tick too).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::clients::core::CoreClient;
 use crate::clients::retry::RetryPolicy;
+use crate::status::HostStatus;
 
 pub const COMPONENT: &str = "workers";
 
 pub struct Heartbeat {
     core: CoreClient,
     instance_id: String,
-    poke: Notify,
-    snapshot: Box<dyn Fn() -> Value + Send + Sync>,
+    status: Arc<HostStatus>,
 }
 
 impl Heartbeat {
-    pub fn new(core: CoreClient, instance_id: String, snapshot: Box<dyn Fn() -> Value + Send + Sync>) -> Arc<Self> {
-        Arc::new(Heartbeat { core, instance_id, poke: Notify::new(), snapshot })
-    }
-
-    pub fn poke(&self) {
-        self.poke.notify_one();
+    pub fn new(core: CoreClient, instance_id: String, status: Arc<HostStatus>) -> Arc<Self> {
+        Arc::new(Heartbeat { core, instance_id, status })
     }
 
     async fn send(&self, core: &CoreClient) {
-        let state = (self.snapshot)();
+        let state = self.status.snapshot();
         if let Err(e) = core.heartbeat(COMPONENT, &self.instance_id, &state).await {
             tracing::warn!(error = %e, "heartbeat failed");
         }
     }
 
-    /// Sends a heartbeat after each poke, at most one per second, until shutdown.
+    /// Sends a heartbeat after each status change, at most one per second, until shutdown.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         // Heartbeats are best effort: a down core must not stall the next one for 7 s.
         let core = self.core.with_retry(RetryPolicy::none());
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = self.poke.notified() => {}
+                _ = self.status.changed() => {}
             }
             self.send(&core).await;
             tokio::select! {

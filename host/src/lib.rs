@@ -9,11 +9,14 @@
 //! - [`capabilities`]: who may call what.
 //! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.
 //! - [`swap`]: watching module files, validating new versions, swapping them in.
-//! - [`scheduler`], [`state`], [`heartbeat`]: running tasks, persisting their state in core,
-//!   telling core we are alive.
+//! - [`builtin`]: the built-in modules embedded in the binary (and the identity they give).
+//! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
+//!   persisting their state in core, telling core we are alive.
+//! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`serve`], [`gate`]: the CLI commands built from the above.
 
 pub mod bindings;
+pub mod builtin;
 pub mod capabilities;
 pub mod clients;
 pub mod config;
@@ -27,4 +30,5 @@ pub mod scheduler;
 pub mod serve;
 pub mod services;
 pub mod state;
+pub mod status;
 pub mod swap;

@@ -27,10 +27,11 @@ enum Command {
     /// Run the modules' tasks on their intervals until SIGTERM/SIGINT.
     Serve(Box<ServeArgs>),
     /// Deploy gate for one service (exit 0 approved/warning, 2 blocked, 1 error).
-    Gate(GateArgs),
+    Gate(Box<GateArgs>),
     /// Run one task once and print its state and result.
-    Run(RunArgs),
-    /// Validate module files: load, check imports, describe. Exit 1 if any fails.
+    Run(Box<RunArgs>),
+    /// Validate module files (default: the built-in modules embedded in this binary): load,
+    /// check imports, describe. Exit 1 if any fails.
     Check { files: Vec<std::path::PathBuf> },
 }
 
@@ -51,8 +52,17 @@ async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
         std::sync::Arc::new(nthlayer_host::serve::build_services("http://127.0.0.1:9", "", None, Default::default())?);
     let runtime = nthlayer_host::runtime::Runtime::new(nthlayer_host::runtime::cache::default_dir())?;
     let mut ok = true;
-    for f in files {
-        match runtime.load(&f, services.clone()).await {
+    let targets: Vec<(std::path::PathBuf, Option<&[u8]>)> = if files.is_empty() {
+        nthlayer_host::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
+    } else {
+        files.into_iter().map(|f| (f, None)).collect()
+    };
+    for (f, embedded) in targets {
+        let loaded = match embedded {
+            Some(bytes) => runtime.load_bytes(&f, bytes.to_vec(), services.clone()).await,
+            None => runtime.load(&f, services.clone()).await,
+        };
+        match loaded {
             Ok(m) => println!(
                 "{}",
                 serde_json::json!({"file": f.display().to_string(), "ok": true, "sha256": m.sha256, "module": m.meta})
@@ -79,8 +89,8 @@ async fn main() -> ExitCode {
     init_logging(&cli.log_format, default);
     let r: Result<ExitCode> = match cli.command {
         Command::Serve(a) => nthlayer_host::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
-        Command::Gate(a) => nthlayer_host::gate::gate(a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
-        Command::Run(a) => nthlayer_host::gate::run(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Gate(a) => nthlayer_host::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
+        Command::Run(a) => nthlayer_host::gate::run(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Check { files } => check(files).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     };
     match r {

@@ -4,6 +4,10 @@
 //!
 //! A freshly swapped-in version is on probation: if its first `rollback_after` cycles all
 //! fail, the slot puts the last good version back. One success ends probation.
+//!
+//! Grants and limits belong to a version, not to the slot: they are resolved for each
+//! version from what its code is (capabilities.rs), so a swap or a rollback changes them
+//! with the code.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,19 +16,62 @@ use std::sync::{Arc, Mutex, RwLock};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
-use crate::capabilities::Grants;
+use crate::capabilities::{Grants, Trust};
 use crate::runtime::limits::Limits;
 use crate::runtime::LoadedModule;
 
+/// A version with the rights it runs under.
+pub struct Serving {
+    pub module: Arc<LoadedModule>,
+    pub grants: Grants,
+    pub limits: Limits,
+    pub trust: Trust,
+}
+
+impl Serving {
+    /// A version with no grants and default limits (tests, benches).
+    pub fn bare(module: Arc<LoadedModule>) -> Self {
+        Serving { module, grants: Grants::none(), limits: Limits::default(), trust: Trust::Untrusted }
+    }
+
+    /// What changed in rights from `old` to `self`, for the swap log; None if nothing.
+    pub fn rights_change(&self, old: &Serving) -> Option<String> {
+        let (added, removed) = (self.grants.minus(&old.grants), old.grants.minus(&self.grants));
+        let mut parts = Vec::new();
+        if !added.is_empty() {
+            parts.push(format!("granted {}", added.join(",")));
+        }
+        if !removed.is_empty() {
+            parts.push(format!("revoked {}", removed.join(",")));
+        }
+        if self.limits != old.limits {
+            parts.push("limits changed".to_string());
+        }
+        if self.trust != old.trust {
+            parts.push(format!("trust {:?} -> {:?}", old.trust, self.trust));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Declared needs this version was not granted (the operator may want to add them).
+    pub fn ungranted_needs(&self) -> Vec<String> {
+        self.module
+            .meta
+            .needs
+            .iter()
+            .filter(|n| crate::capabilities::Capability::parse(n).flatten().is_some_and(|c| !self.grants.allows(c)))
+            .cloned()
+            .collect()
+    }
+}
+
 struct Probation {
-    last_good: Arc<LoadedModule>,
+    last_good: Arc<Serving>,
     failures: u32,
 }
 
 pub struct ModuleSlot {
-    current: ArcSwap<LoadedModule>,
-    pub grants: Grants,
-    pub limits: Limits,
+    current: ArcSwap<Serving>,
     rollback_after: u32,
     probation: Mutex<Option<Probation>>,
     retired: AtomicBool,
@@ -32,7 +79,7 @@ pub struct ModuleSlot {
 
 /// What a cycle's outcome did to the slot.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
+pub enum SlotChange {
     Nothing,
     /// The probationary version succeeded and is now the last good one.
     Promoted,
@@ -45,11 +92,9 @@ pub enum Verdict {
 }
 
 impl ModuleSlot {
-    pub fn new(module: Arc<LoadedModule>, grants: Grants, limits: Limits, rollback_after: u32) -> Self {
+    pub fn new(serving: Serving, rollback_after: u32) -> Self {
         ModuleSlot {
-            current: ArcSwap::new(module),
-            grants,
-            limits,
+            current: ArcSwap::new(Arc::new(serving)),
             rollback_after: rollback_after.max(1),
             probation: Mutex::new(None),
             retired: AtomicBool::new(false),
@@ -57,14 +102,19 @@ impl ModuleSlot {
     }
 
     pub fn current(&self) -> Arc<LoadedModule> {
+        self.current.load().module.clone()
+    }
+
+    /// The current version with its rights: what a cycle runs on.
+    pub fn serving(&self) -> Arc<Serving> {
         self.current.load_full()
     }
 
     /// Installs a new version on probation; returns the one it replaced. If the replaced
     /// version was itself on probation, the last *good* version stays the fallback.
-    pub fn swap(&self, module: Arc<LoadedModule>) -> Arc<LoadedModule> {
+    pub fn swap(&self, serving: Serving) -> Arc<Serving> {
         let mut p = self.probation.lock().expect("probation lock");
-        let old = self.current.swap(module);
+        let old = self.current.swap(Arc::new(serving));
         let last_good = match p.take() {
             Some(prev) => prev.last_good,
             None => old.clone(),
@@ -73,26 +123,34 @@ impl ModuleSlot {
         old
     }
 
-    /// Records a cycle's outcome on `ran` (the version the cycle ran on).
-    pub fn record(&self, ran: &Arc<LoadedModule>, ok: bool) -> Verdict {
+    /// Installs a version outside probation (a known-good one, e.g. the embedded built-in
+    /// coming back); returns the one it replaced.
+    pub fn install(&self, serving: Serving) -> Arc<Serving> {
         let mut p = self.probation.lock().expect("probation lock");
-        let Some(prob) = p.as_mut() else { return Verdict::Nothing };
-        if !Arc::ptr_eq(ran, &self.current.load()) {
-            return Verdict::Nothing; // a cycle that started before the swap says nothing
+        *p = None;
+        self.current.swap(Arc::new(serving))
+    }
+
+    /// Records a cycle's outcome on `ran` (the version the cycle ran on).
+    pub fn record(&self, ran: &Arc<LoadedModule>, ok: bool) -> SlotChange {
+        let mut p = self.probation.lock().expect("probation lock");
+        let Some(prob) = p.as_mut() else { return SlotChange::Nothing };
+        if !Arc::ptr_eq(ran, &self.current.load().module) {
+            return SlotChange::Nothing; // a cycle that started before the swap says nothing
         }
         if ok {
             *p = None;
-            return Verdict::Promoted;
+            return SlotChange::Promoted;
         }
         prob.failures += 1;
         if prob.failures < self.rollback_after {
-            return Verdict::Nothing;
+            return SlotChange::Nothing;
         }
         let restored = prob.last_good.clone();
         let failures = prob.failures;
         let failed = self.current.swap(restored.clone());
         *p = None;
-        Verdict::RolledBack { failed: failed.label(), restored: restored.label(), failures }
+        SlotChange::RolledBack { failed: failed.module.label(), restored: restored.module.label(), failures }
     }
 
     pub fn on_probation(&self) -> bool {
@@ -152,7 +210,8 @@ impl Registry {
             self.all()
                 .into_iter()
                 .map(|(_, slot)| {
-                    let m = slot.current();
+                    let s = slot.serving();
+                    let m = &s.module;
                     json!({
                         "name": m.meta.name,
                         "version": m.meta.version,
@@ -160,6 +219,8 @@ impl Registry {
                         "loaded_at": m.loaded_at,
                         "path": m.path.display().to_string(),
                         "probation": slot.on_probation(),
+                        "trust": s.trust,
+                        "grants": s.grants.names(),
                     })
                 })
                 .collect(),

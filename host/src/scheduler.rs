@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use futures_util::future::BoxFuture;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,22 +23,46 @@ use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
 use crate::config::HostConfig;
-use crate::heartbeat::Heartbeat;
-use crate::registry::{ModuleSlot, Verdict};
+use crate::registry::{ModuleSlot, Serving, SlotChange};
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
-use crate::runtime::{LoadedModule, Runtime};
+use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::state::{Restored, StateStore};
+use crate::status::HostStatus;
+pub use crate::status::TaskStats;
 
-/// Per-task counters, reported in heartbeats.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct TaskStats {
-    pub ok: u64,
-    pub failed: u64,
-    pub last_error: Option<String>,
-    pub last_duration_ms: u64,
+/// Which cycle a hook is called for.
+#[derive(Debug, Clone)]
+pub struct CycleInfo {
+    pub module: String,
     pub version: String,
+    pub task: String,
+}
+
+/// How a cycle ended, for after-cycle hooks.
+#[derive(Debug, Clone)]
+pub struct CycleReport {
+    pub cycle: CycleInfo,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub emitted: u32,
+    /// The cycle's state was persisted in core (false: failed cycle, or core unreachable).
+    pub state_saved: bool,
+    pub duration: Duration,
+}
+
+/// Code that runs around every scheduled cycle: HA's lease check attaches `before` (a lost
+/// lease skips the cycle), the outbox's commit attaches `after`. Both default to nothing.
+pub trait CycleHook: Send + Sync {
+    /// Err skips the cycle (logged with the reason; the task's state is kept).
+    fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// After the cycle ran and its state was persisted (or not).
+    fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// What every cycle needs besides the module: the runtime, the backends, the configuration.
@@ -51,11 +76,11 @@ pub struct RunEnv {
 pub struct Scheduler {
     pub env: RunEnv,
     pub state: StateStore,
-    pub heartbeat: Arc<Heartbeat>,
+    pub status: Arc<HostStatus>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     permits: Arc<Semaphore>,
-    stats: Mutex<BTreeMap<String, TaskStats>>,
+    hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
     /// Tasks with a live loop: a swap starts loops only for tasks new in the new version.
@@ -71,17 +96,18 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Runs one cycle of `task` on `module` (also used by the CLI for on-demand tasks).
+/// Runs one cycle of `task` on a version, under that version's rights (also used by the CLI
+/// for on-demand tasks).
 pub async fn run_once(
     env: &RunEnv,
-    slot: &ModuleSlot,
-    module: &LoadedModule,
+    serving: &Serving,
     task: &str,
     state: Option<&Value>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
-    let (meta, services) = (&module.meta, env.services.clone());
-    let cx = CycleCtx::new(&meta.name, &meta.version, task, services, slot.grants, slot.limits.clone());
+    let (module, services) = (&serving.module, env.services.clone());
+    let meta = &module.meta;
+    let cx = CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
@@ -92,22 +118,27 @@ pub async fn run_once(
 }
 
 impl Scheduler {
-    pub fn new(env: RunEnv, state: StateStore, heartbeat: Arc<Heartbeat>, max_concurrent: usize) -> Arc<Self> {
+    pub fn new(env: RunEnv, state: StateStore, status: Arc<HostStatus>, max_concurrent: usize) -> Arc<Self> {
         Arc::new(Scheduler {
             env,
             state,
-            heartbeat,
+            status,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            stats: Mutex::new(BTreeMap::new()),
+            hooks: Mutex::new(Vec::new()),
             unsaved: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
         })
     }
 
-    pub fn stats(&self) -> Value {
-        json!(*self.stats.lock().expect("stats lock"))
+    /// Adds a hook around every later cycle (see [`CycleHook`]); hooks run in the order added.
+    pub fn add_hook(&self, hook: Arc<dyn CycleHook>) {
+        self.hooks.lock().expect("hooks lock").push(hook);
+    }
+
+    fn hooks(&self) -> Vec<Arc<dyn CycleHook>> {
+        self.hooks.lock().expect("hooks lock").clone()
     }
 
     /// Starts a loop for every scheduled task (interval > 0) of the module in `slot` that
@@ -149,16 +180,17 @@ impl Scheduler {
                 tracing::info!(%task, "module unloaded; task stopped");
                 return;
             }
-            let module = slot.current();
+            let serving = slot.serving();
+            let module = &serving.module;
             let Some(meta) = module.meta.tasks.iter().find(|t| t.name == task) else {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
             let interval = Duration::from_secs(self.env.config.interval_for(&task, meta.interval_seconds).max(1));
-            if let Some(new_state) = self.cycle(&slot, &module, &task, state.as_ref()).await {
+            if let Some(new_state) = self.cycle(&slot, &serving, &task, state.as_ref()).await {
                 state = Some(new_state);
             }
-            self.heartbeat.poke();
+            self.status.touch();
             // Next start on the grid; ticks missed while the cycle ran are skipped, not queued.
             planned += interval;
             while planned <= Instant::now() {
@@ -175,54 +207,81 @@ impl Scheduler {
     async fn cycle(
         self: &Arc<Self>,
         slot: &Arc<ModuleSlot>,
-        module: &Arc<LoadedModule>,
+        serving: &Serving,
         task: &str,
         state: Option<&Value>,
     ) -> Option<Value> {
+        let module = &serving.module;
         let _permit = self.permits.acquire().await.ok()?;
+        let info = CycleInfo {
+            module: module.meta.name.clone(),
+            version: module.meta.version.clone(),
+            task: task.to_string(),
+        };
+        let hooks = self.hooks();
+        for h in &hooks {
+            if let Err(reason) = h.before(&info).await {
+                tracing::info!(%task, module = %module.label(), %reason, "cycle skipped by a before-cycle hook");
+                return None;
+            }
+        }
         let started = std::time::Instant::now();
-        let r = run_once(&self.env, slot, module, task, state, None).await;
+        let r = run_once(&self.env, serving, task, state, None).await;
         let elapsed = started.elapsed();
-        let mut stats = self.stats.lock().expect("stats lock").entry(task.to_string()).or_default().clone();
-        stats.last_duration_ms = elapsed.as_millis() as u64;
-        stats.version = module.meta.version.clone();
-        let ok = r.is_ok();
+        let (ok, error, emitted) = match &r {
+            Ok(out) => (true, None, out.emitted),
+            Err(e) => (false, Some(e.to_string()), 0),
+        };
+        self.status.record_task(task, |stats| {
+            stats.last_duration_ms = elapsed.as_millis() as u64;
+            stats.version = module.meta.version.clone();
+            if ok {
+                stats.ok += 1;
+            } else {
+                stats.failed += 1;
+                stats.last_error = error.clone();
+            }
+        });
         let out = match r {
             Ok(out) => {
-                stats.ok += 1;
-                tracing::info!(%task, module = %module.label(), ms = stats.last_duration_ms, emitted = out.emitted, cpu_ms = out.cpu_ms, "cycle ok");
+                tracing::info!(%task, module = %module.label(), ms = elapsed.as_millis() as u64, emitted = out.emitted, cpu_ms = out.cpu_ms, "cycle ok");
                 if out.log_dropped > 0 {
                     tracing::warn!(%task, dropped = out.log_dropped, "module exceeded its log line limit; lines dropped");
                 }
                 out.state
             }
             Err(e) => {
-                stats.failed += 1;
-                stats.last_error = Some(e.to_string());
                 tracing::error!(%task, module = %module.label(), error = %e, "cycle failed; previous state kept");
                 None
             }
         };
-        self.stats.lock().expect("stats lock").insert(task.to_string(), stats);
         match slot.record(module, ok) {
-            Verdict::Nothing => {}
-            Verdict::Promoted => {
+            SlotChange::Nothing => {}
+            SlotChange::Promoted => {
                 tracing::info!(module = %module.label(), "new version passed its first cycle; it is now the last good version")
             }
-            Verdict::RolledBack { failed, restored, failures } => {
+            SlotChange::RolledBack { failed, restored, failures } => {
                 tracing::error!(%failed, %restored, failures, "new version failed its first cycles; rolled back to the last good version");
                 self.start_module(slot.clone(), Duration::ZERO);
             }
         }
-        let new_state = out?;
-        self.persist(&module.meta.name, &module.meta.version, task, &new_state).await;
-        Some(new_state)
+        let state_saved = match &out {
+            Some(new_state) => self.persist(&module.meta.name, &module.meta.version, task, new_state).await,
+            None => false,
+        };
+        let report = CycleReport { cycle: info, ok, error, emitted, state_saved, duration: elapsed };
+        for h in &hooks {
+            h.after(&report).await;
+        }
+        out
     }
 
-    async fn persist(&self, module: &str, version: &str, task: &str, state: &Value) {
+    /// Saves a task's state in core; true when saved.
+    async fn persist(&self, module: &str, version: &str, task: &str, state: &Value) -> bool {
         match self.state.save(module, version, task, state).await {
             Ok(()) => {
                 self.unsaved.lock().expect("unsaved lock").remove(task);
+                true
             }
             Err(e) => {
                 tracing::warn!(%task, error = %e, "could not persist task state; will retry at the next cycle or shutdown");
@@ -230,6 +289,7 @@ impl Scheduler {
                     .lock()
                     .expect("unsaved lock")
                     .insert(task.to_string(), (module.to_string(), version.to_string(), state.clone()));
+                false
             }
         }
     }
@@ -252,5 +312,81 @@ impl Scheduler {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clients::core::CoreClient;
+    use crate::clients::prometheus::PrometheusClient;
+    use crate::clients::retry::RetryPolicy;
+    use crate::registry::Registry;
+
+    /// Counts cycles and vetoes every one after the first `allow`.
+    struct Gatekeeper {
+        allow: u32,
+        before: AtomicU32,
+        after: Mutex<Vec<CycleReport>>,
+    }
+
+    impl CycleHook for Gatekeeper {
+        fn before<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                let n = self.before.fetch_add(1, Ordering::SeqCst) + 1;
+                if n > self.allow {
+                    return Err(format!("no lease for {}", cycle.task));
+                }
+                Ok(())
+            })
+        }
+        fn after<'a>(&'a self, report: &'a CycleReport) -> BoxFuture<'a, ()> {
+            Box::pin(async move { self.after.lock().unwrap().push(report.clone()) })
+        }
+    }
+
+    /// Hooks wrap every cycle; a failing before-hook skips the cycle (no run, no after-hook,
+    /// no counters); status records what ran. Core is unreachable here, so the after-hook
+    /// sees `state_saved: false`.
+    #[tokio::test]
+    async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
+        let component =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/test-components/swapper-v1.wasm");
+        assert!(component.exists(), "{} missing: run scripts/build-modules", component.display());
+        let core = CoreClient::new("http://127.0.0.1:9", RetryPolicy::none(), Duration::from_secs(1)).unwrap();
+        let services = Arc::new(Services {
+            records: Arc::new(core.clone()),
+            core: core.clone(),
+            prometheus: PrometheusClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap(),
+            tempo: None,
+            llm: Default::default(),
+        });
+        let config = Arc::new(HostConfig {
+            intervals: Default::default(),
+            limits: Default::default(),
+            module_config: json!({}),
+        });
+        let env = RunEnv { runtime: Runtime::new(None).unwrap(), services, config };
+        let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
+        let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
+        let sched = Scheduler::new(env, StateStore::new(core), status.clone(), 2);
+        let hook = Arc::new(Gatekeeper { allow: 1, before: AtomicU32::new(0), after: Mutex::default() });
+        sched.add_hook(hook.clone());
+        let slot = Arc::new(ModuleSlot::new(Serving::bare(module), 3));
+        let serving = slot.serving();
+
+        let state = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}))).await;
+        assert_eq!(state.unwrap()["n"], 2);
+        assert!(sched.cycle(&slot, &serving, "swapper", None).await.is_none(), "vetoed");
+
+        assert_eq!(hook.before.load(Ordering::SeqCst), 2);
+        let after = hook.after.lock().unwrap().clone();
+        assert_eq!(after.len(), 1, "the vetoed cycle has no after-hook");
+        assert!(after[0].ok && !after[0].state_saved && after[0].cycle.task == "swapper", "{after:?}");
+        assert_eq!(status.tasks()["swapper"]["ok"], 1);
     }
 }

@@ -1,11 +1,11 @@
 //! `nthlayer-host serve`: load modules, schedule their tasks, heartbeat, shut down cleanly.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use serde_json::json;
 
+use crate::builtin::{self, Embedded};
 use crate::capabilities::GrantPolicy;
 use crate::clients::core::CoreClient;
 use crate::clients::prometheus::PrometheusClient;
@@ -19,18 +19,21 @@ use crate::runtime::{cache, Runtime};
 use crate::scheduler::{RunEnv, Scheduler};
 use crate::services::Services;
 use crate::state::StateStore;
+use crate::status::HostStatus;
 use crate::swap::Watcher;
 
 /// Backend clients from the CLI's URLs. `NTHLAYER_CORE_BACKOFF_MS` shortens the core retry
 /// backoff (tests; the default is the reference's 1 s doubling).
 pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>, llm: LlmService) -> Result<Services> {
     let mut retry = RetryPolicy::default();
-    if let Some(ms) = std::env::var("NTHLAYER_CORE_BACKOFF_MS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(ms) = crate::config::core_backoff_ms() {
         retry.first_delay = Duration::from_millis(ms);
     }
     let timeout = Duration::from_secs(30);
+    let core = CoreClient::new(core_url, retry, timeout)?;
     Ok(Services {
-        core: CoreClient::new(core_url, retry, timeout)?,
+        records: Arc::new(core.clone()),
+        core,
         prometheus: PrometheusClient::new(prometheus_url, timeout)?,
         tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
         llm,
@@ -45,56 +48,55 @@ pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
     }
 }
 
-pub async fn serve(args: ServeArgs) -> Result<()> {
-    let config = Arc::new(HostConfig::from_args(&args)?);
-    let grants = GrantPolicy::parse(&args.grants)?;
+/// What every command builds from the same flags: configuration, backends, runtime, and
+/// the modules loaded (files first, then the built-ins no file replaces).
+pub struct Loaded {
+    pub env: RunEnv,
+    pub registry: Arc<Registry>,
+    pub watcher: Watcher,
+    /// Files (or built-ins) that failed to load.
+    pub failures: usize,
+}
+
+/// Loads what `args` asks for. `only_builtin` limits the embedded modules to one name (the
+/// one-shot commands compile only the module their task lives in).
+pub async fn load(args: &ServeArgs, only_builtin: Option<&str>) -> Result<Loaded> {
+    if args.no_builtin && args.modules.is_empty() {
+        anyhow::bail!("--no-builtin without --modules leaves nothing to run");
+    }
+    let config = Arc::new(HostConfig::from_args(args)?);
+    let grants = GrantPolicy::parse(&args.grants)?.with_trusted_dirs(&args.trusted_dirs)?;
     let services = Arc::new(build_services(
         &args.core_url,
         &args.prometheus_url,
         args.tempo_endpoint.as_deref(),
         LlmService::from_env(&args.llm)?,
     )?);
-    let runtime = Runtime::new(cache_dir(&args))?;
+    let runtime = Runtime::new(cache_dir(args))?;
     let registry = Arc::new(Registry::default());
-    let env = RunEnv { runtime: runtime.clone(), services: services.clone(), config: config.clone() };
-    let mut watcher = Watcher::new(args.modules.clone(), env.clone(), registry.clone(), grants, args.rollback_after);
+    let env = RunEnv { runtime, services, config };
+    let builtins: &'static [Embedded] = match (args.no_builtin, only_builtin) {
+        (true, _) => &[],
+        (false, None) => builtin::all(),
+        (false, Some(name)) => {
+            builtin::all().iter().position(|e| e.name == name).map_or(&[], |i| &builtin::all()[i..=i])
+        }
+    };
+    let mut watcher = Watcher::new(args.modules.clone(), env.clone(), registry.clone(), grants, args.rollback_after)
+        .with_builtins(builtins);
     let failures = watcher.initial_load(None).await;
+    Ok(Loaded { env, registry, watcher, failures })
+}
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let Loaded { env, registry, watcher, failures } = load(&args, None).await?;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }
-
-    let sched_cell: Arc<OnceLock<Arc<Scheduler>>> = Arc::new(OnceLock::new());
-    let snapshot = {
-        let (registry, cell, llm) = (registry.clone(), sched_cell.clone(), services.llm.clone());
-        Box::new(move || {
-            let modules: Vec<String> = registry
-                .all()
-                .iter()
-                .flat_map(|(_, s)| {
-                    s.current()
-                        .meta
-                        .tasks
-                        .iter()
-                        .filter(|t| t.interval_seconds > 0)
-                        .map(|t| t.name.clone())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            json!({
-                "modules": modules,
-                "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
-                "components": registry.versions(),
-                "rejected": registry.rejected(),
-                "tasks": cell.get().map(|s| s.stats()).unwrap_or_default(),
-                "llm": llm.metrics(),
-            })
-        })
-    };
-    let heartbeat = Heartbeat::new(services.core.clone(), args.instance_id.clone(), snapshot);
-    let env = RunEnv { runtime: runtime.clone(), services: services.clone(), config: config.clone() };
-    let scheduler =
-        Scheduler::new(env, StateStore::new(services.core.clone()), heartbeat.clone(), args.max_concurrent_cycles);
-    let _ = sched_cell.set(scheduler.clone());
+    let core = env.services.core.clone();
+    let status = HostStatus::new(registry.clone(), env.services.llm.clone());
+    let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone());
+    let scheduler = Scheduler::new(env, StateStore::new(core), status, args.max_concurrent_cycles);
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
     }

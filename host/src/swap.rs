@@ -8,6 +8,12 @@
 //! answer `describe()` and keep its module name before it is swapped in.
 //!
 //! Compilation happens on the blocking pool (`Runtime::load`), off the scheduler's path.
+//!
+//! The built-in modules embedded in the binary load after the files, for every name no file
+//! provides; a file that provides a built-in's name replaces it (now or later, as a swap),
+//! and when that file goes away the embedded version serves again. Every version's grants
+//! and limits are resolved anew from what its code is (capabilities.rs), so a swap can
+//! never inherit the rights of the version it replaced.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,9 +22,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::capabilities::GrantPolicy;
+use crate::builtin::Embedded;
+use crate::capabilities::{GrantPolicy, Trust};
 use crate::config::expand_modules;
-use crate::registry::{ModuleSlot, Registry};
+use crate::registry::{ModuleSlot, Registry, Serving};
+use crate::runtime::LoadedModule;
 use crate::scheduler::{RunEnv, Scheduler};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +59,7 @@ pub struct Watcher {
     grants: GrantPolicy,
     rollback_after: u32,
     known: HashMap<PathBuf, Known>,
+    builtins: Vec<&'static Embedded>,
 }
 
 impl Watcher {
@@ -61,7 +70,65 @@ impl Watcher {
         grants: GrantPolicy,
         rollback_after: u32,
     ) -> Self {
-        Watcher { specs, env, registry, grants, rollback_after, known: HashMap::new() }
+        Watcher { specs, env, registry, grants, rollback_after, known: HashMap::new(), builtins: Vec::new() }
+    }
+
+    /// Serve these embedded modules where no file provides their name.
+    pub fn with_builtins(mut self, builtins: &'static [Embedded]) -> Self {
+        self.builtins = builtins.iter().collect();
+        self
+    }
+
+    /// A loaded version with the rights its identity earns.
+    fn serving(&self, module: Arc<LoadedModule>, trust: Trust) -> Serving {
+        let name = &module.meta.name;
+        Serving {
+            grants: self.grants.resolve(name, &module.meta.needs, &trust),
+            limits: self.env.config.limits_for(name),
+            trust,
+            module,
+        }
+    }
+
+    async fn load_embedded(&self, e: &Embedded) -> Result<Serving, String> {
+        let path = e.path();
+        let loaded = self
+            .env
+            .runtime
+            .load_bytes(&path, e.bytes.to_vec(), self.env.services.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        if loaded.meta.name != e.name {
+            return Err(format!("embedded {} describes itself as {:?}", e.name, loaded.meta.name));
+        }
+        Ok(self.serving(loaded, Trust::Embedded))
+    }
+
+    /// Loads the embedded modules no file provides. Returns the failures (a broken build).
+    async fn load_builtins(&mut self, scheduler: Option<&Arc<Scheduler>>) -> usize {
+        let mut failures = 0;
+        for e in self.builtins.clone() {
+            if self.registry.get(e.name).is_some() {
+                tracing::info!(module = e.name, "a module file replaces the embedded built-in");
+                continue;
+            }
+            match self.load_embedded(e).await {
+                Ok(serving) => {
+                    log_loaded(&serving, "built-in module loaded");
+                    let slot = Arc::new(ModuleSlot::new(serving, self.rollback_after));
+                    self.registry.insert(e.name, slot.clone());
+                    if let Some(s) = scheduler {
+                        s.start_module(slot, Duration::ZERO);
+                    }
+                }
+                Err(reason) => {
+                    tracing::error!(module = e.name, error = %reason, "embedded built-in module failed to load");
+                    self.registry.note_rejected(&e.path(), &reason);
+                    failures += 1;
+                }
+            }
+        }
+        failures
     }
 
     fn files(&self) -> Vec<PathBuf> {
@@ -83,7 +150,7 @@ impl Watcher {
                 failures += 1;
             }
         }
-        failures
+        failures + self.load_builtins(scheduler).await
     }
 
     /// Polls until shutdown.
@@ -106,6 +173,10 @@ impl Watcher {
             self.registry.clear_rejected(&path);
             if let Some(k) = self.known.remove(&path) {
                 if let Some(name) = k.module {
+                    if self.restore_builtin(&name, &path).await {
+                        changed = true;
+                        continue;
+                    }
                     if let Some(slot) = self.registry.remove(&name) {
                         slot.retire();
                         changed = true;
@@ -137,7 +208,26 @@ impl Watcher {
         // The set of serving versions (or rejected files) changed: tell core now rather than
         // at the next cycle, which for a removed module never comes.
         if changed {
-            scheduler.heartbeat.poke();
+            scheduler.status.touch();
+        }
+    }
+
+    /// A file that replaced a built-in went away: the embedded version serves again.
+    async fn restore_builtin(&self, name: &str, path: &Path) -> bool {
+        let (Some(e), Some(slot)) = (self.builtins.iter().find(|e| e.name == name), self.registry.get(name)) else {
+            return false;
+        };
+        match self.load_embedded(e).await {
+            Ok(serving) => {
+                let old = slot.install(serving);
+                tracing::info!(file = %path.display(), module = %slot.current().label(), replaced = %old.module.label(),
+                    "module file removed; the embedded built-in serves again");
+                true
+            }
+            Err(reason) => {
+                tracing::error!(module = name, error = %reason, "embedded built-in module failed to load");
+                false
+            }
         }
     }
 
@@ -201,13 +291,20 @@ impl Watcher {
                 return Err(format!("file now provides module {name:?}, was {prev:?}"));
             }
         }
+        let serving = self.serving(loaded.clone(), self.grants.identify(path, &sha));
         let k = self.known.get_mut(path).expect("known entry");
         match self.registry.get(&name) {
-            Some(slot) if previous_module.is_some() => {
-                let old = slot.swap(loaded.clone());
+            Some(slot) if previous_module.is_some() || slot.current().embedded() => {
+                let ungranted = serving.ungranted_needs();
+                let old = slot.swap(serving);
+                let new = slot.serving();
+                let rights = new.rights_change(&old).unwrap_or_else(|| "unchanged".into());
                 k.sha256 = Some(sha);
-                tracing::info!(module = %loaded.label(), replaced = %old.label(), origin = ?loaded.origin,
+                k.module = Some(name.clone());
+                tracing::info!(module = %loaded.label(), replaced = %old.module.label(), origin = ?loaded.origin,
+                    grants = ?new.grants.names(), trust = ?new.trust, %rights,
                     swap_ms = started.elapsed().as_millis() as u64, "module swapped; in-flight cycles finish on the old version");
+                warn_ungranted(&name, &ungranted);
                 if let Some(s) = scheduler {
                     s.start_module(slot, Duration::ZERO);
                 }
@@ -218,11 +315,9 @@ impl Watcher {
                 return Err(format!("module {name:?} is already provided by {}", slot.current().path.display()));
             }
             None => {
-                let g = self.grants.resolve(&name, &loaded.meta.needs);
-                tracing::info!(module = %loaded.label(), origin = ?loaded.origin, grants = ?g.names(),
-                    tasks = ?loaded.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
-                    load_ms = started.elapsed().as_millis() as u64, "module loaded");
-                let slot = Arc::new(ModuleSlot::new(loaded, g, self.env.config.limits_for(&name), self.rollback_after));
+                tracing::info!(load_ms = started.elapsed().as_millis() as u64, file = %path.display(), "module file read and compiled");
+                log_loaded(&serving, "module loaded");
+                let slot = Arc::new(ModuleSlot::new(serving, self.rollback_after));
                 self.registry.insert(&name, slot.clone());
                 k.sha256 = Some(sha);
                 k.module = Some(name);
@@ -232,5 +327,20 @@ impl Watcher {
             }
         }
         Ok(())
+    }
+}
+
+fn log_loaded(s: &Serving, what: &str) {
+    let m = &s.module;
+    tracing::info!(module = %m.label(), origin = ?m.origin, grants = ?s.grants.names(), trust = ?s.trust,
+        tasks = ?m.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), "{what}");
+    warn_ungranted(&m.meta.name, &s.ungranted_needs());
+}
+
+/// Declared needs not granted are not an error (the module may cope), but the operator
+/// should see them once, at load, rather than as denied calls cycle after cycle.
+fn warn_ungranted(module: &str, needs: &[String]) {
+    if !needs.is_empty() {
+        tracing::warn!(module, needs = ?needs, "module declares needs it is not granted; those calls will be denied (grant with --grant {module}={})", needs.join(","));
     }
 }

@@ -5,9 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nthlayer_host::capabilities::Grants;
 use nthlayer_host::config::HostConfig;
-use nthlayer_host::registry::ModuleSlot;
+use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::limits::Limits;
 use nthlayer_host::runtime::{CycleError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
@@ -32,8 +31,8 @@ async fn a_cycle_runs_in_a_fresh_instance_and_returns_state() {
     let env = env().await;
     let m = env.runtime.load(&component(), env.services.clone()).await.unwrap();
     assert_eq!((m.meta.name.as_str(), m.meta.version.as_str()), ("swapper", "1.0.0"));
-    let slot = ModuleSlot::new(m.clone(), Grants::none(), Limits::default(), 3);
-    let out = run_once(&env, &slot, &m, "swapper", Some(&json!({"n": 41})), None).await.unwrap();
+    let serving = Serving::bare(m.clone());
+    let out = run_once(&env, &serving, "swapper", Some(&json!({"n": 41})), None).await.unwrap();
     assert_eq!(out.state.unwrap()["n"], 42);
 }
 
@@ -42,7 +41,49 @@ async fn memory_limit_below_initial_memory_fails_instantiation_by_name() {
     let env = env().await;
     let m = env.runtime.load(&component(), env.services.clone()).await.unwrap();
     let tiny = Limits { memory_bytes: 64 << 10, ..Limits::default() };
-    let slot = ModuleSlot::new(m.clone(), Grants::none(), tiny, 3);
-    let err = run_once(&env, &slot, &m, "swapper", None, None).await.unwrap_err();
+    let serving = Serving { limits: tiny, ..Serving::bare(m.clone()) };
+    let err = run_once(&env, &serving, "swapper", None, None).await.unwrap_err();
     assert!(matches!(&err, CycleError::Memory(msg) if msg.contains("memory limit of 0.06 MiB")), "{err:?}");
+}
+
+fn variant(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/test-components/{name}.wasm"));
+    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
+    p
+}
+
+/// Probation in-process: a swapped-in version that fails its first cycles is rolled back,
+/// and the rights that come back are the restored version's, not the failed one's.
+#[tokio::test]
+async fn probation_rolls_back_with_the_last_good_versions_rights() {
+    use nthlayer_host::capabilities::{Capability, Grants, Trust};
+    use nthlayer_host::registry::{ModuleSlot, SlotChange};
+    let env = env().await;
+    let v1 = env.runtime.load(&variant("swapper-v1"), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&variant("swapper-v2"), env.services.clone()).await.unwrap();
+    let good =
+        Serving { grants: Grants::none().with(Capability::Core), trust: Trust::Embedded, ..Serving::bare(v1.clone()) };
+    let slot = ModuleSlot::new(good, 2);
+    assert_eq!(slot.record(&v1, false), SlotChange::Nothing, "not on probation: failures change nothing");
+
+    slot.swap(Serving::bare(v2.clone()));
+    assert!(slot.on_probation());
+    assert!(!slot.serving().grants.allows(Capability::Core), "the new version's rights, not the old one's");
+    assert_eq!(slot.record(&v1, false), SlotChange::Nothing, "a cycle on the old version says nothing");
+    assert_eq!(slot.record(&v2, false), SlotChange::Nothing, "one failure of two");
+    match slot.record(&v2, false) {
+        SlotChange::RolledBack { failures: 2, restored, failed } => {
+            assert!(restored.contains("1.0.0") && failed.contains("2.0.0"), "{restored} / {failed}")
+        }
+        other => panic!("expected a rollback, got {other:?}"),
+    }
+    assert!(std::sync::Arc::ptr_eq(&slot.current(), &v1));
+    assert!(slot.serving().grants.allows(Capability::Core), "the restored version's rights");
+    assert!(!slot.on_probation());
+
+    // One success ends probation.
+    slot.swap(Serving::bare(v2.clone()));
+    assert_eq!(slot.record(&v2, true), SlotChange::Promoted);
+    assert_eq!(slot.record(&v2, false), SlotChange::Nothing);
+    assert!(std::sync::Arc::ptr_eq(&slot.current(), &v2));
 }

@@ -24,6 +24,19 @@ pub fn modules_dir() -> PathBuf {
         .unwrap_or_else(|| util::workspace_root().join("dist/modules"))
 }
 
+/// The built-in module names, from `modules/builtin.txt` (the one list the host embeds and
+/// scripts/build-modules builds).
+pub fn builtin_modules() -> Vec<String> {
+    let list = util::workspace_root().join("modules/builtin.txt");
+    std::fs::read_to_string(&list)
+        .unwrap_or_else(|e| panic!("{}: {e}", list.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
 /// `<modules>/observe.wasm`.
 pub fn observe_module() -> PathBuf {
     modules_dir().join("observe.wasm")
@@ -165,7 +178,7 @@ impl Drop for Proc {
 pub struct HostProcess(Proc);
 
 impl HostProcess {
-    /// `nthlayer-host serve --core-url U --prometheus-url P --instance-id I
+    /// `nthlayer-host serve --core-url U --prometheus-url P --instance-id I --no-builtin
     /// --modules <modules>/observe.wasm [extra…]`.
     pub fn serve(core_url: &str, prometheus_url: &str, instance_id: &str, extra: &[&str]) -> Self {
         let m = observe_module().display().to_string();
@@ -173,6 +186,8 @@ impl HostProcess {
     }
 
     /// As [`HostProcess::serve`] with an explicit `--modules` list (paths or globs).
+    /// `--no-builtin` keeps the test focused: only these modules run, not every built-in
+    /// embedded in the binary. Use [`HostProcess::spawn_raw`] for the drop-in form.
     pub fn serve_modules(
         core_url: &str,
         prometheus_url: &str,
@@ -188,6 +203,7 @@ impl HostProcess {
             prometheus_url,
             "--instance-id",
             instance_id,
+            "--no-builtin",
             "--modules",
         ]
         .iter()
@@ -312,15 +328,29 @@ fn run(program: &Path, args: &[String], env: &[(&str, &str)]) -> Output {
     }
 }
 
-/// `nthlayer-host gate <args…> --core-url U --modules <modules>/observe.wasm`, e.g.
-/// `gate(url, &["--service", "payment-api"])`. Returns (exit code, stdout, stderr).
+/// `nthlayer-host gate <args…> --core-url U --no-builtin --modules <modules>/observe.wasm`,
+/// e.g. `gate(url, &["--service", "payment-api"])`. Returns (exit code, stdout, stderr).
 pub fn gate(core_url: &str, args: &[&str]) -> (i32, String, String) {
     require_host();
     let mut a: Vec<String> = vec!["gate".into()];
     a.extend(args.iter().map(|s| s.to_string()));
-    a.extend(["--core-url".into(), core_url.into(), "--modules".into(), observe_module().display().to_string()]);
+    a.extend([
+        "--core-url".into(),
+        core_url.into(),
+        "--no-builtin".into(),
+        "--modules".into(),
+        observe_module().display().to_string(),
+    ]);
     let o = run(&host_bin(), &a, &[]);
     (o.code, o.stdout, o.stderr)
+}
+
+/// `nthlayer-host <args…>` exactly as given, run to completion (the drop-in forms, e.g.
+/// `gate --service S --core-url U` with the embedded observe).
+pub fn host_command(args: &[&str]) -> Output {
+    require_host();
+    let a: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    run(&host_bin(), &a, &[])
 }
 
 /// `nthlayer-workers gate <args…> --core-url U` (the reference). Returns (code, stdout, stderr).

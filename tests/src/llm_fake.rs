@@ -274,7 +274,7 @@ impl LlmHost {
         let dir = tempfile::Builder::new().prefix("nthlayer-host-llm-").tempdir().expect("tempdir");
         let mut cmd = Command::new(host_bin());
         cmd.args(["serve", "--core-url", core_url, "--prometheus-url", "http://127.0.0.1:9"])
-            .args(["--instance-id", instance_id, "--start-jitter-ms", "0", "--modules"])
+            .args(["--instance-id", instance_id, "--start-jitter-ms", "0", "--no-builtin", "--modules"])
             .args(modules)
             .args(extra)
             .current_dir(dir.path());

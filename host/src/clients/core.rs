@@ -34,6 +34,15 @@ pub struct VerdictFilter {
     pub limit: u32,
 }
 
+/// What core answered to a request that succeeded.
+enum Answer {
+    /// A 2xx with its body.
+    Body(Vec<u8>),
+    /// A 409 on a retried POST: an earlier attempt stored the record before its reply was
+    /// lost, so the record is there — under the id we sent.
+    StoredEarlier,
+}
+
 enum Attempt {
     Transport(String),
     Status(u16, Vec<u8>),
@@ -62,7 +71,7 @@ impl CoreClient {
         path: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
-    ) -> Result<(u16, Vec<u8>), ClientError> {
+    ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let attempts = AtomicUsize::new(0);
         let once = || async {
@@ -92,8 +101,8 @@ impl CoreClient {
             .await;
         let n = attempts.load(Ordering::Relaxed);
         match result {
-            Ok((status, bytes)) if (200..300).contains(&status) => Ok((status, bytes)),
-            Ok((409, _)) if method == Method::POST && n > 1 => Ok((201, Vec::new())),
+            Ok((status, bytes)) if (200..300).contains(&status) => Ok(Answer::Body(bytes)),
+            Ok((409, _)) if method == Method::POST && n > 1 => Ok(Answer::StoredEarlier),
             Ok((status, bytes)) => Err(ClientError::from_response(status, &bytes)),
             Err(Attempt::Status(status, body)) => Err(ClientError::Unavailable(format!(
                 "core at {} answered HTTP {status} on all {n} attempts: {}",
@@ -107,19 +116,19 @@ impl CoreClient {
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
-        let (_, body) = self.send(Method::GET, path, query, None).await?;
-        parse(&body)
+        match self.send(Method::GET, path, query, None).await? {
+            Answer::Body(body) => parse(&body),
+            Answer::StoredEarlier => Ok(Value::Null), // only POSTs are retried into a 409
+        }
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        let (_, bytes) = self.send(Method::POST, path, &[], Some(body)).await?;
-        if bytes.is_empty() {
-            // A 409 after a retry: the first attempt stored it.
-            return Ok(
-                json!({"id": body.get("id").or_else(|| body.pointer("/data/id")).cloned().unwrap_or(Value::Null)}),
-            );
+        match self.send(Method::POST, path, &[], Some(body)).await? {
+            Answer::Body(bytes) => parse(&bytes),
+            Answer::StoredEarlier => {
+                Ok(json!({"id": body.get("id").or_else(|| body.pointer("/data/id")).cloned().unwrap_or(Value::Null)}))
+            }
         }
-        parse(&bytes)
     }
 
     pub async fn get_manifests(&self) -> Result<Value, ClientError> {

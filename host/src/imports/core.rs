@@ -55,13 +55,13 @@ impl StoreData {
         self.check_request("record", record.len())?;
         let map = parse_record(kind, &record)?;
         let component = self.source_component(source)?;
-        let core = self.cx.services.core.clone();
+        let sink = self.cx.services.records.clone();
         let what = match kind {
             RecordKind::Assessment => "assessment",
             RecordKind::Verdict => "verdict",
         };
         let budget = self.budget();
-        let id = bounded("core", budget, core.submit(kind, &map, &component)).await?;
+        let id = bounded("core", budget, sink.submit(kind, &map, &component)).await?;
         self.cx.emitted += 1;
         let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
         let service = map.get("service").and_then(Value::as_str).unwrap_or("");

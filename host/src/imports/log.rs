@@ -30,13 +30,23 @@ impl Host for StoreData {
             fields.iter().take(MAX_FIELDS).map(|(k, v)| format!("{}={}", cut(k), cut(v))).collect();
         let fields = fields.join(" ");
         let msg = cut(&message);
-        let (module, task) = (&cx.module, &cx.task);
+        let (module, version, task) = (&cx.module, &cx.version, &cx.task);
         match level {
-            Level::Trace => tracing::trace!(module = %module, task = %task, fields = %fields, "{msg}"),
-            Level::Debug => tracing::debug!(module = %module, task = %task, fields = %fields, "{msg}"),
-            Level::Info => tracing::info!(module = %module, task = %task, fields = %fields, "{msg}"),
-            Level::Warn => tracing::warn!(module = %module, task = %task, fields = %fields, "{msg}"),
-            Level::Error => tracing::error!(module = %module, task = %task, fields = %fields, "{msg}"),
+            Level::Trace => {
+                tracing::trace!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+            }
+            Level::Debug => {
+                tracing::debug!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+            }
+            Level::Info => {
+                tracing::info!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+            }
+            Level::Warn => {
+                tracing::warn!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+            }
+            Level::Error => {
+                tracing::error!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+            }
         }
     }
 }

@@ -59,7 +59,7 @@ impl StoreData {
             self.cx.module,
             cap.name(),
             self.cx.module,
-            self.cx.grants.with(cap).names().join(","),
+            self.cx.grants.clone().with(cap).names().join(","),
             match self.cx.grants.names() {
                 n if n.is_empty() => "log only".to_string(),
                 n => n.join(","),

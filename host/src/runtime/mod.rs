@@ -54,6 +54,11 @@ pub struct LoadedModule {
 }
 
 impl LoadedModule {
+    /// Loaded from the bytes embedded in the binary, not from a file.
+    pub fn embedded(&self) -> bool {
+        self.path.to_string_lossy().starts_with(crate::builtin::EMBEDDED_PREFIX)
+    }
+
     /// A short label for logs and errors: `observe@0.1.0 (observe.wasm, sha256 1a2b3c4d)`.
     pub fn label(&self) -> String {
         let file = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();

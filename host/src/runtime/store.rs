@@ -18,6 +18,7 @@ use crate::services::Services;
 /// Who is running and with what rights; read by every import.
 pub struct CycleCtx {
     pub module: String,
+    /// The module version, on every log line the module writes (wit/log.wit promises it).
     pub version: String,
     pub task: String,
     pub services: Arc<Services>,
@@ -28,7 +29,6 @@ pub struct CycleCtx {
     pub log_lines: u32,
     pub log_dropped: u32,
     pub emitted: u32,
-    pub llm_calls: u32,
     /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
 }
@@ -55,7 +55,6 @@ impl CycleCtx {
             log_lines: 0,
             log_dropped: 0,
             emitted: 0,
-            llm_calls: 0,
             llm_cycle: Default::default(),
         }
     }

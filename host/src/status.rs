@@ -1,0 +1,82 @@
+//! One place that knows how the host is doing. The scheduler records cycles here, and reads
+//! of the registry (serving versions, rejected files) and the LLM service (usage) come
+//! through here too; heartbeats — and later `/metrics` and an admin API — only read it.
+//! Writers never know who reads: a change pokes [`HostStatus::changed`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::llm::LlmService;
+use crate::registry::Registry;
+
+/// Per-task counters, reported in heartbeats.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct TaskStats {
+    pub ok: u64,
+    pub failed: u64,
+    pub last_error: Option<String>,
+    pub last_duration_ms: u64,
+    pub version: String,
+}
+
+pub struct HostStatus {
+    registry: Arc<Registry>,
+    llm: LlmService,
+    tasks: Mutex<BTreeMap<String, TaskStats>>,
+    changed: Notify,
+}
+
+impl HostStatus {
+    pub fn new(registry: Arc<Registry>, llm: LlmService) -> Arc<Self> {
+        Arc::new(HostStatus { registry, llm, tasks: Mutex::default(), changed: Notify::new() })
+    }
+
+    /// Updates one task's counters. Readers are told by [`HostStatus::touch`] once the
+    /// cycle is over (state persisted), so a heartbeat never runs ahead of core's state.
+    pub fn record_task(&self, task: &str, update: impl FnOnce(&mut TaskStats)) {
+        update(self.tasks.lock().expect("status lock").entry(task.to_string()).or_default());
+    }
+
+    /// Something readers should see changed (a cycle, a swap, a rejected file).
+    pub fn touch(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Resolves after the next [`HostStatus::touch`] (or at once if one is pending).
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    pub fn tasks(&self) -> Value {
+        json!(*self.tasks.lock().expect("status lock"))
+    }
+
+    /// The heartbeat's `state`: the reference's `modules` (scheduled task names) plus ours.
+    pub fn snapshot(&self) -> Value {
+        let modules: Vec<String> = self
+            .registry
+            .all()
+            .iter()
+            .flat_map(|(_, s)| {
+                s.current()
+                    .meta
+                    .tasks
+                    .iter()
+                    .filter(|t| t.interval_seconds > 0)
+                    .map(|t| t.name.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        json!({
+            "modules": modules,
+            "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
+            "components": self.registry.versions(),
+            "rejected": self.registry.rejected(),
+            "tasks": self.tasks(),
+            "llm": self.llm.metrics(),
+        })
+    }
+}
