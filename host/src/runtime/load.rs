@@ -121,7 +121,10 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
     }
     for n in &m.needs {
         if crate::capabilities::Capability::parse(n).is_none() {
-            return Err(format!("unknown capability {n:?} in needs (known: core, prometheus, tempo, llm, log)"));
+            return Err(format!(
+                "unknown capability {n:?} in needs (known: {}, log)",
+                crate::capabilities::Capability::known()
+            ));
         }
     }
     Ok(())
