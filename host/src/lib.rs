@@ -11,6 +11,7 @@
 //! - [`swap`]: watching module files, validating new versions, swapping them in.
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks, persisting their state in core,
 //!   telling core we are alive.
+//! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`serve`], [`gate`]: the CLI commands built from the above.
 
 pub mod bindings;
@@ -28,3 +29,4 @@ pub mod serve;
 pub mod services;
 pub mod state;
 pub mod swap;
+pub mod wake;
