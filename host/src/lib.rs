@@ -13,6 +13,7 @@
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
 //!   persisting their state in core, telling core we are alive.
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
+//! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`serve`], [`gate`]: the CLI commands built from the above.
 
 pub mod bindings;
@@ -32,3 +33,4 @@ pub mod services;
 pub mod state;
 pub mod status;
 pub mod swap;
+pub mod wake;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::bindings::v0_1::nthlayer::worker::llm::{StructuredRequest, StructuredResponse, Usage};
+use crate::bindings::latest::nthlayer::worker::llm::{StructuredRequest, StructuredResponse, Usage};
 use crate::bindings::{HostError, Rejection};
 
 /// `--llm MODULE=JSON`.

@@ -92,6 +92,8 @@ struct Running<'a>(&'a Scheduler, String);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        // Before leaving the running set: a successor loop subscribes afresh.
+        self.0.env.services.wake.unsubscribe(&self.1);
         self.0.running.lock().expect("running lock").remove(&self.1);
     }
 }
@@ -175,6 +177,7 @@ impl Scheduler {
         // Starts follow a fixed grid from the first start: a late start (busy permits, a
         // slow host) does not push every later start back.
         let mut planned = Instant::now();
+        let wake = self.env.services.wake.subscribe(&task, &[]);
         loop {
             if slot.retired() {
                 tracing::info!(%task, "module unloaded; task stopped");
@@ -187,18 +190,25 @@ impl Scheduler {
                 return;
             };
             let interval = Duration::from_secs(self.env.config.interval_for(&task, meta.interval_seconds).max(1));
+            self.env.services.wake.subscribe(&task, &meta.wake);
+            let started = Instant::now();
             if let Some(new_state) = self.cycle(&slot, &serving, &task, state.as_ref()).await {
                 state = Some(new_state);
             }
             self.status.touch();
             // Next start on the grid; ticks missed while the cycle ran are skipped, not queued.
-            planned += interval;
+            // A woken cycle does not move the grid.
             while planned <= Instant::now() {
                 planned += interval;
             }
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                _ = tokio::time::sleep_until(planned) => {}
+                due = wake.due(planned, started) => {
+                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                        let after_ms = at.elapsed().as_millis() as u64;
+                        tracing::info!(%task, %by, after_ms, "woken by a submitted record");
+                    }
+                }
             }
         }
     }

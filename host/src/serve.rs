@@ -37,6 +37,7 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>,
         prometheus: PrometheusClient::new(prometheus_url, timeout)?,
         tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
         llm,
+        wake: Default::default(),
     })
 }
 

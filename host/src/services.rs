@@ -21,6 +21,8 @@ pub struct Services {
     /// None without `--tempo-endpoint`: tempo calls answer unavailable("not configured").
     pub tempo: Option<TempoClient>,
     pub llm: LlmService,
+    /// Who wakes on which submitted records (contract 0.2.0).
+    pub wake: crate::wake::WakeBus,
 }
 
 /// Takes the records a module submits (assessments, verdicts) and answers the id stored.

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::bounded;
-use crate::bindings::v0_1::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
+use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::clients::core::VerdictFilter;
@@ -63,9 +63,17 @@ impl StoreData {
         let budget = self.budget();
         let id = bounded("core", budget, sink.submit(kind, &map, &component)).await?;
         self.cx.emitted += 1;
+        let record = match kind {
+            RecordKind::Assessment => crate::wake::Record::Assessment,
+            RecordKind::Verdict => crate::wake::Record::Verdict,
+        };
+        let woken = self.cx.services.wake.publish(&self.cx.task, record, &map, &id);
         let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
         let service = map.get("service").and_then(Value::as_str).unwrap_or("");
         tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");
+        if !woken.is_empty() {
+            tracing::debug!(task = %self.cx.task, %id, ?woken, "record wakes subscribed tasks");
+        }
         Ok(id)
     }
 }

@@ -1,6 +1,6 @@
 //! `nthlayer:worker/llm`: structured calls through the operator-controlled LLM service.
 
-use crate::bindings::v0_1::nthlayer::worker::llm::{Host, StructuredRequest, StructuredResponse};
+use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest, StructuredResponse};
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::runtime::store::StoreData;

@@ -1,6 +1,6 @@
 //! `nthlayer:worker/log`: guest log lines into the host's log, tagged and rate-bounded.
 
-use crate::bindings::v0_1::nthlayer::worker::log::{Host, Level};
+use crate::bindings::latest::nthlayer::worker::log::{Host, Level};
 use crate::runtime::store::StoreData;
 
 /// Longest message or field value kept; longer ones are cut (with a marker).

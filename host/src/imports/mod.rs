@@ -16,7 +16,7 @@ use crate::capabilities::Capability;
 use crate::clients::ClientError;
 use crate::runtime::store::StoreData;
 
-impl crate::bindings::v0_1::nthlayer::worker::types::Host for StoreData {}
+impl crate::bindings::latest::nthlayer::worker::types::Host for StoreData {}
 
 impl From<ClientError> for HostError {
     fn from(e: ClientError) -> Self {

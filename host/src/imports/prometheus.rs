@@ -1,7 +1,7 @@
 //! `nthlayer:worker/prometheus`.
 
 use super::bounded;
-use crate::bindings::v0_1::nthlayer::worker::prometheus::Host;
+use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::runtime::store::StoreData;

@@ -1,7 +1,7 @@
 //! `nthlayer:worker/tempo`.
 
 use super::bounded;
-use crate::bindings::v0_1::nthlayer::worker::tempo::Host;
+use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::clients::tempo::TempoClient;

@@ -10,8 +10,7 @@ use super::engine::TICK;
 use super::limits::Limits;
 use super::store::{CycleCtx, StoreData};
 use super::{LoadedModule, Runtime};
-use crate::bindings::v0_1::WorkerPre;
-use crate::bindings::{CycleInput, ModuleInfo};
+use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
 use crate::capabilities::Grants;
 use crate::services::Services;
 
@@ -142,7 +141,7 @@ fn drain_stdio(store: &Store<StoreData>) {
 /// Calls `describe()` with log as the only capability and tight limits.
 pub(super) async fn describe(
     rt: &Runtime,
-    pre: &WorkerPre<StoreData>,
+    pre: &WorkerPre,
     services: Arc<Services>,
 ) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };

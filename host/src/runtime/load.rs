@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::{cycle, LoadedModule, ModuleMeta, Runtime, TaskMeta};
-use crate::bindings::v0_1::WorkerPre;
+use crate::bindings::WorkerPre;
 use crate::services::Services;
 
 /// Why a file could not become a module. Every variant names the file; the log line and the
@@ -18,6 +18,8 @@ pub enum LoadError {
     Read { path: PathBuf, reason: String },
     #[error("{path}: not a WebAssembly component: {reason}")]
     NotComponent { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Version { path: PathBuf, reason: String },
     #[error("{path}: the component needs imports or exports this host does not provide: {reason}")]
     Contract { path: PathBuf, reason: String },
     #[error("{path}: describe() failed: {reason}")]
@@ -64,11 +66,14 @@ impl Runtime {
             .await
             .map_err(|e| LoadError::NotComponent { path: p.clone(), reason: e.to_string() })?
             .map_err(|e| LoadError::NotComponent { path: p.clone(), reason: format!("{e:#}") })?;
+        let contract = crate::bindings::contract_of(&component, &self.engine)
+            .map_err(|reason| LoadError::Version { path: p.clone(), reason })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Contract { path: p.clone(), reason: format!("{e:#}") })?;
-        let pre = WorkerPre::new(pre).map_err(|e| LoadError::Contract { path: p.clone(), reason: format!("{e:#}") })?;
+        let pre = WorkerPre::new(contract, pre)
+            .map_err(|e| LoadError::Contract { path: p.clone(), reason: format!("{e:#}") })?;
         let info = cycle::describe(self, &pre, services)
             .await
             .map_err(|e| LoadError::Describe { path: p.clone(), reason: e.to_string() })?;
@@ -78,7 +83,12 @@ impl Runtime {
             tasks: info
                 .tasks
                 .into_iter()
-                .map(|t| TaskMeta { name: t.name, interval_seconds: t.interval_seconds, summary: t.summary })
+                .map(|t| TaskMeta {
+                    wake: t.wake.iter().map(crate::wake::WakeRule::from).collect(),
+                    name: t.name,
+                    interval_seconds: t.interval_seconds,
+                    summary: t.summary,
+                })
                 .collect(),
             needs: info.needs,
         };
@@ -118,6 +128,7 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
         if !seen.insert(&t.name) {
             return Err(format!("task {:?} declared twice", t.name));
         }
+        crate::wake::validate(&t.name, &t.wake)?;
     }
     for n in &m.needs {
         if crate::capabilities::Capability::parse(n).is_none() {
@@ -140,7 +151,7 @@ mod tests {
             version: "1".into(),
             tasks: tasks
                 .iter()
-                .map(|t| TaskMeta { name: t.to_string(), interval_seconds: 1, summary: String::new() })
+                .map(|t| TaskMeta { name: t.to_string(), interval_seconds: 1, summary: String::new(), wake: vec![] })
                 .collect(),
             needs: vec!["core".into()],
         }

@@ -21,7 +21,7 @@ use anyhow::Result;
 use wasmtime::component::Linker;
 use wasmtime::Engine;
 
-use crate::bindings::v0_1::WorkerPre;
+use crate::bindings::WorkerPre;
 pub use cycle::CycleError;
 pub use load::LoadError;
 use store::StoreData;
@@ -40,6 +40,9 @@ pub struct TaskMeta {
     pub name: String,
     pub interval_seconds: u32,
     pub summary: String,
+    /// Records that wake the task between intervals (contract 0.2.0; empty before).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wake: Vec<crate::wake::WakeRule>,
 }
 
 /// One compiled, validated version of a module file.
@@ -50,13 +53,18 @@ pub struct LoadedModule {
     /// RFC 3339 time this version was loaded.
     pub loaded_at: String,
     pub origin: cache::Origin,
-    pre: WorkerPre<StoreData>,
+    pre: WorkerPre,
 }
 
 impl LoadedModule {
     /// Loaded from the bytes embedded in the binary, not from a file.
     pub fn embedded(&self) -> bool {
         self.path.to_string_lossy().starts_with(crate::builtin::EMBEDDED_PREFIX)
+    }
+
+    /// The `nthlayer:worker` version the component was built against.
+    pub fn contract(&self) -> crate::bindings::Contract {
+        self.pre.contract()
     }
 
     /// A short label for logs and errors: `observe@0.1.0 (observe.wasm, sha256 1a2b3c4d)`.
@@ -83,10 +91,7 @@ impl Runtime {
         let engine = engine::new_engine()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        crate::bindings::Worker::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
-            &mut linker,
-            |s| s,
-        )?;
+        crate::bindings::add_to_linker(&mut linker)?;
         let cache = cache::ArtifactCache::new(&engine, cache_dir);
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Arc::new(Runtime { engine, linker, cache, _ticker: ticker }))

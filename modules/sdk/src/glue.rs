@@ -129,9 +129,33 @@ pub fn describe<M: Module>() -> wit::ModuleInfo {
         tasks: info
             .tasks
             .into_iter()
-            .map(|t| wit::Task { name: t.name, interval_seconds: t.interval_seconds, summary: t.summary })
+            .map(|t| wit::Task {
+                name: t.name,
+                interval_seconds: t.interval_seconds,
+                summary: t.summary,
+                wake: t.wake.into_iter().map(wake_on).collect(),
+            })
             .collect(),
         needs: info.needs,
+    }
+}
+
+fn wake_on(w: crate::types::WakeOn) -> wit::WakeOn {
+    wit::WakeOn {
+        record: match w.record {
+            crate::types::RecordKind::Assessment => wit::RecordKind::Assessment,
+            crate::types::RecordKind::Verdict => wit::RecordKind::Verdict,
+        },
+        kind: w.kind,
+        where_: w
+            .tests
+            .into_iter()
+            .map(|t| wit::FieldTest {
+                path: t.path,
+                op: if t.none_of { wit::MatchOp::NoneOf } else { wit::MatchOp::AnyOf },
+                values: t.values,
+            })
+            .collect(),
     }
 }
 

@@ -4,17 +4,87 @@ use serde_json::Value;
 
 use crate::Host;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Task {
     pub name: String,
     /// 0 = on demand only (run by the CLI, never by the scheduler).
     pub interval_seconds: u32,
     pub summary: String,
+    /// Records that wake the task between intervals; add them with [`Task::woken_by`].
+    pub wake: Vec<WakeOn>,
 }
 
 impl Task {
     pub fn new(name: &str, interval_seconds: u32, summary: &str) -> Self {
-        Task { name: name.into(), interval_seconds, summary: summary.into() }
+        Task { name: name.into(), interval_seconds, summary: summary.into(), wake: Vec::new() }
+    }
+
+    /// Also run this task as soon as any module submits a record matching `on` (the host
+    /// coalesces wakes and keeps at least its wake floor, 1 s, between starts; the interval
+    /// stays the fallback). A task is never woken by its own records. E.g.
+    /// `Task::new("correlate", 300, "…").woken_by(WakeOn::verdict("quality_breach"))`.
+    pub fn woken_by(mut self, on: WakeOn) -> Self {
+        self.wake.push(on);
+        self
+    }
+}
+
+/// Which of the two record kinds a [`WakeOn`] watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    Assessment,
+    Verdict,
+}
+
+/// A record that wakes a task: its kind, subtype, and optional tests on its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WakeOn {
+    pub record: RecordKind,
+    /// The assessment's `kind` or the verdict's `type`.
+    pub kind: String,
+    pub tests: Vec<FieldTest>,
+}
+
+/// A test on one string field of a record, by dotted path (e.g. "data.status").
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldTest {
+    pub path: String,
+    /// true: the field must be none of `values` (a missing field passes); false: one of
+    /// them (a missing field fails).
+    pub none_of: bool,
+    pub values: Vec<String>,
+}
+
+impl WakeOn {
+    /// Any verdict of `verdict_type`, e.g. "quality_breach".
+    pub fn verdict(verdict_type: &str) -> Self {
+        WakeOn { record: RecordKind::Verdict, kind: verdict_type.into(), tests: Vec::new() }
+    }
+
+    /// Any assessment of `kind`, e.g. "slo_status".
+    pub fn assessment(kind: &str) -> Self {
+        WakeOn { record: RecordKind::Assessment, kind: kind.into(), tests: Vec::new() }
+    }
+
+    /// Only records whose `path` is one of `values`.
+    pub fn where_any_of(mut self, path: &str, values: &[&str]) -> Self {
+        self.tests.push(FieldTest {
+            path: path.into(),
+            none_of: false,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Only records whose `path` is none of `values`, e.g.
+    /// `WakeOn::assessment("slo_status").where_none_of("data.status", &["HEALTHY"])`.
+    pub fn where_none_of(mut self, path: &str, values: &[&str]) -> Self {
+        self.tests.push(FieldTest {
+            path: path.into(),
+            none_of: true,
+            values: values.iter().map(|v| v.to_string()).collect(),
+        });
+        self
     }
 }
 
@@ -57,4 +127,25 @@ pub struct CycleOutput {
 pub trait Module {
     fn describe() -> ModuleInfo;
     fn run_cycle(host: &dyn Host, input: CycleInput) -> Result<CycleOutput, String>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_new_stays_interval_only_and_woken_by_adds_rules() {
+        assert!(Task::new("m", 60, "s").wake.is_empty());
+        let t = Task::new("m", 60, "s")
+            .woken_by(WakeOn::verdict("quality_breach"))
+            .woken_by(WakeOn::assessment("slo_status").where_none_of("data.status", &["HEALTHY"]));
+        assert_eq!(t.wake.len(), 2);
+        assert_eq!(t.wake[0], WakeOn { record: RecordKind::Verdict, kind: "quality_breach".into(), tests: vec![] });
+        let slo = &t.wake[1];
+        assert_eq!((slo.record, slo.kind.as_str()), (RecordKind::Assessment, "slo_status"));
+        assert_eq!(
+            slo.tests,
+            vec![FieldTest { path: "data.status".into(), none_of: true, values: vec!["HEALTHY".into()] }]
+        );
+    }
 }

@@ -5,7 +5,7 @@
 // The generated import wrappers take one argument per record field.
 #![allow(clippy::too_many_arguments)]
 
-wit_bindgen::generate!({ world: "worker", path: "../../../wit" });
+wit_bindgen::generate!({ world: "worker", path: "../../../wit/nthlayer-worker@0.1.0" });
 
 use nthlayer::worker::log::{log, Level};
 use nthlayer::worker::types::Task;

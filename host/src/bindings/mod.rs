@@ -1,0 +1,207 @@
+//! Host-side bindings for `wit/`, one module per published contract version.
+//!
+//! Every published version of `nthlayer:worker` lives frozen in `wit/nthlayer-worker@X.Y.Z/`
+//! (a test pins the text; see `frozen`). The imports are implemented once, against
+//! [`latest`]; each older version gets a thin layer (`since_v0_1`) that links those
+//! implementations under its own interface names and converts the records that changed.
+//! wasmtime treats `0.1.0` and `0.2.0` as incompatible names, so a component gets exactly
+//! the version it imports. The loader reads that version from the component's imports
+//! ([`contract_of`]) before anything is instantiated. Zed serves its extension API versions
+//! the same way (`wasm_host/wit/since_v0_X_Y.rs`). Policy: docs/CONTRACT.md.
+
+mod frozen;
+mod since_v0_1;
+
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::runtime::store::StoreData;
+
+/// The newest contract version: the one the imports implement and the SDK is built from.
+pub mod latest {
+    wasmtime::component::bindgen!({
+        world: "worker",
+        path: "../wit/nthlayer-worker@0.2.0",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+pub use latest::nthlayer::worker::types::{
+    CycleInput, CycleOutput, FieldTest, HostError, MatchOp, ModuleInfo, RecordKind, Rejection, Task, WakeOn,
+};
+
+/// Contract versions this host serves, oldest first. The last one is [`latest`].
+pub const SERVED: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+
+/// A contract version this host serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Contract {
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl Contract {
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+
+    /// `0.x.y` matches the served `0.x.*` (wasmtime links a patch release to the same
+    /// interfaces; a minor bump of a 0.x version is a different contract).
+    fn parse(version: &str) -> Option<Contract> {
+        let mut parts = version.split('.');
+        let (major, minor) = (parts.next()?, parts.next()?);
+        SERVED.into_iter().find(|c| {
+            let mut p = c.version().split('.');
+            p.next() == Some(major) && p.next() == Some(minor)
+        })
+    }
+}
+
+fn served_list() -> String {
+    SERVED.map(Contract::version).join(", ")
+}
+
+/// The `nthlayer:worker` version a component was built against, read from the names of the
+/// interfaces it imports (`nthlayer:worker/types@0.2.0`, …). `Err` says what is wrong in a
+/// sentence that names the versions found and the versions served.
+pub fn contract_of(component: &Component, engine: &Engine) -> Result<Contract, String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut foreign: Vec<&str> = Vec::new();
+    let ty = component.component_type();
+    for (name, _) in ty.imports(engine) {
+        let Some(rest) = name.strip_prefix("nthlayer:worker/") else {
+            if !name.starts_with("wasi:") {
+                foreign.push(name);
+            }
+            continue;
+        };
+        let version = rest.split_once('@').map(|(_, v)| v.to_string()).unwrap_or_else(|| "(unversioned)".into());
+        if !found.contains(&version) {
+            found.push(version);
+        }
+    }
+    match found.as_slice() {
+        [] => Err(format!(
+            "imports no nthlayer:worker interface, so it was not built against the worker contract{} \
+             (this host serves nthlayer:worker {})",
+            match foreign.as_slice() {
+                [] => String::new(),
+                f => format!("; it imports {}, which this host does not provide", f.join(", ")),
+            },
+            served_list()
+        )),
+        [one] => Contract::parse(one).ok_or_else(|| {
+            format!("built against nthlayer:worker@{one}; this host serves nthlayer:worker {}", served_list())
+        }),
+        many => Err(format!(
+            "imports several nthlayer:worker versions ({}); a component must be built against one",
+            many.join(", ")
+        )),
+    }
+}
+
+/// Links every served version's imports.
+pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    latest::Worker::add_to_linker::<StoreData, HasSelf<StoreData>>(linker, |s| s)?;
+    since_v0_1::add_to_linker(linker)
+}
+
+/// A component pre-instantiated against the bindings of the version it imports.
+pub enum WorkerPre {
+    V0_1(since_v0_1::WorkerPre<StoreData>),
+    V0_2(latest::WorkerPre<StoreData>),
+}
+
+/// One instance of a component, in its version's bindings.
+pub enum Worker {
+    V0_1(since_v0_1::Worker),
+    V0_2(latest::Worker),
+}
+
+impl WorkerPre {
+    /// Checks the exports of `pre` against `contract`'s world.
+    pub fn new(contract: Contract, pre: InstancePre<StoreData>) -> wasmtime::Result<Self> {
+        Ok(match contract {
+            Contract::V0_1 => WorkerPre::V0_1(since_v0_1::WorkerPre::new(pre)?),
+            Contract::V0_2 => WorkerPre::V0_2(latest::WorkerPre::new(pre)?),
+        })
+    }
+
+    pub fn contract(&self) -> Contract {
+        match self {
+            WorkerPre::V0_1(_) => Contract::V0_1,
+            WorkerPre::V0_2(_) => Contract::V0_2,
+        }
+    }
+
+    pub async fn instantiate_async(&self, store: &mut Store<StoreData>) -> wasmtime::Result<Worker> {
+        Ok(match self {
+            WorkerPre::V0_1(p) => Worker::V0_1(p.instantiate_async(store).await?),
+            WorkerPre::V0_2(p) => Worker::V0_2(p.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl Worker {
+    /// `describe()`, in the newest version's types.
+    pub async fn call_describe(&self, store: &mut Store<StoreData>) -> wasmtime::Result<ModuleInfo> {
+        match self {
+            Worker::V0_1(w) => Ok(since_v0_1::module_info(w.call_describe(store).await?)),
+            Worker::V0_2(w) => w.call_describe(store).await,
+        }
+    }
+
+    /// `run-cycle()`, in the newest version's types.
+    pub async fn call_run_cycle(
+        &self,
+        store: &mut Store<StoreData>,
+        input: &CycleInput,
+    ) -> wasmtime::Result<Result<CycleOutput, String>> {
+        match self {
+            Worker::V0_1(w) => {
+                Ok(w.call_run_cycle(store, &since_v0_1::cycle_input(input)).await?.map(since_v0_1::cycle_output))
+            }
+            Worker::V0_2(w) => w.call_run_cycle(store, input).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn contract_of_wat(wat: &str) -> Result<Contract, String> {
+        let engine = Engine::default();
+        let c = Component::new(&engine, wat).expect("valid component text");
+        contract_of(&c, &engine)
+    }
+
+    #[test]
+    fn the_contract_is_read_from_the_imported_interface_names() {
+        let v1 = r#"(component (import "nthlayer:worker/types@0.1.0" (instance)))"#;
+        let v2 = r#"(component (import "wasi:cli/stdout@0.2.6" (instance)) (import "nthlayer:worker/log@0.2.0" (instance)))"#;
+        assert_eq!(contract_of_wat(v1), Ok(Contract::V0_1));
+        assert_eq!(contract_of_wat(v2), Ok(Contract::V0_2));
+        let patch = r#"(component (import "nthlayer:worker/types@0.2.3" (instance)))"#;
+        assert_eq!(contract_of_wat(patch), Ok(Contract::V0_2));
+    }
+
+    #[test]
+    fn unknown_mixed_or_missing_versions_are_refused_with_the_served_list() {
+        let future = r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#;
+        let e = contract_of_wat(future).unwrap_err();
+        assert!(e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0"), "{e}");
+        let mixed = r#"(component (import "nthlayer:worker/types@0.1.0" (instance)) (import "nthlayer:worker/log@0.2.0" (instance)))"#;
+        assert!(contract_of_wat(mixed).unwrap_err().contains("several nthlayer:worker versions (0.1.0, 0.2.0)"));
+        let none = r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#;
+        assert!(contract_of_wat(none).unwrap_err().contains("imports no nthlayer:worker interface"));
+        let evil = r#"(component (import "evil:host/filesystem" (instance)))"#;
+        assert!(contract_of_wat(evil).unwrap_err().contains("it imports evil:host/filesystem, which this host"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Contract versions in-process (docs/CONTRACT.md): the loader picks the bindings by the
+//! `nthlayer:worker` version a component imports, and refuses a version it does not serve
+//! with the file and the served versions named. Components from dist/test-components
+//! (scripts/build-modules).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nthlayer_host::bindings::Contract;
+use nthlayer_host::capabilities::Grants;
+use nthlayer_host::config::HostConfig;
+use nthlayer_host::registry::ModuleSlot;
+use nthlayer_host::runtime::limits::Limits;
+use nthlayer_host::runtime::{LoadError, Runtime};
+use nthlayer_host::scheduler::{run_once, RunEnv};
+use nthlayer_host::serve::build_services;
+use nthlayer_host::wake::{FieldTest, Record, WakeRule};
+use serde_json::json;
+
+fn component(name: &str) -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/test-components/{name}.wasm"));
+    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
+    p
+}
+
+fn env() -> RunEnv {
+    let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default()).unwrap());
+    let config =
+        Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
+    RunEnv { runtime: Runtime::new(None).unwrap(), services, config }
+}
+
+#[tokio::test]
+async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings() {
+    let env = env();
+    let m = env.runtime.load(&component("contract-v010"), env.services.clone()).await.unwrap();
+    assert_eq!(m.contract(), Contract::V0_1);
+    assert_eq!(m.meta.name, "contract-v010");
+    assert!(m.meta.tasks.iter().all(|t| t.wake.is_empty()), "0.1.0 tasks are interval-only");
+    // A 0.1.0 cycle runs through the 0.1.0 layer: with nothing granted, its first import
+    // call is denied by the newest implementation and the module says so.
+    let slot = ModuleSlot::new(m.clone(), Grants::none(), Limits::default(), 3);
+    let err = run_once(&env, &slot, &m, "contract-v010", None, None).await.unwrap_err().to_string();
+    assert!(err.contains("prometheus query failed") && err.contains("--grant contract-v010=prometheus"), "{err}");
+}
+
+#[tokio::test]
+async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
+    let env = env();
+    let m = env.runtime.load(&component("wake-subscriber"), env.services.clone()).await.unwrap();
+    assert_eq!(m.contract(), Contract::V0_2);
+    let want = WakeRule {
+        record: Record::Verdict,
+        kind: "quality_breach".into(),
+        tests: vec![FieldTest { path: "data.severity".into(), none_of: false, values: vec!["high".into()] }],
+    };
+    assert_eq!(m.meta.tasks[0].wake, vec![want]);
+    let ticker = env.runtime.load(&component("ticker"), env.services.clone()).await.unwrap();
+    assert_eq!(ticker.contract(), Contract::V0_2);
+    let slot = ModuleSlot::new(ticker.clone(), Grants::none(), Limits::default(), 3);
+    let out = run_once(&env, &slot, &ticker, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
+    assert_eq!(out.state.unwrap()["n"], 2);
+}
+
+#[tokio::test]
+async fn a_version_this_host_does_not_serve_is_refused_by_name() {
+    let env = env();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.wasm");
+    let wasm = wat::parse_str(r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#).unwrap();
+    std::fs::write(&path, wasm).unwrap();
+    let err = env.runtime.load(&path, env.services.clone()).await.err().expect("refused");
+    assert!(matches!(err, LoadError::Version { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.starts_with(&path.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("built against nthlayer:worker@0.9.0; this host serves nthlayer:worker 0.1.0, 0.2.0"),
+        "{msg}"
+    );
+}
