@@ -85,7 +85,8 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     }
 
     // Phase 2b: threshold breaches into governance, only when the operator asked for it.
-    let governed = inject_thresholds(&knobs, &mut st, &phase.breaches, &mut current, &mut new_breaches, &mut breach_ids);
+    let governed =
+        inject_thresholds(&knobs, &mut st, &phase.breaches, &mut current, &mut new_breaches, &mut breach_ids);
 
     // Phase 3: governance for services with a new breach and an undecided one.
     let mut by_service: Vec<(String, Vec<String>)> = Vec::new();
@@ -113,7 +114,8 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         for k in &undecided {
             st.breach_decisions.insert((*k).clone(), decision(host));
         }
-        let previous = st.autonomy_levels.get(&service).and_then(Value::as_str).unwrap_or("fully_autonomous").to_string();
+        let previous =
+            st.autonomy_levels.get(&service).and_then(Value::as_str).unwrap_or("fully_autonomous").to_string();
         let new_level = reduce(&previous, how);
         st.autonomy_levels.insert(service.clone(), json!(new_level));
         let parents: Vec<&Value> = undecided.iter().filter_map(|k| breach_ids.get(k.as_str())).collect();
@@ -136,8 +138,12 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     }
 
     // Recovery clears the decision; the ratchet never raises autonomy.
-    let recovered: Vec<String> =
-        st.breach_decisions.keys().filter(|k| current.get(*k).and_then(Value::as_str) == Some("healthy")).cloned().collect();
+    let recovered: Vec<String> = st
+        .breach_decisions
+        .keys()
+        .filter(|k| current.get(*k).and_then(Value::as_str) == Some("healthy"))
+        .cloned()
+        .collect();
     for k in recovered {
         st.breach_decisions.remove(&k);
         st.breach_severities.remove(&k);

@@ -5,7 +5,8 @@
 pub const LADDER: [&str; 5] = ["fully_autonomous", "autonomous", "limited_autonomous", "advisor", "observer"];
 
 /// Judgment types whose severity is the share of error budget consumed.
-const BUDGET_TYPES: [&str; 5] = ["reversal_rate", "high_confidence_failure", "escalation", "outcomes", "audit_sampling"];
+const BUDGET_TYPES: [&str; 5] =
+    ["reversal_rate", "high_confidence_failure", "escalation", "outcomes", "audit_sampling"];
 
 /// `low` under 200 % of budget consumed, `high` under 500 %, else `critical`; a target of
 /// 100 leaves no budget, so any miss is critical. Types without a budget are `high`. A NaN

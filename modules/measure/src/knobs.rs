@@ -55,8 +55,10 @@ mod tests {
     #[test]
     fn defaults_and_bad_values_fall_back() {
         assert_eq!(Knobs::from_config(&json!({})), Knobs::default());
-        let k = Knobs::from_config(&json!({"measure": {"threshold_interval_seconds": 2.5, "threshold_heartbeat_seconds": 0,
-            "threshold_autonomy": true, "retention_check": false}}));
+        let k = Knobs::from_config(
+            &json!({"measure": {"threshold_interval_seconds": 2.5, "threshold_heartbeat_seconds": 0,
+            "threshold_autonomy": true, "retention_check": false}}),
+        );
         assert_eq!(k.threshold_interval, 2.5);
         assert_eq!(k.threshold_heartbeat, 3600.0);
         assert!(k.threshold_autonomy && !k.retention_check);

@@ -14,6 +14,9 @@ pub mod slo;
 pub mod state;
 pub mod threshold;
 
+#[cfg(test)]
+mod tests;
+
 pub struct Measure;
 
 impl Module for Measure {
@@ -57,7 +60,10 @@ pub(crate) fn submit_verdict(host: &dyn Host, record: &Value) -> bool {
         Err(e) => {
             let id = record["id"].as_str().unwrap_or_default();
             let service = record["service"].as_str().unwrap_or_default();
-            host.warn("measure_verdict_submit_failed", &[("verdict_id", id), ("service", service), ("error", &e.to_string())]);
+            host.warn(
+                "measure_verdict_submit_failed",
+                &[("verdict_id", id), ("service", service), ("error", &e.to_string())],
+            );
             false
         }
     }

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 use crate::knobs::EVAL_CONCURRENCY;
 
 /// The judgment types the reference evaluates (and the catalogue serves).
-pub const JUDGMENT_TYPES: [&str; 5] = ["reversal_rate", "high_confidence_failure", "audit_sampling", "outcomes", "escalation"];
+pub const JUDGMENT_TYPES: [&str; 5] =
+    ["reversal_rate", "high_confidence_failure", "audit_sampling", "outcomes", "escalation"];
 
 /// A judgment SLO worth querying.
 pub struct Slo {
@@ -50,7 +51,8 @@ pub fn collect(host: &dyn Host, manifests: &[Value]) -> Vec<Slo> {
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             };
-            let skip = |why: &str| host.warn("measure_slo_skipped", &[("service", service), ("slo", &name), ("reason", why)]);
+            let skip =
+                |why: &str| host.warn("measure_slo_skipped", &[("service", service), ("slo", &name), ("reason", why)]);
             let query = match slo.get("indicator_query") {
                 None | Some(Value::Null) => continue,
                 Some(Value::String(q)) if q.is_empty() => continue,
@@ -114,17 +116,19 @@ pub fn evaluate(host: &dyn Host, slos: Vec<Slo>) -> (Vec<Evaluated>, u32) {
     let mut emitted = 0;
     for (slo, answer) in slos.into_iter().zip(answers) {
         let who = [("service", slo.service.as_str()), ("slo", slo.name.as_str())];
-        let value = match answer.map_err(|e| (Level::Debug, e.to_string())).and_then(|d| sli(&d).map_err(|e| (Level::Warn, e))) {
-            Ok(Some(v)) => v,
-            Ok(None) => {
-                host.log(Level::Debug, "measure_no_data", &who);
-                continue;
-            }
-            Err((level, e)) => {
-                host.log(level, "measure_prometheus_failed", &[who[0], who[1], ("error", &e)]);
-                continue;
-            }
-        };
+        let value =
+            match answer.map_err(|e| (Level::Debug, e.to_string())).and_then(|d| sli(&d).map_err(|e| (Level::Warn, e)))
+            {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    host.log(Level::Debug, "measure_no_data", &who);
+                    continue;
+                }
+                Err((level, e)) => {
+                    host.log(level, "measure_prometheus_failed", &[who[0], who[1], ("error", &e)]);
+                    continue;
+                }
+            };
         let pct = value * 100.0;
         // NaN fails the comparison and so counts as a breach.
         let status = if pct >= slo.target_f { "healthy" } else { "breach" };

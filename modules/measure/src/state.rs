@@ -121,7 +121,8 @@ mod tests {
         assert_eq!(st.threshold_state.keys().collect::<Vec<_>>(), ["y"]);
         assert_eq!(st.threshold_governed.iter().collect::<Vec<_>>(), ["y"]);
 
-        let (st, problem) = State::restore(Some(&json!({"threshold_state_version": 2, "threshold_state": {"y": {"service": "s"}},
+        let (st, problem) =
+            State::restore(Some(&json!({"threshold_state_version": 2, "threshold_state": {"y": {"service": "s"}},
             "slo_status": {"k": "breach"}})));
         assert!(st.threshold_state.is_empty());
         assert_eq!(st.slo_status.len(), 1);

@@ -195,7 +195,10 @@ mod tests {
         let two = json!([{"name": "a", "judgment_thresholds": [cal(0.05), cal(0.2)]}]);
         let (present, entries, _) = collect(two.as_array().unwrap());
         let renamed = migrate(&mut state, &entries);
-        assert_eq!(renamed, vec![("a:calibration:e8d1ecdadaae".to_string(), "a:calibration:e8d1ecdadaae~d9ddcf2e".to_string())]);
+        assert_eq!(
+            renamed,
+            vec![("a:calibration:e8d1ecdadaae".to_string(), "a:calibration:e8d1ecdadaae~d9ddcf2e".to_string())]
+        );
         assert_eq!(state["a:calibration:e8d1ecdadaae~d9ddcf2e"]["armed"], false);
         // Removing the entry entirely retires its state.
         state.insert("a:feedback_latency:x".into(), json!({"service": "a"}));

@@ -14,7 +14,8 @@ pub const BOUNDS: [(&str, &[(&str, bool)]); 5] = [
     ("audit_backlog", &[("maximum_age", false)]),
     ("feedback_latency", &[("maximum_p50", false), ("maximum_p90", false)]),
 ];
-const JUDGMENT_SLO_TYPES: [&str; 5] = ["reversal_rate", "high_confidence_failure", "audit_sampling", "outcomes", "escalation"];
+const JUDGMENT_SLO_TYPES: [&str; 5] =
+    ["reversal_rate", "high_confidence_failure", "audit_sampling", "outcomes", "escalation"];
 const FORBIDDEN: [&str; 4] = ["breach_actions", "target", "judgment_type", "service"];
 const SEGMENTS_METRICS: [&str; 4] = ["reversal_rate", "high_confidence_failure", "outcomes", "escalation"];
 const SEGMENTS_SOURCES: [&str; 3] = ["lineage", "calibration_sample", "downstream_signal"];
@@ -96,8 +97,14 @@ pub struct Threshold {
     pub probe: Option<(String, String)>,
 }
 
-const UNITS: [(&str, f64, f64); 6] =
-    [("ms", 1.0, 1000.0), ("s", 1.0, 1.0), ("m", 60.0, 1.0), ("h", 3600.0, 1.0), ("d", 86400.0, 1.0), ("w", 604800.0, 1.0)];
+const UNITS: [(&str, f64, f64); 6] = [
+    ("ms", 1.0, 1000.0),
+    ("s", 1.0, 1.0),
+    ("m", 60.0, 1.0),
+    ("h", 3600.0, 1.0),
+    ("d", 86400.0, 1.0),
+    ("w", 604800.0, 1.0),
+];
 
 /// `^[0-9]+(ms|s|m|h|d|w)$`, longest unit first.
 pub fn is_duration(v: &str) -> bool {
@@ -183,15 +190,20 @@ pub fn parse(entry: &Value) -> Result<Threshold, String> {
                 Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
                 _ => None,
             };
-            th.bins = Some(bins.filter(|b| *b >= 2).ok_or(format!("'measurement.bins' must be an integer >= 2, got {}", m["bins"]))?);
+            th.bins = Some(
+                bins.filter(|b| *b >= 2)
+                    .ok_or(format!("'measurement.bins' must be an integer >= 2, got {}", m["bins"]))?,
+            );
             let window = m["window"].as_str().filter(|w| is_duration(w));
-            th.window = Some(window.ok_or(format!("'measurement.window' must be a duration, got {}", m["window"]))?.into());
+            th.window =
+                Some(window.ok_or(format!("'measurement.window' must be a duration, got {}", m["window"]))?.into());
         }
         "stability" => {
             let p = &e["probe"];
             let fis = p["frozen_input_set"].as_str().ok_or("'probe' needs a 'frozen_input_set' string")?;
             let freq = p["frequency"].as_str().filter(|f| PROBE_FREQUENCIES.contains(f));
-            let freq = freq.ok_or(format!("'probe.frequency' must be hourly, daily or weekly, got {}", p["frequency"]))?;
+            let freq =
+                freq.ok_or(format!("'probe.frequency' must be hourly, daily or weekly, got {}", p["frequency"]))?;
             th.probe = Some((fis.into(), freq.into()));
         }
         "segments" => parse_segments(e, &mut th)?,
@@ -202,7 +214,8 @@ pub fn parse(entry: &Value) -> Result<Threshold, String> {
 }
 
 fn parse_segments(e: &Map<String, Value>, th: &mut Threshold) -> Result<(), String> {
-    th.segment_dimension = Some(str_field(e, "segment_dimension").ok_or("'segment_dimension' must be a non-empty string")?);
+    th.segment_dimension =
+        Some(str_field(e, "segment_dimension").ok_or("'segment_dimension' must be a non-empty string")?);
     let values = e["segment_values"].as_array().filter(|a| a.iter().all(|v| v.as_str().is_some_and(|s| !s.is_empty())));
     let values = values.ok_or("'segment_values' must be a non-empty list of non-empty strings")?;
     th.segment_values = values.iter().filter_map(Value::as_str).map(str::to_string).collect();
@@ -210,9 +223,11 @@ fn parse_segments(e: &Map<String, Value>, th: &mut Threshold) -> Result<(), Stri
     let metric = metric.ok_or(format!("'metric' must be one of {SEGMENTS_METRICS:?}, got {}", e["metric"]))?;
     let empty = Map::new();
     let m = e.get("measurement").and_then(Value::as_object).unwrap_or(&empty);
-    for (owner, in_measurement, key) in
-        [("reversal_rate", true, "source"), ("high_confidence_failure", true, "confidence_threshold"), ("outcomes", false, "outcome_signal")]
-    {
+    for (owner, in_measurement, key) in [
+        ("reversal_rate", true, "source"),
+        ("high_confidence_failure", true, "confidence_threshold"),
+        ("outcomes", false, "outcome_signal"),
+    ] {
         let present = if in_measurement { m.contains_key(key) } else { e.contains_key(key) };
         if owner == metric && !present {
             return Err(format!("metric '{metric}' requires '{key}'"));
@@ -237,7 +252,8 @@ fn parse_segments(e: &Map<String, Value>, th: &mut Threshold) -> Result<(), Stri
     }
     if let Some(sig) = e.get("outcome_signal") {
         let source = sig["source"].as_str().ok_or("'outcome_signal.source' must be a string")?;
-        let window = sig["window"].as_str().filter(|w| is_duration(w)).ok_or("'outcome_signal.window' must be a duration")?;
+        let window =
+            sig["window"].as_str().filter(|w| is_duration(w)).ok_or("'outcome_signal.window' must be a duration")?;
         th.outcome_signal = Some((source.into(), window.into()));
     }
     th.metric = Some(metric.into());
@@ -246,7 +262,9 @@ fn parse_segments(e: &Map<String, Value>, th: &mut Threshold) -> Result<(), Stri
 
 fn parse_bounds(t: &str, raw: Option<&Value>) -> Result<Vec<(String, Limit)>, String> {
     let kinds = bound_kinds(t).unwrap_or(&[]);
-    let Some(raw) = raw.and_then(Value::as_object) else { return Err(format!("bounds must be a mapping, got {raw:?}")) };
+    let Some(raw) = raw.and_then(Value::as_object) else {
+        return Err(format!("bounds must be a mapping, got {raw:?}"));
+    };
     let mut unknown: Vec<&String> = raw.keys().filter(|k| !kinds.iter().any(|(n, _)| n == k)).collect();
     unknown.sort();
     if !unknown.is_empty() {
@@ -336,19 +354,24 @@ mod tests {
     #[test]
     fn reference_test_vectors() {
         let t = parse(&cal(0.05)).unwrap();
-        assert_eq!(py::dumps(&identity(&t), true), r#"{"bins": 10, "bounds": ["maximum_expected_calibration_error"], "window": "30d"}"#);
+        assert_eq!(
+            py::dumps(&identity(&t), true),
+            r#"{"bins": 10, "bounds": ["maximum_expected_calibration_error"], "window": "30d"}"#
+        );
         assert_eq!(threshold_key("fraud-detect", &t), "fraud-detect:calibration:e8d1ecdadaae");
         assert_eq!(bounds_digest(&t), "d9ddcf2e");
         // Bound values are not part of the key; an integral float bins is the same entry.
         let t2 = parse(&json!({"type": "calibration", "bounds": {"maximum_expected_calibration_error": 0.1},
-            "measurement": {"bins": 10.0, "window": "30d"}})).unwrap();
+            "measurement": {"bins": 10.0, "window": "30d"}}))
+        .unwrap();
         assert_eq!(threshold_key("fraud-detect", &t2), "fraud-detect:calibration:e8d1ecdadaae");
         assert_ne!(bounds_digest(&t2), "d9ddcf2e");
     }
 
     #[test]
     fn feedback_latency_and_segments_keys() {
-        let t = parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p90": "4h", "maximum_p50": "1h"}})).unwrap();
+        let t =
+            parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p90": "4h", "maximum_p50": "1h"}})).unwrap();
         assert_eq!(py::dumps(&identity(&t), true), r#"{"bounds": ["maximum_p50", "maximum_p90"]}"#);
         assert_eq!(t.bounds[0], ("maximum_p90".to_string(), Limit::Duration("4h".into())));
         let s = parse(&json!({"type": "segments", "metric": "high_confidence_failure", "segment_dimension": "region",
@@ -364,13 +387,22 @@ mod tests {
     #[test]
     fn bad_entries_are_rejected_with_a_reason() {
         for (bad, needle) in [
-            (json!({"type": "calibration", "bounds": {"maximum_p50": "1h"}, "measurement": {"bins": 10, "window": "30d"}}), "do not belong"),
+            (
+                json!({"type": "calibration", "bounds": {"maximum_p50": "1h"}, "measurement": {"bins": 10, "window": "30d"}}),
+                "do not belong",
+            ),
             (json!({"type": "feedback_latency", "bounds": {}}), "at least one"),
             (json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1 hour"}}), "duration"),
             (json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h"}, "window": "7d"}), "not defined"),
             (cal(1.5), "[0, 1]"),
-            (json!({"type": "calibration", "bounds": {"maximum_brier_score": true}, "measurement": {"bins": 10, "window": "30d"}}), "number"),
-            (json!({"type": "calibration", "bounds": {"maximum_brier_score": 0.1}, "measurement": {"bins": 1, "window": "30d"}}), "bins"),
+            (
+                json!({"type": "calibration", "bounds": {"maximum_brier_score": true}, "measurement": {"bins": 10, "window": "30d"}}),
+                "number",
+            ),
+            (
+                json!({"type": "calibration", "bounds": {"maximum_brier_score": 0.1}, "measurement": {"bins": 1, "window": "30d"}}),
+                "bins",
+            ),
             (json!({"type": "calibration", "bounds": {"maximum_brier_score": 0.1}}), "requires 'measurement'"),
             (json!({"type": "reversal_rate", "bounds": {}}), "judgment SLO"),
             (json!({"type": "nope", "bounds": {}}), "'type'"),

@@ -64,12 +64,23 @@ impl KeyState {
                 let since = if restart { now } else { self.within_since.unwrap_or(now) };
                 let count = if restart { 1 } else { self.within_count + 1 };
                 let armed = self.armed || (now - since >= rearm_seconds && count >= REARM_INTERVALS as u64);
-                (KeyState { last_evaluable: Some("within"), armed, within_since: Some(since), within_count: count }, false)
+                (
+                    KeyState { last_evaluable: Some("within"), armed, within_since: Some(since), within_count: count },
+                    false,
+                )
             }
             "breach" => {
                 // last_evaluable also guards a restored armed+breach state.
                 let fire = self.armed && self.last_evaluable != Some("breach");
-                (KeyState { last_evaluable: Some("breach"), armed: self.armed && !fire, within_since: None, within_count: 0 }, fire)
+                (
+                    KeyState {
+                        last_evaluable: Some("breach"),
+                        armed: self.armed && !fire,
+                        within_since: None,
+                        within_count: 0,
+                    },
+                    fire,
+                )
             }
             _ => (self.clone(), false),
         }
@@ -125,7 +136,10 @@ mod tests {
         seq.push(("breach", 20.0));
         assert_eq!(run(&seq).last(), Some(&false));
         // Two within evaluations far apart: time met, count not.
-        assert_eq!(run(&[("breach", 0.0), ("within", 10.0), ("within", 10.0 * I), ("breach", 11.0 * I)]).last(), Some(&false));
+        assert_eq!(
+            run(&[("breach", 0.0), ("within", 10.0), ("within", 10.0 * I), ("breach", 11.0 * I)]).last(),
+            Some(&false)
+        );
     }
 
     #[test]

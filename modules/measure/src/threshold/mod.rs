@@ -72,7 +72,15 @@ fn retire_logged(host: &dyn Host, st: &mut State, present: &std::collections::BT
 
 /// Samples and evaluates every entry, starting at `rotation`. Returns false when the time
 /// budget cut the run short.
-fn run(host: &dyn Host, knobs: &Knobs, entries: &[Entry], st: &mut State, now: f64, rotation: usize, out: &mut PhaseResult) -> bool {
+fn run(
+    host: &dyn Host,
+    knobs: &Knobs,
+    entries: &[Entry],
+    st: &mut State,
+    now: f64,
+    rotation: usize,
+    out: &mut PhaseResult,
+) -> bool {
     if entries.is_empty() {
         return true;
     }
@@ -80,7 +88,8 @@ fn run(host: &dyn Host, knobs: &Knobs, entries: &[Entry], st: &mut State, now: f
         .then(|| retention(&host.prom_query(RETENTION_QUERY, None), now));
     let start = rotation % entries.len();
     let ordered: Vec<&Entry> = entries[start..].iter().chain(&entries[..start]).collect();
-    let plans: Vec<Vec<(String, Plan)>> = ordered.iter().map(|e| plan(&e.service, &e.t, now, retention.as_ref())).collect();
+    let plans: Vec<Vec<(String, Plan)>> =
+        ordered.iter().map(|e| plan(&e.service, &e.t, now, retention.as_ref())).collect();
     let mut queries: Vec<String> = Vec::new();
     for q in plans.iter().flatten().filter_map(|(_, p)| p.query()) {
         if !queries.iter().any(|x| x == q) {
@@ -111,7 +120,10 @@ fn run(host: &dyn Host, knobs: &Knobs, entries: &[Entry], st: &mut State, now: f
     }
     if cut {
         let n = unreached.to_string();
-        host.warn("threshold_phase_timeout", &[("unreached", &n), ("accepted_breaches", &out.breaches.len().to_string())]);
+        host.warn(
+            "threshold_phase_timeout",
+            &[("unreached", &n), ("accepted_breaches", &out.breaches.len().to_string())],
+        );
     }
     !cut
 }
@@ -174,7 +186,10 @@ fn evaluate_entry(
             },
         });
         if let Err(err) = host.submit_verdict(&verdict, None) {
-            host.warn("threshold_breach_submit_failed", &[("service", service), ("key", &e.key), ("error", &err.to_string())]);
+            host.warn(
+                "threshold_breach_submit_failed",
+                &[("service", service), ("key", &e.key), ("error", &err.to_string())],
+            );
             return;
         }
         out.emitted += 1;

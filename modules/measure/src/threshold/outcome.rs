@@ -72,7 +72,8 @@ pub fn decide(measured: &Sample, limit: f64) -> (&'static str, Option<f64>, Opti
 pub fn evaluate(t: &Threshold, samples: &[(String, Sample)]) -> Outcome {
     let missing = Sample::Missing("no_data", String::new());
     if t.ttype == "segments" {
-        let (bound, limit) = t.bounds.first().cloned().unwrap_or(("maximum_variance_from_overall".into(), Limit::Ratio(0.0)));
+        let (bound, limit) =
+            t.bounds.first().cloned().unwrap_or(("maximum_variance_from_overall".into(), Limit::Ratio(0.0)));
         let overall = samples.first().map(|(_, s)| s).unwrap_or(&missing);
         let mut seen: Vec<&str> = Vec::new();
         let segments: Vec<SegmentResult> = t
@@ -154,7 +155,10 @@ impl Outcome {
             };
             summary.push_str(&format!(": {} {value} {relation}", b.bound));
         }
-        let list = rows.iter().map(|b| json!({"bound": b.bound, "measured": b.measured, "limit": b.limit.to_value()})).collect();
+        let list = rows
+            .iter()
+            .map(|b| json!({"bound": b.bound, "measured": b.measured, "limit": b.limit.to_value()}))
+            .collect();
         (list, summary)
     }
 }
@@ -170,7 +174,10 @@ mod tests {
         assert_eq!(decide(&Sample::Value(0.05), 0.05), ("within", Some(0.05), None));
         assert_eq!(decide(&Sample::AtLeast(3600.0), 3600.0), ("breach", Some(3600.0), Some("lower_bound".into())));
         assert_eq!(decide(&Sample::AtLeast(60.0), 3600.0), ("not_evaluable", None, Some("beyond_top_bucket".into())));
-        assert_eq!(decide(&Sample::Missing("no_data", "x".into()), 1.0), ("not_evaluable", None, Some("no_data".into())));
+        assert_eq!(
+            decide(&Sample::Missing("no_data", "x".into()), 1.0),
+            ("not_evaluable", None, Some("no_data".into()))
+        );
         assert_eq!(combine(["within", "not_evaluable"]), "not_evaluable");
         assert_eq!(combine(["within", "breach", "not_evaluable"]), "breach");
         assert_eq!(combine(["within", "within"]), "within");
@@ -180,14 +187,18 @@ mod tests {
     #[test]
     fn calibration_breach_payload_matches_the_reference() {
         let t = parse(&json!({"type": "calibration", "bounds": {"maximum_expected_calibration_error": 0.05},
-            "measurement": {"bins": 10, "window": "30d"}})).unwrap();
+            "measurement": {"bins": 10, "window": "30d"}}))
+        .unwrap();
         let o = evaluate(&t, &[("maximum_expected_calibration_error".into(), Sample::Value(0.08))]);
         assert_eq!(
             serde_json::to_string(&o.to_value()).unwrap(),
             r#"{"type":"calibration","status":"breach","bounds":[{"bound":"maximum_expected_calibration_error","status":"breach","measured":0.08,"limit":0.05,"reason":null}],"segments":[]}"#
         );
         let (rows, summary) = o.breach_readout("fraud-detect");
-        assert_eq!(summary, "calibration threshold breach on fraud-detect: maximum_expected_calibration_error 0.08 > 0.05");
+        assert_eq!(
+            summary,
+            "calibration threshold breach on fraud-detect: maximum_expected_calibration_error 0.08 > 0.05"
+        );
         assert_eq!(rows, vec![json!({"bound": "maximum_expected_calibration_error", "measured": 0.08, "limit": 0.05})]);
         assert_eq!(
             o.signature(),
@@ -197,13 +208,21 @@ mod tests {
 
     #[test]
     fn latency_lower_bound_summary_and_segments() {
-        let t = parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h", "maximum_p90": "4h"}})).unwrap();
-        let o = evaluate(&t, &[("maximum_p50".into(), Sample::AtLeast(3600.0)), ("maximum_p90".into(), Sample::Value(100.5))]);
+        let t =
+            parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h", "maximum_p90": "4h"}})).unwrap();
+        let o = evaluate(
+            &t,
+            &[("maximum_p50".into(), Sample::AtLeast(3600.0)), ("maximum_p90".into(), Sample::Value(100.5))],
+        );
         assert_eq!(o.status, "breach");
-        assert_eq!(o.breach_readout("a").1, "feedback_latency threshold breach on a: maximum_p50 3600s >= 1h (lower bound)");
+        assert_eq!(
+            o.breach_readout("a").1,
+            "feedback_latency threshold breach on a: maximum_p50 3600s >= 1h (lower bound)"
+        );
         let s = parse(&json!({"type": "segments", "metric": "escalation", "segment_dimension": "r", "segment_values": ["b", "a", "b"],
             "bounds": {"maximum_variance_from_overall": 0.1}})).unwrap();
-        let o = evaluate(&s, &[("maximum_variance_from_overall".into(), Sample::Missing("no_data_source", String::new()))]);
+        let o =
+            evaluate(&s, &[("maximum_variance_from_overall".into(), Sample::Missing("no_data_source", String::new()))]);
         assert_eq!(
             serde_json::to_string(&o.to_value()).unwrap(),
             r#"{"type":"segments","status":"not_evaluable","bounds":[{"bound":"maximum_variance_from_overall","status":"not_evaluable","measured":null,"limit":0.1,"reason":"no_data_source"}],"segments":[{"segment":"b","status":"not_evaluable","measured":null,"reason":"no_data_source"},{"segment":"a","status":"not_evaluable","measured":null,"reason":"no_data_source"}]}"#

@@ -32,9 +32,15 @@ fn no_data(detail: impl Into<String>) -> Sample {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// A gauge query answered by one number.
-    Gauge { metric: &'static str, query: String },
+    Gauge {
+        metric: &'static str,
+        query: String,
+    },
     /// A quantile of the histogram answered by `query` (one query per histogram).
-    Quantile { q: f64, query: String },
+    Quantile {
+        q: f64,
+        query: String,
+    },
     Fixed(Sample),
 }
 
@@ -252,11 +258,19 @@ mod tests {
     fn plans_follow_the_metric_contract() {
         let t = super::super::entry::parse(&json!({"type": "calibration",
             "bounds": {"maximum_expected_calibration_error": 0.05, "maximum_brier_score": 0.2},
-            "measurement": {"bins": 10, "window": "30d"}})).unwrap();
+            "measurement": {"bins": 10, "window": "30d"}}))
+        .unwrap();
         let p = plan("fraud-detect", &t, 0.0, None);
-        assert_eq!(p[0].1.query(), Some(r#"max(gen_ai_calibration_ece{service="fraud-detect",bins="10",window="30d"})"#));
-        assert_eq!(p[1].1.query(), Some(r#"max(gen_ai_calibration_brier{service="fraud-detect",bins="10",window="30d"})"#));
-        let f = super::super::entry::parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h"}})).unwrap();
+        assert_eq!(
+            p[0].1.query(),
+            Some(r#"max(gen_ai_calibration_ece{service="fraud-detect",bins="10",window="30d"})"#)
+        );
+        assert_eq!(
+            p[1].1.query(),
+            Some(r#"max(gen_ai_calibration_brier{service="fraud-detect",bins="10",window="30d"})"#)
+        );
+        let f =
+            super::super::entry::parse(&json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h"}})).unwrap();
         let now = 100.0 * 86400.0;
         let p = plan("a\"b", &f, now, Some(&Ok(now - 40.0 * 86400.0)));
         assert_eq!(
@@ -265,12 +279,18 @@ mod tests {
         );
         // Retention of 10 days cannot cover the 30-day window.
         let p = plan("a", &f, now, Some(&Ok(now - 10.0 * 86400.0)));
-        assert_eq!(p[0].1, Plan::Fixed(Sample::Missing("insufficient_window", "Prometheus retention starts 10.0d ago".into())));
+        assert_eq!(
+            p[0].1,
+            Plan::Fixed(Sample::Missing("insufficient_window", "Prometheus retention starts 10.0d ago".into()))
+        );
         // 30 d minus the slack is still enough; unknown retention measures what it can.
         assert!(plan("a", &f, now, Some(&Ok(now - 30.0 * 86400.0 + 3600.0)))[0].1.query().is_some());
         assert!(plan("a", &f, now, Some(&Err("unknown".into())))[0].1.query().is_some());
-        let s = super::super::entry::parse(&json!({"type": "stability", "probe": {"frozen_input_set": "x", "frequency": "daily"},
-            "bounds": {"maximum_drift": 0.1}})).unwrap();
+        let s = super::super::entry::parse(
+            &json!({"type": "stability", "probe": {"frozen_input_set": "x", "frequency": "daily"},
+            "bounds": {"maximum_drift": 0.1}}),
+        )
+        .unwrap();
         assert!(matches!(&plan("a", &s, now, None)[0].1, Plan::Fixed(Sample::Missing("no_data_source", _))));
     }
 }
