@@ -205,12 +205,26 @@ impl HostProcess {
     }
 }
 
-fn serve_args(core_url: &str, prometheus_url: &str, instance_id: &str, modules: &[&str], extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> =
-        ["serve", "--core-url", core_url, "--prometheus-url", prometheus_url, "--instance-id", instance_id, "--modules"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+fn serve_args(
+    core_url: &str,
+    prometheus_url: &str,
+    instance_id: &str,
+    modules: &[&str],
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--core-url",
+        core_url,
+        "--prometheus-url",
+        prometheus_url,
+        "--instance-id",
+        instance_id,
+        "--modules",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(modules.iter().map(|s| s.to_string()));
     args.extend(extra.iter().map(|s| s.to_string()));
     args

@@ -88,7 +88,8 @@ impl MeasureStack {
         let opts = PromOpts {
             history: Some(latency_history(util::unix_now())),
             scrape_targets: vec![exporter.target()],
-            wait_for: vec![JUDGMENT_METRIC.into(), ECE_METRIC.into(), LATENCY_BUCKETS.into()],
+            // The backfilled histogram ends hours ago, beyond the lookback: ask over a day.
+            wait_for: vec![JUDGMENT_METRIC.into(), ECE_METRIC.into(), format!("last_over_time({LATENCY_BUCKETS}[1d])")],
             ..PromOpts::default()
         };
         let prometheus = Prometheus::start(opts);

@@ -135,9 +135,15 @@ fn breach_survives_restart_without_refiring_and_refires_after_recovery() {
     });
     let (slo, thr) = breaches(&core, AGENT_A);
     assert_eq!(data(&slo[0])["severity"], "low");
-    assert_eq!(data(&thr[0])["breaching_bounds"], json!([{"bound": "maximum_expected_calibration_error", "measured": 0.09, "limit": 0.05}]));
+    assert_eq!(
+        data(&thr[0])["breaching_bounds"],
+        json!([{"bound": "maximum_expected_calibration_error", "measured": 0.09, "limit": 0.05}])
+    );
     let ac = verdicts(&core, "autonomy_change");
-    assert_eq!((data(&ac[0])["previous_level"].as_str(), data(&ac[0])["new_level"].as_str()), (Some("limited_autonomous"), Some("advisor")));
+    assert_eq!(
+        (data(&ac[0])["previous_level"].as_str(), data(&ac[0])["new_level"].as_str()),
+        (Some("limited_autonomous"), Some("advisor"))
+    );
     // And it stays at one each while the breach is open.
     assert_stays("no further breach while open", Duration::from_secs(5), || {
         breaches(&core, AGENT_A).0.len() == 2 && verdicts(&core, "autonomy_change").len() == 2
@@ -174,23 +180,33 @@ fn prometheus_down_bad_input_and_latency_thresholds() {
     let b = &lat.d("outcome")["bounds"];
     assert_eq!(b[0]["status"], "within");
     assert!((b[0]["measured"].as_f64().unwrap() - 2400.0).abs() < 1e-6, "p50 {}", b[0]["measured"]);
-    assert_eq!(b[1], json!({"bound": "maximum_p90", "status": "breach", "measured": 7200.0, "limit": "2h", "reason": "lower_bound"}));
+    assert_eq!(
+        b[1],
+        json!({"bound": "maximum_p90", "status": "breach", "measured": 7200.0, "limit": "2h", "reason": "lower_bound"})
+    );
     let stab = jte.iter().find(|a| a.d("outcome")["type"] == "stability").expect("stability jte");
     assert_eq!(stab.d("outcome")["status"], "not_evaluable");
     assert_eq!(stab.d("outcome")["bounds"][0]["reason"], "no_data_source");
     let tb = &breaches(&core, AGENT_B).1[0];
-    assert_eq!(data(tb)["summary"], "feedback_latency threshold breach on agent-b: maximum_p90 7200s >= 2h (lower bound)");
+    assert_eq!(
+        data(tb)["summary"],
+        "feedback_latency threshold breach on agent-b: maximum_p90 7200s >= 2h (lower bound)"
+    );
 
     // Prometheus down: no evaluations, no crash, the open breach carried forward.
     wait_for("agent-a breach open", RECORDS, || !breaches(&core, AGENT_A).0.is_empty());
     stack.prometheus.stop();
     std::thread::sleep(Duration::from_secs(1));
     let jse_before = core.assessments(None, Some("judgment_slo_evaluation")).len();
-    let cycles = |h: &HostProcess| h.log().lines().filter(|l| l.contains("cycle ok") && l.contains("task=measure")).count();
+    let cycles =
+        |h: &HostProcess| h.log().lines().filter(|l| l.contains("cycle ok") && l.contains("task=measure")).count();
     let c0 = cycles(&host);
     wait_for("three measure cycles with Prometheus down", RECORDS, || cycles(&host) >= c0 + 3);
     assert!(host.is_running(), "host survived Prometheus going away");
-    assert!(core.assessments(None, Some("judgment_slo_evaluation")).len() <= jse_before + 3, "no evaluations without Prometheus");
+    assert!(
+        core.assessments(None, Some("judgment_slo_evaluation")).len() <= jse_before + 3,
+        "no evaluations without Prometheus"
+    );
     assert_eq!(measure_state(&core).unwrap()["slo_status"]["agent-a:reversal_rate"], "breach");
 
     // Back: evaluations resume, the breach is still the same one.
@@ -207,7 +223,11 @@ const ALLOWED: &[Allowed] = &[
     // Both compute p50 from `increase(…[30d])`, which Prometheus extrapolates from the query
     // time; the two processes query seconds apart, so the last bits may differ (checked
     // separately to 1e-9 relative).
-    Allowed { kind: "judgment_threshold_evaluation", path: "data.outcome.bounds[0].measured", reason: "query-time extrapolation" },
+    Allowed {
+        kind: "judgment_threshold_evaluation",
+        path: "data.outcome.bounds[0].measured",
+        reason: "query-time extrapolation",
+    },
 ];
 
 fn by_kind(core: &Core) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
@@ -219,7 +239,9 @@ fn by_kind(core: &Core) -> BTreeMap<&'static str, BTreeMap<String, Value>> {
         let recs: Vec<Value> = verdicts(core, t).iter().map(|v| serde_json::to_value(v).unwrap()).collect();
         oldest_by(&recs, key)
     };
-    let slo_key = |r: &Value| format!("{}/{}", r["service"].as_str().unwrap_or("?"), r["data"]["slo_name"].as_str().unwrap_or("?"));
+    let slo_key = |r: &Value| {
+        format!("{}/{}", r["service"].as_str().unwrap_or("?"), r["data"]["slo_name"].as_str().unwrap_or("?"))
+    };
     let tkey = |r: &Value| r["data"]["threshold_key"].as_str().unwrap_or("?").to_string();
     let qb_key = |r: &Value| {
         r["data"]["slo_key"].as_str().or_else(|| r["data"]["threshold_key"].as_str()).unwrap_or("?").to_string()
@@ -269,7 +291,8 @@ fn measure_payloads_match_reference() {
         assert_eq!(side["autonomy_change"][AGENT_A]["parent_ids"], json!([qb["id"]]));
     }
     let lat = |m: &BTreeMap<&str, BTreeMap<String, Value>>| -> f64 {
-        let rec = m["judgment_threshold_evaluation"].values().find(|v| v["data"]["outcome"]["type"] == "feedback_latency");
+        let rec =
+            m["judgment_threshold_evaluation"].values().find(|v| v["data"]["outcome"]["type"] == "feedback_latency");
         rec.unwrap()["data"]["outcome"]["bounds"][0]["measured"].as_f64().unwrap()
     };
     assert!(((lat(&r) - lat(&h)) / lat(&r)).abs() < 1e-9, "p50 {} vs {}", lat(&r), lat(&h));

@@ -423,4 +423,34 @@ mod tests {
         assert_eq!(duration_seconds("1.5h"), None);
         assert_eq!(duration_seconds("-1h"), None);
     }
+    #[test]
+    fn keys_and_digests_match_the_reference_for_every_type() {
+        // Printed by the reference's threshold_key / bounds_digest for the same entries.
+        for (entry, key, digest) in [
+            (
+                json!({"type": "feedback_latency", "bounds": {"maximum_p50": "1h", "maximum_p90": "2h"}}),
+                "agent-b:feedback_latency:12fd0f33e552",
+                "c7d91099",
+            ),
+            (
+                json!({"type": "stability", "probe": {"frozen_input_set": "golden-v1", "frequency": "daily"}, "bounds": {"maximum_drift": 0.1}}),
+                "agent-b:stability:b79bf43d3bd2",
+                "1b90571f",
+            ),
+            (
+                json!({"type": "segments", "metric": "outcomes", "segment_dimension": "region", "segment_values": ["us", "eu", "eu"],
+                "outcome_signal": {"source": "crm", "window": "0s"}, "bounds": {"maximum_variance_from_overall": 0.02}}),
+                "agent-b:segments:ffd51936c60f",
+                "c9a5a00f",
+            ),
+            (
+                json!({"type": "audit_backlog", "bounds": {"maximum_age": "3d"}}),
+                "agent-b:audit_backlog:5450b1ba66d2",
+                "f70f8d88",
+            ),
+        ] {
+            let t = parse(&entry).unwrap();
+            assert_eq!((threshold_key("agent-b", &t).as_str(), bounds_digest(&t).as_str()), (key, digest), "{entry}");
+        }
+    }
 }

@@ -293,4 +293,25 @@ mod tests {
         .unwrap();
         assert!(matches!(&plan("a", &s, now, None)[0].1, Plan::Fixed(Sample::Missing("no_data_source", _))));
     }
+    #[test]
+    fn quantiles_match_the_reference_on_awkward_histograms() {
+        // Expected values printed by the reference's sampler._quantile.
+        use Sample::{AtLeast as L, Value as V};
+        let cases: [(&[(f64, f64)], [Sample; 5]); 4] = [
+            (
+                &[(0.1, 3.0), (0.5, 7.0), (2.5, 7.0), (INF, 11.0)],
+                [V(0.0), V(0.09166666666666667), V(0.35), L(2.5), L(2.5)],
+            ),
+            (
+                &[(-1.0, 0.0), (0.0, 2.0), (1.0, 5.0), (INF, 5.0)],
+                [V(-1.0), V(-0.375), V(0.16666666666666666), V(0.8333333333333334), V(1.0)],
+            ),
+            (&[(1e-3, 1.0), (7.0, 1.0), (INF, 1.5)], [V(0.0), V(0.000375), V(0.00075), L(7.0), L(7.0)]),
+            (&[(0.0, 4.0), (10.0, 9.0), (INF, 9.0)], [V(0.0), V(0.0), V(1.0), V(8.2), V(10.0)]),
+        ];
+        for (buckets, want) in cases {
+            let got: Vec<Sample> = [0.0, 0.25, 0.5, 0.9, 1.0].iter().map(|q| quantile(*q, buckets).unwrap()).collect();
+            assert_eq!(got, want, "{buckets:?}");
+        }
+    }
 }
