@@ -199,7 +199,7 @@ fn prometheus_down_bad_input_and_latency_thresholds() {
     std::thread::sleep(Duration::from_secs(1));
     let jse_before = core.assessments(None, Some("judgment_slo_evaluation")).len();
     let cycles =
-        |h: &HostProcess| h.log().lines().filter(|l| l.contains("cycle ok") && l.contains("task=measure")).count();
+        |h: &HostProcess| h.log().lines().filter(|l| l.contains("cycle ok") && l.contains("measure.wasm")).count();
     let c0 = cycles(&host);
     wait_for("three measure cycles with Prometheus down", RECORDS, || cycles(&host) >= c0 + 3);
     assert!(host.is_running(), "host survived Prometheus going away");
