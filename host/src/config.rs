@@ -159,6 +159,7 @@ impl HostConfig {
             "expiry_threshold_days": a.expiry_threshold_days,
             "min_resolution_age_hours": a.min_resolution_age_hours,
             "tempo_configured": a.tempo_endpoint.is_some(),
+            "measure": measure_knobs(|k| std::env::var(k).ok()),
         });
         Ok(HostConfig { intervals, limits, module_config })
     }
@@ -211,6 +212,34 @@ pub fn expand_modules(specs: &[String]) -> Result<Vec<PathBuf>> {
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// The reference's `MEASURE_*` environment knobs, parsed as it parses them, for the measure
+/// module (a module cannot read the environment). Timings are float seconds in (0, 7 d]; a
+/// bad value warns and keeps the default. Autonomy is off unless `1|true|yes|on`; the
+/// retention check is on unless `off|false|0`.
+pub fn measure_knobs(env: impl Fn(&str) -> Option<String>) -> Value {
+    let seconds = |name: &str, default: f64| -> f64 {
+        let raw = env(name).unwrap_or_default();
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return default;
+        }
+        match raw.replace('_', "").parse::<f64>() {
+            Ok(v) if v.is_finite() && v > 0.0 && v <= 7.0 * 86400.0 => v,
+            _ => {
+                tracing::warn!(name, value = raw, default, "measure_env_invalid");
+                default
+            }
+        }
+    };
+    let flag = |name: &str| env(name).unwrap_or_default().trim().to_ascii_lowercase();
+    json!({
+        "threshold_interval_seconds": seconds("MEASURE_THRESHOLD_INTERVAL", 900.0),
+        "threshold_heartbeat_seconds": seconds("MEASURE_THRESHOLD_HEARTBEAT", 3600.0),
+        "threshold_autonomy": matches!(flag("MEASURE_THRESHOLD_AUTONOMY").as_str(), "1" | "true" | "yes" | "on"),
+        "retention_check": !matches!(flag("MEASURE_RETENTION_CHECK").as_str(), "off" | "false" | "0"),
+    })
 }
 
 #[cfg(test)]
@@ -282,6 +311,34 @@ mod tests {
         let files = expand_modules(&[glob, explicit, missing.clone()]).unwrap();
         // Sorted, deduplicated; an explicit path is kept even if absent (the watcher reports it).
         assert_eq!(files, vec![PathBuf::from(&missing), dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
+    }
+    #[test]
+    fn measure_knobs_parse_like_the_reference() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let d = measure_knobs(env(&[]));
+        assert_eq!(
+            d,
+            json!({"threshold_interval_seconds": 900.0, "threshold_heartbeat_seconds": 3600.0,
+                "threshold_autonomy": false, "retention_check": true})
+        );
+        let k = measure_knobs(env(&[
+            ("MEASURE_THRESHOLD_INTERVAL", " 2.5 "),
+            ("MEASURE_THRESHOLD_HEARTBEAT", "0"),
+            ("MEASURE_THRESHOLD_AUTONOMY", "Yes"),
+            ("MEASURE_RETENTION_CHECK", "OFF"),
+        ]));
+        assert_eq!(k["threshold_interval_seconds"], 2.5);
+        assert_eq!(k["threshold_heartbeat_seconds"], 3600.0);
+        assert_eq!((k["threshold_autonomy"].as_bool(), k["retention_check"].as_bool()), (Some(true), Some(false)));
+        for bad in ["abc", "nan", "inf", "-5", "604801"] {
+            let pairs: &'static [(&'static str, &'static str)] =
+                Box::leak(vec![("MEASURE_THRESHOLD_INTERVAL", bad)].into_boxed_slice());
+            assert_eq!(measure_knobs(env(pairs))["threshold_interval_seconds"], 900.0, "{bad}");
+        }
+        assert_eq!(measure_knobs(env(&[("MEASURE_THRESHOLD_AUTONOMY", "maybe")]))["threshold_autonomy"], false);
+        assert_eq!(measure_knobs(env(&[("MEASURE_RETENTION_CHECK", "no")]))["retention_check"], true);
     }
 }
 

@@ -195,23 +195,22 @@ impl HostProcess {
         modules: &[&str],
         extra: &[&str],
     ) -> Self {
-        let mut args: Vec<String> = [
-            "serve",
-            "--core-url",
-            core_url,
-            "--prometheus-url",
-            prometheus_url,
-            "--instance-id",
-            instance_id,
-            "--no-builtin",
-            "--modules",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(modules.iter().map(|s| s.to_string()));
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Self::spawn_raw(args)
+        Self::spawn_raw(serve_args(core_url, prometheus_url, instance_id, modules, extra))
+    }
+
+    /// As [`HostProcess::serve_modules`] with extra environment variables (e.g. measure's
+    /// `MEASURE_*` knobs, which the host reads from its environment).
+    pub fn serve_modules_env(
+        core_url: &str,
+        prometheus_url: &str,
+        instance_id: &str,
+        modules: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        require_host();
+        let args = serve_args(core_url, prometheus_url, instance_id, modules, extra);
+        HostProcess(Proc::spawn("nthlayer-host", &host_bin(), args, env))
     }
 
     /// `nthlayer-host <args…>` exactly as given.
@@ -219,6 +218,32 @@ impl HostProcess {
         require_host();
         HostProcess(Proc::spawn("nthlayer-host", &host_bin(), args, &[]))
     }
+}
+
+fn serve_args(
+    core_url: &str,
+    prometheus_url: &str,
+    instance_id: &str,
+    modules: &[&str],
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "serve",
+        "--core-url",
+        core_url,
+        "--prometheus-url",
+        prometheus_url,
+        "--instance-id",
+        instance_id,
+        "--no-builtin",
+        "--modules",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(modules.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
 }
 
 impl Deref for HostProcess {
@@ -269,27 +294,46 @@ impl ReferenceWorkers {
         Self::serve_as(Self::INSTANCE_ID, core_url, prometheus_url, intervals)
     }
 
+    /// As [`ReferenceWorkers::serve_as`] with extra environment variables.
+    pub fn serve_as_env(
+        instance_id: &str,
+        core_url: &str,
+        prometheus_url: &str,
+        intervals: &[(&str, u64)],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let args = reference_args(instance_id, core_url, prometheus_url, intervals);
+        let mut all = vec![("NTHLAYER_LLM_STUB", "canned"), ("PYTHONUNBUFFERED", "1")];
+        all.extend_from_slice(env);
+        ReferenceWorkers(Proc::spawn("nthlayer-workers", &reference_bin(), args, &all))
+    }
+
     pub fn serve_as(instance_id: &str, core_url: &str, prometheus_url: &str, intervals: &[(&str, u64)]) -> Self {
-        let bin = reference_bin();
-        assert!(bin.exists(), "{} missing (run scripts/setup)", bin.display());
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--core-url".into(),
-            core_url.into(),
-            "--prometheus-url".into(),
-            prometheus_url.into(),
-            "--instance-id".into(),
-            instance_id.into(),
-        ];
-        args.extend(interval_args(&REFERENCE_QUIET));
-        args.extend(interval_args(intervals));
+        let args = reference_args(instance_id, core_url, prometheus_url, intervals);
         ReferenceWorkers(Proc::spawn(
             "nthlayer-workers",
-            &bin,
+            &reference_bin(),
             args,
             &[("NTHLAYER_LLM_STUB", "canned"), ("PYTHONUNBUFFERED", "1")],
         ))
     }
+}
+
+fn reference_args(instance_id: &str, core_url: &str, prometheus_url: &str, intervals: &[(&str, u64)]) -> Vec<String> {
+    let bin = reference_bin();
+    assert!(bin.exists(), "{} missing (run scripts/setup)", bin.display());
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--core-url".into(),
+        core_url.into(),
+        "--prometheus-url".into(),
+        prometheus_url.into(),
+        "--instance-id".into(),
+        instance_id.into(),
+    ];
+    args.extend(interval_args(&REFERENCE_QUIET));
+    args.extend(interval_args(intervals));
+    args
 }
 
 impl Deref for ReferenceWorkers {

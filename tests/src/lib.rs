@@ -19,6 +19,7 @@ pub mod core;
 pub mod exporter;
 pub mod host;
 pub mod llm_fake;
+pub mod measure_scenario;
 pub mod parity;
 pub mod prometheus;
 pub mod scenario;

@@ -130,6 +130,82 @@ pub fn round1(x: f64) -> f64 {
     format!("{x:.1}").parse().unwrap_or(x)
 }
 
+/// `round(x, ndigits)`: correctly rounded on the exact binary value, like CPython.
+pub fn round_n(x: f64, ndigits: usize) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    format!("{x:.ndigits$}").parse().unwrap_or(x)
+}
+
+/// `format(x, ".{prec}g")`: `prec` significant digits, exponent form when the exponent is
+/// below -4 or at least `prec`, trailing zeros removed (no `#`).
+pub fn general(x: f64, prec: usize) -> String {
+    if !x.is_finite() {
+        return fixed(x, 0);
+    }
+    let prec = prec.max(1);
+    let sci = format!("{x:.*e}", prec - 1);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= prec as i32 {
+        let m = trim_zeros(mantissa);
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{esign}{:02}", exp.abs());
+    }
+    let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+    trim_zeros(&format!("{x:.decimals$}")).to_string()
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// `json.dumps(value)` with the defaults (`ensure_ascii=True`, separators `", "` and
+/// `": "`), on one line; with `sort_keys` every object's keys are sorted as Python sorts
+/// str keys (by code point). Digests of such dumps identify state in the reference.
+pub fn dumps(v: &Value, sort_keys: bool) -> String {
+    let mut out = String::new();
+    write_compact(&mut out, v, sort_keys);
+    out
+}
+
+fn write_compact(out: &mut String, v: &Value, sort_keys: bool) {
+    match v {
+        Value::Array(a) => {
+            out.push('[');
+            for (i, item) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_compact(out, item, sort_keys);
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            let mut items: Vec<(&String, &Value)> = o.iter().collect();
+            if sort_keys {
+                items.sort_by(|a, b| a.0.chars().cmp(b.0.chars()));
+            }
+            out.push('{');
+            for (i, (k, item)) in items.into_iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_str(out, k);
+                out.push_str(": ");
+                write_compact(out, item, sort_keys);
+            }
+            out.push('}');
+        }
+        scalar => write_value(out, scalar, 0),
+    }
+}
+
 /// `json.dumps(value, indent=2)` with the defaults: `ensure_ascii=True`, separators `", "`
 /// / `": "` (the item separator loses its space at line ends), key order as given.
 pub fn dumps_indent2(v: &Value) -> String {
@@ -284,5 +360,31 @@ mod tests {
         let v = json!({"a": "x\u{2014}\u{1F600}\"\\\n\u{7f}", "b": [], "c": {}, "d": [1, 2.5, null, true], "e": 10.0});
         let want = "{\n  \"a\": \"x\\u2014\\ud83d\\ude00\\\"\\\\\\n\\u007f\",\n  \"b\": [],\n  \"c\": {},\n  \"d\": [\n    1,\n    2.5,\n    null,\n    true\n  ],\n  \"e\": 10.0\n}";
         assert_eq!(dumps_indent2(&v), want);
+    }
+    #[test]
+    fn general_matches_python() {
+        // Values checked against CPython 3.11 `format(x, ".12g")`.
+        assert_eq!(general(0.08, 12), "0.08");
+        assert_eq!(general(1e-5, 12), "1e-05");
+        assert_eq!(general(123456789012345.0, 12), "1.23456789012e+14");
+        assert_eq!(general(3600.0, 12), "3600");
+        assert_eq!(general(0.1 + 0.2, 12), "0.3");
+        assert_eq!(general(1e12, 12), "1e+12");
+        assert_eq!(general(0.0, 12), "0");
+        assert_eq!(general(0.05000000000001, 12), "0.05");
+        assert_eq!(general(f64::INFINITY, 12), "inf");
+        assert_eq!(round_n(92.00000000000001, 6), 92.0);
+        assert_eq!(round_n(0.1234565, 6), 0.123456); // below the tie in binary
+        assert_eq!(round_n(2.5e-7, 6), 0.0);
+    }
+
+    #[test]
+    fn compact_dumps_matches_python() {
+        let v = json!({"window": "30d", "bins": 10, "bounds": ["b", "a\u{e9}"], "x": {"z": 0.5, "y": null}});
+        assert_eq!(
+            dumps(&v, true),
+            "{\"bins\": 10, \"bounds\": [\"b\", \"a\\u00e9\"], \"window\": \"30d\", \"x\": {\"y\": null, \"z\": 0.5}}"
+        );
+        assert_eq!(dumps(&json!([["k", 0.05]]), false), "[[\"k\", 0.05]]");
     }
 }

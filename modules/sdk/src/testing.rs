@@ -26,6 +26,8 @@ pub struct FakeHost {
     pub range: RefCell<HashMap<String, Result<Value, HostError>>>,
     /// Answer for every core read when set (e.g. core down).
     pub core_error: RefCell<Option<HostError>>,
+    /// Answer for every submission (assessment or verdict) when set, reads unaffected.
+    pub submit_error: RefCell<Option<HostError>>,
     /// Assessments returned by query_assessments, newest first (filtered by service/kind).
     pub assessments: RefCell<Vec<Value>>,
     pub verdicts: RefCell<Vec<Value>>,
@@ -78,6 +80,9 @@ impl FakeHost {
     }
     fn submit(&self, what: &'static str, record: &Value, source: Option<&str>) -> Result<String, HostError> {
         self.core_read()?;
+        if let Some(e) = self.submit_error.borrow().clone() {
+            return Err(e);
+        }
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         self.submitted.borrow_mut().push(Submitted {
             what,
