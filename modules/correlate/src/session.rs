@@ -11,7 +11,13 @@ use crate::poll::{self, Cursor};
 use crate::summary;
 use crate::windows::{micros, Window, Windows};
 
+/// Summaries stop being requested once a cycle has spent this long, so a burst of closing
+/// windows cannot push the cycle past the host's wall-clock limit (a cycle cut short would
+/// lose its state after its snapshots were posted, and re-post them).
+pub const SUMMARY_BUDGET_SECONDS: f64 = 60.0;
+
 pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
+    let started = host.now();
     let state = input.state.as_ref();
     let mut cursor = Cursor::from_state(state);
     let mut bad = Vec::new();
@@ -29,7 +35,8 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
 
     let mut emitted = 0;
     for w in windows.close_ready(now) {
-        match emit(host, &w) {
+        let summarise = host.now() - started < SUMMARY_BUDGET_SECONDS;
+        match emit(host, &w, summarise) {
             Emit::Done => emitted += 1,
             Emit::Nothing => {}
             // Core unreachable: keep the window, it is still closable next cycle.
@@ -49,14 +56,19 @@ enum Emit {
     Retry,
 }
 
-fn emit(host: &dyn Host, w: &Window) -> Emit {
+fn emit(host: &dyn Host, w: &Window, summarise: bool) -> Emit {
     if w.events.is_empty() {
         return Emit::Nothing;
     }
     // Taken before the LLM call, as in the reference: created_at is the close time.
     let now = host.now();
     let mut data = snapshot_data(w, now);
-    data["nl_summary"] = summary::generate(host, &data, &w.events).unwrap_or(Value::Null);
+    data["nl_summary"] = if summarise {
+        summary::generate(host, &data, &w.events).unwrap_or(Value::Null)
+    } else {
+        host.warn("correlate_summary_skipped", &[("domain", &w.key()), ("reason", "cycle summary budget spent")]);
+        Value::Null
+    };
     let record = json!({
         "id": format!("csn-{}-{}-{}", w.service, w.environment, host.hex8()),
         "created_at": time::iso(now),
