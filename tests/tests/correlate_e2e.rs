@@ -212,13 +212,13 @@ fn topology_from_tempo_and_contracts_from_prometheus() {
     });
     let core = Core::start(&manifests());
     let tempo = FakeTempo::start(&fixtures_dir().join("correlate/tempo"));
-    let m = correlate_module();
+    let (m, core_url, prom_url) = (correlate_module(), core.url(), prom.url());
     let args: Vec<String> = [
         "serve",
         "--core-url",
-        &core.url(),
+        core_url.as_str(),
         "--prometheus-url",
-        &prom.url(),
+        prom_url.as_str(),
         "--instance-id",
         "corr-topo",
         "--start-jitter-ms",
@@ -232,7 +232,7 @@ fn topology_from_tempo_and_contracts_from_prometheus() {
         "--contract-interval",
         "1",
         "--modules",
-        &m,
+        m.as_str(),
     ]
     .iter()
     .map(|s| s.to_string())
