@@ -97,8 +97,10 @@ fn serve(core: &Core, instance: &str, extra: &[&str]) -> HostProcess {
 #[test]
 fn one_snapshot_per_window_over_many_cycles_and_none_after_restart() {
     let core = Core::start(&manifests());
-    breach(&core, "vrd-breach-ledger-0001", "ledger");
+    // The breach is the newest event, so it sits exactly at the cursor: core's inclusive
+    // `created_after` returns it on every later poll.
     slo_status(&core, "asm-ledger-exhausted-1", "ledger", "EXHAUSTED");
+    let at = breach(&core, "vrd-breach-ledger-0001", "ledger");
     let flags = ["--correlate-interval", "1", "--topology-drift-interval", "1", "--contract-interval", QUIET];
     let mut host = serve(&core, "corr-e2e-1", &flags);
 
@@ -119,7 +121,7 @@ fn one_snapshot_per_window_over_many_cycles_and_none_after_restart() {
     assert_eq!(d["parent_ids"], json!(["vrd-breach-ledger-0001"]));
     assert_eq!(d["nl_summary"], Value::Null, "no LLM configured");
     assert_eq!(state["cursor_ids"], json!(["vrd-breach-ledger-0001"]));
-    assert!(state["cursor"].as_str().is_some(), "{state}");
+    assert_eq!(state["cursor"], json!(at), "{state}");
 
     // No --tempo-endpoint: topology is a logged no-op.
     let log = host.log();
