@@ -173,6 +173,12 @@ impl HostConfig {
     }
 }
 
+/// The Tempo tenant (`X-Scope-OrgID`) from `TEMPO_ORG_ID`, as the reference reads it; unset
+/// or empty means a single-tenant Tempo and no header.
+pub fn tempo_org_id() -> Option<String> {
+    std::env::var("TEMPO_ORG_ID").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 /// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
 struct LimitsView<'a>(&'a Limits);
 

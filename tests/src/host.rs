@@ -218,6 +218,12 @@ impl HostProcess {
         require_host();
         HostProcess(Proc::spawn("nthlayer-host", &host_bin(), args, &[]))
     }
+
+    /// As [`HostProcess::spawn_raw`] with extra environment variables (e.g. `TEMPO_ORG_ID`).
+    pub fn spawn_with_env(args: Vec<String>, env: &[(&str, &str)]) -> Self {
+        require_host();
+        HostProcess(Proc::spawn("nthlayer-host", &host_bin(), args, env))
+    }
 }
 
 fn serve_args(

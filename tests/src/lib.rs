@@ -6,6 +6,7 @@
 //!   `promtool tsdb create-blocks-from openmetrics`, scraping an in-process
 //!   [`exporter::Exporter`];
 //! * [`llm_fake::FakeLlm`] — loopback Anthropic / OpenAI-compatible providers for the `llm` import;
+//! * [`tempo_fake::FakeTempo`] — loopback Grafana Tempo (query_range, search) answering from recordings;
 //! * [`host::HostProcess`] — the `nthlayer-host` binary under test, and
 //!   [`host::ReferenceWorkers`] — the Python `nthlayer-workers` 3.0.3 it replaces;
 //! * [`scenario`] — the canonical observe scenario of runtime-observe-measure.md §8;
@@ -23,5 +24,6 @@ pub mod measure_scenario;
 pub mod parity;
 pub mod prometheus;
 pub mod scenario;
+pub mod tempo_fake;
 pub mod util;
 pub mod wait;

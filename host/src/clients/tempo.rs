@@ -1,7 +1,10 @@
-//! Grafana Tempo HTTP API client: TraceQL metrics range queries and search.
+//! Grafana Tempo HTTP API client: TraceQL metrics range queries and search, as the
+//! reference's `TempoTraceBackend` sends them (whole-second `start`/`end`, `X-Scope-OrgID`
+//! from `TEMPO_ORG_ID` for multi-tenant Tempo, 30 s timeout).
 
 use std::time::Duration;
 
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Client;
 use serde_json::Value;
 
@@ -15,8 +18,20 @@ pub struct TempoClient {
 }
 
 impl TempoClient {
+    /// Tenant from `TEMPO_ORG_ID` (read once here, like the reference reads it at start).
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
+        Self::with_org_id(base, timeout, crate::config::tempo_org_id().as_deref())
+    }
+
+    pub fn with_org_id(base: &str, timeout: Duration, org_id: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(org) = org_id.filter(|o| !o.is_empty()) {
+            let v =
+                HeaderValue::from_str(org).map_err(|_| anyhow::anyhow!("TEMPO_ORG_ID is not a valid header value"))?;
+            headers.insert("X-Scope-OrgID", v);
+        }
+        let http = Client::builder().user_agent(user_agent()).default_headers(headers).timeout(timeout).build()?;
         Ok(TempoClient { http, base: base.trim_end_matches('/').to_string() })
     }
 
@@ -37,9 +52,15 @@ impl TempoClient {
         if !(200..300).contains(&status) {
             return Err(ClientError::from_response(status, &body));
         }
-        serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(format!("Tempo sent invalid JSON: {e}")))
+        let v: Value =
+            serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(format!("Tempo sent invalid JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(ClientError::Invalid("Tempo answered JSON that is not an object".into()));
+        }
+        Ok(v)
     }
 
+    /// `GET /api/metrics/query_range?q&start&end&step`.
     pub async fn metrics_range(&self, traceql: &str, start: f64, end: f64, step: &str) -> Result<Value, ClientError> {
         let p = [
             ("q", traceql.to_string()),
@@ -50,6 +71,7 @@ impl TempoClient {
         self.get("/api/metrics/query_range", &p).await
     }
 
+    /// `GET /api/search?q&start&end&limit`.
     pub async fn search(&self, traceql: &str, start: f64, end: f64, limit: u32) -> Result<Value, ClientError> {
         let p = [
             ("q", traceql.to_string()),
@@ -58,5 +80,81 @@ impl TempoClient {
             ("limit", limit.to_string()),
         ];
         self.get("/api/search", &p).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// One scripted answer per connection; records request line and lower-cased headers.
+    fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<(String, Vec<String>)>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (status, body) in script {
+                let Ok((stream, _)) = listener.accept() else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    headers.push(h.trim().to_ascii_lowercase());
+                }
+                log.lock().unwrap().push((line.trim().to_string(), headers));
+                let mut s = stream;
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn query_parameters_and_tenant_header() {
+        let (url, seen) = server(vec![(200, r#"{"series":[]}"#), (200, r#"{"traces":[]}"#)]);
+        let t = TempoClient::with_org_id(&url, Duration::from_secs(5), Some("tenant-a")).unwrap();
+        let q =
+            r#"{ resource.service.name = "a" && span.kind = server } | count_over_time() by (resource.service.name)"#;
+        t.metrics_range(q, 1_795_532_927.6, 1_795_536_527.6, "180s").await.unwrap();
+        t.search(r#"{ resource.service.name = "a" && span.kind = client }"#, 10.9, 20.1, 1000).await.unwrap();
+        let seen = seen.lock().unwrap();
+        let (line, headers) = &seen[0];
+        assert!(line.starts_with("GET /api/metrics/query_range?q=%7B+resource.service.name+%3D+%22a%22"), "{line}");
+        assert!(line.contains("&start=1795532927&end=1795536527&step=180s "), "{line}");
+        assert!(headers.contains(&"x-scope-orgid: tenant-a".to_string()), "{headers:?}");
+        assert!(seen[1].0.contains("/api/search?q=") && seen[1].0.contains("&start=10&end=20&limit=1000 "));
+    }
+
+    #[tokio::test]
+    async fn no_tenant_no_header_and_errors_are_typed() {
+        let (url, seen) = server(vec![(200, "{}"), (503, "down"), (400, "bad query"), (200, "<html>"), (200, "[1]")]);
+        let t = TempoClient::with_org_id(&url, Duration::from_secs(5), None).unwrap();
+        t.search("{}", 0.0, 1.0, 1).await.unwrap();
+        assert!(!seen.lock().unwrap()[0].1.iter().any(|h| h.starts_with("x-scope-orgid")));
+        assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Unavailable(_))));
+        assert!(t.search("{}", 0.0, 1.0, 1).await.is_err());
+        assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Invalid(_))));
+        assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Invalid(_))));
+    }
+
+    #[tokio::test]
+    async fn down_is_unavailable() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let t = TempoClient::with_org_id(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2), None).unwrap();
+        assert!(matches!(t.metrics_range("{}", 0.0, 1.0, "15s").await, Err(ClientError::Unavailable(_))));
     }
 }

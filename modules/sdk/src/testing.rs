@@ -36,6 +36,12 @@ pub struct FakeHost {
     pub range_calls: RefCell<Vec<(String, f64, f64, String)>>,
     pub logs: RefCell<Vec<(Level, String)>>,
     pub llm: RefCell<Option<Result<Value, HostError>>>,
+    /// Every LLM request, in order.
+    pub llm_calls: RefCell<Vec<LlmRequest>>,
+    /// TraceQL (metrics or search) -> answer. Missing queries answer unavailable("not configured").
+    pub tempo: RefCell<HashMap<String, Result<Value, HostError>>>,
+    /// (traceql, start, end, step-or-limit) of every Tempo call, in order.
+    pub tempo_calls: RefCell<Vec<(String, f64, f64, String)>>,
     pub clock: Cell<f64>,
     pub rng: Cell<u64>,
 }
@@ -71,6 +77,10 @@ impl FakeHost {
             .filter(|s| s.record.get("kind").and_then(Value::as_str) == Some(kind))
             .map(|s| s.record.clone())
             .collect()
+    }
+    fn tempo_answer(&self, q: &str, s: f64, e: f64, extra: String) -> Result<Value, HostError> {
+        self.tempo_calls.borrow_mut().push((q.to_string(), s, e, extra));
+        self.tempo.borrow().get(q).cloned().unwrap_or_else(|| Err(HostError::Unavailable("not configured".into())))
     }
     fn core_read(&self) -> Result<(), HostError> {
         match self.core_error.borrow().clone() {
@@ -159,13 +169,14 @@ impl Host for FakeHost {
     fn prom_query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Value, HostError>> {
         promql.iter().map(|q| self.prom_query(q, at)).collect()
     }
-    fn tempo_metrics_range(&self, _q: &str, _s: f64, _e: f64, _step: &str) -> Result<Value, HostError> {
-        Err(HostError::Unavailable("not configured".into()))
+    fn tempo_metrics_range(&self, q: &str, s: f64, e: f64, step: &str) -> Result<Value, HostError> {
+        self.tempo_answer(q, s, e, step.to_string())
     }
-    fn tempo_search(&self, _q: &str, _s: f64, _e: f64, _l: u32) -> Result<Value, HostError> {
-        Err(HostError::Unavailable("not configured".into()))
+    fn tempo_search(&self, q: &str, s: f64, e: f64, l: u32) -> Result<Value, HostError> {
+        self.tempo_answer(q, s, e, l.to_string())
     }
-    fn llm_structured(&self, _req: &LlmRequest) -> Result<LlmResponse, HostError> {
+    fn llm_structured(&self, req: &LlmRequest) -> Result<LlmResponse, HostError> {
+        self.llm_calls.borrow_mut().push(req.clone());
         match self.llm.borrow().clone() {
             Some(Ok(value)) => {
                 Ok(LlmResponse { value, model: "fake/model".into(), input_tokens: 0, output_tokens: 0, latency_ms: 0 })
