@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use crate::incident::{State, AWAITING_APPROVAL};
 
 fn query(host: &dyn Host, verdict_type: &str, created_after: Option<String>) -> Result<Vec<Value>, String> {
-    let q = VerdictQuery { verdict_type: Some(verdict_type.into()), created_after, limit: 1000, ..VerdictQuery::default() };
+    let q =
+        VerdictQuery { verdict_type: Some(verdict_type.into()), created_after, limit: 1000, ..VerdictQuery::default() };
     match host.query_verdicts(&q) {
         Ok(Value::Array(a)) => Ok(a),
         Ok(_) => Ok(Vec::new()),
@@ -85,7 +86,8 @@ pub fn decide(host: &dyn Host, input: &CycleInput, decision: &str) -> Result<Cyc
         .to_string();
     let operator = args["operator"].as_str().unwrap_or("operator").to_string();
     let reason = args["reason"].as_str().map(str::to_string).unwrap_or_else(|| format!("{decision} by {operator}"));
-    let remediations = query(host, "remediation", None).map_err(|e| format!("cannot read remediation verdicts: {e}"))?;
+    let remediations =
+        query(host, "remediation", None).map_err(|e| format!("cannot read remediation verdicts: {e}"))?;
     let rem = remediations
         .iter()
         .filter(|v| refers_to(v, &incident))

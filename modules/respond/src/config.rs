@@ -70,7 +70,11 @@ impl RespondConfig {
         if let Some(v) = obj.get("arbiter_enabled") {
             match v.as_bool() {
                 Some(b) => c.arbiter_enabled = b,
-                None => host.log(Level::Warn, "respond_config_invalid", &[("key", "arbiter_enabled"), ("value", &v.to_string())]),
+                None => host.log(
+                    Level::Warn,
+                    "respond_config_invalid",
+                    &[("key", "arbiter_enabled"), ("value", &v.to_string())],
+                ),
             }
         }
         if let Some(n) = obj.get("max_tokens").and_then(Value::as_u64) {
@@ -94,7 +98,10 @@ mod tests {
         let h = FakeHost::new();
         let c = RespondConfig::from_input(&h, &json!({}));
         assert_eq!(c, RespondConfig::default());
-        assert_eq!((c.fallback_threshold_seconds, c.terminal_retention_seconds, c.step_timeout_seconds), (60.0, 86400.0, 90.0));
+        assert_eq!(
+            (c.fallback_threshold_seconds, c.terminal_retention_seconds, c.step_timeout_seconds),
+            (60.0, 86400.0, 90.0)
+        );
         assert_eq!((c.escalation_threshold, c.root_cause_threshold), (0.3, 0.7));
         assert!(!c.arbiter_enabled);
     }

@@ -11,7 +11,7 @@
 //! both failed), because remediation acts on what investigation found. The reference
 //! chains to whichever agent happened to finish last.
 
-use nthlayer_sdk::{time, Host, LlmRequest, Level};
+use nthlayer_sdk::{time, Host, Level, LlmRequest};
 use serde_json::{json, Value};
 
 use crate::agents::{self, Role};
@@ -55,14 +55,14 @@ fn worst_case(cfg: &RespondConfig, step: usize) -> f64 {
 /// Runs an incident's remaining steps, as far as this cycle's budget allows.
 pub fn drive(host: &dyn Host, cfg: &RespondConfig, inc: &mut Incident, cycle: &mut Cycle) {
     let first = inc.last_completed_step_index.map_or(0, |i| (i + 1).max(0) as usize);
-    for step in first..STEPS.len() {
+    for (step, state) in STEP_STATES.iter().enumerate().skip(first) {
         if cycle.worked && host.now() + worst_case(cfg, step) > cycle.end {
             cycle.deferred += 1;
             host.log(Level::Info, "respond_step_deferred", &[("incident_id", &inc.id), ("step", &step_label(step))]);
             return;
         }
         cycle.worked = true;
-        inc.state = STEP_STATES[step].into();
+        inc.state = (*state).into();
         if !run_step(host, cfg, inc, step, cycle) {
             return;
         }

@@ -113,8 +113,7 @@ impl State {
     pub fn save(&self, now: f64, retention: f64) -> Value {
         let mut incidents = Map::new();
         for inc in &self.incidents {
-            let expired = inc.is_terminal()
-                && time::parse_iso(&inc.updated_at).is_some_and(|t| now - t >= retention);
+            let expired = inc.is_terminal() && time::parse_iso(&inc.updated_at).is_some_and(|t| now - t >= retention);
             if !expired {
                 incidents.insert(inc.id.clone(), serde_json::to_value(inc).unwrap_or(Value::Null));
             }

@@ -108,7 +108,8 @@ fn ingest_snapshot(host: &dyn Host, cfg: &RespondConfig, st: &mut State, snap: &
     }
     let now = time::iso(host.now());
     let mut metadata = Map::new();
-    metadata.insert("blast_radius".into(), data.get("blast_radius").filter(|b| !b.is_null()).cloned().unwrap_or(json!([])));
+    metadata
+        .insert("blast_radius".into(), data.get("blast_radius").filter(|b| !b.is_null()).cloned().unwrap_or(json!([])));
     metadata.insert("correlation_summary".into(), data.get("nl_summary").cloned().unwrap_or(Value::Null));
     metadata.insert("peak_severity".into(), data.get("peak_severity").cloned().unwrap_or(Value::Null));
     metadata.insert("event_count".into(), data.get("event_count").cloned().unwrap_or(Value::Null));
@@ -131,13 +132,18 @@ fn ingest_snapshot(host: &dyn Host, cfg: &RespondConfig, st: &mut State, snap: &
     out.opened += 1;
     let Some(anchor) = breaches.first() else {
         // Core requires an underlying verdict; a snapshot with no breach has none to anchor.
-        host.log(Level::Warn, "respond_case_create_skipped_no_anchor", &[("incident_id", &inc_id), ("snapshot_id", id)]);
+        host.log(
+            Level::Warn,
+            "respond_case_create_skipped_no_anchor",
+            &[("incident_id", &inc_id), ("snapshot_id", id)],
+        );
         return;
     };
     let environment = str_of(&data["domain"], "environment").unwrap_or("production");
-    let briefing = data["nl_summary"]["summary"].as_str().filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| {
-        format!("Correlation snapshot: {} event(s) on {service}", py_str(data.get("event_count"), "0"))
-    });
+    let briefing =
+        data["nl_summary"]["summary"].as_str().filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| {
+            format!("Correlation snapshot: {} event(s) on {service}", py_str(data.get("event_count"), "0"))
+        });
     let case_service = domain_service.unwrap_or(&affected[0]).to_string();
     if create_case(host, &inc_id, &now, anchor, &case_service, environment, &briefing) {
         out.cases += 1;
@@ -194,7 +200,11 @@ fn create_case(
             false
         }
         Err(e) => {
-            host.log(Level::Warn, "respond_case_create_failed", &[("incident_id", incident_id), ("error", &e.to_string())]);
+            host.log(
+                Level::Warn,
+                "respond_case_create_failed",
+                &[("incident_id", incident_id), ("error", &e.to_string())],
+            );
             false
         }
     }
@@ -233,11 +243,16 @@ pub fn fallback(host: &dyn Host, cfg: &RespondConfig, st: &mut State, page: &[Va
     }
 }
 
-fn open_from_breach(host: &dyn Host, cfg: &RespondConfig, st: &mut State, breach: &Value, id: &str, out: &mut Ingested) {
-    let service = str_of(breach, "service")
-        .or_else(|| str_of(&breach["subject"], "service"))
-        .unwrap_or("unknown")
-        .to_string();
+fn open_from_breach(
+    host: &dyn Host,
+    cfg: &RespondConfig,
+    st: &mut State,
+    breach: &Value,
+    id: &str,
+    out: &mut Ingested,
+) {
+    let service =
+        str_of(breach, "service").or_else(|| str_of(&breach["subject"], "service")).unwrap_or("unknown").to_string();
     let data = breach.get("data").cloned().unwrap_or(Value::Null);
     let at = str_of(breach, "created_at").and_then(time::parse_iso).unwrap_or_else(|| host.now());
     let inc_id = ids::incident_id(&service, id, at);

@@ -29,7 +29,11 @@ impl Module for Respond {
             name: "respond".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![
-                Task::new("respond", 30, "incidents from correlation snapshots and orphan breaches, driven through the agent pipeline"),
+                Task::new(
+                    "respond",
+                    30,
+                    "incidents from correlation snapshots and orphan breaches, driven through the agent pipeline",
+                ),
                 Task::new("respond.approve", 0, "approve the remediation proposed for an incident (on demand)"),
                 Task::new("respond.reject", 0, "reject the remediation proposed for an incident (on demand)"),
             ],

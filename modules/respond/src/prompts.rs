@@ -109,7 +109,9 @@ fn communication_facts(phase: u8, inc: &Incident) -> String {
             r["target"].as_str().unwrap_or("-")
         ));
         let outcome = match &inc.approval {
-            Some(a) => format!("{} by {}", a["decision"].as_str().unwrap_or("?"), a["by"].as_str().unwrap_or("operator")),
+            Some(a) => {
+                format!("{} by {}", a["decision"].as_str().unwrap_or("?"), a["by"].as_str().unwrap_or("operator"))
+            }
             None => "no action needed approval".into(),
         };
         lines.push(format!("Operator decision: {outcome}"));

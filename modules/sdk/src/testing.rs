@@ -99,7 +99,9 @@ impl FakeHost {
     fn submit(&self, what: &'static str, record: &Value, source: Option<&str>) -> Result<String, HostError> {
         self.core_read()?;
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        if self.reject_duplicates.get() && self.submitted.borrow().iter().any(|s| s.what == what && s.record["id"] == id) {
+        if self.reject_duplicates.get()
+            && self.submitted.borrow().iter().any(|s| s.what == what && s.record["id"] == id)
+        {
             return Err(Self::duplicate(&id));
         }
         self.submitted.borrow_mut().push(Submitted {
@@ -152,7 +154,8 @@ impl Host for FakeHost {
             .filter(|a| {
                 // Inclusive string bounds, as core compares them.
                 let at = a.get("created_at").and_then(Value::as_str).unwrap_or_default();
-                q.created_after.as_deref().is_none_or(|t| at >= t) && q.created_before.as_deref().is_none_or(|t| at <= t)
+                q.created_after.as_deref().is_none_or(|t| at >= t)
+                    && q.created_before.as_deref().is_none_or(|t| at <= t)
             })
             .take(q.limit as usize)
             .cloned()
