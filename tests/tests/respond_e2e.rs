@@ -257,3 +257,90 @@ fn without_an_llm_incidents_escalate_with_a_case_and_orphan_breaches_fall_back()
     assert_stays("no new respond verdicts", Duration::from_secs(6), || counts(&core) == [2, 0, 0, 0, 0]);
     assert!(host.log().contains("respond_agent_degraded"), "{}", host.log_tail(40));
 }
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
+}
+
+fn is_incident_id(id: &str) -> bool {
+    let rest = id.strip_prefix("INC-FRAUD-DETECT-").unwrap_or("");
+    let b = rest.as_bytes();
+    rest.len() == 8 + 1 + 6 + 1 + 8
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'-'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && b[15] == b'-'
+        && b[16..].iter().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The reference (`nthlayer-workers` 3.0.3) and nthlayer-host, both under
+/// `NTHLAYER_LLM_STUB=canned`, each against its own core seeded with the same breach and
+/// snapshot: the same case fields, incident id shape and triage verdict shape and lineage.
+/// The intended differences show too (docs/PARITY.md): the reference never reaches the stub
+/// (one degraded triage verdict) and opens a second incident and case for a re-emitted
+/// snapshot of the same breach; ours runs the pipeline to the approval pause and merges.
+#[test]
+fn case_ingestion_and_dedup_compared_with_the_reference_under_the_stub() {
+    use nthlayer_tests::host::ReferenceWorkers;
+    let (core_ref, core_ours) = (Core::start(&manifests()), Core::start(&manifests()));
+    let breach_at = iso_ago(0);
+    for core in [&core_ref, &core_ours] {
+        seed_breach(core, BREACH, "fraud-detect", &breach_at);
+    }
+    let snap = |core: &Core, id: &str| seed_snapshot(core, id, BREACH);
+    snap(&core_ref, "csn-fraud-detect-production-par00001");
+    snap(&core_ours, "csn-fraud-detect-production-par00001");
+    let quiet = [("collect", 1_000_000_000), ("drift", 1_000_000_000), ("topology", 1_000_000_000), ("respond", 2)];
+    let _reference = ReferenceWorkers::serve(&core_ref.url(), "http://127.0.0.1:9", &quiet);
+    let m = respond_module();
+    let ours = LlmHost::serve(
+        &core_ours.url(),
+        "respond-parity",
+        &[m.as_str()],
+        &["--respond-interval", "2"],
+        &[("NTHLAYER_LLM_STUB", "canned")],
+    );
+    wait_until("reference case", CYCLE, || cases(&core_ref).first().cloned());
+    wait_incident(&core_ours, &ours, "ours paused", |i| i["state"] == "awaiting_approval");
+
+    let (cr, co) = (cases(&core_ref)[0].clone(), cases(&core_ours)[0].clone());
+    for k in ["kind", "priority", "state", "underlying_verdict", "service", "briefing"] {
+        assert_eq!(cr[k], co[k], "case field {k}: reference {cr} ours {co}");
+    }
+    let (ir, io) = (cr["id"].as_str().unwrap(), co["id"].as_str().unwrap());
+    assert!(is_incident_id(ir.strip_prefix("case-").unwrap()), "{ir}");
+    assert!(is_incident_id(io.strip_prefix("case-").unwrap()), "{io}");
+
+    let tr: Vec<Value> =
+        core_ref.verdicts(None, Some("triage")).into_iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+    let to = verdicts(&core_ours, "triage");
+    assert_eq!((tr.len(), to.len()), (1, 1));
+    let (tr, to) = (&tr[0], &to[0]);
+    for part in ["producer", "subject", "judgment", "outcome", "lineage", "metadata"] {
+        assert_eq!(keys(&tr[part]), keys(&to[part]), "{part}");
+    }
+    for k in ["parent_ids", "version", "chain_depth", "service", "type", "outcome"] {
+        assert_eq!(tr[k], to[k], "{k}");
+    }
+    assert_eq!(tr["lineage"]["context"], to["lineage"]["context"]);
+    assert_eq!(tr["subject"]["ref"].as_str().map(is_incident_id), Some(true));
+    // The reference never reaches the stub; ours does.
+    assert_eq!(tr["judgment"]["action"], "escalate");
+    assert_eq!(to["subject"]["summary"], "SEV-2: Stub triage: severity 2 from canned LLM");
+    assert_eq!(
+        verdicts(&core_ours, "remediation")[0]["subject"]["summary"],
+        "rollback on fraud-detect (requires approval)"
+    );
+
+    // A re-emitted snapshot for the same breach: a second incident and case in the
+    // reference, a merge in ours.
+    snap(&core_ref, "csn-fraud-detect-production-par00002");
+    snap(&core_ours, "csn-fraud-detect-production-par00002");
+    wait_until("reference second case", CYCLE, || (cases(&core_ref).len() == 2).then_some(()));
+    wait_incident(&core_ours, &ours, "ours merged", |i| {
+        i["trigger_verdict_ids"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|x| x == "csn-fraud-detect-production-par00002"))
+    });
+    assert_eq!(cases(&core_ours).len(), 1);
+}

@@ -143,7 +143,7 @@ fn run_step(host: &dyn Host, cfg: &RespondConfig, inc: &mut Incident, step: usiz
             }
         };
         let slot = verdict::slot(step, role);
-        let id = ids::verdict_id(&inc.id, time::parse_iso(&inc.created_at).unwrap_or(0.0), slot);
+        let id = ids::verdict_id(&inc.id, inc.id_time(), slot);
         let draft = Draft {
             id: id.clone(),
             role,

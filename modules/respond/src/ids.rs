@@ -19,9 +19,9 @@ pub fn incident_id(service: &str, trigger_id: &str, trigger_unix: f64) -> String
     format!("INC-{}-{}-{}", service.to_uppercase().replace('/', "-"), stamp, hash8(trigger_id))
 }
 
-/// `vrd-<date>-<hash8(incident)>-<slot:05>`: one id per pipeline slot of an incident.
-pub fn verdict_id(incident_id: &str, incident_unix: f64, slot: u32) -> String {
-    format!("vrd-{}-{}-{:05}", nthlayer_sdk::time::date(incident_unix), hash8(incident_id), slot)
+/// `vrd-<trigger date>-<hash8(incident)>-<slot:05>`: one id per pipeline slot of an incident.
+pub fn verdict_id(incident_id: &str, trigger_unix: f64, slot: u32) -> String {
+    format!("vrd-{}-{}-{:05}", nthlayer_sdk::time::date(trigger_unix), hash8(incident_id), slot)
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@ pub struct Incident {
     pub posted: Map<String, Value>,
     /// The operator's decision on the proposed remediation, once read from core.
     pub approval: Option<Value>,
+    /// `created_at` of the trigger: ids derive from it, so a replay yields the same ids
+    /// even across midnight.
+    pub trigger_at: String,
 }
 
 impl Default for Incident {
@@ -58,6 +61,7 @@ impl Default for Incident {
             metadata: Map::new(),
             posted: Map::new(),
             approval: None,
+            trigger_at: String::new(),
         }
     }
 }
@@ -69,6 +73,10 @@ impl Incident {
     /// The first service in the topology: what the incident is "on".
     pub fn service(&self) -> &str {
         self.topology["services"][0]["name"].as_str().unwrap_or("unknown")
+    }
+    /// Unix time ids are stamped with: the trigger's, else the opening's.
+    pub fn id_time(&self) -> f64 {
+        time::parse_iso(&self.trigger_at).or_else(|| time::parse_iso(&self.created_at)).unwrap_or(0.0)
     }
     pub fn services(&self) -> Vec<String> {
         self.topology["services"]
