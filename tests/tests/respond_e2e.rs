@@ -187,7 +187,7 @@ fn snapshot_runs_the_pipeline_pauses_survives_restarts_and_resumes_on_approval()
     seed_snapshot(&core, "csn-fraud-detect-production-e2e00002", BREACH);
     let mut host = serve(&core, "respond-e2e-2", &env);
     let st = wait_incident(&core, &host, "second snapshot merged", |i| {
-        i["trigger_verdict_ids"]
+        i["metadata"]["merged_snapshot_ids"]
             .as_array()
             .is_some_and(|t| t.iter().any(|x| x == "csn-fraud-detect-production-e2e00002"))
     });
@@ -338,7 +338,7 @@ fn case_ingestion_and_dedup_compared_with_the_reference_under_the_stub() {
     snap(&core_ours, "csn-fraud-detect-production-par00002");
     wait_until("reference second case", CYCLE, || (cases(&core_ref).len() == 2).then_some(()));
     wait_incident(&core_ours, &ours, "ours merged", |i| {
-        i["trigger_verdict_ids"]
+        i["metadata"]["merged_snapshot_ids"]
             .as_array()
             .is_some_and(|t| t.iter().any(|x| x == "csn-fraud-detect-production-par00002"))
     });

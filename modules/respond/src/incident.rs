@@ -132,9 +132,16 @@ impl State {
         })
     }
 
-    /// The incident that already owns trigger `id` (a snapshot or a breach).
+    /// The incident that already owns trigger `id` (a snapshot or a breach), opened by it
+    /// or merged into it.
     pub fn owner_of(&self, id: &str) -> Option<usize> {
-        self.incidents.iter().position(|i| i.trigger_verdict_ids.iter().any(|t| t == id))
+        self.incidents.iter().position(|i| {
+            i.trigger_verdict_ids.iter().any(|t| t == id)
+                || i.metadata
+                    .get("merged_snapshot_ids")
+                    .and_then(Value::as_array)
+                    .is_some_and(|m| m.iter().any(|t| t == id))
+        })
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Incident> {

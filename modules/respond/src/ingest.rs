@@ -12,6 +12,10 @@ use crate::config::RespondConfig;
 use crate::ids;
 use crate::incident::{Incident, State};
 
+/// Merged snapshot ids remembered per incident (older ones are still deduplicated by
+/// their breach ids and the snapshot cursor).
+const MERGED_KEPT: usize = 20;
+
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Ingested {
     pub opened: u32,
@@ -80,13 +84,15 @@ fn ingest_snapshot(host: &dyn Host, cfg: &RespondConfig, st: &mut State, snap: &
     let data = snap.get("data").filter(|d| d.is_object()).cloned().unwrap_or_else(|| json!({}));
     let breaches = id_list(&data["parent_ids"]);
     if let Some(i) = breaches.iter().find_map(|b| st.owner_of(b)) {
+        // Kept apart from trigger_verdict_ids (the verdicts' lineage context), and capped:
+        // a correlate that re-emits every cycle must not grow the incident without bound.
         let inc = &mut st.incidents[i];
-        inc.trigger_verdict_ids.push(id.to_string());
-        for b in &breaches {
-            if !inc.trigger_verdict_ids.contains(b) {
-                inc.trigger_verdict_ids.push(b.clone());
-            }
-        }
+        let mut merged = id_list(inc.metadata.get("merged_snapshot_ids").unwrap_or(&Value::Null));
+        merged.push(id.to_string());
+        let skip = merged.len().saturating_sub(MERGED_KEPT);
+        let count = inc.metadata.get("merged_snapshots").and_then(Value::as_u64).unwrap_or(0) + 1;
+        inc.metadata.insert("merged_snapshot_ids".into(), json!(merged[skip..]));
+        inc.metadata.insert("merged_snapshots".into(), json!(count));
         out.merged += 1;
         host.log(Level::Info, "respond_snapshot_merged", &[("snapshot_id", id), ("incident_id", &inc.id)]);
         return;

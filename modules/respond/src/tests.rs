@@ -140,7 +140,13 @@ fn duplicate_snapshots_and_snapshots_for_the_same_breach_open_nothing_new() {
     );
     let incs = incidents(&st3);
     assert_eq!(incs.len(), 1);
-    assert_eq!(incs[0]["trigger_verdict_ids"], json!(["csn-1", "vrd-breach-1", "csn-2"]));
+    assert_eq!(incs[0]["trigger_verdict_ids"], json!(["csn-1", "vrd-breach-1"]));
+    assert_eq!(incs[0]["metadata"]["merged_snapshot_ids"], json!(["csn-2"]));
+    // Seen again (cursor reset once more): a duplicate now, not a second merge.
+    let mut st4 = st3.clone();
+    st4["cursors"]["snapshot_after"] = Value::Null;
+    let (_, res) = run(&h, Some(st4));
+    assert_eq!((res["merged"].as_u64(), res["duplicates"].as_u64()), (Some(0), Some(2)));
     assert_eq!(h.cases.borrow().len(), 1);
     assert_eq!(h.submitted_verdicts().len(), 4);
 }
