@@ -313,8 +313,11 @@ fn case_ingestion_and_dedup_compared_with_the_reference_under_the_stub() {
     assert!(is_incident_id(ir.strip_prefix("case-").unwrap()), "{ir}");
     assert!(is_incident_id(io.strip_prefix("case-").unwrap()), "{io}");
 
-    let tr: Vec<Value> =
-        core_ref.verdicts(None, Some("triage")).into_iter().map(|v| serde_json::to_value(v).unwrap()).collect();
+    // The reference writes its case when it opens the incident, its verdict just after.
+    let tr: Vec<Value> = wait_until("reference triage verdict", CYCLE, || {
+        let v = core_ref.verdicts(None, Some("triage"));
+        (!v.is_empty()).then(|| v.into_iter().map(|v| serde_json::to_value(v).unwrap()).collect())
+    });
     let to = verdicts(&core_ours, "triage");
     assert_eq!((tr.len(), to.len()), (1, 1));
     let (tr, to) = (&tr[0], &to[0]);
