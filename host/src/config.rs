@@ -47,6 +47,11 @@ pub struct ServeArgs {
     pub min_resolution_age_hours: u64,
     #[arg(long)]
     pub respond_interval: Option<u64>,
+    /// respond's `workers.respond.*` settings as a JSON object, e.g.
+    /// {"fallback_threshold_seconds":60,"step_timeout_seconds":90,"arbiter_enabled":false}.
+    /// The reference's worker mode has no way to set them (defaults only); see docs/PARITY.md.
+    #[arg(long, env = "NTHLAYER_RESPOND_CONFIG")]
+    pub respond_config: Option<String>,
 
     /// Module components in addition to the built-in ones: files and globs (quoted globs
     /// are expanded by the host and watched for new files). A file providing a built-in's
@@ -154,12 +159,23 @@ impl HostConfig {
             let parsed: Limits = serde_json::from_value(merged).with_context(|| format!("--limits {module}"))?;
             limits.insert(module.to_string(), parsed);
         }
+        let respond = match &a.respond_config {
+            None => json!({}),
+            Some(j) => match serde_json::from_str(j).context("--respond-config: not JSON")? {
+                Value::Object(o) => Value::Object(o),
+                _ => bail!("--respond-config: expected a JSON object"),
+            },
+        };
         let module_config = json!({
             "instance_id": a.instance_id,
             "expiry_threshold_days": a.expiry_threshold_days,
             "min_resolution_age_hours": a.min_resolution_age_hours,
             "tempo_configured": a.tempo_endpoint.is_some(),
+<<<<<<< HEAD
             "measure": measure_knobs(|k| std::env::var(k).ok()),
+=======
+            "respond": respond,
+>>>>>>> respond
         });
         Ok(HostConfig { intervals, limits, module_config })
     }
@@ -283,6 +299,15 @@ mod tests {
         assert_eq!(a.core_url, "http://localhost:8000");
         assert_eq!(a.instance_id, "workers-1");
         assert_eq!(c.module_config["expiry_threshold_days"], 7);
+    }
+
+    #[test]
+    fn respond_config_passes_through_as_an_object() {
+        let c = HostConfig::from_args(&parse(&["--modules", "a.wasm"])).unwrap();
+        assert_eq!(c.module_config["respond"], json!({}));
+        let a = parse(&["--modules", "a.wasm", "--respond-config", r#"{"fallback_threshold_seconds":5}"#]);
+        assert_eq!(HostConfig::from_args(&a).unwrap().module_config["respond"]["fallback_threshold_seconds"], 5);
+        assert!(HostConfig::from_args(&parse(&["--modules", "a.wasm", "--respond-config", "[1]"])).is_err());
     }
 
     #[test]

@@ -79,9 +79,29 @@ async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
     Ok(ok)
 }
 
+/// `nthlayer-host <module> <verb> [<target>] [flags…]` is shorthand for
+/// `nthlayer-host run --task <module>.<verb> [--args '{"target":"<target>"}'] [flags…]`, so a
+/// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
+/// without the host knowing any module. The shorthand must come first on the line.
+fn expand_shorthand(args: Vec<String>) -> Vec<String> {
+    const COMMANDS: [&str; 5] = ["serve", "gate", "run", "check", "help"];
+    let (Some(module), Some(verb)) = (args.get(1), args.get(2)) else { return args };
+    if module.starts_with('-') || verb.starts_with('-') || COMMANDS.contains(&module.as_str()) {
+        return args;
+    }
+    let mut out = vec![args[0].clone(), "run".into(), "--task".into(), format!("{module}.{verb}")];
+    let mut rest = args[3..].iter().peekable();
+    if let Some(target) = rest.next_if(|t| !t.starts_with('-')) {
+        out.push("--args".into());
+        out.push(serde_json::json!({ "target": target }).to_string());
+    }
+    out.extend(rest.cloned());
+    out
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
     let default = match cli.command {
         Command::Gate(_) | Command::Check { .. } => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
@@ -98,6 +118,27 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("Error: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_shorthand;
+
+    fn v(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn module_verb_target_becomes_run() {
+        assert_eq!(
+            expand_shorthand(v("h respond approve INC-1 --core-url U")),
+            v("h run --task respond.approve --args {\"target\":\"INC-1\"} --core-url U")
+        );
+        assert_eq!(expand_shorthand(v("h observe gate --modules m")), v("h run --task observe.gate --modules m"));
+        for kept in ["h serve --modules m", "h run --task x", "h --log-format json serve", "h check a.wasm"] {
+            assert_eq!(expand_shorthand(v(kept)), v(kept));
         }
     }
 }

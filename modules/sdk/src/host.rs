@@ -98,6 +98,15 @@ pub trait Host {
     // --- LLM ---
     fn llm_structured(&self, req: &LlmRequest) -> Result<LlmResponse, HostError>;
 
+    // --- arbiter (governance) ---
+    /// Asks the arbiter to reduce an agent's autonomy (respond's only outward side effect).
+    /// Contract 0.1.0 has no import for it, so the default answers `Unavailable`: a module
+    /// can make and log the decision today, and the call starts working when a host
+    /// provides the capability, with no change to the module.
+    fn arbiter_reduce_autonomy(&self, _agent: &str, _reason: &str) -> Result<(), HostError> {
+        Err(HostError::Unavailable("arbiter capability not available in contract 0.1.0".into()))
+    }
+
     // --- log, clock, randomness ---
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]);
     /// Unix time in seconds (wall clock).

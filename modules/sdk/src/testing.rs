@@ -2,7 +2,7 @@
 //! a manifest list, recorded submissions, a pinned clock and deterministic "randomness".
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use serde_json::{json, Value};
 
@@ -44,6 +44,16 @@ pub struct FakeHost {
     pub tempo_calls: RefCell<Vec<(String, f64, f64, String)>>,
     pub clock: Cell<f64>,
     pub rng: Cell<u64>,
+    /// Scripted LLM answers per schema name, used in order before falling back to `llm`.
+    pub llm_script: RefCell<HashMap<String, VecDeque<Result<Value, HostError>>>>,
+    /// Every LLM request, in call order.
+    pub llm_calls: RefCell<Vec<LlmRequest>>,
+    /// Seconds the clock moves forward on each LLM call (a slow or hanging model).
+    pub llm_advance_seconds: Cell<f64>,
+    /// Cases accepted by `create_case`.
+    pub cases: RefCell<Vec<Value>>,
+    /// When set, a second submission or case with the same id answers 409 duplicate, as core does.
+    pub reject_duplicates: Cell<bool>,
 }
 
 impl FakeHost {
@@ -88,12 +98,27 @@ impl FakeHost {
             None => Ok(()),
         }
     }
+    /// Queues `answer` for the next LLM call with `schema_name`.
+    pub fn script_llm(&self, schema_name: &str, answer: Result<Value, HostError>) {
+        self.llm_script.borrow_mut().entry(schema_name.to_string()).or_default().push_back(answer);
+    }
+    pub fn submitted_verdicts(&self) -> Vec<Value> {
+        self.submitted.borrow().iter().filter(|s| s.what == "verdict").map(|s| s.record.clone()).collect()
+    }
+    fn duplicate(id: &str) -> HostError {
+        HostError::Rejected { status: 409, code: "duplicate".into(), detail: json!({"id": id}) }
+    }
     fn submit(&self, what: &'static str, record: &Value, source: Option<&str>) -> Result<String, HostError> {
         self.core_read()?;
         if let Some(e) = self.submit_error.borrow().clone() {
             return Err(e);
         }
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        if self.reject_duplicates.get()
+            && self.submitted.borrow().iter().any(|s| s.what == what && s.record["id"] == id)
+        {
+            return Err(Self::duplicate(&id));
+        }
         self.submitted.borrow_mut().push(Submitted {
             what,
             record: record.clone(),
@@ -141,6 +166,12 @@ impl Host for FakeHost {
         let v: Vec<Value> = all
             .iter()
             .filter(|a| matches(a, "service", q.service.as_deref()) && matches(a, "type", q.verdict_type.as_deref()))
+            .filter(|a| {
+                // Inclusive string bounds, as core compares them.
+                let at = a.get("created_at").and_then(Value::as_str).unwrap_or_default();
+                q.created_after.as_deref().is_none_or(|t| at >= t)
+                    && q.created_before.as_deref().is_none_or(|t| at <= t)
+            })
             .take(q.limit as usize)
             .cloned()
             .collect();
@@ -156,6 +187,10 @@ impl Host for FakeHost {
     }
     fn create_case(&self, case: &Value) -> Result<Value, HostError> {
         self.core_read()?;
+        if self.reject_duplicates.get() && self.cases.borrow().iter().any(|c| c["id"] == case["id"]) {
+            return Err(Self::duplicate(case["id"].as_str().unwrap_or_default()));
+        }
+        self.cases.borrow_mut().push(case.clone());
         Ok(json!({"id": case["id"], "priority": "P3"}))
     }
     fn prom_query(&self, promql: &str, _at: Option<f64>) -> Result<Value, HostError> {
@@ -177,7 +212,13 @@ impl Host for FakeHost {
     }
     fn llm_structured(&self, req: &LlmRequest) -> Result<LlmResponse, HostError> {
         self.llm_calls.borrow_mut().push(req.clone());
+<<<<<<< HEAD
         match self.llm.borrow().clone() {
+=======
+        self.clock.set(self.clock.get() + self.llm_advance_seconds.get());
+        let scripted = self.llm_script.borrow_mut().get_mut(&req.schema_name).and_then(VecDeque::pop_front);
+        match scripted.or_else(|| self.llm.borrow().clone()) {
+>>>>>>> respond
             Some(Ok(value)) => {
                 Ok(LlmResponse { value, model: "fake/model".into(), input_tokens: 0, output_tokens: 0, latency_ms: 0 })
             }
