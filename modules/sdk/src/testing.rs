@@ -36,6 +36,14 @@ pub struct FakeHost {
     pub llm: RefCell<Option<Result<Value, HostError>>>,
     pub clock: Cell<f64>,
     pub rng: Cell<u64>,
+    /// Verdict id -> answer of `verdict_descendants`. Missing ids answer `[]` (as core does).
+    pub descendants: RefCell<HashMap<String, Result<Value, HostError>>>,
+    /// Every `resolve_outcome(id, body)` call that was answered Ok, in call order.
+    pub outcomes: RefCell<Vec<(String, Value)>>,
+    /// Verdict id -> error that `resolve_outcome` answers instead (e.g. a 409).
+    pub outcome_errors: RefCell<HashMap<String, HostError>>,
+    /// Every case passed to `create_case`, in call order.
+    pub cases: RefCell<Vec<Value>>,
 }
 
 impl FakeHost {
@@ -92,6 +100,12 @@ fn matches(v: &Value, key: &str, want: Option<&str>) -> bool {
     want.is_none_or(|w| v.get(key).and_then(Value::as_str) == Some(w))
 }
 
+/// Core's inclusive `created_after` / `created_before` bounds (string comparison, as core does).
+fn within(v: &Value, after: Option<&str>, before: Option<&str>) -> bool {
+    let at = v.get("created_at").and_then(Value::as_str).unwrap_or_default();
+    after.is_none_or(|a| at >= a) && before.is_none_or(|b| at <= b)
+}
+
 impl Host for FakeHost {
     fn get_manifests(&self) -> Result<Value, HostError> {
         self.core_read()?;
@@ -126,21 +140,27 @@ impl Host for FakeHost {
         let v: Vec<Value> = all
             .iter()
             .filter(|a| matches(a, "service", q.service.as_deref()) && matches(a, "type", q.verdict_type.as_deref()))
+            .filter(|a| within(a, q.created_after.as_deref(), q.created_before.as_deref()))
             .take(q.limit as usize)
             .cloned()
             .collect();
         Ok(Value::Array(v))
     }
-    fn verdict_descendants(&self, _id: &str) -> Result<Value, HostError> {
+    fn verdict_descendants(&self, id: &str) -> Result<Value, HostError> {
         self.core_read()?;
-        Ok(json!([]))
+        self.descendants.borrow().get(id).cloned().unwrap_or_else(|| Ok(json!([])))
     }
-    fn resolve_outcome(&self, id: &str, _body: &Value) -> Result<String, HostError> {
+    fn resolve_outcome(&self, id: &str, body: &Value) -> Result<String, HostError> {
         self.core_read()?;
+        if let Some(e) = self.outcome_errors.borrow().get(id) {
+            return Err(e.clone());
+        }
+        self.outcomes.borrow_mut().push((id.to_string(), body.clone()));
         Ok(format!("out-{id}"))
     }
     fn create_case(&self, case: &Value) -> Result<Value, HostError> {
         self.core_read()?;
+        self.cases.borrow_mut().push(case.clone());
         Ok(json!({"id": case["id"], "priority": "P3"}))
     }
     fn prom_query(&self, promql: &str, _at: Option<f64>) -> Result<Value, HostError> {
