@@ -210,7 +210,7 @@ impl Cycle<'_> {
                 return Step::Open;
             }
         };
-        let res = match paths::lineage(id, &descendants) {
+        let res = match paths::lineage(v, id, &descendants) {
             Lineage::Cycle => {
                 self.host.warn("learn_lineage_cycle", &[("verdict_id", id)]);
                 return Step::Settled;

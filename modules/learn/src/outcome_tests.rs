@@ -210,10 +210,11 @@ fn bad_input_is_logged_and_the_cycle_goes_on() {
     let at = ago(&host, 7200.0);
     let mut bad = full("bad", &at, json!("s"), 0.5, "flag");
     bad["outcome"] = json!("garbage");
-    let looped = full("loop", &at, json!("s"), 0.5, "flag");
+    let mut looped = full("loop", &at, json!("s"), 0.5, "flag");
+    looped["parent_ids"] = json!(["loop2"]);
     let good = full("good", &ago(&host, 7100.0), json!("s"), 0.5, "flag");
     set(&host, vec![bad, looped, good, json!({"id": 7})]);
-    desc(&host, "loop", json!([{"id": "loop2", "type": "triage"}, {"id": "loop", "type": "triage"}]));
+    desc(&host, "loop", json!([{"id": "loop2", "type": "execution", "parent_ids": ["loop"]}]));
     desc(&host, "good", json!([{"id": "x", "type": "execution"}]));
     let st = run(&host, &cfg(), None).state.unwrap();
     assert!(warned(&host, "learn_outcome_malformed"));

@@ -74,7 +74,8 @@ impl Resolution {
 /// What the descendants say about `id`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Lineage {
-    /// `id` is among its own descendants: a parent cycle in core.
+    /// The verdict is on a parent cycle: one of its parents is also its descendant (core's
+    /// closure leaves the verdict itself out, so this is how a cycle shows).
     Cycle,
     /// learn already resolved it (its marked `out-<id>` exists).
     AlreadyResolved,
@@ -89,8 +90,13 @@ pub(crate) enum Lineage {
 
 /// Paths 4 and 1 over descendants in hop order: the first overridden descendant wins over the
 /// first execution / outcome_resolution descendant, as in the reference.
-pub(crate) fn lineage(id: &str, descendants: &[Value]) -> Lineage {
-    if descendants.iter().any(|d| text(d, "id") == Some(id)) {
+pub(crate) fn lineage(v: &Value, id: &str, descendants: &[Value]) -> Lineage {
+    let parents: Vec<&str> = v
+        .get("parent_ids")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if descendants.iter().filter_map(|d| text(d, "id")).any(|d| d == id || parents.contains(&d)) {
         return Lineage::Cycle;
     }
     let own = format!("out-{id}");
@@ -156,30 +162,42 @@ mod tests {
             json!({"id": "o2", "type": "triage", "outcome": {"status": "overridden"}}),
         ];
         assert_eq!(
-            lineage("v", &d),
+            lineage(&json!({}), "v", &d),
             Lineage::Resolved(Resolution::new("overridden", "Overridden by o1".into(), "divergence"))
         );
         let d = vec![json!({"id": "x", "type": "triage"}), json!({"id": "r1", "type": "outcome_resolution"})];
         assert_eq!(
-            lineage("v", &d),
+            lineage(&json!({}), "v", &d),
             Lineage::Resolved(Resolution::new(
                 "confirmed",
                 "Resolved by downstream outcome_resolution verdict r1".into(),
                 "lineage"
             ))
         );
-        assert_eq!(lineage("v", &[json!({"id": "x", "type": "triage"})]), Lineage::Nothing);
-        assert_eq!(lineage("v", &[]), Lineage::Nothing);
+        assert_eq!(lineage(&json!({}), "v", &[json!({"id": "x", "type": "triage"})]), Lineage::Nothing);
+        assert_eq!(lineage(&json!({}), "v", &[]), Lineage::Nothing);
     }
 
     #[test]
     fn own_resolution_external_resolution_and_cycles() {
         let ours = json!({"id": "out-v", "type": "outcome_resolution", "reasoning": "nthlayer-learn: resolution_path=lineage"});
-        assert_eq!(lineage("v", &[ours]), Lineage::AlreadyResolved);
+        assert_eq!(lineage(&json!({}), "v", &[ours]), Lineage::AlreadyResolved);
         let theirs =
             json!({"id": "out-v", "type": "outcome_resolution", "outcome_status": "partial", "reasoning": null});
-        assert_eq!(lineage("v", &[theirs]), Lineage::External { id: "out-v".into(), status: "partial".into() });
-        assert_eq!(lineage("v", &[json!({"id": "w"}), json!({"id": "v"})]), Lineage::Cycle);
+        assert_eq!(
+            lineage(&json!({}), "v", &[theirs]),
+            Lineage::External { id: "out-v".into(), status: "partial".into() }
+        );
+        assert_eq!(lineage(&json!({}), "v", &[json!({"id": "w"}), json!({"id": "v"})]), Lineage::Cycle);
+        // core's answer for a -> b -> a: b only; a's parent b is among its descendants
+        assert_eq!(
+            lineage(&json!({"parent_ids": ["b"]}), "a", &[json!({"id": "b", "type": "execution"})]),
+            Lineage::Cycle
+        );
+        assert_eq!(
+            lineage(&json!({"parent_ids": ["p"]}), "a", &[json!({"id": "b", "type": "triage"})]),
+            Lineage::Nothing
+        );
     }
 
     #[test]
