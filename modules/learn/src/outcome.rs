@@ -8,8 +8,10 @@
 //! reviewed, not learn's business, or malformed and logged). Everything from the cursor to
 //! `now - min_age` is walked oldest first each cycle; open verdicts stay in the walk until a
 //! path resolves them or they expire. Settled verdicts past the cursor are remembered in
-//! `done` (pruned as the cursor passes them) so they cost no further calls, and at most
-//! `max_checks_per_cycle` descendant look-ups are made per cycle.
+//! `done` (pruned as the cursor passes them) so they cost no further calls. At most
+//! `max_checks_per_cycle` descendant look-ups are made per cycle; when that budget runs out
+//! the next cycle resumes after the last verdict checked (`resume`) and wraps round at the
+//! end, so every open verdict is looked at in turn however many there are.
 //!
 //! Write order per resolution: the signal first (its id is stable, so a repeat is a 409),
 //! then the outcome (core's default id `out-<verdict>`, a repeat is a 409). A failure of
@@ -39,6 +41,8 @@ struct Memo {
     done: Vec<(String, String)>,
     /// `(created_at, id)` of sampled verdicts whose review case exists.
     reviews: Vec<(String, String)>,
+    /// `(created_at, id)` of the last verdict checked when the budget ran out.
+    resume: Option<(String, String)>,
 }
 
 impl Memo {
@@ -58,6 +62,7 @@ impl Memo {
             cursor: state.and_then(|s| s.get("cursor")).and_then(Value::as_str).map(str::to_string),
             done: pairs("done"),
             reviews: pairs("reviews"),
+            resume: pairs("resume").into_iter().next(),
         }
     }
 
@@ -68,6 +73,9 @@ impl Memo {
         }
         s.insert("done".into(), json!(self.done.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>()));
         s.insert("reviews".into(), json!(self.reviews.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>()));
+        if let Some((a, b)) = &self.resume {
+            s.insert("resume".into(), json!([[a, b]]));
+        }
         Value::Object(s)
     }
 }
@@ -129,6 +137,8 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
     };
     let mut cursor = memo.cursor.clone();
     let mut blocked = false;
+    let mut resume = None;
+    let mut last_checked = None;
     let mut settled: Vec<(String, String)> = memo.done.clone();
     for v in &verdicts {
         let (Some(id), Some(at)) = (text(v, "id"), text(v, "created_at")) else {
@@ -139,9 +149,25 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
             );
             continue;
         };
-        let step = if done.contains(id) { Step::Settled } else { c.handle(v, id, at) };
+        // Before the resume point: not checked this cycle, so it holds the cursor if open.
+        let waiting = memo.resume.as_ref().is_some_and(|(ra, ri)| (at, id) <= (ra.as_str(), ri.as_str()));
+        let step = if done.contains(id) {
+            Step::Settled
+        } else if waiting && matches!(paths::state(v), State::Pending) {
+            Step::Open
+        } else {
+            let before = c.checks;
+            let step = c.handle(v, id, at);
+            if c.checks > before {
+                last_checked = Some((at.to_string(), id.to_string()));
+            }
+            step
+        };
         match step {
-            Step::Budget => break,
+            Step::Budget => {
+                resume = last_checked.clone();
+                break;
+            }
             Step::Open => {
                 blocked = true;
                 c.n.open += 1;
@@ -163,7 +189,7 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
     };
     let mut reviews = memo.reviews.clone();
     reviews.append(&mut c.new_reviews);
-    let next = Memo { cursor: cursor.clone(), done: keep(settled), reviews: keep(reviews) };
+    let next = Memo { cursor: cursor.clone(), done: keep(settled), reviews: keep(reviews), resume };
     let n = &c.n;
     let result = json!({"checked": n.checked, "signals": n.signals, "resolved": n.resolved, "expired": n.expired,
                         "open": n.open, "review_cases": n.reviews, "cursor": cursor});

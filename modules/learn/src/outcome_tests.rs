@@ -250,3 +250,26 @@ fn core_down_keeps_the_state() {
     assert_eq!(out.state.unwrap(), st);
     assert!(warned(&host, "learn_outcome_fetch_failed"));
 }
+
+#[test]
+fn a_spent_budget_resumes_where_it_stopped_and_wraps_round() {
+    let host = FakeHost::new();
+    let ats: Vec<String> = (0..5).map(|i| ago(&host, 9000.0 - i as f64 * 100.0)).collect();
+    set(&host, (0..5).map(|i| full(&format!("v{i}"), &ats[i], json!("s"), 0.5, "flag")).collect());
+    let two = Config { max_checks_per_cycle: 2, ..cfg() };
+    // All open: cycle 1 checks v0,v1; cycle 2 v2,v3; cycle 3 v4 and wraps.
+    let st = run(&host, &two, None).state.unwrap();
+    assert_eq!(st["resume"], json!([[ats[1], "v1"]]));
+    // v1 and v4 resolve meanwhile; v1 was already checked, v4 is reached on the way round.
+    desc(&host, "v1", json!([{"id": "x", "type": "execution"}]));
+    desc(&host, "v4", json!([{"id": "y", "type": "execution"}]));
+    let st = run(&host, &two, Some(&st)).state.unwrap();
+    assert_eq!(st["resume"], json!([[ats[3], "v3"]]));
+    assert!(signals(&host).is_empty());
+    let st = run(&host, &two, Some(&st)).state.unwrap();
+    assert_eq!(st.get("resume"), None, "reached the end: the next cycle starts from the top");
+    assert_eq!(signals(&host).len(), 1, "v4");
+    let st = run(&host, &two, Some(&st)).state.unwrap();
+    assert_eq!(signals(&host).len(), 2, "v1 on the next round");
+    assert_eq!(st.get("cursor"), None, "v0 is still open");
+}
