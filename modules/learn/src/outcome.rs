@@ -33,6 +33,9 @@ use crate::{fetch, is_conflict, signal, text, Config};
 /// this age it is let go without an outcome.
 const ABANDON_DAYS: u64 = 30;
 
+/// Entries kept in `done` / `reviews` (~100 bytes each, well under the host's state cap).
+const MEMO_MAX: usize = 20_000;
+
 /// The task state (also the shape persisted in core through the host).
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Memo {
@@ -182,10 +185,16 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
     }
     let keep = |list: Vec<(String, String)>| -> Vec<(String, String)> {
         let mut seen = HashSet::new();
-        list.into_iter()
+        let mut kept: Vec<(String, String)> = list
+            .into_iter()
             .filter(|(at, _)| cursor.as_deref().is_none_or(|cur| at.as_str() >= cur))
             .filter(|(_, id)| seen.insert(id.clone()))
-            .collect()
+            .collect();
+        // Bounded state: forgetting the oldest only costs them one more look-up.
+        kept.sort();
+        let excess = kept.len().saturating_sub(MEMO_MAX);
+        kept.drain(..excess);
+        kept
     };
     let mut reviews = memo.reviews.clone();
     reviews.append(&mut c.new_reviews);
