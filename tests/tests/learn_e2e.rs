@@ -73,7 +73,7 @@ fn slo_status(id: &str, t: f64, service: &str, status: &str) -> Value {
            "data": {"slo_name": "availability", "objective": 99.9, "window": "30d", "status": status}})
 }
 
-/// The verdict ids of the scenario and the path each should resolve by.
+/// An hour, in seconds.
 const H: f64 = 3600.0;
 
 /// Seeds `core`; every timestamp is relative to `now`, so two cores seeded with the same
