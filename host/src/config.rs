@@ -45,6 +45,16 @@ pub struct ServeArgs {
     pub expiry_threshold_days: u64,
     #[arg(long, default_value_t = 1)]
     pub min_resolution_age_hours: u64,
+    /// learn: share (0..1) of each producer's verdicts put up for calibration review.
+    #[arg(long, default_value_t = 0.05)]
+    pub calibration_sample_rate: f64,
+    /// learn: seed of the calibration sample (a different seed draws a different sample).
+    #[arg(long, default_value = "nthlayer-learn")]
+    pub calibration_sample_seed: String,
+    /// learn: wait this long after a correlation snapshot before writing its retrospective,
+    /// so respond's incident verdicts are in it.
+    #[arg(long, default_value_t = 120)]
+    pub retrospective_delay_seconds: u64,
     #[arg(long)]
     pub respond_interval: Option<u64>,
     /// respond's `workers.respond.*` settings as a JSON object, e.g.
@@ -170,6 +180,9 @@ impl HostConfig {
             "instance_id": a.instance_id,
             "expiry_threshold_days": a.expiry_threshold_days,
             "min_resolution_age_hours": a.min_resolution_age_hours,
+            "calibration_sample_rate": a.calibration_sample_rate,
+            "calibration_sample_seed": a.calibration_sample_seed,
+            "retrospective_delay_seconds": a.retrospective_delay_seconds,
             "tempo_configured": a.tempo_endpoint.is_some(),
 <<<<<<< HEAD
             "measure": measure_knobs(|k| std::env::var(k).ok()),
@@ -302,12 +315,36 @@ mod tests {
     }
 
     #[test]
+<<<<<<< HEAD
     fn respond_config_passes_through_as_an_object() {
         let c = HostConfig::from_args(&parse(&["--modules", "a.wasm"])).unwrap();
         assert_eq!(c.module_config["respond"], json!({}));
         let a = parse(&["--modules", "a.wasm", "--respond-config", r#"{"fallback_threshold_seconds":5}"#]);
         assert_eq!(HostConfig::from_args(&a).unwrap().module_config["respond"]["fallback_threshold_seconds"], 5);
         assert!(HostConfig::from_args(&parse(&["--modules", "a.wasm", "--respond-config", "[1]"])).is_err());
+=======
+    fn learn_flags_reach_the_module_config() {
+        let c = HostConfig::from_args(&parse(&["--modules", "a.wasm"])).unwrap();
+        assert_eq!(c.module_config["calibration_sample_rate"], 0.05);
+        assert_eq!(c.module_config["retrospective_delay_seconds"], 120);
+        let a = parse(&[
+            "--modules",
+            "a.wasm",
+            "--min-resolution-age-hours",
+            "0",
+            "--calibration-sample-rate",
+            "1",
+            "--calibration-sample-seed",
+            "s",
+            "--retrospective-delay-seconds",
+            "0",
+        ]);
+        let c = HostConfig::from_args(&a).unwrap();
+        assert_eq!(c.module_config["min_resolution_age_hours"], 0);
+        assert_eq!(c.module_config["calibration_sample_rate"], 1.0);
+        assert_eq!(c.module_config["calibration_sample_seed"], "s");
+        assert_eq!(c.module_config["retrospective_delay_seconds"], 0);
+>>>>>>> learn
     }
 
     #[test]

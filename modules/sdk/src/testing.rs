@@ -44,6 +44,7 @@ pub struct FakeHost {
     pub tempo_calls: RefCell<Vec<(String, f64, f64, String)>>,
     pub clock: Cell<f64>,
     pub rng: Cell<u64>,
+<<<<<<< HEAD
     /// Scripted LLM answers per schema name, used in order before falling back to `llm`.
     pub llm_script: RefCell<HashMap<String, VecDeque<Result<Value, HostError>>>>,
     /// Every LLM request, in call order.
@@ -54,6 +55,16 @@ pub struct FakeHost {
     pub cases: RefCell<Vec<Value>>,
     /// When set, a second submission or case with the same id answers 409 duplicate, as core does.
     pub reject_duplicates: Cell<bool>,
+=======
+    /// Verdict id -> answer of `verdict_descendants`. Missing ids answer `[]` (as core does).
+    pub descendants: RefCell<HashMap<String, Result<Value, HostError>>>,
+    /// Every `resolve_outcome(id, body)` call that was answered Ok, in call order.
+    pub outcomes: RefCell<Vec<(String, Value)>>,
+    /// Verdict id -> error that `resolve_outcome` answers instead (e.g. a 409).
+    pub outcome_errors: RefCell<HashMap<String, HostError>>,
+    /// Every case passed to `create_case`, in call order.
+    pub cases: RefCell<Vec<Value>>,
+>>>>>>> learn
 }
 
 impl FakeHost {
@@ -132,6 +143,12 @@ fn matches(v: &Value, key: &str, want: Option<&str>) -> bool {
     want.is_none_or(|w| v.get(key).and_then(Value::as_str) == Some(w))
 }
 
+/// Core's inclusive `created_after` / `created_before` bounds (string comparison, as core does).
+fn within(v: &Value, after: Option<&str>, before: Option<&str>) -> bool {
+    let at = v.get("created_at").and_then(Value::as_str).unwrap_or_default();
+    after.is_none_or(|a| at >= a) && before.is_none_or(|b| at <= b)
+}
+
 impl Host for FakeHost {
     fn get_manifests(&self) -> Result<Value, HostError> {
         self.core_read()?;
@@ -166,30 +183,41 @@ impl Host for FakeHost {
         let v: Vec<Value> = all
             .iter()
             .filter(|a| matches(a, "service", q.service.as_deref()) && matches(a, "type", q.verdict_type.as_deref()))
+<<<<<<< HEAD
             .filter(|a| {
                 // Inclusive string bounds, as core compares them.
                 let at = a.get("created_at").and_then(Value::as_str).unwrap_or_default();
                 q.created_after.as_deref().is_none_or(|t| at >= t)
                     && q.created_before.as_deref().is_none_or(|t| at <= t)
             })
+=======
+            .filter(|a| within(a, q.created_after.as_deref(), q.created_before.as_deref()))
+>>>>>>> learn
             .take(q.limit as usize)
             .cloned()
             .collect();
         Ok(Value::Array(v))
     }
-    fn verdict_descendants(&self, _id: &str) -> Result<Value, HostError> {
+    fn verdict_descendants(&self, id: &str) -> Result<Value, HostError> {
         self.core_read()?;
-        Ok(json!([]))
+        self.descendants.borrow().get(id).cloned().unwrap_or_else(|| Ok(json!([])))
     }
-    fn resolve_outcome(&self, id: &str, _body: &Value) -> Result<String, HostError> {
+    fn resolve_outcome(&self, id: &str, body: &Value) -> Result<String, HostError> {
         self.core_read()?;
+        if let Some(e) = self.outcome_errors.borrow().get(id) {
+            return Err(e.clone());
+        }
+        self.outcomes.borrow_mut().push((id.to_string(), body.clone()));
         Ok(format!("out-{id}"))
     }
     fn create_case(&self, case: &Value) -> Result<Value, HostError> {
         self.core_read()?;
+<<<<<<< HEAD
         if self.reject_duplicates.get() && self.cases.borrow().iter().any(|c| c["id"] == case["id"]) {
             return Err(Self::duplicate(case["id"].as_str().unwrap_or_default()));
         }
+=======
+>>>>>>> learn
         self.cases.borrow_mut().push(case.clone());
         Ok(json!({"id": case["id"], "priority": "P3"}))
     }
