@@ -184,11 +184,8 @@ impl HostConfig {
             "calibration_sample_seed": a.calibration_sample_seed,
             "retrospective_delay_seconds": a.retrospective_delay_seconds,
             "tempo_configured": a.tempo_endpoint.is_some(),
-<<<<<<< HEAD
             "measure": measure_knobs(|k| std::env::var(k).ok()),
-=======
             "respond": respond,
->>>>>>> respond
         });
         Ok(HostConfig { intervals, limits, module_config })
     }
@@ -315,14 +312,15 @@ mod tests {
     }
 
     #[test]
-<<<<<<< HEAD
     fn respond_config_passes_through_as_an_object() {
         let c = HostConfig::from_args(&parse(&["--modules", "a.wasm"])).unwrap();
         assert_eq!(c.module_config["respond"], json!({}));
         let a = parse(&["--modules", "a.wasm", "--respond-config", r#"{"fallback_threshold_seconds":5}"#]);
         assert_eq!(HostConfig::from_args(&a).unwrap().module_config["respond"]["fallback_threshold_seconds"], 5);
         assert!(HostConfig::from_args(&parse(&["--modules", "a.wasm", "--respond-config", "[1]"])).is_err());
-=======
+    }
+
+    #[test]
     fn learn_flags_reach_the_module_config() {
         let c = HostConfig::from_args(&parse(&["--modules", "a.wasm"])).unwrap();
         assert_eq!(c.module_config["calibration_sample_rate"], 0.05);
@@ -344,7 +342,6 @@ mod tests {
         assert_eq!(c.module_config["calibration_sample_rate"], 1.0);
         assert_eq!(c.module_config["calibration_sample_seed"], "s");
         assert_eq!(c.module_config["retrospective_delay_seconds"], 0);
->>>>>>> learn
     }
 
     #[test]

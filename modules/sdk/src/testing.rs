@@ -44,27 +44,20 @@ pub struct FakeHost {
     pub tempo_calls: RefCell<Vec<(String, f64, f64, String)>>,
     pub clock: Cell<f64>,
     pub rng: Cell<u64>,
-<<<<<<< HEAD
     /// Scripted LLM answers per schema name, used in order before falling back to `llm`.
     pub llm_script: RefCell<HashMap<String, VecDeque<Result<Value, HostError>>>>,
-    /// Every LLM request, in call order.
-    pub llm_calls: RefCell<Vec<LlmRequest>>,
     /// Seconds the clock moves forward on each LLM call (a slow or hanging model).
     pub llm_advance_seconds: Cell<f64>,
-    /// Cases accepted by `create_case`.
-    pub cases: RefCell<Vec<Value>>,
     /// When set, a second submission or case with the same id answers 409 duplicate, as core does.
     pub reject_duplicates: Cell<bool>,
-=======
     /// Verdict id -> answer of `verdict_descendants`. Missing ids answer `[]` (as core does).
     pub descendants: RefCell<HashMap<String, Result<Value, HostError>>>,
     /// Every `resolve_outcome(id, body)` call that was answered Ok, in call order.
     pub outcomes: RefCell<Vec<(String, Value)>>,
     /// Verdict id -> error that `resolve_outcome` answers instead (e.g. a 409).
     pub outcome_errors: RefCell<HashMap<String, HostError>>,
-    /// Every case passed to `create_case`, in call order.
+    /// Every case accepted by `create_case`, in call order.
     pub cases: RefCell<Vec<Value>>,
->>>>>>> learn
 }
 
 impl FakeHost {
@@ -183,16 +176,7 @@ impl Host for FakeHost {
         let v: Vec<Value> = all
             .iter()
             .filter(|a| matches(a, "service", q.service.as_deref()) && matches(a, "type", q.verdict_type.as_deref()))
-<<<<<<< HEAD
-            .filter(|a| {
-                // Inclusive string bounds, as core compares them.
-                let at = a.get("created_at").and_then(Value::as_str).unwrap_or_default();
-                q.created_after.as_deref().is_none_or(|t| at >= t)
-                    && q.created_before.as_deref().is_none_or(|t| at <= t)
-            })
-=======
             .filter(|a| within(a, q.created_after.as_deref(), q.created_before.as_deref()))
->>>>>>> learn
             .take(q.limit as usize)
             .cloned()
             .collect();
@@ -212,12 +196,9 @@ impl Host for FakeHost {
     }
     fn create_case(&self, case: &Value) -> Result<Value, HostError> {
         self.core_read()?;
-<<<<<<< HEAD
         if self.reject_duplicates.get() && self.cases.borrow().iter().any(|c| c["id"] == case["id"]) {
             return Err(Self::duplicate(case["id"].as_str().unwrap_or_default()));
         }
-=======
->>>>>>> learn
         self.cases.borrow_mut().push(case.clone());
         Ok(json!({"id": case["id"], "priority": "P3"}))
     }
@@ -240,13 +221,9 @@ impl Host for FakeHost {
     }
     fn llm_structured(&self, req: &LlmRequest) -> Result<LlmResponse, HostError> {
         self.llm_calls.borrow_mut().push(req.clone());
-<<<<<<< HEAD
-        match self.llm.borrow().clone() {
-=======
         self.clock.set(self.clock.get() + self.llm_advance_seconds.get());
         let scripted = self.llm_script.borrow_mut().get_mut(&req.schema_name).and_then(VecDeque::pop_front);
         match scripted.or_else(|| self.llm.borrow().clone()) {
->>>>>>> respond
             Some(Ok(value)) => {
                 Ok(LlmResponse { value, model: "fake/model".into(), input_tokens: 0, output_tokens: 0, latency_ms: 0 })
             }
