@@ -4,7 +4,7 @@
 //! (`correlate.contract` → `contract_divergence`). Ported from nthlayer-workers 3.0.3, with
 //! the repeated-snapshot defect fixed (see `poll`).
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
+use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task, WakeOn};
 use serde_json::Value;
 
 mod contract;
@@ -19,15 +19,16 @@ mod windows;
 
 pub struct Correlate;
 
-/// What should wake `correlate` as soon as it lands in core, once the host can deliver
-/// wake-ups (`nthlayer:worker@0.2.0`): a `quality_breach` verdict, or an `slo_status`
-/// assessment whose status is not `HEALTHY`. Kept as data so describe() declares it in one
-/// line; a woken cycle is an ordinary cycle (it ignores what woke it and polls from its
-/// cursor), so an early or duplicate wake-up can neither lose nor repeat a snapshot.
-pub const WAKE_ON: [(&str, &str, &[&str]); 2] = [
-    ("verdict", "quality_breach", &[]),
-    ("assessment", "slo_status", &["EXHAUSTED", "CRITICAL", "WARNING", "UNKNOWN"]),
-];
+/// What wakes `correlate` as soon as it lands in core (contract 0.2.0): a `quality_breach`
+/// verdict, or an `slo_status` assessment that is not healthy. A woken cycle is an ordinary
+/// cycle (it ignores what woke it and polls from its cursor), so an early or duplicate
+/// wake-up can neither lose nor repeat a snapshot.
+fn wake_on() -> [WakeOn; 2] {
+    [
+        WakeOn::verdict("quality_breach"),
+        WakeOn::assessment("slo_status").where_any_of("data.status", &["EXHAUSTED", "CRITICAL", "WARNING", "UNKNOWN"]),
+    ]
+}
 
 impl Module for Correlate {
     fn describe() -> ModuleInfo {
@@ -35,7 +36,9 @@ impl Module for Correlate {
             name: "correlate".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![
-                Task::new("correlate", 10, "session windows -> correlation_snapshot"),
+                wake_on()
+                    .into_iter()
+                    .fold(Task::new("correlate", 10, "session windows -> correlation_snapshot"), Task::woken_by),
                 Task::new("correlate.topology", 3600, "declared vs Tempo-observed dependencies -> topology_drift"),
                 Task::new("correlate.contract", 3600, "contract promises vs Prometheus -> contract_divergence"),
             ],
@@ -100,6 +103,17 @@ mod tests {
         assert_eq!(info.name, "correlate");
         let tasks: Vec<(&str, u32)> = info.tasks.iter().map(|t| (t.name.as_str(), t.interval_seconds)).collect();
         assert_eq!(tasks, vec![("correlate", 10), ("correlate.topology", 3600), ("correlate.contract", 3600)]);
+    }
+
+    #[test]
+    fn only_the_session_task_is_woken_by_breaches_and_unhealthy_slo_status() {
+        let info = Correlate::describe();
+        let wake: Vec<&[WakeOn]> = info.tasks.iter().map(|t| t.wake.as_slice()).collect();
+        assert_eq!(wake[0].len(), 2);
+        assert_eq!(wake[0][0], WakeOn::verdict("quality_breach"));
+        assert_eq!(wake[0][1].kind, "slo_status");
+        assert!(!wake[0][1].tests[0].values.contains(&"HEALTHY".to_string()));
+        assert!(wake[1].is_empty() && wake[2].is_empty());
     }
 
     #[test]
