@@ -374,6 +374,7 @@ mod tests {
             prometheus: PrometheusClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap(),
             tempo: None,
             llm: Default::default(),
+            wake: Default::default(),
         });
         let config = Arc::new(HostConfig {
             intervals: Default::default(),

@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nthlayer_host::bindings::Contract;
-use nthlayer_host::capabilities::Grants;
 use nthlayer_host::config::HostConfig;
-use nthlayer_host::registry::ModuleSlot;
-use nthlayer_host::runtime::limits::Limits;
+use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::{LoadError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
@@ -39,8 +37,8 @@ async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings
     assert!(m.meta.tasks.iter().all(|t| t.wake.is_empty()), "0.1.0 tasks are interval-only");
     // A 0.1.0 cycle runs through the 0.1.0 layer: with nothing granted, its first import
     // call is denied by the newest implementation and the module says so.
-    let slot = ModuleSlot::new(m.clone(), Grants::none(), Limits::default(), 3);
-    let err = run_once(&env, &slot, &m, "contract-v010", None, None).await.unwrap_err().to_string();
+    let serving = Serving::bare(m.clone());
+    let err = run_once(&env, &serving, "contract-v010", None, None).await.unwrap_err().to_string();
     assert!(err.contains("prometheus query failed") && err.contains("--grant contract-v010=prometheus"), "{err}");
 }
 
@@ -57,8 +55,8 @@ async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
     let ticker = env.runtime.load(&component("ticker"), env.services.clone()).await.unwrap();
     assert_eq!(ticker.contract(), Contract::V0_2);
-    let slot = ModuleSlot::new(ticker.clone(), Grants::none(), Limits::default(), 3);
-    let out = run_once(&env, &slot, &ticker, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
+    let serving = Serving::bare(ticker.clone());
+    let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
     assert_eq!(out.state.unwrap()["n"], 2);
 }
 

@@ -90,8 +90,11 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
+    /// (request line, lower-cased headers) of every request the server saw.
+    type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+
     /// One scripted answer per connection; records request line and lower-cased headers.
-    fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<(String, Vec<String>)>>>) {
+    fn server(script: Vec<(u16, &'static str)>) -> (String, Seen) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));

@@ -297,7 +297,9 @@ mod tests {
     fn quantiles_match_the_reference_on_awkward_histograms() {
         // Expected values printed by the reference's sampler._quantile.
         use Sample::{AtLeast as L, Value as V};
-        let cases: [(&[(f64, f64)], [Sample; 5]); 4] = [
+        /// (le, cumulative count) buckets and the quantiles expected at five q's.
+        type Case<'a> = (&'a [(f64, f64)], [Sample; 5]);
+        let cases: [Case; 4] = [
             (
                 &[(0.1, 3.0), (0.5, 7.0), (2.5, 7.0), (INF, 11.0)],
                 [V(0.0), V(0.09166666666666667), V(0.35), L(2.5), L(2.5)],
