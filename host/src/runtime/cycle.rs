@@ -139,11 +139,7 @@ fn drain_stdio(store: &Store<StoreData>) {
 }
 
 /// Calls `describe()` with log as the only capability and tight limits.
-pub(super) async fn describe(
-    rt: &Runtime,
-    pre: &WorkerPre,
-    services: Arc<Services>,
-) -> Result<ModuleInfo, CycleError> {
+pub(super) async fn describe(rt: &Runtime, pre: &WorkerPre, services: Arc<Services>) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
     let cx = CycleCtx::new("(describe)", "", "describe", services, Grants::none(), limits);
     let wall = cx.limits.wall_ms;
