@@ -12,17 +12,7 @@ use serde_json::{json, Value};
 use crate::tempo::{self, Edge};
 use crate::{latency, manifests, round6};
 
-/// Python truthiness of a JSON value.
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub use nthlayer_sdk::py::truthy;
 
 pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     let out = |emitted| CycleOutput { state: Some(json!({})), result: None, emitted };

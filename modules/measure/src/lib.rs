@@ -41,17 +41,7 @@ impl Module for Measure {
     }
 }
 
-/// Python truthiness of a JSON value.
-pub(crate) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub(crate) use nthlayer_sdk::py::truthy;
 
 /// Submits a verdict; a refusal is logged and reported as false.
 pub(crate) fn submit_verdict(host: &dyn Host, record: &Value) -> bool {

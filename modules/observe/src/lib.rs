@@ -120,17 +120,7 @@ pub(crate) fn manifest_slos(m: &Value) -> &[Value] {
     m.get("slos").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
-/// Python truthiness of a JSON value (`if not x:`).
-pub(crate) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub(crate) use nthlayer_sdk::py::truthy;
 
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {

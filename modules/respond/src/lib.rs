@@ -83,17 +83,7 @@ pub fn cycle(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     }
 }
 
-/// Python truthiness of a JSON value (`x or y`).
-pub(crate) fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64() != Some(0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
+pub(crate) use nthlayer_sdk::py::truthy;
 
 #[cfg(test)]
 mod tests;

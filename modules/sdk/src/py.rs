@@ -5,6 +5,19 @@
 
 use serde_json::Value;
 
+/// Python truthiness of a JSON value (`if not x:`, `x or y`): the reference branches on it
+/// everywhere a manifest field may be missing, empty or zero.
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64() != Some(0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
 /// Python's `float(x)` for a JSON value: numbers as is, strings as `float(str)` accepts
 /// them (surrounding whitespace, `_` between digits, `nan`/`inf`/`infinity` in any case),
 /// booleans as 0/1. Anything else is the `TypeError`/`ValueError` case: `None`.
