@@ -35,6 +35,7 @@ capabilities! {
     Prometheus => "prometheus",
     Tempo => "tempo",
     Llm => "llm",
+    Arbiter => "arbiter",
 }
 
 impl Capability {
@@ -46,7 +47,7 @@ impl Capability {
         Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
     }
 
-    /// `core, prometheus, tempo, llm`: for help texts and error messages.
+    /// `core, prometheus, tempo, llm, arbiter`: for help texts and error messages.
     pub fn known() -> String {
         Capability::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
     }
@@ -175,7 +176,7 @@ mod tests {
         assert!(GrantPolicy::parse(&["x=disk".into()])
             .unwrap_err()
             .to_string()
-            .contains("core, prometheus, tempo, llm"));
+            .contains("core, prometheus, tempo, llm, arbiter"));
         assert!(GrantPolicy::parse(&["nonsense".into()]).is_err());
     }
 
@@ -203,7 +204,7 @@ mod tests {
     fn grants_are_a_set_with_room_to_grow() {
         let all = Capability::ALL.iter().fold(Grants::none(), |g, c| g.with(*c));
         assert_eq!(all.names().len(), Capability::ALL.len());
-        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm"]);
+        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm", "arbiter"]);
         assert_eq!(Capability::parse("log"), Some(None));
         assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
     }
