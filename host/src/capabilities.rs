@@ -208,4 +208,13 @@ mod tests {
         assert_eq!(Capability::parse("log"), Some(None));
         assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
     }
+
+    #[test]
+    fn the_arbiter_is_granted_like_any_capability() {
+        let needs = vec!["core".to_string(), "llm".to_string(), "arbiter".to_string()];
+        let p = GrantPolicy::parse(&["mine=arbiter".into()]).unwrap();
+        assert!(p.resolve("respond", &needs, &Trust::Embedded).allows(Capability::Arbiter));
+        assert!(!p.resolve("respond", &needs, &Trust::Untrusted).allows(Capability::Arbiter));
+        assert_eq!(p.resolve("mine", &[], &Trust::Untrusted).names(), ["arbiter"]);
+    }
 }
