@@ -35,6 +35,7 @@ capabilities! {
     Prometheus => "prometheus",
     Tempo => "tempo",
     Llm => "llm",
+    Arbiter => "arbiter",
 }
 
 impl Capability {
@@ -46,7 +47,7 @@ impl Capability {
         Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
     }
 
-    /// `core, prometheus, tempo, llm`: for help texts and error messages.
+    /// `core, prometheus, tempo, llm, arbiter`: for help texts and error messages.
     pub fn known() -> String {
         Capability::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
     }
@@ -175,7 +176,7 @@ mod tests {
         assert!(GrantPolicy::parse(&["x=disk".into()])
             .unwrap_err()
             .to_string()
-            .contains("core, prometheus, tempo, llm"));
+            .contains("core, prometheus, tempo, llm, arbiter"));
         assert!(GrantPolicy::parse(&["nonsense".into()]).is_err());
     }
 
@@ -203,8 +204,17 @@ mod tests {
     fn grants_are_a_set_with_room_to_grow() {
         let all = Capability::ALL.iter().fold(Grants::none(), |g, c| g.with(*c));
         assert_eq!(all.names().len(), Capability::ALL.len());
-        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm"]);
+        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm", "arbiter"]);
         assert_eq!(Capability::parse("log"), Some(None));
         assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
+    }
+
+    #[test]
+    fn the_arbiter_is_granted_like_any_capability() {
+        let needs = vec!["core".to_string(), "llm".to_string(), "arbiter".to_string()];
+        let p = GrantPolicy::parse(&["mine=arbiter".into()]).unwrap();
+        assert!(p.resolve("respond", &needs, &Trust::Embedded).allows(Capability::Arbiter));
+        assert!(!p.resolve("respond", &needs, &Trust::Untrusted).allows(Capability::Arbiter));
+        assert_eq!(p.resolve("mine", &[], &Trust::Untrusted).names(), ["arbiter"]);
     }
 }

@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Grafana Tempo base URL (without it the tempo import answers "not configured").
     #[arg(long)]
     pub tempo_endpoint: Option<String>,
+    /// The arbiter's base URL for autonomy reductions (POST /api/v1/governance/reduce).
+    /// Unset, nothing is sent: the reference's default of http://localhost:8080 is not kept.
+    #[arg(long, env = "NTHLAYER_ARBITER_URL")]
+    pub arbiter_url: Option<String>,
     #[arg(long)]
     pub measure_interval: Option<u64>,
     #[arg(long)]
@@ -78,7 +82,7 @@ pub struct ServeArgs {
     /// Override any task's interval: TASK=SECONDS (repeatable).
     #[arg(long = "interval", value_name = "TASK=SECONDS")]
     pub intervals: Vec<String>,
-    /// Capabilities for a module: MODULE=core,prometheus,tempo,llm or MODULE=none (repeatable).
+    /// Capabilities for a module: MODULE=core,prometheus,tempo,llm,arbiter or MODULE=none (repeatable).
     /// Overrides what trusted code declares; the only way untrusted code gets any.
     #[arg(long = "grant", value_name = "MODULE=CAPS")]
     pub grants: Vec<String>,

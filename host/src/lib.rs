@@ -4,7 +4,7 @@
 //! Where things live (each module's doc says why it is shaped the way it is):
 //! - [`bindings`]: the WIT contract, one Rust module per contract version.
 //! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle.
-//! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log).
+//! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log, arbiter).
 //! - [`clients`]: plain async HTTP clients, free of wasm types.
 //! - [`capabilities`]: who may call what.
 //! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.

@@ -373,6 +373,7 @@ mod tests {
             core: core.clone(),
             prometheus: PrometheusClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap(),
             tempo: None,
+            arbiter: None,
             llm: Default::default(),
             wake: Default::default(),
         });

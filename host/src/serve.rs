@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::builtin::{self, Embedded};
 use crate::capabilities::GrantPolicy;
+use crate::clients::arbiter::ArbiterClient;
 use crate::clients::core::CoreClient;
 use crate::clients::prometheus::PrometheusClient;
 use crate::clients::retry::RetryPolicy;
@@ -37,6 +38,7 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>,
         prometheus: PrometheusClient::new(prometheus_url, timeout)?,
         tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
         llm,
+        arbiter: None,
         wake: Default::default(),
     })
 }
@@ -67,12 +69,14 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>) -> Result<Loaded
     }
     let config = Arc::new(HostConfig::from_args(args)?);
     let grants = GrantPolicy::parse(&args.grants)?.with_trusted_dirs(&args.trusted_dirs)?;
-    let services = Arc::new(build_services(
+    let mut services = build_services(
         &args.core_url,
         &args.prometheus_url,
         args.tempo_endpoint.as_deref(),
         LlmService::from_env(&args.llm)?,
-    )?);
+    )?;
+    services.arbiter = args.arbiter_url.as_deref().map(ArbiterClient::new).transpose()?;
+    let services = Arc::new(services);
     let runtime = Runtime::new(cache_dir(args))?;
     let registry = Arc::new(Registry::default());
     let env = RunEnv { runtime, services, config };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use crate::clients::arbiter::ArbiterClient;
 use crate::clients::core::CoreClient;
 use crate::clients::envelope::RecordKind;
 use crate::clients::prometheus::PrometheusClient;
@@ -21,6 +22,8 @@ pub struct Services {
     /// None without `--tempo-endpoint`: tempo calls answer unavailable("not configured").
     pub tempo: Option<TempoClient>,
     pub llm: LlmService,
+    /// None without `--arbiter-url`: respond's autonomy reduction stays inside the host.
+    pub arbiter: Option<ArbiterClient>,
     /// Who wakes on which submitted records (contract 0.2.0).
     pub wake: crate::wake::WakeBus,
 }

@@ -1,6 +1,7 @@
 //! Plain async clients for everything outside the host. No wasm types here: the `imports`
 //! layer adapts these to the WIT interfaces, and the CLI (gate, state) uses them directly.
 
+pub mod arbiter;
 pub mod core;
 pub mod envelope;
 pub mod prometheus;

@@ -2,6 +2,7 @@
 //! same steps: check the grant, check request sizes, call the client bounded by the call
 //! timeout and the cycle deadline, map the error, check the response size.
 
+mod arbiter;
 mod core;
 mod llm;
 mod log;

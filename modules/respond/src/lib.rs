@@ -37,7 +37,7 @@ impl Module for Respond {
                 Task::new("respond.approve", 0, "approve the remediation proposed for an incident (on demand)"),
                 Task::new("respond.reject", 0, "reject the remediation proposed for an incident (on demand)"),
             ],
-            needs: vec!["core".into(), "llm".into()],
+            needs: vec!["core".into(), "llm".into(), "arbiter".into()],
         }
     }
 

@@ -100,11 +100,11 @@ pub trait Host {
 
     // --- arbiter (governance) ---
     /// Asks the arbiter to reduce an agent's autonomy (respond's only outward side effect).
-    /// Contract 0.1.0 has no import for it, so the default answers `Unavailable`: a module
-    /// can make and log the decision today, and the call starts working when a host
-    /// provides the capability, with no change to the module.
+    /// The wasm glue calls contract 0.2.0's `arbiter` import; this default, for hosts
+    /// without the capability (FakeHost unless a test scripts it), answers `Unavailable`,
+    /// which the module logs and goes on.
     fn arbiter_reduce_autonomy(&self, _agent: &str, _reason: &str) -> Result<(), HostError> {
-        Err(HostError::Unavailable("arbiter capability not available in contract 0.1.0".into()))
+        Err(HostError::Unavailable("this host provides no arbiter capability".into()))
     }
 
     // --- log, clock, randomness ---
