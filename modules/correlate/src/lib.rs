@@ -56,16 +56,7 @@ impl Module for Correlate {
     }
 }
 
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+pub(crate) use nthlayer_sdk::py::type_name;
 
 /// Python's `round(x, 6)`: correctly rounded, half to even on the exact binary value, which
 /// is what Rust's fixed-precision formatting does too.

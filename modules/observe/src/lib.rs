@@ -122,16 +122,7 @@ pub(crate) fn manifest_slos(m: &Value) -> &[Value] {
 
 pub(crate) use nthlayer_sdk::py::truthy;
 
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+pub(crate) use nthlayer_sdk::py::type_name;
 
 pub(crate) fn output(seq: &Seq, emitted: u32) -> CycleOutput {
     CycleOutput { state: Some(seq.state()), result: None, emitted }

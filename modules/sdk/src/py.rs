@@ -18,6 +18,18 @@ pub fn truthy(v: &Value) -> bool {
     }
 }
 
+/// The JSON type of a value, for messages that say what a field held instead.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 /// Python's `float(x)` for a JSON value: numbers as is, strings as `float(str)` accepts
 /// them (surrounding whitespace, `_` between digits, `nan`/`inf`/`infinity` in any case),
 /// booleans as 0/1. Anything else is the `TypeError`/`ValueError` case: `None`.
