@@ -185,77 +185,18 @@ fn woken_cycle_is_a_polled_cycle() {
     assert_eq!(polled.submitted_of_kind("correlation_snapshot"), woken.submitted_of_kind("correlation_snapshot"));
 }
 
-/// A FakeHost whose LLM takes 25 s of (fake) time per call.
-struct SlowLlm(FakeHost);
-
-impl Host for SlowLlm {
-    fn get_manifests(&self) -> Result<Value, HostError> {
-        self.0.get_manifests()
-    }
-    fn get_manifest(&self, s: &str) -> Result<Value, HostError> {
-        self.0.get_manifest(s)
-    }
-    fn submit_assessment(&self, r: &Value, s: Option<&str>) -> Result<String, HostError> {
-        self.0.submit_assessment(r, s)
-    }
-    fn submit_verdict(&self, r: &Value, s: Option<&str>) -> Result<String, HostError> {
-        self.0.submit_verdict(r, s)
-    }
-    fn query_assessments(&self, s: Option<&str>, k: Option<&str>, l: u32) -> Result<Value, HostError> {
-        self.0.query_assessments(s, k, l)
-    }
-    fn query_verdicts(&self, q: &nthlayer_sdk::VerdictQuery) -> Result<Value, HostError> {
-        self.0.query_verdicts(q)
-    }
-    fn verdict_descendants(&self, id: &str) -> Result<Value, HostError> {
-        self.0.verdict_descendants(id)
-    }
-    fn resolve_outcome(&self, id: &str, b: &Value) -> Result<String, HostError> {
-        self.0.resolve_outcome(id, b)
-    }
-    fn create_case(&self, c: &Value) -> Result<Value, HostError> {
-        self.0.create_case(c)
-    }
-    fn prom_query(&self, q: &str, at: Option<f64>) -> Result<Value, HostError> {
-        self.0.prom_query(q, at)
-    }
-    fn prom_query_range(&self, q: &str, s: f64, e: f64, st: &str) -> Result<Value, HostError> {
-        self.0.prom_query_range(q, s, e, st)
-    }
-    fn prom_query_batch(&self, q: &[String], at: Option<f64>) -> Vec<Result<Value, HostError>> {
-        self.0.prom_query_batch(q, at)
-    }
-    fn tempo_metrics_range(&self, q: &str, s: f64, e: f64, st: &str) -> Result<Value, HostError> {
-        self.0.tempo_metrics_range(q, s, e, st)
-    }
-    fn tempo_search(&self, q: &str, s: f64, e: f64, l: u32) -> Result<Value, HostError> {
-        self.0.tempo_search(q, s, e, l)
-    }
-    fn llm_structured(&self, r: &nthlayer_sdk::LlmRequest) -> Result<nthlayer_sdk::LlmResponse, HostError> {
-        self.0.clock.set(self.0.clock.get() + 25.0);
-        self.0.llm_structured(r)
-    }
-    fn log(&self, l: Level, m: &str, f: &[(&str, &str)]) {
-        self.0.log(l, m, f)
-    }
-    fn now(&self) -> f64 {
-        self.0.now()
-    }
-    fn random_u64(&self) -> u64 {
-        self.0.random_u64()
-    }
-}
-
 #[test]
 fn summaries_stop_when_the_cycle_budget_is_spent_but_snapshots_do_not() {
-    let h = SlowLlm(FakeHost::new());
-    *h.0.llm.borrow_mut() = Some(Ok(json!({"summary": "s"})));
-    *h.0.verdicts.borrow_mut() = (0..5).map(|i| breach(&format!("v{i}"), &format!("svc{i}"), BREACH_AT)).collect();
+    // Every LLM call takes 25 s of (fake) time.
+    let h = FakeHost::new();
+    h.llm_advance_seconds.set(25.0);
+    *h.llm.borrow_mut() = Some(Ok(json!({"summary": "s"})));
+    *h.verdicts.borrow_mut() = (0..5).map(|i| breach(&format!("v{i}"), &format!("svc{i}"), BREACH_AT)).collect();
     let out = run(&h, &input(None));
     assert_eq!(out.emitted, 5);
-    let snaps = h.0.submitted_of_kind("correlation_snapshot");
+    let snaps = h.submitted_of_kind("correlation_snapshot");
     let with: Vec<bool> = snaps.iter().map(|s| !s["data"]["nl_summary"].is_null()).collect();
     // 0 s, 25 s, 50 s: asked; 75 s, 100 s: over the 60 s budget.
     assert_eq!(with, [true, true, true, false, false]);
-    assert_eq!(h.0.llm_calls.borrow().len(), 3);
+    assert_eq!(h.llm_calls.borrow().len(), 3);
 }
