@@ -77,12 +77,14 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
         config: config.module_config.to_string(),
         args: args.as_ref().map(Value::to_string),
     };
+    let started = std::time::Instant::now();
     let outcome = runtime.run_cycle(&module, input, cx).await;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let unmatched = replay.unmatched();
     let ok = outcome.is_ok() && unmatched.is_empty();
-    let (new_state, result, emitted, error) = match outcome {
-        Ok(o) => (o.state, o.result, o.emitted, None),
-        Err(e) => (None, None, 0, Some(e.to_string())),
+    let (new_state, result, emitted, cpu_ms, error) = match outcome {
+        Ok(o) => (o.state, o.result, o.emitted, Some(o.cpu_ms), None),
+        Err(e) => (None, None, 0, None, Some(e.to_string())),
     };
     let report = json!({
         "task": a.task,
@@ -92,6 +94,9 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
         "state": new_state,
         "result": result,
         "emitted": emitted,
+        // The cycle alone (instantiate + run-cycle), not loading: what a cycle costs.
+        "wall_ms": wall_ms,
+        "cpu_ms": cpu_ms,
         "submitted": replay.submitted(),
         "unmatched": unmatched,
     });
