@@ -55,8 +55,8 @@ pub fn evaluate(
     data.insert("evaluated_at".into(), json!(at));
     let target = objective.as_f64().unwrap_or(f64::NAN);
     let budget = (100.0 - target) / 100.0;
-    // Written as a negated comparison so a NaN objective leaves no budget too.
-    if !(budget > 0.0) {
+    // A NaN objective (not a number) leaves no budget either.
+    if budget.is_nan() || budget <= 0.0 {
         data.insert("status".into(), json!("ERROR"));
         data.insert("error".into(), json!("objective leaves no error budget"));
         return data;
