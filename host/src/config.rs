@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// First-cycle jitter cap, milliseconds (spreads start-up load).
     #[arg(long, default_value_t = 500)]
     pub start_jitter_ms: u64,
+    /// Record every cycle's import calls, clock and randomness as run-once fixtures in
+    /// DIR/<task>/<n>/ (docs/modules.md). Recordings hold what the backends answered.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// The reference's interval flags and the task each one sets.

@@ -14,18 +14,22 @@
 //!   persisting their state in core, telling core we are alive.
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
-//! - [`serve`], [`gate`]: the CLI commands built from the above.
+//! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
+//! - [`serve`], [`gate`], [`run_once`], [`check`], [`new`]: the CLI commands built from the above.
 
 pub mod bindings;
 pub mod builtin;
 pub mod capabilities;
+pub mod check;
 pub mod clients;
 pub mod config;
 pub mod gate;
 pub mod heartbeat;
 mod imports;
 pub mod llm;
+pub mod new;
 pub mod registry;
+pub mod run_once;
 pub mod runtime;
 pub mod scheduler;
 pub mod serve;
@@ -33,4 +37,5 @@ pub mod services;
 pub mod state;
 pub mod status;
 pub mod swap;
+pub mod tape;
 pub mod wake;

@@ -109,14 +109,22 @@ pub async fn run_once(
 ) -> Result<CycleOutcome, CycleError> {
     let (module, services) = (&serving.module, env.services.clone());
     let meta = &module.meta;
-    let cx = CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
+    let record = services.record.clone();
+    let mut cx =
+        CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
+    let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
+    cx.tape = recorder.clone().map(crate::tape::Tape::Record);
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
         config: env.config.module_config.to_string(),
         args: args.map(Value::to_string),
     };
-    env.runtime.run_cycle(module, input, cx).await
+    let out = env.runtime.run_cycle(module, input, cx).await;
+    if let (Some(to), Some(rec)) = (record, recorder) {
+        rec.finish(&to, task, state, args);
+    }
+    out
 }
 
 impl Scheduler {
@@ -376,6 +384,7 @@ mod tests {
             arbiter: None,
             llm: Default::default(),
             wake: Default::default(),
+            record: None,
         });
         let config = Arc::new(HostConfig {
             intervals: Default::default(),

@@ -75,6 +75,7 @@ impl HostStatus {
             "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
             "components": self.registry.versions(),
             "rejected": self.registry.rejected(),
+            "compiling": self.registry.compiling(),
             "tasks": self.tasks(),
             "llm": self.llm.metrics(),
         })

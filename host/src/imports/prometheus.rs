@@ -1,10 +1,13 @@
 //! `nthlayer:worker/prometheus`.
 
+use serde_json::{json, Value};
+
 use super::bounded;
 use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::runtime::store::StoreData;
+use crate::tape::{self, Tape};
 
 /// Queries per batch: enough for topology's 26, small enough that one cycle cannot flood
 /// Prometheus.
@@ -15,7 +18,9 @@ impl Host for StoreData {
         self.guard(Capability::Prometheus)?;
         self.check_request("query", promql.len())?;
         let prom = self.cx.services.prometheus.clone();
-        let v = bounded("Prometheus", self.budget(), prom.query(&promql, at)).await?;
+        let args = json!({"promql": promql, "at": at});
+        let live = bounded("Prometheus", self.budget(), prom.query(&promql, at));
+        let v = tape::read(self.cx.tape.clone(), "prometheus", "query", args, live).await?;
         self.respond("query", v)
     }
 
@@ -23,7 +28,9 @@ impl Host for StoreData {
         self.guard(Capability::Prometheus)?;
         self.check_request("query", promql.len())?;
         let prom = self.cx.services.prometheus.clone();
-        let v = bounded("Prometheus", self.budget(), prom.query_range(&promql, start, end, &step)).await?;
+        let args = json!({"promql": promql, "start": start, "end": end, "step": step});
+        let live = bounded("Prometheus", self.budget(), prom.query_range(&promql, start, end, &step));
+        let v = tape::read(self.cx.tape.clone(), "prometheus", "query-range", args, live).await?;
         self.respond("query_range", v)
     }
 
@@ -38,16 +45,35 @@ impl Host for StoreData {
         if let Err(e) = self.check_request("batch", promql.iter().map(String::len).sum()) {
             return fail_all(e);
         }
+        // Taped one `query` per element, so fixtures do not depend on how a module batches.
+        let args = |q: &String| json!({"promql": q, "at": at});
+        if let Some(Tape::Replay(p)) = &self.cx.tape {
+            return promql
+                .iter()
+                .map(|q| match p.lookup("prometheus", "query", &args(q)) {
+                    Some(a) => {
+                        p.decode::<Value>("prometheus", "query", &args(q), a).and_then(|v| self.respond("query", v))
+                    }
+                    None => Err(p.miss("prometheus", "query", args(q))),
+                })
+                .collect();
+        }
         let prom = self.cx.services.prometheus.clone();
         let budget = self.call_budget(self.call_timeout());
-        match tokio::time::timeout(budget, prom.query_batch(&promql, at)).await {
-            Err(_) => fail_all(HostError::Timeout(format!(
-                "Prometheus batch did not finish within {} ms",
-                budget.as_millis()
-            ))),
-            Ok(results) => {
-                results.into_iter().map(|r| r.map_err(HostError::from).and_then(|v| self.respond("query", v))).collect()
+        let results: Vec<Result<Value, HostError>> = match tokio::time::timeout(budget, prom.query_batch(&promql, at))
+            .await
+        {
+            Err(_) => {
+                let e = HostError::Timeout(format!("Prometheus batch did not finish within {} ms", budget.as_millis()));
+                vec![Err(e); promql.len()]
+            }
+            Ok(results) => results.into_iter().map(|r| r.map_err(HostError::from)).collect(),
+        };
+        if let Some(Tape::Record(r)) = &self.cx.tape {
+            for (q, a) in promql.iter().zip(&results) {
+                r.push("prometheus", "query", args(q), a.clone());
             }
         }
+        results.into_iter().map(|r| r.and_then(|v| self.respond("query", v))).collect()
     }
 }

@@ -31,6 +31,8 @@ pub struct CycleCtx {
     pub emitted: u32,
     /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
+    /// Recording or replaying this cycle's imports (`--record`, `run-once`); None: live.
+    pub tape: Option<crate::tape::Tape>,
 }
 
 impl CycleCtx {
@@ -56,6 +58,7 @@ impl CycleCtx {
             log_dropped: 0,
             emitted: 0,
             llm_cycle: Default::default(),
+            tape: None,
         }
     }
 }
@@ -78,15 +81,19 @@ impl StoreData {
         let stdout = BoundedPipe::new(cx.limits.stdio_bytes);
         let stderr = BoundedPipe::new(cx.limits.stdio_bytes);
         // No preopens, no environment, no arguments, no network: a module sees the host only
-        // through the nthlayer imports. Clocks and randomness are the real ones.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        // through the nthlayer imports. Clocks and randomness are the real ones, unless the
+        // cycle is recorded (noted) or replayed (pinned to the recording).
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(tape) = &cx.tape {
+            tape.pin_sandbox(&mut wasi);
+        }
+        let wasi = wasi.build();
         StoreData {
             wasi,
             table: ResourceTable::new(),
