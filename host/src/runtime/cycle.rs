@@ -65,7 +65,14 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
             let d = store.data_mut();
             let wanted = if d.slot.is_none() { d.cx.slots.clone() } else { None };
             if let Some(slots) = wanted {
-                let permit = slots.acquire_owned().await.map_err(wasmtime::Error::new)?;
+                // A free slot is taken without awaiting: `acquire` counts against tokio's
+                // cooperative budget and would park the guest every 128 host calls even
+                // when no one else wants a slot. tokio hands a released permit to a queued
+                // waiter first, so this never jumps the queue.
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => slots.acquire_owned().await.map_err(wasmtime::Error::new)?,
+                };
                 store.data_mut().slot = Some(permit);
             }
         } else {
