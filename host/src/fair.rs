@@ -113,6 +113,7 @@ mod tests {
         let _b =
             tokio::time::timeout(Duration::from_millis(50), s.acquire("b", 2)).await.expect("b is not blocked by a");
         drop(a1);
-        tokio::time::timeout(Duration::from_millis(50), s.acquire("a", 2)).await.expect("a share came back");
+        let _again =
+            tokio::time::timeout(Duration::from_millis(50), s.acquire("a", 2)).await.expect("a share came back");
     }
 }

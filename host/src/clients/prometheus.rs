@@ -122,8 +122,11 @@ mod tests {
     use std::net::TcpListener;
     use std::sync::{Arc, Mutex};
 
-    /// Answers every request with an empty vector; records (request line, body).
-    fn server() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+    /// (request line, body) of every request the server saw.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// Answers every request with an empty vector; records what it saw.
+    fn server() -> (String, Seen) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
