@@ -241,6 +241,7 @@ impl Registry {
                         "probation": slot.on_probation(),
                         "trust": s.trust,
                         "grants": s.grants.names(),
+                        "emits": s.grants.emits.labels(),
                     })
                 })
                 .collect(),

@@ -19,6 +19,8 @@ pub struct TaskStats {
     pub failed: u64,
     pub last_error: Option<String>,
     pub last_duration_ms: u64,
+    /// Guest CPU of the last successful cycle (runtime/cpu.rs: host calls never count).
+    pub last_cpu_ms: u64,
     pub version: String,
 }
 

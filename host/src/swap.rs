@@ -139,7 +139,9 @@ impl Watcher {
         if loaded.meta.name != e.name {
             return Err(format!("embedded {} describes itself as {:?}", e.name, loaded.meta.name));
         }
-        Ok(self.serving(loaded, Trust::Embedded))
+        let serving = self.serving(loaded, Trust::Embedded);
+        crate::fair::admit(&serving.module.meta, &serving.limits).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(serving)
     }
 
     /// Loads the embedded modules no file provides. Returns the failures (a broken build).
@@ -407,6 +409,11 @@ impl Watcher {
             }
         }
         let serving = self.serving(loaded.clone(), self.grants.identify(path, &sha));
+        if let Err(e) = crate::fair::admit(&loaded.meta, &serving.limits) {
+            let e = format!("{}: {e}", path.display());
+            tracing::error!(file = %path.display(), module = %name, error = %e, "module not loaded");
+            return Err(e);
+        }
         let k = self.known.get_mut(path).expect("known entry");
         match self.registry.get(&name) {
             Some(slot) if previous_module.is_some() || slot.current().embedded() => {

@@ -8,6 +8,7 @@ use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::clients::core::VerdictFilter;
 use crate::clients::envelope::RecordKind;
+use crate::emissions;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
 
@@ -51,12 +52,41 @@ impl StoreData {
         }
     }
 
+    /// The record's kind must be granted (emissions.rs) and any producer it names its own.
+    fn check_emission(&self, kind: RecordKind, map: &Map<String, Value>) -> Result<(), HostError> {
+        let module = &self.cx.module;
+        let name = emissions::kind_of(kind, map);
+        let record = emissions::Record::from(kind);
+        if !self.cx.grants.emits.allows(record, name) {
+            let what = record.prefix();
+            // The whole line to use: emissions on a --grant line replace the set, so it keeps
+            // the ones granted already.
+            let mut line: Vec<String> = self.cx.grants.names().iter().map(|c| c.to_string()).collect();
+            line.extend(self.cx.grants.emits.labels());
+            line.push(format!("{what}:{}", crate::caps::shown(name)));
+            return Err(HostError::Denied(format!(
+                "module {module} may not emit {what} {:?}; start the host with --grant {module}={} (emits now: {})",
+                crate::caps::shown(name),
+                line.join(","),
+                match self.cx.grants.emits.labels() {
+                    l if l.is_empty() => "nothing".to_string(),
+                    l => l.join(","),
+                }
+            )));
+        }
+        emissions::check_producer(module, map).map_err(HostError::Denied)
+    }
+
     async fn submit(&mut self, kind: RecordKind, record: String, source: Option<String>) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         self.check_request("record", record.len())?;
-        let map = parse_record(kind, &record)?;
+        let mut map = parse_record(kind, &record)?;
+        // The tape keeps the record as the module wrote it (before the host's stamp), so a
+        // fixture replays the same on any host version.
         let args = json!({"record": map, "source": source});
         let component = self.source_component(source)?;
+        self.check_emission(kind, &map)?;
+        emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
         let sink = self.cx.services.records.clone();
         let (what, call, write) = match kind {
             RecordKind::Assessment => ("assessment", "submit-assessment", Write::Assessment),

@@ -6,17 +6,19 @@ use super::bounded;
 use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
+use crate::caps;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Tape};
 
-/// Queries per batch: enough for topology's 26, small enough that one cycle cannot flood
-/// Prometheus.
-const MAX_BATCH: usize = 256;
+/// The PromQL cap (crate::caps), as the `invalid` error a module gets.
+fn check_promql(promql: &str) -> Result<(), HostError> {
+    caps::bytes("PromQL", promql.len(), caps::PROMQL_BYTES).map_err(HostError::Invalid)
+}
 
 impl Host for StoreData {
     async fn query(&mut self, promql: String, at: Option<f64>) -> Result<String, HostError> {
         self.guard(Capability::Prometheus)?;
-        self.check_request("query", promql.len())?;
+        check_promql(&promql)?;
         let prom = self.cx.services.prometheus.clone();
         let args = json!({"promql": promql, "at": at});
         let live = bounded("Prometheus", self.budget(), prom.query(&promql, at));
@@ -26,7 +28,8 @@ impl Host for StoreData {
 
     async fn query_range(&mut self, promql: String, start: f64, end: f64, step: String) -> Result<String, HostError> {
         self.guard(Capability::Prometheus)?;
-        self.check_request("query", promql.len())?;
+        check_promql(&promql)?;
+        caps::bytes("step", step.len(), caps::STEP_BYTES).map_err(HostError::Invalid)?;
         let prom = self.cx.services.prometheus.clone();
         let args = json!({"promql": promql, "start": start, "end": end, "step": step});
         let live = bounded("Prometheus", self.budget(), prom.query_range(&promql, start, end, &step));
@@ -39,8 +42,13 @@ impl Host for StoreData {
         if let Err(e) = self.guard(Capability::Prometheus) {
             return fail_all(e);
         }
-        if promql.len() > MAX_BATCH {
-            return fail_all(HostError::Invalid(format!("batch of {} queries exceeds {MAX_BATCH}", promql.len())));
+        // Counted (Prometheus's load per cycle), then each query against the PromQL cap: one
+        // oversize query fails the batch, as one bad call fails `query`.
+        if let Err(e) = caps::count("query batch", promql.len(), caps::BATCH_QUERIES) {
+            return fail_all(HostError::Invalid(e));
+        }
+        if let Some(e) = promql.iter().find_map(|q| check_promql(q).err()) {
+            return fail_all(e);
         }
         if let Err(e) = self.check_request("batch", promql.iter().map(String::len).sum()) {
             return fail_all(e);

@@ -6,9 +6,14 @@ use super::bounded;
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
+use crate::caps;
 use crate::clients::tempo::TempoClient;
 use crate::runtime::store::StoreData;
 use crate::tape;
+
+fn check_traceql(traceql: &str) -> Result<(), HostError> {
+    caps::bytes("TraceQL", traceql.len(), caps::TRACEQL_BYTES).map_err(HostError::Invalid)
+}
 
 impl StoreData {
     /// The client, checked for configuration inside the live call (so a replay answers from
@@ -32,7 +37,8 @@ impl Host for StoreData {
         step: String,
     ) -> Result<String, HostError> {
         let tempo = self.tempo()?;
-        self.check_request("traceql", traceql.len())?;
+        check_traceql(&traceql)?;
+        caps::bytes("step", step.len(), caps::STEP_BYTES).map_err(HostError::Invalid)?;
         let args = json!({"traceql": traceql, "start": start, "end": end, "step": step});
         let budget = self.budget();
         let live = async move {
@@ -44,7 +50,7 @@ impl Host for StoreData {
 
     async fn search(&mut self, traceql: String, start: f64, end: f64, limit: u32) -> Result<String, HostError> {
         let tempo = self.tempo()?;
-        self.check_request("traceql", traceql.len())?;
+        check_traceql(&traceql)?;
         let args = json!({"traceql": traceql, "start": start, "end": end, "limit": limit});
         let budget = self.budget();
         let live =

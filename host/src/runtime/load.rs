@@ -102,7 +102,11 @@ impl Runtime {
                 .collect(),
             needs: info.needs,
         };
-        validate(&meta).map_err(|reason| LoadError::Info { path: p.clone(), module: meta.name.clone(), reason })?;
+        crate::caps::describe(&meta).and_then(|()| validate(&meta)).map_err(|reason| LoadError::Info {
+            path: p.clone(),
+            module: crate::caps::shown(&meta.name),
+            reason,
+        })?;
         Ok(Arc::new(LoadedModule {
             meta,
             path: p,

@@ -8,6 +8,7 @@
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
 pub mod cache;
+pub mod cpu;
 pub mod cycle;
 pub mod engine;
 pub mod inspect;
