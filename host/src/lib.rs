@@ -12,6 +12,8 @@
 //! - [`builtin`]: the built-in modules embedded in the binary (and the identity they give).
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
 //!   persisting their state in core, telling core we are alive.
+//! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
+//!   ordered delivery, state and manifests without core).
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`serve`], [`gate`]: the CLI commands built from the above.
@@ -25,6 +27,7 @@ pub mod gate;
 pub mod heartbeat;
 mod imports;
 pub mod llm;
+pub mod outbox;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;

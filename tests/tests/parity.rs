@@ -25,6 +25,7 @@ const ALLOWED: &[Allowed] = &[
     Allowed { kind: "heartbeat", path: "state.tasks", reason: "per-task cycle counters" },
     Allowed { kind: "heartbeat", path: "state.rejected", reason: "module files rejected, with the reason" },
     Allowed { kind: "heartbeat", path: "state.llm", reason: "LLM usage per module and model" },
+    Allowed { kind: "heartbeat", path: "state.outbox", reason: "the spool's backlog (docs/OUTBOX.md)" },
 ];
 
 const RECORDS: Duration = Duration::from_secs(90);
