@@ -125,11 +125,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
     scheduler.stop(Duration::from_secs(args.shutdown_grace_seconds)).await;
-    // The background sender stops at its next await (an entry it was sending is re-sent
-    // next start: core dedups); then one bounded drain delivers the last cycles' records.
-    sending.abort();
-    let _ = sending.await;
-    sender.drain(Duration::from_secs(DRAIN_SECONDS)).await;
+    // The background sender ends after its current pass (stop cancelled the shutdown token);
+    // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
+    // cut off mid-send is re-sent at the next start (core dedups).
+    let drain = Duration::from_secs(DRAIN_SECONDS);
+    let t = std::time::Instant::now();
+    let mut sending = sending;
+    if tokio::time::timeout(drain, &mut sending).await.is_err() {
+        sending.abort();
+    }
+    sender.drain(drain.saturating_sub(t.elapsed())).await;
     hb.abort();
     heartbeat.last(Duration::from_secs(2)).await;
     tracing::info!("stopped");

@@ -9,7 +9,10 @@
 //!   has one portfolio per committed cycle, every cycle's records, each once, in order;
 //! - start-up with core down and a tiny spool cap: the task runs from its local state at
 //!   once, fills the spool, is refused further cycles (nothing dropped), and drains when core
-//!   returns.
+//!   returns;
+//! - a replay: a spool whose entries were delivered is put back as it was before delivery
+//!   (what a crash between sending and removing leaves), and sending it again adds nothing
+//!   to core — the ids were spooled with the records, core answers 409.
 //!
 //! Needs `target/debug/nthlayer-host` and `scripts/build-modules` output.
 
@@ -18,7 +21,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use nthlayer_tests::core::Core;
-use nthlayer_tests::host::HostProcess;
+use nthlayer_tests::host::{state_dir, HostProcess};
 use nthlayer_tests::scenario::{self, Observe};
 use nthlayer_tests::util::{asm_seq, fixtures_dir, parse_iso, unix_now, workspace_root};
 use nthlayer_tests::wait::{wait_for, wait_until};
@@ -206,10 +209,12 @@ fn core_down_for_a_minute_observe_keeps_producing_and_core_gets_every_cycle_once
     seqs.sort();
     let (first, last) = (seqs[0], *seqs.last().unwrap());
     assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "collect's id sequence has holes or repeats");
-    // Per-task order: collect's records were posted in the order they were made.
+    // Per-task order: collect's records were posted in the order they were made (a replay
+    // core answered 409 for is not a delivery).
     let posted: Vec<u64> = ev
         .iter()
         .filter(|e| field(e, "message") == "posted assessment" && field(e, "task") == "observe.collect")
+        .filter(|e| e["fields"]["duplicate"] != true)
         .filter_map(|e| asm_seq(field(e, "id")))
         .collect();
     assert!(posted.windows(2).all(|w| w[0] < w[1]), "collect's records were not delivered in order");
@@ -262,5 +267,61 @@ fn with_core_down_a_full_spool_refuses_cycles_loses_nothing_and_drains_when_core
     });
     assert!(hb.state["outbox"]["full"].is_null(), "{:?}", hb.state["outbox"]);
     assert!(host.terminate(SHUTDOWN).success());
+    assert_every_cycle_once(&by_cycle(&core), LAST);
+}
+
+/// Copies the files of one directory into another (the spool: spool.db and its WAL).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_replayed_spool_adds_nothing_to_core_because_ids_travel_with_the_records() {
+    let mut core = Core::start(&fixtures_dir().join("manifests"));
+    let instance = "outbox-replay";
+    let mut host = serve_spooler(&core, instance, &[]);
+    wait_for("a first cycle in core", WAIT, || core_state(&core, "spooler").is_some());
+    // Core down until the spooler has made all its cycles: they wait in the spool.
+    core.stop();
+    wait_for("the spooler's last cycle committed", WAIT, || {
+        assert!(host.is_running(), "host exited");
+        events(&host.log()).iter().any(|e| field(e, "message") == "cycle ok" && e["fields"]["emitted"] == 0)
+    });
+    assert!(host.terminate(SHUTDOWN).success());
+    let spool = state_dir(instance);
+    let before = tempfile::tempdir().unwrap();
+    copy_dir(&spool, before.path());
+
+    core.restart();
+    let mut host = serve_spooler(&core, instance, &[]);
+    wait_until("every cycle delivered", WAIT, || {
+        let got = by_cycle(&core);
+        let done = core_state(&core, "spooler").and_then(|s| s["n"].as_u64()) == Some(LAST);
+        (done && (1..=LAST).all(|c| complete(&got, c))).then_some(())
+    });
+    assert!(host.terminate(SHUTDOWN).success());
+    let delivered = events(&host.log())
+        .iter()
+        .filter(|e| field(e, "message") == "posted assessment" && e["fields"]["duplicate"] != true)
+        .count();
+
+    // The spool as it was before any of that was delivered: everything is sent again.
+    std::fs::remove_dir_all(&spool).unwrap();
+    copy_dir(before.path(), &spool);
+    let mut host = serve_spooler(&core, instance, &[]);
+    let replayed = wait_until("the old spool sent again", WAIT, || {
+        assert!(host.is_running(), "host exited");
+        let dups = events(&host.log())
+            .iter()
+            .filter(|e| field(e, "message") == "posted assessment" && e["fields"]["duplicate"] == true)
+            .count();
+        (dups >= delivered).then_some(dups)
+    });
+    assert!(host.terminate(SHUTDOWN).success());
+    eprintln!("outbox replay: {delivered} records delivered after the outage, {replayed} sent again, all answered 409");
+    assert!(delivered > 0);
     assert_every_cycle_once(&by_cycle(&core), LAST);
 }
