@@ -1,12 +1,16 @@
 //! In-process measurements for `scripts/bench`: per-cycle host overhead of a trivial module
-//! (fresh instance + state in/out + call) and module load time, cold compile vs cached
-//! artifact. Prints one JSON object. Never run by tests.
+//! (fresh instance + state in/out + call), module load time (cold compile vs cached
+//! artifact), and what the outbox adds to a cycle with core up (one fsynced commit of the
+//! cycle's records and state) and spool bytes per 1,000 records. Prints one JSON object.
+//! Never run by tests.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nthlayer_host::clients::envelope::RecordKind;
 use nthlayer_host::config::HostConfig;
+use nthlayer_host::outbox::{Emitted, Outbox, OutboxConfig};
 use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::Runtime;
 use nthlayer_host::scheduler::{run_once, RunEnv};
@@ -43,8 +47,12 @@ async fn main() -> anyhow::Result<()> {
     let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let serving = Serving::bare(module.clone());
-    let config =
-        Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
+    let config = Arc::new(HostConfig {
+        intervals: Default::default(),
+        limits: Default::default(),
+        module_config: json!({}),
+        retry_first: Duration::from_secs(30),
+    });
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
     let mut state = Some(json!({"n": 0}));
     let mut times = Vec::with_capacity(cycles);
@@ -56,9 +64,11 @@ async fn main() -> anyhow::Result<()> {
     }
     times.sort();
     let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / cycles as f64;
+    let spool = spool_bench().await?;
     println!(
         "{}",
         json!({
+            "spool": spool,
             "cycle_overhead_us": {"module": "swapper-v1 (log + state in/out)", "cycles": cycles,
                 "p50": pct(&times, 0.5), "p99": pct(&times, 0.99), "mean": mean},
             "load_ms": {"module": "observe.wasm", "bytes": std::fs::metadata(&observe)?.len(),
@@ -66,4 +76,61 @@ async fn main() -> anyhow::Result<()> {
         })
     );
     Ok(())
+}
+
+/// An slo_status as observe makes it (same keys, typical values).
+fn slo_status(i: usize) -> Emitted {
+    let id = format!("asm-2026-12-01-5f3a9c21-{i:05}");
+    let record = json!({
+        "id": id, "created_at": "2026-12-01T21:00:00.123456+00:00", "kind": "slo_status",
+        "service": format!("service-{:04}", i / 2), "producer": "nthlayer-observe",
+        "data": {"slo_name": "availability", "slo_type": "availability", "target": 99.9, "window": "30d",
+            "current_value": 99.9731, "error_budget_remaining": 0.731, "status": "HEALTHY",
+            "query": "sum(rate(http_requests_total{service=\"service-0001\",code!~\"5..\"}[5m])) / sum(rate(http_requests_total{service=\"service-0001\"}[5m])) * 100",
+            "evaluated_at": "2026-12-01T21:00:00.123456+00:00"},
+    });
+    let serde_json::Value::Object(record) = record else { unreachable!() };
+    Emitted { kind: RecordKind::Assessment, component: "observe".into(), record, id }
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+}
+
+/// Commit time per cycle (10 records + state, and a 1,000-service collect: 1,400 records)
+/// on this machine's disk, and spool bytes per 1,000 records.
+async fn spool_bench() -> anyhow::Result<serde_json::Value> {
+    let dir = tempfile::tempdir()?;
+    let config =
+        OutboxConfig { dir: dir.path().to_path_buf(), max_bytes: u64::MAX, max_age: Duration::from_secs(86400) };
+    let outbox = Outbox::open(config)?;
+    let state = json!({"seq": 12345, "note": "a typical small state"});
+    let mut small = Vec::new();
+    for c in 0..200 {
+        let held: Vec<Emitted> = (0..10).map(|i| slo_status(c * 10 + i)).collect();
+        let t = Instant::now();
+        outbox.commit("bench.small", "bench", "1", Some(&state), held).await.map_err(anyhow::Error::msg)?;
+        small.push(t.elapsed());
+    }
+    small.sort();
+    let records_before = outbox.backlog();
+    let bytes_before = dir_bytes(dir.path());
+    let mut large = Vec::new();
+    for c in 0..5 {
+        let held: Vec<Emitted> = (0..1400).map(|i| slo_status(100_000 + c * 1400 + i)).collect();
+        let t = Instant::now();
+        outbox.commit("bench.large", "bench", "1", Some(&state), held).await.map_err(anyhow::Error::msg)?;
+        large.push(t.elapsed());
+    }
+    large.sort();
+    let b = outbox.backlog();
+    let per_1000 = (dir_bytes(dir.path()).saturating_sub(bytes_before)) as f64 * 1000.0
+        / (b.records - records_before.records) as f64;
+    let body_per_1000 = (b.bytes - records_before.bytes) as f64 * 1000.0 / (b.records - records_before.records) as f64;
+    Ok(json!({
+        "commit_10_records_us": {"p50": pct(&small, 0.5), "p99": pct(&small, 0.99), "cycles": small.len()},
+        "commit_1400_records_ms": {"p50": pct(&large, 0.5) / 1e3, "max": pct(&large, 1.0) / 1e3, "cycles": large.len()},
+        "spool_file_bytes_per_1000_records": per_1000.round(),
+        "record_body_bytes_per_1000_records": body_per_1000.round(),
+    }))
 }

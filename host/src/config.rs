@@ -123,6 +123,46 @@ pub struct ServeArgs {
     /// DIR/<task>/<n>/ (docs/modules.md). Recordings hold what the backends answered.
     #[arg(long, value_name = "DIR")]
     pub record: Option<PathBuf>,
+    /// A cycle that failed (or was refused) runs again after this many seconds, doubling
+    /// up to the task's interval, instead of waiting a whole interval.
+    #[arg(long, default_value_t = 30)]
+    pub failed_cycle_retry_seconds: u64,
+    /// Where the host keeps its durable outbox (spool.db: undelivered records, task state,
+    /// last good manifests). Default: $XDG_STATE_HOME/nthlayer-host/<instance-id>, else
+    /// ~/.local/state/nthlayer-host/<instance-id>. Give each host its own.
+    #[arg(long, env = "NTHLAYER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Undelivered bytes the spool may hold before it counts as full (then heartbeats are
+    /// dropped and new cycles of tasks with undelivered records are refused; no record is).
+    #[arg(long, default_value_t = 536_870_912)]
+    pub spool_max_bytes: u64,
+    /// Age of the oldest undelivered entry beyond which the spool counts as full.
+    #[arg(long, default_value_t = 86_400)]
+    pub spool_max_age_seconds: u64,
+}
+
+impl ServeArgs {
+    /// `--state-dir`, or the default under the XDG state directory, per instance id.
+    pub fn state_dir(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(x) => PathBuf::from(x),
+            None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+                Some(h) => PathBuf::from(h).join(".local/state"),
+                None => bail!("no --state-dir given and neither XDG_STATE_HOME nor HOME is set"),
+            },
+        };
+        // The instance id names a directory: nothing in it may climb out.
+        let name: String = self
+            .instance_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        let name = if name.chars().all(|c| c == '.') { format!("_{name}") } else { name };
+        Ok(base.join("nthlayer-host").join(name))
+    }
 }
 
 /// The reference's interval flags and the task each one sets.
@@ -147,6 +187,8 @@ pub struct HostConfig {
     pub intervals: BTreeMap<String, u64>,
     pub limits: BTreeMap<String, Limits>,
     pub module_config: Value,
+    /// First retry delay after a cycle that did not commit.
+    pub retry_first: std::time::Duration,
 }
 
 impl HostConfig {
@@ -199,7 +241,8 @@ impl HostConfig {
             "measure": measure_knobs(|k| std::env::var(k).ok()),
             "respond": respond,
         });
-        Ok(HostConfig { intervals, limits, module_config })
+        let retry_first = std::time::Duration::from_secs(a.failed_cycle_retry_seconds.max(1));
+        Ok(HostConfig { intervals, limits, module_config, retry_first })
     }
 
     pub fn interval_for(&self, task: &str, declared: u32) -> u64 {

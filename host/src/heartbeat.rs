@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::core::CoreClient;
 use crate::clients::retry::RetryPolicy;
+use crate::outbox::Outbox;
 use crate::status::HostStatus;
 
 pub const COMPONENT: &str = "workers";
@@ -21,17 +22,31 @@ pub struct Heartbeat {
     core: CoreClient,
     instance_id: String,
     status: Arc<HostStatus>,
+    /// Where a heartbeat core could not take waits (replacing an older one).
+    outbox: Option<Arc<Outbox>>,
 }
 
 impl Heartbeat {
-    pub fn new(core: CoreClient, instance_id: String, status: Arc<HostStatus>) -> Arc<Self> {
-        Arc::new(Heartbeat { core, instance_id, status })
+    pub fn new(
+        core: CoreClient,
+        instance_id: String,
+        status: Arc<HostStatus>,
+        outbox: Option<Arc<Outbox>>,
+    ) -> Arc<Self> {
+        Arc::new(Heartbeat { core, instance_id, status, outbox })
     }
 
     async fn send(&self, core: &CoreClient) {
         let state = self.status.snapshot();
         if let Err(e) = core.heartbeat(COMPONENT, &self.instance_id, &state).await {
-            tracing::warn!(error = %e, "heartbeat failed");
+            match &self.outbox {
+                // Logged once by the breaker; a spooled heartbeat is sent when core is back.
+                Some(o) => {
+                    tracing::debug!(error = %e, "heartbeat failed; spooled");
+                    o.heartbeat(&state).await;
+                }
+                None => tracing::warn!(error = %e, "heartbeat failed"),
+            }
         }
     }
 

@@ -15,6 +15,8 @@
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
 //!   persisting their state in core, telling core we are alive.
 //! - [`fair`]: fair shares between modules (execution slots, per-module caps).
+//! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
+//!   ordered delivery, state and manifests without core).
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
@@ -34,6 +36,7 @@ pub mod heartbeat;
 mod imports;
 pub mod llm;
 pub mod new;
+pub mod outbox;
 pub mod registry;
 pub mod run_once;
 pub mod runtime;

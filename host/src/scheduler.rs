@@ -47,13 +47,14 @@ pub struct CycleReport {
     pub ok: bool,
     pub error: Option<String>,
     pub emitted: u32,
-    /// The cycle's state was persisted in core (false: failed cycle, or core unreachable).
+    /// The cycle's state was committed: to the spool with its records (serve), or PUT to
+    /// core (false: failed cycle, or core unreachable without a spool).
     pub state_saved: bool,
     pub duration: Duration,
 }
 
 /// Code that runs around every scheduled cycle: HA's lease check attaches `before` (a lost
-/// lease skips the cycle), the outbox's commit attaches `after`. Both default to nothing.
+/// lease skips the cycle), as does the outbox when its spool is full. Both default to nothing.
 pub trait CycleHook: Send + Sync {
     /// Err skips the cycle (logged with the reason; the task's state is kept).
     fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
@@ -63,6 +64,12 @@ pub trait CycleHook: Send + Sync {
     fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
+}
+
+/// What a cycle left: whether it committed, and its new state if it returned one.
+struct Ran {
+    ok: bool,
+    state: Option<Value>,
 }
 
 /// What every cycle needs besides the module: the runtime, the backends, the configuration.
@@ -111,17 +118,19 @@ pub async fn run_once(
     state: Option<&Value>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
-    run_in_slots(env, serving, task, state, args, None).await
+    run_with(env, serving, task, state, args, None, false).await
 }
 
-/// [`run_once`], with the guest's execution held to one of `slots` while it runs.
-async fn run_in_slots(
+/// As [`run_once`], with the guest's execution held to one of `slots` while it runs; `hold`
+/// keeps the cycle's records in its outcome for the outbox's commit instead of posting them.
+async fn run_with(
     env: &RunEnv,
     serving: &Serving,
     task: &str,
     state: Option<&Value>,
     args: Option<&Value>,
     slots: Option<Arc<Semaphore>>,
+    hold: bool,
 ) -> Result<CycleOutcome, CycleError> {
     let (module, services) = (&serving.module, env.services.clone());
     let meta = &module.meta;
@@ -131,6 +140,9 @@ async fn run_in_slots(
     let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
     cx.tape = recorder.clone().map(crate::tape::Tape::Record);
     cx.slots = slots;
+    if hold {
+        cx = cx.holding();
+    }
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
@@ -188,8 +200,21 @@ impl Scheduler {
 
     async fn task_loop(self: Arc<Self>, slot: Arc<ModuleSlot>, task: String, jitter: Duration) {
         let _running = Running(&self, task.clone());
-        let mut state = match self.state.restore_until_ok(&task, &self.shutdown).await {
+        let local = match self.env.services.outbox.get() {
+            Some(o) => o.local_state(&task).await,
+            None => None,
+        };
+        let from_spool = local.is_some();
+        let restored = match local {
+            Some(l) => Some(Restored::Ours { state: l.state, version: l.version }),
+            None => self.state.restore_until_ok(&task, &self.shutdown).await,
+        };
+        let mut state = match restored {
             None => return,
+            Some(Restored::Ours { state, version }) if from_spool => {
+                tracing::info!(%task, saved_by = %version, "restored task state from the local spool (core not needed)");
+                Some(state)
+            }
             Some(Restored::Ours { state, version }) => {
                 tracing::info!(%task, saved_by = %version, "restored task state");
                 Some(state)
@@ -204,6 +229,9 @@ impl Scheduler {
         // slow host) does not push every later start back.
         let mut planned = Instant::now();
         let wake = self.env.services.wake.subscribe(&task, &[]);
+        // After a failed (or refused) cycle the task runs again after this, doubling up to
+        // its interval, instead of waiting a whole interval.
+        let mut retry: Option<Duration> = None;
         loop {
             if slot.retired() {
                 tracing::info!(%task, "module unloaded; task stopped");
@@ -221,7 +249,8 @@ impl Scheduler {
             );
             self.env.services.wake.subscribe(&task, &meta.wake);
             let started = Instant::now();
-            if let Some(new_state) = self.cycle(&slot, &serving, &task, state.as_ref()).await {
+            let ran = self.cycle(&slot, &serving, &task, state.as_ref()).await;
+            if let Some(new_state) = ran.state {
                 state = Some(new_state);
             }
             self.status.touch();
@@ -230,9 +259,18 @@ impl Scheduler {
             while planned <= Instant::now() {
                 planned += interval;
             }
+            retry =
+                if ran.ok { None } else { Some(retry.map_or(self.env.config.retry_first, |r| r * 2).min(interval)) };
+            let next = match retry {
+                Some(r) if Instant::now() + r < planned => {
+                    tracing::info!(%task, retry_in_s = r.as_secs(), "cycle did not commit; retrying before its next interval");
+                    Instant::now() + r
+                }
+                _ => planned,
+            };
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                due = wake.due(planned, started) => {
+                due = wake.due(next, started) => {
                     if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
@@ -242,14 +280,15 @@ impl Scheduler {
         }
     }
 
-    /// One cycle: run, record, persist. Returns the new state when the cycle returned one.
+    /// One cycle: run, commit (outbox) or persist, record. Returns whether it committed and
+    /// its new state.
     async fn cycle(
         self: &Arc<Self>,
         slot: &Arc<ModuleSlot>,
         serving: &Serving,
         task: &str,
         state: Option<&Value>,
-    ) -> Option<Value> {
+    ) -> Ran {
         let module = &serving.module;
         let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
         let info = CycleInfo {
@@ -261,15 +300,27 @@ impl Scheduler {
         for h in &hooks {
             if let Err(reason) = h.before(&info).await {
                 tracing::info!(%task, module = %module.label(), %reason, "cycle skipped by a before-cycle hook");
-                return None;
+                return Ran { ok: false, state: None };
             }
         }
         let started = std::time::Instant::now();
-        let r = run_in_slots(&self.env, serving, task, state, None, Some(self.slots.clone())).await;
+        let outbox = self.env.services.outbox.get().cloned();
+        let slots = Some(self.slots.clone());
+        let r =
+            run_with(&self.env, serving, task, state, None, slots, outbox.is_some()).await.map_err(|e| e.to_string());
+        // All or nothing: the records and the new state go to the spool in one transaction.
+        let r = match (r, &outbox) {
+            (Ok(mut out), Some(o)) => {
+                let held = std::mem::take(&mut out.held);
+                let meta = &module.meta;
+                o.commit(task, &meta.name, &meta.version, out.state.as_ref(), held).await.map(|()| out)
+            }
+            (r, _) => r,
+        };
         let elapsed = started.elapsed();
         let (ok, error, emitted, cpu_ms) = match &r {
             Ok(out) => (true, None, out.emitted, Some(out.cpu_ms)),
-            Err(e) => (false, Some(e.to_string()), 0, None),
+            Err(e) => (false, Some(e.clone()), 0, None),
         };
         self.status.record_task(task, |stats| {
             stats.last_duration_ms = elapsed.as_millis() as u64;
@@ -293,7 +344,7 @@ impl Scheduler {
                 out.state
             }
             Err(e) => {
-                tracing::error!(%task, module = %module.label(), error = %e, "cycle failed; previous state kept");
+                tracing::error!(%task, module = %module.label(), error = %e, "cycle failed; previous state kept, none of its records delivered");
                 None
             }
         };
@@ -307,15 +358,16 @@ impl Scheduler {
                 self.start_module(slot.clone(), Duration::ZERO);
             }
         }
-        let state_saved = match &out {
-            Some(new_state) => self.persist(&module.meta.name, &module.meta.version, task, new_state).await,
-            None => false,
+        let state_saved = match (&out, &outbox) {
+            (Some(_), Some(_)) => true,
+            (Some(new_state), None) => self.persist(&module.meta.name, &module.meta.version, task, new_state).await,
+            (None, _) => false,
         };
         let report = CycleReport { cycle: info, ok, error, emitted, state_saved, duration: elapsed };
         for h in &hooks {
             h.after(&report).await;
         }
-        out
+        Ran { ok, state: out }
     }
 
     /// Saves a task's state in core; true when saved.
@@ -409,11 +461,13 @@ mod tests {
             llm: Default::default(),
             wake: Default::default(),
             record: None,
+            outbox: Default::default(),
         });
         let config = Arc::new(HostConfig {
             intervals: Default::default(),
             limits: Default::default(),
             module_config: json!({}),
+            retry_first: Duration::from_secs(30),
         });
         let env = RunEnv { runtime: Runtime::new(None).unwrap(), services, config };
         let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
@@ -424,9 +478,11 @@ mod tests {
         let slot = Arc::new(ModuleSlot::new(Serving::bare(module), 3));
         let serving = slot.serving();
 
-        let state = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}))).await;
-        assert_eq!(state.unwrap()["n"], 2);
-        assert!(sched.cycle(&slot, &serving, "swapper", None).await.is_none(), "vetoed");
+        let ran = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}))).await;
+        assert!(ran.ok);
+        assert_eq!(ran.state.unwrap()["n"], 2);
+        let vetoed = sched.cycle(&slot, &serving, "swapper", None).await;
+        assert!(!vetoed.ok && vetoed.state.is_none(), "vetoed");
 
         assert_eq!(hook.before.load(Ordering::SeqCst), 2);
         let after = hook.after.lock().unwrap().clone();

@@ -15,6 +15,8 @@ use crate::clients::tempo::TempoClient;
 use crate::config::{HostConfig, ServeArgs};
 use crate::heartbeat::Heartbeat;
 use crate::llm::LlmService;
+use crate::outbox::sender::Sender;
+use crate::outbox::{Outbox, OutboxConfig};
 use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
 use crate::scheduler::{RunEnv, Scheduler};
@@ -41,6 +43,7 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>,
         arbiter: None,
         wake: Default::default(),
         record: None,
+        outbox: Default::default(),
     })
 }
 
@@ -105,23 +108,52 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     }
     let core = env.services.core.clone();
     let status = HostStatus::new(registry.clone(), env.services.llm.clone());
-    let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone());
-    let scheduler = Scheduler::new(env, StateStore::new(core), status, args.max_concurrent_cycles);
+    let outbox = open_outbox(&args)?;
+    env.services.outbox.set(outbox.clone()).ok().expect("the outbox is set once");
+    status.set_outbox(outbox.report());
+    let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone(), Some(outbox.clone()));
+    let services = env.services.clone();
+    let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.max_concurrent_cycles);
+    scheduler.add_hook(outbox.clone());
+    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
     }
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
     // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
     tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
-    tracing::info!(core = %args.core_url, prometheus = %args.prometheus_url, instance = %args.instance_id, modules = registry.all().len(), "serving");
+    tracing::info!(core = %args.core_url, prometheus = %args.prometheus_url, instance = %args.instance_id,
+        modules = registry.all().len(), spool = %args.state_dir()?.display(), "serving");
 
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
     scheduler.stop(Duration::from_secs(args.shutdown_grace_seconds)).await;
+    // The background sender ends after its current pass (stop cancelled the shutdown token);
+    // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
+    // cut off mid-send is re-sent at the next start (core dedups).
+    let drain = Duration::from_secs(DRAIN_SECONDS);
+    let t = std::time::Instant::now();
+    let mut sending = sending;
+    if tokio::time::timeout(drain, &mut sending).await.is_err() {
+        sending.abort();
+    }
+    sender.drain(drain.saturating_sub(t.elapsed())).await;
     hb.abort();
     heartbeat.last(Duration::from_secs(2)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a stopping host keeps delivering the spool to core.
+const DRAIN_SECONDS: u64 = 5;
+
+fn open_outbox(args: &ServeArgs) -> Result<Arc<Outbox>> {
+    Outbox::open(OutboxConfig {
+        dir: args.state_dir()?,
+        max_bytes: args.spool_max_bytes,
+        max_age: Duration::from_secs(args.spool_max_age_seconds),
+    })
 }
 
 async fn wait_for_signal() {

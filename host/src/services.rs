@@ -15,9 +15,12 @@ use crate::llm::LlmService;
 
 pub struct Services {
     pub core: CoreClient,
-    /// Where the `core` import's submitted records go. Today straight to core; a durable
-    /// outbox replaces this one field and commits in an after-cycle hook.
+    /// Where the `core` import posts records of cycles that do not hold them (one-shot
+    /// commands: gate, run). Scheduled cycles hold theirs for the outbox instead.
     pub records: Arc<dyn RecordSink>,
+    /// The durable outbox (`serve` only): commits of scheduled cycles, the sender's queue,
+    /// task state without core, the last good manifests. Set once, after loading.
+    pub outbox: std::sync::OnceLock<Arc<crate::outbox::Outbox>>,
     pub prometheus: PrometheusClient,
     /// None without `--tempo-endpoint`: tempo calls answer unavailable("not configured").
     pub tempo: Option<TempoClient>,

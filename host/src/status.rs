@@ -28,12 +28,20 @@ pub struct HostStatus {
     registry: Arc<Registry>,
     llm: LlmService,
     tasks: Mutex<BTreeMap<String, TaskStats>>,
+    /// The spool's backlog (outbox/), null without one.
+    outbox: Mutex<Value>,
     changed: Notify,
 }
 
 impl HostStatus {
     pub fn new(registry: Arc<Registry>, llm: LlmService) -> Arc<Self> {
-        Arc::new(HostStatus { registry, llm, tasks: Mutex::default(), changed: Notify::new() })
+        Arc::new(HostStatus {
+            registry,
+            llm,
+            tasks: Mutex::default(),
+            outbox: Mutex::new(Value::Null),
+            changed: Notify::new(),
+        })
     }
 
     /// Updates one task's counters. Readers are told by [`HostStatus::touch`] once the
@@ -50,6 +58,16 @@ impl HostStatus {
     /// Resolves after the next [`HostStatus::touch`] (or at once if one is pending).
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// The spool's condition; a change of the backlog wakes the heartbeat.
+    pub fn set_outbox(&self, report: Value) {
+        let mut o = self.outbox.lock().expect("status lock");
+        if *o != report {
+            *o = report;
+            drop(o);
+            self.touch();
+        }
     }
 
     pub fn tasks(&self) -> Value {
@@ -80,6 +98,7 @@ impl HostStatus {
             "compiling": self.registry.compiling(),
             "tasks": self.tasks(),
             "llm": self.llm.metrics(),
+            "outbox": self.outbox.lock().expect("status lock").clone(),
         })
     }
 }

@@ -3,8 +3,10 @@
 //! runs at once instead of at its next interval. Intervals stay the fallback.
 //!
 //! Why it is shaped this way:
-//! - Matching happens in the host's submit path, after core said yes: a refused record wakes
-//!   nobody, and no module sees another module's records except through core, as before.
+//! - Matching happens when core said yes — for a scheduled cycle's records, when the
+//!   outbox delivers them after the cycle committed (outbox/sender.rs): a refused record, or
+//!   one of a failed cycle, wakes nobody, and no module sees another module's records except
+//!   through core, as before.
 //! - Wakes coalesce per task into one pending flag: however many records arrive while a task
 //!   runs or waits, it runs once more, not once per record. Records that arrive before that
 //!   cycle starts are in core by then, so the cycle sees them all.

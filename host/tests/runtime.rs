@@ -21,8 +21,12 @@ fn component() -> PathBuf {
 
 async fn env() -> RunEnv {
     let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default()).unwrap());
-    let config =
-        Arc::new(HostConfig { intervals: Default::default(), limits: Default::default(), module_config: json!({}) });
+    let config = Arc::new(HostConfig {
+        intervals: Default::default(),
+        limits: Default::default(),
+        module_config: json!({}),
+        retry_first: std::time::Duration::from_secs(30),
+    });
     RunEnv { runtime: Runtime::new(None).unwrap(), services, config }
 }
 

@@ -59,6 +59,30 @@ pub fn require_host() {
     assert!(m.exists(), "{} does not exist: run scripts/build-modules or set NTHLAYER_MODULES_DIR", m.display());
 }
 
+/// The host's `--state-dir` for `instance_id` in this test process: as in production (the
+/// default is per instance id), a host restarted under the same id finds its spool, and
+/// hosts of different tests never share one. Removed when the test process exits.
+pub fn state_dir(instance_id: &str) -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove_root() {
+        if let Some(root) = ROOT.get() {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+    let root = ROOT.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("nthlayer-host-state-").tempdir().expect("tempdir").keep();
+        // SAFETY: registers a plain extern "C" fn with no captured state.
+        unsafe { libc::atexit(remove_root) };
+        dir
+    });
+    root.join(instance_id)
+}
+
+/// The `--instance-id` of a host command line (the host's default when absent).
+fn instance_of(args: &[String]) -> &str {
+    args.windows(2).find(|w| w[0] == "--instance-id").map_or("workers-1", |w| w[1].as_str())
+}
+
 /// A long-running child (`serve`) with its combined output in `<tempdir>/<name>.log`.
 /// SIGKILLed on Drop; the log tail is printed if the dropping thread is panicking.
 pub struct Proc {
@@ -74,6 +98,9 @@ impl Proc {
         let dir = tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().expect("tempdir");
         let mut cmd = Command::new(program);
         cmd.args(&args).current_dir(dir.path());
+        if program == host_bin() {
+            cmd.env("NTHLAYER_STATE_DIR", state_dir(instance_of(&args)));
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::host::{host_bin, require_host};
+use crate::host::{host_bin, require_host, state_dir};
 use crate::util::{self, workspace_root};
 
 /// Every variable the host's LLM service reads. A launched host gets none of them from the
@@ -277,6 +277,7 @@ impl LlmHost {
             .args(["--instance-id", instance_id, "--start-jitter-ms", "0", "--no-builtin", "--modules"])
             .args(modules)
             .args(extra)
+            .env("NTHLAYER_STATE_DIR", state_dir(instance_id))
             .current_dir(dir.path());
         for k in LLM_ENV {
             cmd.env_remove(k);

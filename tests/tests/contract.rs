@@ -71,7 +71,8 @@ fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
     ];
     let mut host = HostProcess::serve_modules(&core.url(), &prom.url(), "contract-test", &files, &extra);
 
-    // 0.1.0: two cycles that queried Prometheus, submitted, and read their record back.
+    // 0.1.0: two cycles that queried Prometheus, submitted, and read the previous cycle's
+    // record back (records reach core when their cycle commits).
     let v010 = wait_until("contract-v010 ran two full cycles", START, || {
         assert!(host.is_running(), "host exited");
         persisted(&core, "contract-v010").filter(|s| s["n"].as_u64() >= Some(2))

@@ -28,6 +28,7 @@ const ALLOWED: &[Allowed] = &[
     // Every record the host forwards names the module and version that made it
     // (docs/SANDBOX.md, emission grants).
     Allowed { kind: "*", path: "emitted_by", reason: "producing module stamped by the host" },
+    Allowed { kind: "heartbeat", path: "state.outbox", reason: "the spool's backlog (docs/OUTBOX.md)" },
 ];
 
 const RECORDS: Duration = Duration::from_secs(90);

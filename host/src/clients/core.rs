@@ -6,12 +6,14 @@
 //! because the first attempt committed and only its answer was lost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::Retryable;
 use reqwest::{Client, Method};
 use serde_json::{json, Map, Value};
 
+use super::breaker::{Admit, Breaker};
 use super::envelope::{wrap, RecordKind};
 use super::retry::RetryPolicy;
 use super::{user_agent, ClientError};
@@ -22,6 +24,8 @@ pub struct CoreClient {
     base: String,
     retry: RetryPolicy,
     deployment_id: String,
+    /// Shared by every clone: one view of whether core is up.
+    breaker: Arc<Breaker>,
 }
 
 /// Filters of GET /verdicts.
@@ -46,6 +50,8 @@ enum Answer {
 enum Attempt {
     Transport(String),
     Status(u16, Vec<u8>),
+    /// The breaker is open and this is not the probe: no request was made.
+    Open(Duration),
 }
 
 impl CoreClient {
@@ -56,6 +62,7 @@ impl CoreClient {
             base: base.trim_end_matches('/').to_string(),
             retry,
             deployment_id: std::env::var("NTHLAYER_DEPLOYMENT_ID").unwrap_or_else(|_| "default".into()),
+            breaker: Arc::default(),
         })
     }
 
@@ -64,7 +71,13 @@ impl CoreClient {
         CoreClient { retry, ..self.clone() }
     }
 
-    /// One request with the retry policy. Returns the 2xx status and body.
+    /// Whether core is known to be down (the breaker is open).
+    pub fn is_down(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// One request with the retry policy, unless the breaker says core is down: then it
+    /// fails at once, or makes one attempt when it is the probe. Returns the 2xx body.
     async fn send(
         &self,
         method: Method,
@@ -74,27 +87,30 @@ impl CoreClient {
     ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let attempts = AtomicUsize::new(0);
+        let probing = std::sync::atomic::AtomicBool::new(false);
         let once = || async {
+            match self.breaker.admit() {
+                Admit::Go => {}
+                Admit::Probe => probing.store(true, Ordering::Relaxed),
+                Admit::Reject(down) => return Err(Attempt::Open(down)),
+            }
             attempts.fetch_add(1, Ordering::Relaxed);
-            let mut req = self.http.request(method.clone(), &url).query(query);
-            if let Some(b) = body {
-                req = req.json(b);
+            let r = self.attempt(&method, &url, query, body).await;
+            match &r {
+                Err(_) => self.breaker.failed(),
+                Ok(_) => self.breaker.answered(),
             }
-            let resp = req.send().await.map_err(|e| Attempt::Transport(describe(&e)))?;
-            let status = resp.status().as_u16();
-            let bytes = resp.bytes().await.map_err(|e| Attempt::Transport(describe(&e)))?.to_vec();
-            if RetryPolicy::retryable_status(status) {
-                return Err(Attempt::Status(status, bytes));
-            }
-            Ok((status, bytes))
+            r
         };
         let result = once
             .retry(self.retry.backoff())
+            .when(|e| !matches!(e, Attempt::Open(_)) && !probing.load(Ordering::Relaxed))
             .sleep(tokio::time::sleep)
             .notify(|e: &Attempt, after: Duration| {
                 let what = match e {
                     Attempt::Transport(m) => m.clone(),
                     Attempt::Status(s, _) => format!("HTTP {s}"),
+                    Attempt::Open(_) => "circuit open".into(),
                 };
                 tracing::debug!(%url, error = %what, retry_in = ?after, "core request failed; retrying");
             })
@@ -112,7 +128,33 @@ impl CoreClient {
             Err(Attempt::Transport(m)) => {
                 Err(ClientError::Unavailable(format!("core at {} unreachable after {n} attempts: {m}", self.base)))
             }
+            Err(Attempt::Open(down)) => Err(ClientError::Unavailable(format!(
+                "core at {} is down (no answer for {} s; failing fast until a probe gets through)",
+                self.base,
+                down.as_secs()
+            ))),
         }
+    }
+
+    /// One HTTP attempt; retryable statuses come back as errors.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), Attempt> {
+        let mut req = self.http.request(method.clone(), url).query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.map_err(|e| Attempt::Transport(describe(&e)))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| Attempt::Transport(describe(&e)))?.to_vec();
+        if RetryPolicy::retryable_status(status) {
+            return Err(Attempt::Status(status, bytes));
+        }
+        Ok((status, bytes))
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {

@@ -2,6 +2,7 @@
 //! layer adapts these to the WIT interfaces, and the CLI (gate, state) uses them directly.
 
 pub mod arbiter;
+pub mod breaker;
 pub mod core;
 pub mod envelope;
 pub mod prometheus;

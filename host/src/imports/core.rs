@@ -87,11 +87,21 @@ impl StoreData {
         let component = self.source_component(source)?;
         self.check_emission(kind, &map)?;
         emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
-        let sink = self.cx.services.records.clone();
         let (what, call, write) = match kind {
             RecordKind::Assessment => ("assessment", "submit-assessment", Write::Assessment),
             RecordKind::Verdict => ("verdict", "submit-verdict", Write::Verdict),
         };
+        if self.cx.held.is_some() {
+            let id = self.hold(kind, map, component, record.len())?;
+            // A recording (`serve --record`) still notes the write, answered with the id the
+            // module got.
+            let live = std::future::ready(Ok(id.clone()));
+            return tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, || id.clone(), live)
+                .await;
+        }
+        let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("").to_string();
+        let service = map.get("service").and_then(Value::as_str).unwrap_or("").to_string();
+        let sink = self.cx.services.records.clone();
         let budget = self.budget();
         let fresh = || map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let live = bounded("core", budget, sink.submit(kind, &map, &component));
@@ -102,13 +112,82 @@ impl StoreData {
             RecordKind::Verdict => crate::wake::Record::Verdict,
         };
         let woken = self.cx.services.wake.publish(&self.cx.task, record, &map, &id);
-        let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
-        let service = map.get("service").and_then(Value::as_str).unwrap_or("");
         tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");
         if !woken.is_empty() {
             tracing::debug!(task = %self.cx.task, %id, ?woken, "record wakes subscribed tasks");
         }
         Ok(id)
+    }
+
+    /// A scheduled cycle's record: kept for the cycle's commit (outbox/); the module gets
+    /// the record's own id, the one core will store it under.
+    fn hold(
+        &mut self,
+        kind: RecordKind,
+        map: Map<String, Value>,
+        component: String,
+        bytes: usize,
+    ) -> Result<String, HostError> {
+        if self.cx.held_bytes + bytes > crate::outbox::MAX_HELD_BYTES {
+            return Err(HostError::Invalid(format!(
+                "this cycle's records exceed {} bytes held for one commit",
+                crate::outbox::MAX_HELD_BYTES
+            )));
+        }
+        let id = map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        self.cx.held_bytes += bytes;
+        self.cx.emitted += 1;
+        self.cx.held.get_or_insert_with(Vec::new).push(crate::outbox::Emitted {
+            kind,
+            component,
+            record: map,
+            id: id.clone(),
+        });
+        Ok(id)
+    }
+
+    /// What a cached read needs, taken out of the store data (which may not be borrowed
+    /// across an await).
+    fn cache_ctx(&self, key: String) -> CacheCtx {
+        CacheCtx {
+            outbox: self.cx.services.outbox.get().cloned(),
+            module: self.cx.module.clone(),
+            task: self.cx.task.clone(),
+            budget: self.budget(),
+            key,
+        }
+    }
+}
+
+struct CacheCtx {
+    outbox: Option<std::sync::Arc<crate::outbox::Outbox>>,
+    module: String,
+    task: String,
+    budget: std::time::Duration,
+    key: String,
+}
+
+/// A read modules need to work (manifests): core's answer, kept as the last good copy;
+/// when core cannot answer, that copy, with its age in the log.
+async fn cached_read(
+    c: CacheCtx,
+    read: impl std::future::Future<Output = Result<Value, crate::clients::ClientError>>,
+) -> Result<Value, HostError> {
+    match bounded("core", c.budget, read).await {
+        Ok(v) => {
+            if let Some(o) = &c.outbox {
+                o.cache_put(&c.key, &v).await;
+            }
+            Ok(v)
+        }
+        Err(e @ (HostError::Unavailable(_) | HostError::Timeout(_))) => {
+            let Some(o) = c.outbox else { return Err(e) };
+            let Some((v, age)) = o.cache_get(&c.key).await else { return Err(e) };
+            tracing::warn!(module = %c.module, task = %c.task, key = %c.key, age_s = age.as_secs(), error = ?e,
+                "core cannot answer; serving the last good copy");
+            Ok(v)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -116,7 +195,7 @@ impl Host for StoreData {
     async fn get_manifests(&mut self) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
-        let live = bounded("core", self.budget(), core.get_manifests());
+        let live = cached_read(self.cache_ctx("manifests".into()), core.get_manifests());
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
         self.respond("manifests", v)
     }
@@ -125,7 +204,7 @@ impl Host for StoreData {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
         let args = json!({ "service": service });
-        let live = bounded("core", self.budget(), core.get_manifest(&service));
+        let live = cached_read(self.cache_ctx(format!("manifest/{service}")), core.get_manifest(&service));
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
         self.respond("manifest", v)
     }

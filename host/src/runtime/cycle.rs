@@ -44,6 +44,8 @@ pub struct CycleOutcome {
     pub emitted: u32,
     pub cpu_ms: u64,
     pub log_dropped: u32,
+    /// Records the cycle submitted while holding (see `CycleCtx::holding`), in order.
+    pub held: Vec<crate::outbox::Emitted>,
 }
 
 /// Runs at every guest/host transition (wasmtime's call hooks): gives the execution slot
@@ -222,6 +224,7 @@ impl Runtime {
             Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
             Ok(Ok(Ok(out))) => out,
         };
+        let held = store.data_mut().cx.held.take().unwrap_or_default();
         let d = store.data();
         Ok(CycleOutcome {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
@@ -229,6 +232,7 @@ impl Runtime {
             emitted: d.cx.emitted.max(out.emitted),
             cpu_ms: d.cpu.used().as_millis() as u64,
             log_dropped: d.cx.log_dropped,
+            held,
         })
     }
 }

@@ -31,6 +31,10 @@ pub struct CycleCtx {
     pub log_lines: u32,
     pub log_dropped: u32,
     pub emitted: u32,
+    /// Records submitted by a scheduled cycle, held until it commits (outbox/); None: the
+    /// cycle posts straight to core (one-shot commands such as the gate).
+    pub held: Option<Vec<crate::outbox::Emitted>>,
+    pub held_bytes: usize,
     /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
     /// Recording or replaying this cycle's imports (`--record`, `run-once`); None: live.
@@ -62,10 +66,18 @@ impl CycleCtx {
             log_lines: 0,
             log_dropped: 0,
             emitted: 0,
+            held: None,
+            held_bytes: 0,
             llm_cycle: Default::default(),
             tape: None,
             slots: None,
         }
+    }
+
+    /// Holds submitted records for the outbox's commit instead of posting them.
+    pub fn holding(mut self) -> Self {
+        self.held = Some(Vec::new());
+        self
     }
 }
 

@@ -3,7 +3,8 @@
 //! keep loading and running on every host that serves 0.1.0, so it exercises the imports a
 //! 0.1.0 host had to offer: log, prometheus query, core submit and query. Task
 //! `contract-v010` every 2 s: queries `vector(42)`, submits a `contract_probe` assessment
-//! carrying the answer, reads it back, and keeps `{"n", "prom", "id", "seen"}` as state.
+//! carrying the answer, reads the previous cycle's back, and keeps `{"n", "prom", "id",
+//! "seen"}` as state.
 
 wit_bindgen::generate!({ world: "worker", path: "../../../wit/nthlayer-worker@0.1.0" });
 
@@ -76,10 +77,12 @@ impl Guest for V010 {
             "data": {"n": n, "prom": prom, "contract": "0.1.0"},
         });
         let id = nl_core::submit_assessment(&record.to_string(), None).map_err(err)?;
+        // A record is in core once its cycle has committed (docs/OUTBOX.md), so the read-back
+        // looks for the previous cycle's record.
         let q = AssessmentQuery { service: Some("contract-v010".into()), kind: Some("contract_probe".into()), limit: 5 };
         let seen = nl_core::query_assessments(&q).map_err(err)?;
         let seen: Value = serde_json::from_str(&seen).map_err(|e| e.to_string())?;
-        let seen = seen.as_array().is_some_and(|a| a.iter().any(|r| r["id"] == json!(id)));
+        let seen = seen.as_array().is_some_and(|a| a.iter().any(|r| r["id"] == state["id"]));
         Ok(CycleOutput {
             state: Some(json!({"n": n, "prom": prom, "id": id, "seen": seen}).to_string()),
             result: None,

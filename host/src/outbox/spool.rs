@@ -1,0 +1,391 @@
+//! The on-disk spool: one SQLite file in the state directory.
+//!
+//! Why SQLite (through rusqlite, SQLite compiled in): a cycle's commit must put its records
+//! and its new state on disk together or not at all, survive SIGKILL and power loss, and be
+//! readable by an operator with a stock tool (`sqlite3 spool.db`). SQLite's transactions in
+//! WAL mode with `synchronous=FULL` give exactly that (the commit returns after the WAL is
+//! fsynced) and it is the most-used embedded store there is; redb would do the same without
+//! the C build but with no tool to look inside.
+//!
+//! Tables:
+//! - `outbox`: what is still to be sent to core, in `seq` order per `lane` (the task; the
+//!   heartbeat has its own lane). `what` is assessment / verdict / state / heartbeat.
+//! - `task_state`: the last committed state of each task (restores without core).
+//! - `rejected`: records core refused for good (4xx other than 409), kept for the operator.
+//! - `cache`: the last good copy of reads modules need to work (manifests).
+//!
+//! All calls are blocking; [`super::Outbox`] runs them on the blocking pool.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// Lane of the heartbeat (task names are never empty).
+pub const HEARTBEAT_LANE: &str = "";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    Assessment,
+    Verdict,
+    State,
+    Heartbeat,
+}
+
+impl What {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            What::Assessment => "assessment",
+            What::Verdict => "verdict",
+            What::State => "state",
+            What::Heartbeat => "heartbeat",
+        }
+    }
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        Ok(match s {
+            "assessment" => What::Assessment,
+            "verdict" => What::Verdict,
+            "state" => What::State,
+            "heartbeat" => What::Heartbeat,
+            other => return Err(rusqlite::Error::InvalidColumnName(format!("unknown outbox entry kind {other:?}"))),
+        })
+    }
+}
+
+/// One entry to spool.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub what: What,
+    /// CloudEvents source component for records; the module for state.
+    pub component: String,
+    /// The record's id ("" for state and heartbeats): what core dedups on.
+    pub record_id: String,
+    /// JSON: the record (not yet wrapped), the packed component-state, the heartbeat state.
+    pub body: String,
+}
+
+/// One spooled entry, as the sender reads it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: i64,
+    pub lane: String,
+    pub what: What,
+    pub component: String,
+    pub record_id: String,
+    pub body: String,
+    pub spooled_at_ms: i64,
+}
+
+/// What the spool holds, for heartbeats, logs and the size cap.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Backlog {
+    /// Records (assessments and verdicts) not yet delivered.
+    pub records: u64,
+    /// Entries of every kind not yet delivered.
+    pub entries: u64,
+    /// Bytes of bodies not yet delivered.
+    pub bytes: u64,
+    /// Spool time of the oldest undelivered entry (unix ms), if any.
+    pub oldest_ms: Option<i64>,
+    /// Records core refused for good, kept in `rejected`.
+    pub rejected: u64,
+}
+
+/// A task's last committed state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalState {
+    pub module: String,
+    pub version: String,
+    pub state: serde_json::Value,
+}
+
+pub struct Spool {
+    db: Connection,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Spool {
+    /// Opens (or creates) `<dir>/spool.db`. Fails when another process holds it: two hosts
+    /// sharing one spool would deliver each other's records twice.
+    pub fn open(dir: &Path) -> anyhow::Result<Spool> {
+        use anyhow::Context;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create state directory {}", dir.display()))?;
+        let path = dir.join("spool.db");
+        let db = Connection::open(&path).with_context(|| format!("cannot open spool {}", path.display()))?;
+        // EXCLUSIVE: this process holds the lock from the first write until it exits.
+        db.execute_batch(
+            "PRAGMA locking_mode=EXCLUSIVE;
+             PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS outbox(
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 lane TEXT NOT NULL, what TEXT NOT NULL, component TEXT NOT NULL,
+                 record_id TEXT NOT NULL, body TEXT NOT NULL, bytes INTEGER NOT NULL,
+                 spooled_at INTEGER NOT NULL);
+             CREATE INDEX IF NOT EXISTS outbox_lane ON outbox(lane, seq);
+             CREATE TABLE IF NOT EXISTS task_state(
+                 task TEXT PRIMARY KEY, module TEXT NOT NULL, version TEXT NOT NULL,
+                 state TEXT NOT NULL, committed_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS rejected(
+                 seq INTEGER PRIMARY KEY, lane TEXT NOT NULL, what TEXT NOT NULL,
+                 record_id TEXT NOT NULL, body TEXT NOT NULL, status INTEGER NOT NULL,
+                 error TEXT NOT NULL, rejected_at INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS cache(
+                 key TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL);
+             COMMIT;",
+        )
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => anyhow::anyhow!(
+                "spool {} is in use by another process (another host with the same --state-dir?)",
+                path.display()
+            ),
+            _ => anyhow::Error::new(e).context(format!("cannot initialise spool {}", path.display())),
+        })?;
+        Ok(Spool { db })
+    }
+
+    /// A cycle's commit, in one transaction: its records, then (if it returned one) its new
+    /// state — spooled for core and kept as the task's local state. An older undelivered
+    /// state of the task is superseded (core only needs the newest, after its records).
+    pub fn commit(
+        &mut self,
+        task: &str,
+        records: &[NewEntry],
+        state: Option<(&LocalState, NewEntry)>,
+    ) -> rusqlite::Result<()> {
+        let now = now_ms();
+        let tx = self.db.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox(lane, what, component, record_id, body, bytes, spooled_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in records {
+                insert.execute(params![task, r.what.as_str(), r.component, r.record_id, r.body, r.body.len(), now])?;
+            }
+            if let Some((local, put)) = state {
+                tx.execute("DELETE FROM outbox WHERE lane = ?1 AND what = 'state'", params![task])?;
+                insert.execute(params![task, "state", put.component, "", put.body, put.body.len(), now])?;
+                tx.execute(
+                    "INSERT INTO task_state(task, module, version, state, committed_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(task) DO UPDATE SET module = ?2, version = ?3, state = ?4, committed_at = ?5",
+                    params![task, local.module, local.version, local.state.to_string(), now],
+                )?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Spools a heartbeat, replacing any undelivered one: only the newest says anything.
+    pub fn heartbeat(&mut self, body: &str) -> rusqlite::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM outbox WHERE lane = ?1", params![HEARTBEAT_LANE])?;
+        tx.execute(
+            "INSERT INTO outbox(lane, what, component, record_id, body, bytes, spooled_at)
+             VALUES (?1, 'heartbeat', '', '', ?2, ?3, ?4)",
+            params![HEARTBEAT_LANE, body, body.len(), now_ms()],
+        )?;
+        tx.commit()
+    }
+
+    /// Lanes with something to send.
+    pub fn lanes(&self) -> rusqlite::Result<Vec<String>> {
+        let mut st = self.db.prepare_cached("SELECT DISTINCT lane FROM outbox")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// The next `limit` entries of a lane, oldest first.
+    pub fn head(&self, lane: &str, limit: usize) -> rusqlite::Result<Vec<Entry>> {
+        let mut st = self.db.prepare_cached(
+            "SELECT seq, lane, what, component, record_id, body, spooled_at FROM outbox
+             WHERE lane = ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![lane, limit as i64], |r| {
+            Ok(Entry {
+                seq: r.get(0)?,
+                lane: r.get(1)?,
+                what: What::parse(&r.get::<_, String>(2)?)?,
+                component: r.get(3)?,
+                record_id: r.get(4)?,
+                body: r.get(5)?,
+                spooled_at_ms: r.get(6)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// Removes delivered entries. Delivery before removal means a crash in between sends
+    /// them again: core answers 409 for a record it has, and a state PUT is idempotent.
+    pub fn delivered(&mut self, seqs: &[i64]) -> rusqlite::Result<()> {
+        let tx = self.db.transaction()?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM outbox WHERE seq = ?1")?;
+            for s in seqs {
+                del.execute(params![s])?;
+            }
+        }
+        tx.commit()
+    }
+
+    /// Moves an entry core refused for good to `rejected`.
+    pub fn reject(&mut self, e: &Entry, status: u16, error: &str) -> rusqlite::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO rejected(seq, lane, what, record_id, body, status, error, rejected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![e.seq, e.lane, e.what.as_str(), e.record_id, e.body, status, error, now_ms()],
+        )?;
+        tx.execute("DELETE FROM outbox WHERE seq = ?1", params![e.seq])?;
+        tx.commit()
+    }
+
+    /// Drops undelivered heartbeats (the first thing given up when the spool is full).
+    pub fn drop_heartbeats(&mut self) -> rusqlite::Result<usize> {
+        self.db.execute("DELETE FROM outbox WHERE lane = ?1", params![HEARTBEAT_LANE])
+    }
+
+    pub fn backlog(&self) -> rusqlite::Result<Backlog> {
+        let (records, entries, bytes, oldest_ms) = self.db.query_row(
+            "SELECT COALESCE(SUM(what IN ('assessment','verdict')), 0), COUNT(*), COALESCE(SUM(bytes), 0),
+                    MIN(spooled_at) FROM outbox",
+            [],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)),
+        )?;
+        let rejected: i64 = self.db.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))?;
+        Ok(Backlog {
+            records: records as u64,
+            entries: entries as u64,
+            bytes: bytes as u64,
+            oldest_ms,
+            rejected: rejected as u64,
+        })
+    }
+
+    /// Undelivered records of one task (the size cap refuses cycles of tasks that have some).
+    pub fn lane_records(&self, lane: &str) -> rusqlite::Result<u64> {
+        self.db.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE lane = ?1 AND what IN ('assessment','verdict')",
+            params![lane],
+            |r| r.get::<_, i64>(0).map(|n| n as u64),
+        )
+    }
+
+    pub fn local_state(&self, task: &str) -> rusqlite::Result<Option<LocalState>> {
+        self.db
+            .query_row("SELECT module, version, state FROM task_state WHERE task = ?1", params![task], |r| {
+                let text: String = r.get(2)?;
+                let state = serde_json::from_str(&text)
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?;
+                Ok(LocalState { module: r.get(0)?, version: r.get(1)?, state })
+            })
+            .optional()
+    }
+
+    pub fn cache_put(&mut self, key: &str, body: &str) -> rusqlite::Result<()> {
+        self.db.execute(
+            "INSERT INTO cache(key, body, fetched_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(key) DO UPDATE SET body = ?2, fetched_at = ?3",
+            params![key, body, now_ms()],
+        )?;
+        Ok(())
+    }
+
+    /// The cached body and when it was fetched (unix ms).
+    pub fn cache_get(&self, key: &str) -> rusqlite::Result<Option<(String, i64)>> {
+        self.db
+            .query_row("SELECT body, fetched_at FROM cache WHERE key = ?1", params![key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rec(id: &str) -> NewEntry {
+        NewEntry {
+            what: What::Assessment,
+            component: "observe".into(),
+            record_id: id.into(),
+            body: json!({"id": id}).to_string(),
+        }
+    }
+
+    fn state(n: u64) -> (LocalState, NewEntry) {
+        let local = LocalState { module: "m".into(), version: "1".into(), state: json!({"n": n}) };
+        let put = NewEntry { what: What::State, component: "m".into(), record_id: String::new(), body: format!("{n}") };
+        (local, put)
+    }
+
+    #[test]
+    fn commits_survive_reopen_in_order_and_states_supersede() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path()).unwrap();
+            let (l1, p1) = state(1);
+            s.commit("t", &[rec("a"), rec("b")], Some((&l1, p1))).unwrap();
+            let (l2, p2) = state(2);
+            s.commit("t", &[rec("c")], Some((&l2, p2))).unwrap();
+            s.commit("u", &[rec("x")], None).unwrap();
+        }
+        let mut s = Spool::open(dir.path()).unwrap();
+        let head = s.head("t", 10).unwrap();
+        let order: Vec<(&str, What)> = head.iter().map(|e| (e.record_id.as_str(), e.what)).collect();
+        // State 1 was superseded by state 2, which follows the records of its cycle.
+        assert_eq!(
+            order,
+            [("a", What::Assessment), ("b", What::Assessment), ("c", What::Assessment), ("", What::State)]
+        );
+        assert_eq!(head[3].body, "2");
+        assert_eq!(s.local_state("t").unwrap().unwrap().state, json!({"n": 2}));
+        assert_eq!(s.local_state("u").unwrap(), None);
+        let b = s.backlog().unwrap();
+        assert_eq!((b.records, b.entries), (4, 5));
+        s.delivered(&[head[0].seq, head[1].seq]).unwrap();
+        s.reject(&head[2], 422, "bad").unwrap();
+        let b = s.backlog().unwrap();
+        assert_eq!((b.records, b.entries, b.rejected), (1, 2, 1));
+        assert_eq!(s.lane_records("t").unwrap(), 0);
+        let mut lanes = s.lanes().unwrap();
+        lanes.sort();
+        assert_eq!(lanes, ["t", "u"]);
+    }
+
+    #[test]
+    fn only_the_newest_heartbeat_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path()).unwrap();
+        s.heartbeat("1").unwrap();
+        s.heartbeat("2").unwrap();
+        let head = s.head(HEARTBEAT_LANE, 10).unwrap();
+        assert_eq!(head.len(), 1);
+        assert_eq!(head[0].body, "2");
+        assert_eq!(s.drop_heartbeats().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_second_process_cannot_share_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Spool::open(dir.path()).unwrap();
+        let second = Spool::open(dir.path()).err().expect("second open must fail");
+        assert!(second.to_string().contains("in use by another process"), "{second:#}");
+    }
+
+    #[test]
+    fn cache_keeps_the_last_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path()).unwrap();
+        assert_eq!(s.cache_get("manifests").unwrap(), None);
+        s.cache_put("manifests", "[1]").unwrap();
+        s.cache_put("manifests", "[2]").unwrap();
+        assert_eq!(s.cache_get("manifests").unwrap().unwrap().0, "[2]");
+    }
+}
