@@ -374,9 +374,12 @@ fn real_local_model_runs_the_pipeline() {
         ("NTHLAYER_LLM_TIMEOUT", "600"),
     ];
     let m = respond_module();
-    // A small CPU model needs minutes per answer: every timeout widened, none removed.
+    // A small CPU model needs minutes per answer: every timeout widened, none removed. It
+    // can also run on inside a free-text field until its context is full (seen: one
+    // communication answer past 600 s): max_tokens bounds that, and a cut-off answer fails
+    // validation and is re-asked like any other.
     let slow = 600;
-    let cfg = json!({"step_timeout_seconds": 1800, "cycle_budget_seconds": 1500, "triage_timeout_seconds": slow,
+    let cfg = json!({"max_tokens": 768, "step_timeout_seconds": 1800, "cycle_budget_seconds": 1500, "triage_timeout_seconds": slow,
         "investigation_timeout_seconds": slow, "communication_timeout_seconds": slow,
         "remediation_timeout_seconds": slow})
     .to_string();
