@@ -71,10 +71,17 @@ fn served_list() -> String {
 /// interfaces it imports (`nthlayer:worker/types@0.2.0`, …). `Err` says what is wrong in a
 /// sentence that names the versions found and the versions served.
 pub fn contract_of(component: &Component, engine: &Engine) -> Result<Contract, String> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+    contract_of_imports(names.iter().map(String::as_str))
+}
+
+/// [`contract_of`] from import names alone, so a load can refuse an unserved version from
+/// the wasm's import section before paying for a compile.
+pub fn contract_of_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<Contract, String> {
     let mut found: Vec<String> = Vec::new();
     let mut foreign: Vec<&str> = Vec::new();
-    let ty = component.component_type();
-    for (name, _) in ty.imports(engine) {
+    for name in names {
         let Some(rest) = name.strip_prefix("nthlayer:worker/") else {
             if !name.starts_with("wasi:") {
                 foreign.push(name);

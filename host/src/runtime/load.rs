@@ -65,6 +65,13 @@ impl Runtime {
         // Milliseconds, where compiling a Python component takes seconds: refuse early.
         let surface =
             super::inspect::surface(&bytes).map_err(|reason| LoadError::NotComponent { path: p.clone(), reason })?;
+        // A contract version this host does not serve is the one thing to say about such a
+        // component (its every nthlayer import is foreign to us): say that, not the list.
+        let worker_imports = surface.imports.iter().filter(|i| i.starts_with("nthlayer:worker/"));
+        if worker_imports.clone().next().is_some() {
+            crate::bindings::contract_of_imports(worker_imports.map(String::as_str))
+                .map_err(|reason| LoadError::Version { path: p.clone(), reason })?;
+        }
         super::inspect::precheck(&surface).map_err(|reason| LoadError::Surface { path: p.clone(), reason })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size_bytes = bytes.len() as u64;
