@@ -1,17 +1,8 @@
 // Native tests of the report logic against a fake Host (no wasm, no network).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  DEFAULT_CONFIG,
-  Host,
-  HostFailure,
-  Manifest,
-  QueryAnswer,
-  budgetQuery,
-  indicatorQuery,
-  parseState,
-  runReport,
-} from "../src/report.js";
+import { Host, HostFailure, Manifest, QueryAnswer, indicatorQuery } from "../src/host.js";
+import { DEFAULT_CONFIG, budgetQuery, parseState, run, runReport } from "../src/module.js";
 
 const NOW = Date.UTC(2026, 11, 1, 9, 30, 0, 123);
 
@@ -38,7 +29,7 @@ class FakeHost implements Host {
     return promql.map((q) => this.answers[q] ?? EMPTY);
   }
   submit(record: any) {
-    if (this.reject409.has(record.id)) throw new HostFailure("rejected", 409, "duplicate");
+    if (this.reject409.has(record.id)) throw new HostFailure("core.submit-assessment", "rejected", 409, "duplicate");
     this.submitted.push(record);
     return record.id;
   }
@@ -131,7 +122,7 @@ test("a duplicate from a retried cycle counts as stored; other refusals fail the
   assert.deepEqual(out.result.ids, ["rpt-commerce-20261201-00001", "rpt-payments-20261201-00001"]);
   const h2 = new FakeHost(MANIFESTS, ANSWERS);
   h2.submit = () => {
-    throw new HostFailure("denied", null, "core not granted");
+    throw new HostFailure("core.submit-assessment", "denied", null, "core not granted");
   };
   assert.throws(() => runReport(h2, { seq: 1 }, DEFAULT_CONFIG), /denied: core not granted/);
 });
@@ -142,6 +133,14 @@ test("no manifests: no queries, no records", () => {
   assert.equal(h.batches.length, 0);
   assert.equal(out.emitted, 0);
   assert.deepEqual(out.state, { seq: 4 });
+});
+
+test("run() takes the JSON the host hands over", () => {
+  const h = new FakeHost(MANIFESTS, ANSWERS);
+  const out = run(h, '{"seq":41}', '{"budget_metric":"b"}', "my-report");
+  assert.equal(out.state.seq, 42);
+  assert.equal(h.submitted[0].producer, "my-report");
+  assert.ok(h.batches[0].includes('last_over_time(b{service="checkout-api",slo="availability"}[1d])'));
 });
 
 test("state: a missing or malformed seq starts at 1", () => {

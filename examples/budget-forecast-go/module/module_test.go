@@ -1,4 +1,4 @@
-package forecast
+package module
 
 import (
 	"errors"
@@ -8,13 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"wit_component/nthlayer"
 )
 
 // now: 2026-12-01 09:30 UTC; window end is 09:00, start 7 days earlier.
 var now = time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)
 
 type fakeHost struct {
-	manifests []Manifest
+	manifests []nthlayer.Manifest
 	series    map[string]func(t float64) (float64, bool)
 	submitted []map[string]any
 	dup       map[string]bool
@@ -22,10 +24,13 @@ type fakeHost struct {
 	queries   []string
 }
 
-func (h *fakeHost) Manifests() ([]Manifest, error) { return h.manifests, nil }
-func (h *fakeHost) QueryRange(q string, start, end float64, step string) (PromData, error) {
+func (h *fakeHost) Manifests() ([]nthlayer.Manifest, error) { return h.manifests, nil }
+func (h *fakeHost) QueryBatch([]string, float64) []nthlayer.Answer {
+	panic("budget-forecast makes no instant queries")
+}
+func (h *fakeHost) QueryRange(q string, start, end float64, step string) (nthlayer.RangeData, error) {
 	h.queries = append(h.queries, fmt.Sprintf("%s %v %v %s", q, start, end, step))
-	var d PromData
+	var d nthlayer.RangeData
 	f, ok := h.series[q]
 	if !ok {
 		return d, nil
@@ -46,7 +51,7 @@ func (h *fakeHost) Submit(r map[string]any) (string, error) {
 		return "", h.fail
 	}
 	if h.dup[r["id"].(string)] {
-		return "", fmt.Errorf("rejected 409: %w", ErrDuplicate)
+		return "", fmt.Errorf("rejected 409: %w", nthlayer.ErrDuplicate)
 	}
 	h.submitted = append(h.submitted, r)
 	return r["id"].(string), nil
@@ -54,13 +59,10 @@ func (h *fakeHost) Submit(r map[string]any) (string, error) {
 func (h *fakeHost) Log(string, string, map[string]string) {}
 func (h *fakeHost) Now() time.Time                        { return now }
 
-func manifest(name string, slos ...string) Manifest {
-	m := Manifest{Name: name}
+func manifest(name string, slos ...string) nthlayer.Manifest {
+	m := nthlayer.Manifest{Name: name}
 	for _, s := range slos {
-		m.Slos = append(m.Slos, struct {
-			Name   string  `json:"name"`
-			Target float64 `json:"target"`
-		}{Name: s, Target: 99.9})
+		m.Slos = append(m.Slos, nthlayer.SLO{Name: s, Target: 99.9})
 	}
 	return m
 }
@@ -69,7 +71,7 @@ func host() *fakeHost {
 	end := float64(now.Unix() / 3600 * 3600)
 	histEnd := end - 3*3600 // history stops 3 h before the window's end
 	return &fakeHost{
-		manifests: []Manifest{manifest("payment-api", "availability"), manifest("checkout-api", "availability", "latency")},
+		manifests: []nthlayer.Manifest{manifest("payment-api", "availability"), manifest("checkout-api", "availability", "latency")},
 		series: map[string]func(float64) (float64, bool){
 			// 0.01 of the budget per day, 0.5 left at histEnd: 50 days to go.
 			`slo:error_budget_remaining:ratio{service="checkout-api",slo="availability"}`: func(t float64) (float64, bool) {
@@ -85,7 +87,7 @@ func host() *fakeHost {
 
 func TestForecastPerSLO(t *testing.T) {
 	h := host()
-	st, res, err := Run(h, State{Seq: 4}, DefaultConfig(), "budget-forecast")
+	st, res, err := Forecasts(h, State{Seq: 4}, DefaultConfig(), "budget-forecast")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +131,7 @@ func TestStatusThresholds(t *testing.T) {
 		v0, v1 float64
 		want   string
 	}{{0.5, 0.3, "WARNING"}, {0.5, 0.2, "CRITICAL"}, {0.3, -0.1, "EXHAUSTED"}, {0.5, 0.6, "STABLE"}, {0.9, 0.85, "OK"}} {
-		f := Project("x", 7, []point{{0, tc.v0}, {7 * day, tc.v1}}, c)
+		f := Project("x", 7, []nthlayer.Sample{{T: 0, V: tc.v0}, {T: 7 * day, V: tc.v1}}, c)
 		if f.Status != tc.want {
 			t.Errorf("%v -> %v: %s, want %s (%+v)", tc.v0, tc.v1, f.Status, tc.want, f)
 		}
@@ -139,13 +141,13 @@ func TestStatusThresholds(t *testing.T) {
 func TestDuplicateIsStoredOtherErrorsFail(t *testing.T) {
 	h := host()
 	h.dup["bfc-checkout-api-availability-00001"] = true
-	_, res, err := Run(h, ParseState(""), DefaultConfig(), "p")
-	if err != nil || res.Emitted != 2 || res.IDs[0] != "bfc-checkout-api-availability-00001" {
+	_, res, emitted, err := Run(h, "", "")
+	if r := res.(Result); err != nil || emitted != 2 || r.IDs[0] != "bfc-checkout-api-availability-00001" {
 		t.Fatalf("%v %v", res, err)
 	}
 	h = host()
 	h.fail = errors.New("denied: core")
-	st, _, err := Run(h, State{Seq: 9}, DefaultConfig(), "p")
+	st, _, err := Forecasts(h, State{Seq: 9}, DefaultConfig(), "p")
 	if err == nil || !strings.Contains(err.Error(), "denied: core") || st.Seq != 9 {
 		t.Fatalf("want failure keeping seq 9, got %v %v", st, err)
 	}
@@ -159,7 +161,7 @@ func TestConfig(t *testing.T) {
 	if err != nil || c.WindowDays != 3 || c.BudgetMetric != "b" || c.CriticalDays != 7 {
 		t.Fatalf("%+v %v", c, err)
 	}
-	if ParseState(`{"seq":"x"}`).Seq != 1 || ParseState(`{"seq":5}`).Seq != 5 {
+	if nthlayer.SeqState(`{"seq":"x"}`) != 1 || nthlayer.SeqState(`{"seq":5}`) != 5 {
 		t.Fatal("state")
 	}
 }

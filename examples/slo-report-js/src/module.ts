@@ -1,42 +1,19 @@
 // The daily SLO report: one `slo_report` assessment per team, built from core's manifests
-// and one batch of Prometheus instant queries. Pure logic on the `Host` interface below, so
-// it is unit-tested in Node (test/report.test.ts); src/component.ts is the wasm glue.
+// and one batch of Prometheus instant queries. Pure logic on the Host interface
+// (src/host.ts), unit-tested in Node (test/module.test.ts); src/component.ts is the glue.
 
-export type Level = "trace" | "debug" | "info" | "warn" | "error";
+import { Host, HostFailure, Manifest, QueryAnswer, firstValue, indicatorQuery, isoMicros } from "./host.js";
 
-/** One instant-query answer: the Prometheus `data` object, or why there is none. */
-export type QueryAnswer = { ok: true; data: PromData } | { ok: false; error: string };
+/** What src/component.ts's describe() says about the one task (named after the module). */
+export const TASK = {
+  intervalSeconds: 86400,
+  summary: "daily SLO report per team: SLI vs target and remaining error budget",
+  needs: ["core", "prometheus"],
+};
 
-export interface PromData {
-  resultType: string;
-  result: Array<{ metric: Record<string, string>; value: [number, string] }>;
-}
-
-/** Everything outside the sandbox. Methods throw `HostFailure` when the host says no. */
-export interface Host {
-  manifests(): Manifest[];
-  queryBatch(promql: string[], at: number): QueryAnswer[];
-  /** Returns the id core stored; throws HostFailure (rejected 409 = already stored). */
-  submit(record: object): string;
-  log(level: Level, message: string, fields?: Record<string, string>): void;
-  nowMs(): number;
-}
-
-export class HostFailure extends Error {
-  constructor(
-    readonly kind: string,
-    readonly status: number | null,
-    detail: string,
-  ) {
-    super(`${kind}: ${detail}`);
-  }
-}
-
-export interface Manifest {
-  name: string;
-  team?: string;
-  tier?: string;
-  slos?: Array<{ name: string; target: number; window?: string; indicator_query?: string }>;
+/** One cycle, as src/component.ts calls it: JSON state/config in, new state out. */
+export function run(host: Host, state: string | undefined, config: string | undefined, name: string) {
+  return runReport(host, parseState(state), parseConfig(config), name);
 }
 
 export interface Config {
@@ -77,11 +54,6 @@ export function parseState(json: string | undefined): State {
   return { seq: Number.isInteger(raw?.seq) && raw.seq > 0 ? raw.seq : 1 };
 }
 
-/** observe's substitution: `$service` and `${service}` become the manifest's name. */
-export function indicatorQuery(template: string, service: string): string {
-  return template.replaceAll("${service}", service).replaceAll("$service", service);
-}
-
 function quoteLabel(v: string): string {
   return JSON.stringify(v);
 }
@@ -90,20 +62,8 @@ export function budgetQuery(metric: string, service: string, slo: string): strin
   return `last_over_time(${metric}{service=${quoteLabel(service)},slo=${quoteLabel(slo)}}[1d])`;
 }
 
-/** First sample of an instant vector, or null for no series / NaN. */
-export function firstValue(a: QueryAnswer): number | null {
-  if (!a.ok || !Array.isArray(a.data?.result) || a.data.result.length === 0) return null;
-  const v = Number.parseFloat(a.data.result[0].value[1]);
-  return Number.isFinite(v) ? v : null;
-}
-
 export function toPercent(v: number): number {
   return v <= 1 ? v * 100 : v;
-}
-
-/** core's timestamp shape: YYYY-MM-DDTHH:MM:SS.ffffff+00:00. */
-export function isoMicros(ms: number): string {
-  return new Date(ms).toISOString().replace("Z", "000+00:00");
 }
 
 interface Planned {

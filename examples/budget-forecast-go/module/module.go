@@ -1,10 +1,11 @@
-// Package forecast projects when each SLO's error budget runs out: the budget's burn over a
-// trailing window (first and last sample of slo:error_budget_remaining:ratio) extrapolated
-// linearly from its latest value. One budget_forecast assessment per SLO with history.
+// Package module is budget-forecast: when does each SLO's error budget run out? The
+// budget's burn over a trailing window (first and last sample of
+// slo:error_budget_remaining:ratio) extrapolated linearly from its latest value; one
+// budget_forecast assessment per SLO with history.
 //
-// Pure logic on the Host interface, tested natively with `go test`; main.go is the glue to
-// the generated component bindings.
-package forecast
+// Pure logic on nthlayer.Host, tested natively with `go test`; export_wit_world is the glue
+// to the generated component bindings.
+package module
 
 import (
 	"encoding/json"
@@ -14,37 +15,29 @@ import (
 	"sort"
 	"strconv"
 	"time"
+
+	"wit_component/nthlayer"
 )
 
-// Host is everything outside the sandbox. Errors are the host's (denied, unavailable, …).
-type Host interface {
-	Manifests() ([]Manifest, error)
-	QueryRange(promql string, start, end float64, step string) (PromData, error)
-	// Submit returns the id core stored. A duplicate (retried cycle) is reported as
-	// ErrDuplicate, wrapped.
-	Submit(record map[string]any) (string, error)
-	Log(level, message string, fields map[string]string)
-	Now() time.Time
+const (
+	Name    = "budget-forecast"
+	Version = "0.1.0"
+)
+
+var Task = nthlayer.TaskInfo{
+	IntervalSeconds: 3600,
+	Summary:         "error-budget forecast per SLO: burn over a trailing window -> projected exhaustion",
+	Needs:           []string{"core", "prometheus"},
 }
 
-// ErrDuplicate marks a submit core refused with 409: the record is already stored.
-var ErrDuplicate = errors.New("duplicate")
-
-type Manifest struct {
-	Name string `json:"name"`
-	Slos []struct {
-		Name   string  `json:"name"`
-		Target float64 `json:"target"`
-	} `json:"slos"`
-}
-
-// PromData is the `data` object of a Prometheus range query.
-type PromData struct {
-	ResultType string `json:"resultType"`
-	Result     []struct {
-		Metric map[string]string `json:"metric"`
-		Values [][2]any          `json:"values"`
-	} `json:"result"`
+// Run is one cycle as export_wit_world calls it: JSON state and config in.
+func Run(h nthlayer.Host, state, config string) (any, any, int, error) {
+	c, err := ParseConfig(config)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	st, res, err := Forecasts(h, State{Seq: nthlayer.SeqState(state)}, c, Name)
+	return st, res, res.Emitted, err
 }
 
 type Config struct {
@@ -76,45 +69,6 @@ type State struct {
 	Seq int `json:"seq"`
 }
 
-func ParseState(js string) State {
-	var s State
-	if js != "" {
-		_ = json.Unmarshal([]byte(js), &s)
-	}
-	if s.Seq < 1 {
-		s.Seq = 1
-	}
-	return s
-}
-
-type point struct{ t, v float64 }
-
-// Points of the first series, NaN/Inf dropped.
-func points(d PromData) ([]point, error) {
-	if len(d.Result) == 0 {
-		return nil, nil
-	}
-	var out []point
-	for _, p := range d.Result[0].Values {
-		t, ok := p[0].(float64)
-		s, ok2 := p[1].(string)
-		if !ok || !ok2 {
-			return nil, fmt.Errorf("malformed sample %v", p)
-		}
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			continue
-		}
-		out = append(out, point{t, v})
-	}
-	return out, nil
-}
-
-// ISO is core's timestamp shape, YYYY-MM-DDTHH:MM:SS.ffffff+00:00.
-func ISO(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000") + "+00:00"
-}
-
 func unix(secs float64) time.Time {
 	whole := math.Floor(secs)
 	return time.Unix(int64(whole), int64((secs-whole)*1e9))
@@ -136,17 +90,17 @@ type Forecast struct {
 }
 
 // Project computes the forecast from the window's first and last samples.
-func Project(slo string, window int, pts []point, c Config) Forecast {
+func Project(slo string, window int, pts []nthlayer.Sample, c Config) Forecast {
 	first, last := pts[0], pts[len(pts)-1]
-	burn := (first.v - last.v) / ((last.t - first.t) / 86400)
+	burn := (first.V - last.V) / ((last.T - first.T) / 86400)
 	f := Forecast{
 		SloName: slo, Window: fmt.Sprintf("%dd", window),
-		BudgetRemaining: last.v, BudgetAtWindowStart: first.v,
-		ObservedFrom: ISO(unix(first.t)), ObservedTo: ISO(unix(last.t)), Samples: len(pts),
+		BudgetRemaining: last.V, BudgetAtWindowStart: first.V,
+		ObservedFrom: nthlayer.ISO(unix(first.T)), ObservedTo: nthlayer.ISO(unix(last.T)), Samples: len(pts),
 		BurnPerDay: burn,
 	}
 	switch {
-	case last.v <= 0:
+	case last.V <= 0:
 		f.Status = "EXHAUSTED"
 		zero := 0.0
 		f.DaysToExhaustion = &zero
@@ -155,8 +109,8 @@ func Project(slo string, window int, pts []point, c Config) Forecast {
 	case burn <= 0:
 		f.Status = "STABLE"
 	default:
-		days := last.v / burn
-		at := ISO(unix(last.t + days*86400))
+		days := last.V / burn
+		at := nthlayer.ISO(unix(last.T + days*86400))
 		f.DaysToExhaustion, f.ProjectedExhaustion = &days, &at
 		switch {
 		case days < c.CriticalDays:
@@ -181,13 +135,13 @@ type Result struct {
 	Skipped []string `json:"skipped"`
 }
 
-// Run is one cycle: every manifest SLO's budget history over the window, one record each.
+// Forecasts is one cycle: every manifest SLO's budget history over the window, one record each.
 // A failed query skips that SLO (logged, listed in Result.Skipped); a failed submit fails
 // the cycle, so its state (the id sequence) is not committed.
-func Run(h Host, st State, c Config, producer string) (State, Result, error) {
+func Forecasts(h nthlayer.Host, st State, c Config, producer string) (State, Result, error) {
 	ms, err := h.Manifests()
 	if err != nil {
-		return st, Result{}, fmt.Errorf("core.get-manifests: %w", err)
+		return st, Result{}, err
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 	now := h.Now()
@@ -198,10 +152,7 @@ func Run(h Host, st State, c Config, producer string) (State, Result, error) {
 		for _, slo := range m.Slos {
 			key := m.Name + "/" + slo.Name
 			data, err := h.QueryRange(budgetQuery(c.BudgetMetric, m.Name, slo.Name), start, end, "1h")
-			var pts []point
-			if err == nil {
-				pts, err = points(data)
-			}
+			pts := data.Points()
 			if err != nil || len(pts) < 2 {
 				why := "fewer than 2 samples in the window"
 				if err != nil {
@@ -214,16 +165,16 @@ func Run(h Host, st State, c Config, producer string) (State, Result, error) {
 			f := Project(slo.Name, c.WindowDays, pts, c)
 			id := fmt.Sprintf("bfc-%s-%s-%05d", m.Name, slo.Name, st.Seq)
 			rec := map[string]any{
-				"id": id, "created_at": ISO(now), "kind": "budget_forecast",
+				"id": id, "created_at": nthlayer.ISO(now), "kind": "budget_forecast",
 				"service": m.Name, "producer": producer, "data": f,
 			}
 			got, err := h.Submit(rec)
 			switch {
 			case err == nil:
 				id = got
-			case errors.Is(err, ErrDuplicate):
+			case errors.Is(err, nthlayer.ErrDuplicate):
 			default:
-				return st, res, fmt.Errorf("core.submit-assessment %s: %w", id, err)
+				return st, res, fmt.Errorf("%s: %w", id, err)
 			}
 			res.IDs = append(res.IDs, id)
 			res.Emitted++
