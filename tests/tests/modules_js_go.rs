@@ -71,6 +71,41 @@ fn check_accepts_both_and_reports_what_they_declare() {
     }
 }
 
+/// componentize-js without `-d http fetch-event` builds in fetch(), so the component imports
+/// wasi:http, which the host does not link: `check` refuses it before compiling, naming the
+/// import and the flag.
+#[test]
+fn check_refuses_a_js_component_built_without_the_http_flags() {
+    let tc = Command::new(workspace_root().join("scripts/toolchains/js")).output().expect("toolchains/js");
+    assert!(tc.status.success(), "{}", String::from_utf8_lossy(&tc.stderr));
+    let tc = PathBuf::from(String::from_utf8(tc.stdout).unwrap().trim());
+    let wit = newest_contract();
+    let version = wit.file_name().unwrap().to_str().unwrap().strip_prefix("nthlayer-worker@").unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("m.js");
+    std::fs::write(
+        &src,
+        format!(
+            "import {{ log }} from 'nthlayer:worker/log@{version}';\n\
+             export function describe() {{ return {{ name: 'm', version: '0.1.0', tasks: [], needs: [] }}; }}\n\
+             export function runCycle(i) {{ log('info', 'hi', []); return {{ emitted: 0 }}; }}\n"
+        ),
+    )
+    .unwrap();
+    let wasm = dir.path().join("m.wasm");
+    let built = Command::new(tc.join("node_modules/.bin/componentize-js"))
+        .arg(&src)
+        .args(["--wit", wit.to_str().unwrap(), "--world-name", "worker", "-o", wasm.to_str().unwrap()])
+        .output()
+        .expect("componentize-js");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let out = host_command(&["check", wasm.to_str().unwrap()]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(text.contains("wasi:http/"), "names the foreign import: {text}");
+    assert!(text.contains("-d http fetch-event"), "names the flag that removes it: {text}");
+}
+
 /// The observe scenario's manifests plus `ledger` (team payments, target 99.5), so one team
 /// report covers two services.
 fn manifests_with_ledger() -> tempfile::TempDir {
@@ -322,6 +357,13 @@ fn render_template(lang: &str, name: &str, project: &Path) {
     let snake = name.replace('-', "_");
     let subst = |s: &str| s.replace("{{name}}", name).replace("{{name_snake}}", &snake);
     copy(&workspace_root().join("templates").join(lang), project, &subst);
+    let newest = newest_contract();
+    let folder = newest.file_name().unwrap();
+    copy(&newest, &project.join("wit").join(folder), &|s: &str| s.to_string());
+}
+
+/// The newest `wit/nthlayer-worker@X.Y.Z/` folder (by version, not name order).
+fn newest_contract() -> PathBuf {
     let wit = workspace_root().join("wit");
     let newest = std::fs::read_dir(&wit)
         .unwrap()
@@ -334,7 +376,7 @@ fn render_template(lang: &str, name: &str, project: &Path) {
         .max()
         .expect("a contract folder under wit/")
         .1;
-    copy(&wit.join(&newest), &project.join("wit").join(&newest), &|s: &str| s.to_string());
+    wit.join(newest)
 }
 
 /// `new NAME --lang L` (or [`render_template`] on a host without `new`), then the project's
