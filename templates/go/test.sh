@@ -6,6 +6,7 @@
 #      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/` (recorded
 #      core/Prometheus answers; the host's docs/modules.md) — it must succeed, answer every
 #      call from the fixtures and submit at least one assessment.
+# WASM: test this already built component instead of building one.
 # NTHLAYER_HOST: the nthlayer-host binary (default: the one on PATH).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +18,7 @@ export PATH=$tc/bin:$PATH GOTOOLCHAIN=local GOPROXY=off GOSUMDB=off GOMODCACHE=$
 go vet ./module/ ./nthlayer/
 go test ./module/ ./nthlayer/ >&2
 
-wasm=$(./build.sh)
+wasm=${WASM:-$(./build.sh)}
 "$host" check "$wasm" >/dev/null
 out=$(mktemp)
 "$host" run-once "$wasm" --task "$name" --fixtures fixtures >"$out" || { cat "$out" >&2; exit 1; }

@@ -5,6 +5,7 @@
 #      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/` (recorded
 #      core/Prometheus answers; the host's docs/modules.md) — it must succeed, answer every
 #      call from the fixtures and submit at least one assessment.
+# WASM: test this already built component instead of building one.
 # NTHLAYER_HOST: the nthlayer-host binary (default: the one on PATH).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -17,7 +18,7 @@ rm -rf .work/test
 NTHLAYER_ESBUILD=$tc/node_modules/esbuild/lib/main.js node build.mjs test .work/test
 node --test .work/test/ >&2
 
-wasm=$(./build.sh)
+wasm=${WASM:-$(./build.sh)}
 "$host" check "$wasm" >/dev/null
 out=$(mktemp)
 "$host" run-once "$wasm" --task "$name" --fixtures fixtures >"$out" || { cat "$out" >&2; exit 1; }

@@ -71,6 +71,24 @@ fn check_accepts_both_and_reports_what_they_declare() {
     }
 }
 
+/// Each example's own test.sh (native tests, check, run-once with its fixtures/), on the
+/// component built above.
+#[test]
+fn examples_pass_their_own_test_with_fixtures() {
+    for (name, module) in [(JS, "slo-report"), (GO, "budget-forecast")] {
+        let wasm = example(name);
+        let dir = workspace_root().join("examples").join(name);
+        let out = Command::new(dir.join("test.sh"))
+            .env("NTHLAYER_HOST", host_bin())
+            .env("WASM", &wasm)
+            .output()
+            .expect("run test.sh");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{name} test.sh failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("{module}: ok")), "{stdout}");
+    }
+}
+
 /// componentize-js without `-d http fetch-event` builds in fetch(), so the component imports
 /// wasi:http, which the host does not link: `check` refuses it before compiling, naming the
 /// import and the flag.
