@@ -27,7 +27,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 n = len((r.get("submitted") or {}).get("assessments") or [])
 if not r.get("ok") or n == 0:
-    sys.exit(f"run-once: ok={r.get(\"ok\")}, {n} assessments\n" + json.dumps(r, indent=1))
+    sys.exit("run-once: ok=%s, %d assessments\n%s" % (r.get("ok"), n, json.dumps(r, indent=1)))
 ' "$out"
 rm -f "$out"
 echo "$name: ok"
