@@ -410,7 +410,10 @@ fn template_project_passes_its_test(lang: &str) {
     } else {
         render_template(lang, &name, &project);
     }
-    let toolchains = workspace_root().join(".work/toolchains");
+    // The repository's toolchain cache unless the caller points elsewhere (CI: a cache that
+    // outlives the clone; the Go toolchain costs ~20 min cold).
+    let toolchains =
+        std::env::var_os("NTHLAYER_TOOLCHAINS").map(PathBuf::from).unwrap_or(workspace_root().join(".work/toolchains"));
     let out = Command::new(project.join("test.sh"))
         .current_dir(&project)
         .env("NTHLAYER_HOST", host_bin())
