@@ -7,9 +7,14 @@
 //! `scripts/build-modules` builds into the same directory with the same settings, so
 //! whichever runs first compiles and the other finds everything fresh.
 //! `NTHLAYER_EMBED_DIR=<dir>` embeds prebuilt `<dir>/<name>.wasm` files instead (packagers).
+//!
+//! It also embeds what `nthlayer-host new` writes (build/templates.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "build/templates.rs"]
+mod templates;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -47,6 +52,7 @@ fn main() {
     }
     code += "];\n";
     std::fs::write(out.join("embedded.rs"), code).unwrap();
+    templates::generate(&root, &out);
 }
 
 /// Builds the built-in guests and returns the directory holding `<name>.wasm` for each.

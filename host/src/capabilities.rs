@@ -13,6 +13,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::emissions::{Emission, Emits};
+
 /// The one table of capabilities: parsing, listing, the `--grant` help and error messages
 /// all come from here. A new capability is one line (plus its import and WIT).
 macro_rules! capabilities {
@@ -53,27 +55,34 @@ impl Capability {
     }
 }
 
-/// A set of capabilities.
+/// A set of capabilities, and the records the module may emit (emissions.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Grants(BTreeSet<Capability>);
+pub struct Grants {
+    caps: BTreeSet<Capability>,
+    pub emits: Emits,
+}
 
 impl Grants {
     pub fn none() -> Self {
         Grants::default()
     }
     pub fn with(mut self, c: Capability) -> Self {
-        self.0.insert(c);
+        self.caps.insert(c);
+        self
+    }
+    pub fn emitting(mut self, emits: Emits) -> Self {
+        self.emits = emits;
         self
     }
     pub fn allows(&self, c: Capability) -> bool {
-        self.0.contains(&c)
+        self.caps.contains(&c)
     }
     pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|c| c.name()).collect()
+        self.caps.iter().map(|c| c.name()).collect()
     }
     /// What `self` has that `other` lacks.
     pub fn minus(&self, other: &Grants) -> Vec<&'static str> {
-        self.0.difference(&other.0).map(|c| c.name()).collect()
+        self.caps.difference(&other.caps).map(|c| c.name()).collect()
     }
 }
 
@@ -97,31 +106,50 @@ impl Trust {
     }
 }
 
-/// Operator grants (`--grant NAME=cap,cap` or `NAME=none`) and trusted directories.
+/// Operator grants (`--grant NAME=cap,cap,assessment:KIND,verdict:TYPE` or `NAME=none`) and
+/// trusted directories.
 #[derive(Debug, Clone, Default)]
 pub struct GrantPolicy {
     explicit: HashMap<String, Grants>,
+    /// Modules whose `--grant` named emissions (or `none`): those replace the trust-based set.
+    explicit_emits: HashMap<String, Emits>,
     trusted_dirs: Vec<PathBuf>,
 }
 
 impl GrantPolicy {
     pub fn parse(specs: &[String]) -> anyhow::Result<Self> {
-        let mut explicit = HashMap::new();
+        let (mut explicit, mut explicit_emits) = (HashMap::new(), HashMap::new());
         for spec in specs {
             let (name, caps) = spec
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--grant {spec:?}: expected MODULE=cap[,cap…] or MODULE=none"))?;
             let mut g = Grants::none();
-            for cap in caps.split(',').map(str::trim).filter(|c| !c.is_empty() && *c != "none") {
+            let mut emits: Option<Emits> = None;
+            for cap in caps.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                if cap == "none" {
+                    emits.get_or_insert_with(Emits::default);
+                    continue;
+                }
+                if let Some(e) = Emission::parse(cap) {
+                    let e = e.map_err(|m| anyhow::anyhow!("--grant {spec:?}: {m}"))?;
+                    emits = Some(emits.unwrap_or_default().with(e));
+                    continue;
+                }
                 match Capability::parse(cap) {
                     Some(Some(c)) => g = g.with(c),
                     Some(None) => {}
-                    None => anyhow::bail!("--grant {spec:?}: unknown capability {cap:?} ({})", Capability::known()),
+                    None => anyhow::bail!(
+                        "--grant {spec:?}: unknown capability {cap:?} ({}, or assessment:KIND / verdict:TYPE)",
+                        Capability::known()
+                    ),
                 }
+            }
+            if let Some(e) = emits {
+                explicit_emits.insert(name.to_string(), e);
             }
             explicit.insert(name.to_string(), g);
         }
-        Ok(GrantPolicy { explicit, trusted_dirs: Vec::new() })
+        Ok(GrantPolicy { explicit, explicit_emits, trusted_dirs: Vec::new() })
     }
 
     /// Adds `--trusted-dir`s. Each must exist: it is resolved now (symlinks included), so
@@ -148,20 +176,28 @@ impl GrantPolicy {
         Trust::Untrusted
     }
 
+    /// Capabilities: the `--grant` line, else what trusted code declares, else none.
+    /// Emissions: the `--grant` line's, else the built-in set for trusted code of a
+    /// built-in's name, else none (emissions.rs).
     pub fn resolve(&self, module: &str, needs: &[String], trust: &Trust) -> Grants {
-        if let Some(g) = self.explicit.get(module) {
-            return g.clone();
-        }
-        if !trust.trusted() {
-            return Grants::none();
-        }
-        needs.iter().filter_map(|n| Capability::parse(n).flatten()).fold(Grants::none(), Grants::with)
+        let caps = match self.explicit.get(module) {
+            Some(g) => g.clone(),
+            None if !trust.trusted() => Grants::none(),
+            None => needs.iter().filter_map(|n| Capability::parse(n).flatten()).fold(Grants::none(), Grants::with),
+        };
+        let emits = match self.explicit_emits.get(module) {
+            Some(e) => e.clone(),
+            None if trust.trusted() => Emits::builtin(module),
+            None => Emits::default(),
+        };
+        caps.emitting(emits)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emissions::Record;
 
     #[test]
     fn trusted_code_gets_its_needs_strangers_get_nothing_whatever_their_name() {
@@ -207,6 +243,25 @@ mod tests {
         assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm", "arbiter"]);
         assert_eq!(Capability::parse("log"), Some(None));
         assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
+    }
+
+    #[test]
+    fn emissions_follow_the_code_and_the_operator_not_the_name() {
+        let p = GrantPolicy::parse(&[
+            "mine=core,assessment:burn_rate,verdict:triage".into(),
+            "observe=core,prometheus".into(),
+            "measure=none".into(),
+        ])
+        .unwrap();
+        let mine = p.resolve("mine", &[], &Trust::Untrusted);
+        assert!(mine.allows(Capability::Core));
+        assert_eq!(mine.emits.labels(), ["assessment:burn_rate", "verdict:triage"]);
+        // Embedded observe keeps its kinds when the line names capabilities only …
+        assert!(p.resolve("observe", &[], &Trust::Embedded).emits.allows(Record::Assessment, "portfolio_status"));
+        // … a stranger calling itself observe gets none of them, whatever the line says.
+        assert_eq!(p.resolve("observe", &[], &Trust::Untrusted).emits, Emits::default());
+        assert_eq!(p.resolve("measure", &[], &Trust::Embedded).emits, Emits::default());
+        assert!(GrantPolicy::parse(&["x=record:y".into()]).unwrap_err().to_string().contains("assessment:KIND"));
     }
 
     #[test]

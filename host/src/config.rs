@@ -82,12 +82,15 @@ pub struct ServeArgs {
     /// Override any task's interval: TASK=SECONDS (repeatable).
     #[arg(long = "interval", value_name = "TASK=SECONDS")]
     pub intervals: Vec<String>,
-    /// Capabilities for a module: MODULE=core,prometheus,tempo,llm,arbiter or MODULE=none (repeatable).
-    /// Overrides what trusted code declares; the only way untrusted code gets any.
+    /// Capabilities and record kinds for a module (repeatable):
+    /// MODULE=core,prometheus,tempo,llm,arbiter,assessment:KIND,verdict:TYPE or MODULE=none
+    /// (`assessment:*` / `verdict:*`: any). Overrides what trusted code declares; the only
+    /// way untrusted code gets any capability, or may post any record kind.
     #[arg(long = "grant", value_name = "MODULE=CAPS")]
     pub grants: Vec<String>,
-    /// Limits for a module as JSON: MODULE={"cpu_ms":5000,"memory_bytes":67108864} (repeatable).
-    /// Use `*` as MODULE for every module.
+    /// Limits for a module as JSON: MODULE={"cpu_ms":5000,"memory_bytes":67108864} (repeatable;
+    /// also max_concurrent, max_tasks, min_interval_seconds: docs/SANDBOX.md). Use `*` as
+    /// MODULE for every module.
     #[arg(long = "limits", value_name = "MODULE=JSON")]
     pub limits: Vec<String>,
     /// LLM policy for a module: MODULE={"model":"openai/gpt-4o-mini","max_calls_per_cycle":4,
@@ -99,8 +102,9 @@ pub struct ServeArgs {
     pub cache_dir: Option<PathBuf>,
     #[arg(long)]
     pub no_cache: bool,
-    /// Cycles running at once across all tasks. Each may hold up to its module's
-    /// `memory_bytes`, so this also bounds worst-case guest memory.
+    /// Guests executing at once across all modules. A slot is held only while guest code
+    /// runs (not while it waits in a host call or a WASI sleep) and is shared first-come
+    /// first-served; a module's cycles in flight are capped by its `max_concurrent` limit.
     #[arg(long, default_value_t = 8)]
     pub max_concurrent_cycles: usize,
     /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.
@@ -115,6 +119,10 @@ pub struct ServeArgs {
     /// First-cycle jitter cap, milliseconds (spreads start-up load).
     #[arg(long, default_value_t = 500)]
     pub start_jitter_ms: u64,
+    /// Record every cycle's import calls, clock and randomness as run-once fixtures in
+    /// DIR/<task>/<n>/ (docs/modules.md). Recordings hold what the backends answered.
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 /// The reference's interval flags and the task each one sets.
@@ -220,7 +228,8 @@ impl serde::Serialize for LimitsView<'_> {
             "table_elements": l.table_elements, "max_state_bytes": l.max_state_bytes,
             "max_result_bytes": l.max_result_bytes, "max_request_bytes": l.max_request_bytes,
             "max_response_bytes": l.max_response_bytes, "log_lines": l.log_lines,
-            "stdio_bytes": l.stdio_bytes, "call_ms": l.call_ms,
+            "stdio_bytes": l.stdio_bytes, "call_ms": l.call_ms, "max_concurrent": l.max_concurrent,
+            "max_tasks": l.max_tasks, "min_interval_seconds": l.min_interval_seconds,
         })
         .serialize(s)
     }

@@ -50,7 +50,7 @@ async fn run_task(
     args: Option<Value>,
 ) -> Result<(Option<Value>, Option<Value>)> {
     let module_name = task.split('.').next().unwrap_or(task);
-    let Loaded { env, registry, .. } = load(host, Some(module_name)).await?;
+    let Loaded { env, registry, .. } = load(host, Some(module_name), false).await?;
     let serving = registry
         .all()
         .into_iter()

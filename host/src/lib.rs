@@ -7,25 +7,35 @@
 //! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log, arbiter).
 //! - [`clients`]: plain async HTTP clients, free of wasm types.
 //! - [`capabilities`]: who may call what.
+//! - [`emissions`]: which record kinds a module may post; the stamp on every record.
+//! - [`caps`]: the bounded contract (a cap on every string and list a module hands the host).
 //! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.
 //! - [`swap`]: watching module files, validating new versions, swapping them in.
 //! - [`builtin`]: the built-in modules embedded in the binary (and the identity they give).
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
 //!   persisting their state in core, telling core we are alive.
+//! - [`fair`]: fair shares between modules (execution slots, per-module caps).
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
-//! - [`serve`], [`gate`]: the CLI commands built from the above.
+//! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
+//! - [`serve`], [`gate`], [`run_once`], [`check`], [`new`]: the CLI commands built from the above.
 
 pub mod bindings;
 pub mod builtin;
 pub mod capabilities;
+pub mod caps;
+pub mod check;
 pub mod clients;
 pub mod config;
+pub mod emissions;
+pub mod fair;
 pub mod gate;
 pub mod heartbeat;
 mod imports;
 pub mod llm;
+pub mod new;
 pub mod registry;
+pub mod run_once;
 pub mod runtime;
 pub mod scheduler;
 pub mod serve;
@@ -33,4 +43,5 @@ pub mod services;
 pub mod state;
 pub mod status;
 pub mod swap;
+pub mod tape;
 pub mod wake;

@@ -30,9 +30,23 @@ enum Command {
     Gate(Box<GateArgs>),
     /// Run one task once and print its state and result.
     Run(Box<RunArgs>),
-    /// Validate module files (default: the built-in modules embedded in this binary): load,
-    /// check imports, describe. Exit 1 if any fails.
-    Check { files: Vec<std::path::PathBuf> },
+    /// Validate module files (default: the built-in modules embedded in this binary): read
+    /// the imports before compiling (a foreign one is refused at once, naming the build flag
+    /// that removes it), then compile and describe. One JSON line per file; exit 1 if any fails.
+    Check {
+        files: Vec<std::path::PathBuf>,
+        /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
+        #[arg(long)]
+        cache_dir: Option<std::path::PathBuf>,
+        #[arg(long)]
+        no_cache: bool,
+    },
+    /// One cycle of a module file against recorded answers (fixtures); prints what it would
+    /// submit and its new state. Exit 1 on a failed cycle or a call no fixture answers.
+    RunOnce(Box<nthlayer_host::run_once::RunOnceArgs>),
+    /// Create a module project (templates/<lang>/ + the newest contract's WIT): README,
+    /// build.sh that installs its toolchain from the registries, a sample task, test.sh.
+    New(nthlayer_host::new::NewArgs),
 }
 
 /// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
@@ -47,44 +61,12 @@ fn init_logging(format: &str, default: &str) {
     }
 }
 
-async fn check(files: Vec<std::path::PathBuf>) -> Result<bool> {
-    let services =
-        std::sync::Arc::new(nthlayer_host::serve::build_services("http://127.0.0.1:9", "", None, Default::default())?);
-    let runtime = nthlayer_host::runtime::Runtime::new(nthlayer_host::runtime::cache::default_dir())?;
-    let mut ok = true;
-    let targets: Vec<(std::path::PathBuf, Option<&[u8]>)> = if files.is_empty() {
-        nthlayer_host::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
-    } else {
-        files.into_iter().map(|f| (f, None)).collect()
-    };
-    for (f, embedded) in targets {
-        let loaded = match embedded {
-            Some(bytes) => runtime.load_bytes(&f, bytes.to_vec(), services.clone()).await,
-            None => runtime.load(&f, services.clone()).await,
-        };
-        match loaded {
-            Ok(m) => println!(
-                "{}",
-                serde_json::json!({"file": f.display().to_string(), "ok": true, "sha256": m.sha256, "module": m.meta})
-            ),
-            Err(e) => {
-                ok = false;
-                println!(
-                    "{}",
-                    serde_json::json!({"file": f.display().to_string(), "ok": false, "error": e.to_string()})
-                );
-            }
-        }
-    }
-    Ok(ok)
-}
-
 /// `nthlayer-host <module> <verb> [<target>] [flags…]` is shorthand for
 /// `nthlayer-host run --task <module>.<verb> [--args '{"target":"<target>"}'] [flags…]`, so a
 /// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
 /// without the host knowing any module. The shorthand must come first on the line.
 fn expand_shorthand(args: Vec<String>) -> Vec<String> {
-    const COMMANDS: [&str; 5] = ["serve", "gate", "run", "check", "help"];
+    const COMMANDS: [&str; 7] = ["serve", "gate", "run", "check", "run-once", "new", "help"];
     let (Some(module), Some(verb)) = (args.get(1), args.get(2)) else { return args };
     if module.starts_with('-') || verb.starts_with('-') || COMMANDS.contains(&module.as_str()) {
         return args;
@@ -103,7 +85,7 @@ fn expand_shorthand(args: Vec<String>) -> Vec<String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
     let default = match cli.command {
-        Command::Gate(_) | Command::Check { .. } => "warn",
+        Command::Gate(_) | Command::Check { .. } | Command::RunOnce(_) | Command::New(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     init_logging(&cli.log_format, default);
@@ -111,7 +93,16 @@ async fn main() -> ExitCode {
         Command::Serve(a) => nthlayer_host::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Gate(a) => nthlayer_host::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
         Command::Run(a) => nthlayer_host::gate::run(*a).await.map(|_| ExitCode::SUCCESS),
-        Command::Check { files } => check(files).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::New(a) => nthlayer_host::new::new(a).map(|_| ExitCode::SUCCESS),
+        Command::RunOnce(a) => {
+            nthlayer_host::run_once::run_once(*a).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Check { files, cache_dir, no_cache } => {
+            let cache = if no_cache { None } else { cache_dir.or_else(nthlayer_host::runtime::cache::default_dir) };
+            nthlayer_host::check::check(files, cache)
+                .await
+                .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     };
     match r {
         Ok(c) => c,

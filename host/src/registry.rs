@@ -173,6 +173,8 @@ pub struct Registry {
     /// Files whose latest content was rejected, with the reason (cleared when a later
     /// version of the file loads or the file goes away). Reported in heartbeats.
     rejected: Mutex<BTreeMap<String, String>>,
+    /// Files compiling in the background (swap.rs), with when that started (RFC 3339).
+    compiling: Mutex<BTreeMap<String, String>>,
 }
 
 impl Registry {
@@ -204,6 +206,21 @@ impl Registry {
         json!(*self.rejected.lock().expect("rejected lock"))
     }
 
+    pub fn note_compiling(&self, file: &std::path::Path, compiling: bool) {
+        let mut c = self.compiling.lock().expect("compiling lock");
+        let key = file.display().to_string();
+        if compiling {
+            c.insert(key, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        } else {
+            c.remove(&key);
+        }
+    }
+
+    /// Files still compiling in the background: for heartbeats.
+    pub fn compiling(&self) -> Value {
+        json!(*self.compiling.lock().expect("compiling lock"))
+    }
+
     /// Which version of each module is serving: for heartbeats, logs and `check`.
     pub fn versions(&self) -> Value {
         Value::Array(
@@ -217,10 +234,14 @@ impl Registry {
                         "version": m.meta.version,
                         "sha256": m.sha256,
                         "loaded_at": m.loaded_at,
+                        "size_bytes": m.size_bytes,
+                        "compile_ms": m.compile_ms,
+                        "artifact": if m.origin == crate::runtime::cache::Origin::Cached { "cached" } else { "compiled" },
                         "path": m.path.display().to_string(),
                         "probation": slot.on_probation(),
                         "trust": s.trust,
                         "grants": s.grants.names(),
+                        "emits": s.grants.emits.labels(),
                     })
                 })
                 .collect(),

@@ -79,7 +79,11 @@ pub struct Scheduler {
     pub status: Arc<HostStatus>,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
-    permits: Arc<Semaphore>,
+    /// Execution slots (`--max-concurrent-cycles`): held only while guest code runs, taken
+    /// back at every host call (see [`crate::fair`]).
+    slots: Arc<Semaphore>,
+    /// Each module's cap on its cycles in flight (its `max_concurrent` limit).
+    shares: crate::fair::Shares,
     hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
@@ -107,16 +111,37 @@ pub async fn run_once(
     state: Option<&Value>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
+    run_in_slots(env, serving, task, state, args, None).await
+}
+
+/// [`run_once`], with the guest's execution held to one of `slots` while it runs.
+async fn run_in_slots(
+    env: &RunEnv,
+    serving: &Serving,
+    task: &str,
+    state: Option<&Value>,
+    args: Option<&Value>,
+    slots: Option<Arc<Semaphore>>,
+) -> Result<CycleOutcome, CycleError> {
     let (module, services) = (&serving.module, env.services.clone());
     let meta = &module.meta;
-    let cx = CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
+    let record = services.record.clone();
+    let mut cx =
+        CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
+    let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
+    cx.tape = recorder.clone().map(crate::tape::Tape::Record);
+    cx.slots = slots;
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
         config: env.config.module_config.to_string(),
         args: args.map(Value::to_string),
     };
-    env.runtime.run_cycle(module, input, cx).await
+    let out = env.runtime.run_cycle(module, input, cx).await;
+    if let (Some(to), Some(rec)) = (record, recorder) {
+        rec.finish(&to, task, state, args);
+    }
+    out
 }
 
 impl Scheduler {
@@ -127,7 +152,8 @@ impl Scheduler {
             status,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            shares: Default::default(),
             hooks: Mutex::new(Vec::new()),
             unsaved: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
@@ -189,7 +215,10 @@ impl Scheduler {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
-            let interval = Duration::from_secs(self.env.config.interval_for(&task, meta.interval_seconds).max(1));
+            let interval = crate::fair::interval(
+                self.env.config.interval_for(&task, meta.interval_seconds),
+                serving.limits.min_interval_seconds,
+            );
             self.env.services.wake.subscribe(&task, &meta.wake);
             let started = Instant::now();
             if let Some(new_state) = self.cycle(&slot, &serving, &task, state.as_ref()).await {
@@ -222,7 +251,7 @@ impl Scheduler {
         state: Option<&Value>,
     ) -> Option<Value> {
         let module = &serving.module;
-        let _permit = self.permits.acquire().await.ok()?;
+        let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
         let info = CycleInfo {
             module: module.meta.name.clone(),
             version: module.meta.version.clone(),
@@ -236,15 +265,18 @@ impl Scheduler {
             }
         }
         let started = std::time::Instant::now();
-        let r = run_once(&self.env, serving, task, state, None).await;
+        let r = run_in_slots(&self.env, serving, task, state, None, Some(self.slots.clone())).await;
         let elapsed = started.elapsed();
-        let (ok, error, emitted) = match &r {
-            Ok(out) => (true, None, out.emitted),
-            Err(e) => (false, Some(e.to_string()), 0),
+        let (ok, error, emitted, cpu_ms) = match &r {
+            Ok(out) => (true, None, out.emitted, Some(out.cpu_ms)),
+            Err(e) => (false, Some(e.to_string()), 0, None),
         };
         self.status.record_task(task, |stats| {
             stats.last_duration_ms = elapsed.as_millis() as u64;
             stats.version = module.meta.version.clone();
+            if let Some(cpu) = cpu_ms {
+                stats.last_cpu_ms = cpu;
+            }
             if ok {
                 stats.ok += 1;
             } else {
@@ -376,6 +408,7 @@ mod tests {
             arbiter: None,
             llm: Default::default(),
             wake: Default::default(),
+            record: None,
         });
         let config = Arc::new(HostConfig {
             intervals: Default::default(),

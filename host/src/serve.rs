@@ -40,6 +40,7 @@ pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>,
         llm,
         arbiter: None,
         wake: Default::default(),
+        record: None,
     })
 }
 
@@ -62,8 +63,10 @@ pub struct Loaded {
 }
 
 /// Loads what `args` asks for. `only_builtin` limits the embedded modules to one name (the
-/// one-shot commands compile only the module their task lives in).
-pub async fn load(args: &ServeArgs, only_builtin: Option<&str>) -> Result<Loaded> {
+/// one-shot commands compile only the module their task lives in). `background`: large
+/// uncached components compile in the background instead of delaying the rest (`serve`;
+/// the watcher installs them when ready).
+pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool) -> Result<Loaded> {
     if args.no_builtin && args.modules.is_empty() {
         anyhow::bail!("--no-builtin without --modules leaves nothing to run");
     }
@@ -76,6 +79,7 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>) -> Result<Loaded
         LlmService::from_env(&args.llm)?,
     )?;
     services.arbiter = args.arbiter_url.as_deref().map(ArbiterClient::new).transpose()?;
+    services.record = args.record.clone().map(|dir| Arc::new(crate::tape::RecordTo::new(dir)));
     let services = Arc::new(services);
     let runtime = Runtime::new(cache_dir(args))?;
     let registry = Arc::new(Registry::default());
@@ -88,13 +92,14 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>) -> Result<Loaded
         }
     };
     let mut watcher = Watcher::new(args.modules.clone(), env.clone(), registry.clone(), grants, args.rollback_after)
-        .with_builtins(builtins);
+        .with_builtins(builtins)
+        .with_background_compile(background);
     let failures = watcher.initial_load(None).await;
     Ok(Loaded { env, registry, watcher, failures })
 }
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
-    let Loaded { env, registry, watcher, failures } = load(&args, None).await?;
+    let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }
@@ -106,9 +111,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
     }
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
-    if args.watch_interval_ms > 0 {
-        tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
-    }
+    // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
+    tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
     tracing::info!(core = %args.core_url, prometheus = %args.prometheus_url, instance = %args.instance_id, modules = registry.all().len(), "serving");
 
     wait_for_signal().await;

@@ -26,6 +26,8 @@ pub struct Services {
     pub arbiter: Option<ArbiterClient>,
     /// Who wakes on which submitted records (contract 0.2.0).
     pub wake: crate::wake::WakeBus,
+    /// `--record DIR`: every cycle's import calls are written there as fixtures.
+    pub record: Option<Arc<crate::tape::RecordTo>>,
 }
 
 /// Takes the records a module submits (assessments, verdicts) and answers the id stored.

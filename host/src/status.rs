@@ -19,6 +19,8 @@ pub struct TaskStats {
     pub failed: u64,
     pub last_error: Option<String>,
     pub last_duration_ms: u64,
+    /// Guest CPU of the last successful cycle (runtime/cpu.rs: host calls never count).
+    pub last_cpu_ms: u64,
     pub version: String,
 }
 
@@ -75,6 +77,7 @@ impl HostStatus {
             "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
             "components": self.registry.versions(),
             "rejected": self.registry.rejected(),
+            "compiling": self.registry.compiling(),
             "tasks": self.tasks(),
             "llm": self.llm.metrics(),
         })

@@ -87,3 +87,26 @@ async fn probation_rolls_back_with_the_last_good_versions_rights() {
     assert_eq!(slot.record(&v2, false), SlotChange::Nothing);
     assert!(std::sync::Arc::ptr_eq(&slot.current(), &v2));
 }
+
+/// Honest CPU in-process: `patient`'s 1,000 WASI clock waits of 10 ms (a host call each,
+/// ~10 s of waiting) are not charged against a 1 s budget; a spinning guest is still stopped
+/// with the CPU error, not the wall-clock one.
+#[tokio::test]
+async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budget() {
+    let env = env().await;
+    let patient = env.runtime.load(&variant("patient"), env.services.clone()).await.unwrap();
+    let limits = Limits { cpu_ms: 1000, wall_ms: 120_000, ..Limits::default() };
+    let serving = Serving { limits, ..Serving::bare(patient) };
+    let out = run_once(&env, &serving, "patient", None, None).await.unwrap();
+    let state = out.state.unwrap();
+    assert_eq!(state["waits"], 1000, "{state}");
+    assert!(state["seconds"].as_f64().unwrap() >= 10.0, "{state}");
+    eprintln!("patient: {} s of waits charged {} ms of guest CPU", state["seconds"], out.cpu_ms);
+    assert!(out.cpu_ms < 1000, "charged {} ms", out.cpu_ms);
+
+    let spin = env.runtime.load(&variant("hostile-loop"), env.services.clone()).await.unwrap();
+    let limits = Limits { cpu_ms: 300, wall_ms: 120_000, ..Limits::default() };
+    let serving = Serving { limits, ..Serving::bare(spin) };
+    let err = run_once(&env, &serving, "hostile-loop", Some(&json!({"n": 1})), None).await.unwrap_err();
+    assert_eq!(err, CycleError::Cpu(300));
+}

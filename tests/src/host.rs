@@ -403,6 +403,13 @@ pub fn host_command(args: &[&str]) -> Output {
     run(&host_bin(), &a, &[])
 }
 
+/// `dist/examples/<name>.wasm`, built from `examples/<name>/` by `scripts/build-examples`.
+pub fn example_module(name: &str) -> PathBuf {
+    let p = util::workspace_root().join("dist/examples").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} does not exist: run scripts/build-examples", p.display());
+    p
+}
+
 /// `nthlayer-workers gate <args…> --core-url U` (the reference). Returns (code, stdout, stderr).
 pub fn reference_gate(core_url: &str, args: &[&str]) -> (i32, String, String) {
     let mut a: Vec<String> = vec!["gate".into()];

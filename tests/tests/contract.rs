@@ -62,11 +62,12 @@ fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
         "--log-format",
         "json",
         "--grant",
-        "contract-v010=core,prometheus",
+        // Strangers' code emits only the record kinds granted here (host/src/emissions.rs).
+        "contract-v010=core,prometheus,assessment:contract_probe",
         "--grant",
-        "wake-emitter=core",
+        "wake-emitter=core,verdict:quality_breach",
         "--grant",
-        "wake-subscriber=core",
+        "wake-subscriber=core,assessment:correlation_snapshot",
     ];
     let mut host = HostProcess::serve_modules(&core.url(), &prom.url(), "contract-test", &files, &extra);
 

@@ -25,6 +25,9 @@ const ALLOWED: &[Allowed] = &[
     Allowed { kind: "heartbeat", path: "state.tasks", reason: "per-task cycle counters" },
     Allowed { kind: "heartbeat", path: "state.rejected", reason: "module files rejected, with the reason" },
     Allowed { kind: "heartbeat", path: "state.llm", reason: "LLM usage per module and model" },
+    // Every record the host forwards names the module and version that made it
+    // (docs/SANDBOX.md, emission grants).
+    Allowed { kind: "*", path: "emitted_by", reason: "producing module stamped by the host" },
 ];
 
 const RECORDS: Duration = Duration::from_secs(90);

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nthlayer_tests::core::Core;
-use nthlayer_tests::host::HostProcess;
+use nthlayer_tests::host::{observe_module, HostProcess};
+use nthlayer_tests::scenario::{self, Observe};
 use nthlayer_tests::util::{fixtures_dir, workspace_root};
 use nthlayer_tests::wait::wait_until;
 use serde_json::{json, Value};
@@ -36,7 +37,11 @@ fn modules() -> Vec<(&'static str, String)> {
     let flood = format!(r#"{{"log_lines":{LOG_LINES},"cpu_ms":30000,"wall_ms":30000}}"#);
     vec![
         ("ticker", String::new()),
-        ("hostile-loop", TIGHT.into()),
+        // CPU is the guest's own thread time (host/src/runtime/cpu.rs): on a loaded machine a
+        // spinning guest gets a fraction of a core, so its 500 ms of CPU can take longer than
+        // TIGHT's 5 s of wall clock. A wall limit that cannot come first keeps the error the
+        // CPU one.
+        ("hostile-loop", r#"{"cpu_ms":500,"memory_bytes":67108864,"wall_ms":120000}"#.into()),
         ("hostile-alloc", TIGHT.into()),
         ("hostile-recursion", TIGHT.into()),
         ("hostile-bigstring", BIG.into()),
@@ -213,8 +218,17 @@ fn ticks(ev: &[Value]) -> Vec<(u64, f64)> {
         .collect()
 }
 
+/// One host at a time: the two tests of this suite each start a host with a dozen modules,
+/// and running them at once on a loaded machine would only measure each other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn hostile_modules_are_contained_and_the_ticker_keeps_its_schedule() {
+    let _one = one_at_a_time();
     let mods = modules();
     let files: Vec<String> = mods.iter().map(|(m, _)| component(m).display().to_string()).collect();
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
@@ -279,6 +293,213 @@ fn hostile_modules_are_contained_and_the_ticker_keeps_its_schedule() {
     wait_until("ticker still advancing", Duration::from_secs(5), || {
         (n_of(&persisted(&core, "ticker")) > n1).then_some(())
     });
+    let st = host.terminate(SHUTDOWN);
+    assert!(st.success(), "exit status {st}");
+}
+
+/// `cycle ok` lines of `task`: (unix seconds, guest cpu_ms).
+fn cycles_ok(ev: &[Value], task: &str) -> Vec<(f64, u64)> {
+    ev.iter()
+        .filter(|e| f(e, "message") == "cycle ok" && f(e, "task") == task)
+        .filter_map(|e| {
+            let t = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str()?).ok()?;
+            Some((t.timestamp_micros() as f64 / 1e6, e["fields"]["cpu_ms"].as_u64()?))
+        })
+        .collect()
+}
+
+fn largest_gap(times: &[f64]) -> f64 {
+    times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+}
+
+/// The `error` of the log line that refused `file` at load.
+fn refusal(ev: &[Value], file: &str) -> Option<String> {
+    ev.iter()
+        .filter(|e| f(e, "message") == "module not loaded" && f(e, "file").ends_with(file))
+        .map(|e| f(e, "error").to_string())
+        .next()
+}
+
+/// Observe, the ticker and a patient module (1,000 host calls of 10 ms per cycle) next to a
+/// sleeper (8 tasks sleeping 30 s in WASI clock waits), 64 busy tasks, a module declaring
+/// 5,000 tasks, a 2 MiB describe() version, oversize contract values and a forger. Observe's
+/// collect (every 2 s) and the ticker keep their schedules (cycle counts with generous slack;
+/// the largest gap is reported), the patient module is charged its guest CPU only, and
+/// every offender is refused with its specific error, with nothing forged in core.
+#[test]
+fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
+    let _one = one_at_a_time();
+    let obs = Observe::start_with(false);
+    let core = Core::start(&scenario::manifests_dir());
+    let observe = observe_module().display().to_string();
+    let mut files = vec![observe];
+    for m in [
+        "ticker",
+        "patient",
+        "hostile-sleeper",
+        "hostile-many",
+        "hostile-many-5000",
+        "hostile-bigversion",
+        "hostile-contract",
+        "hostile-forger",
+    ] {
+        files.push(component(m).display().to_string());
+    }
+    let files: Vec<&str> = files.iter().map(String::as_str).collect();
+    let extra = [
+        "--log-format",
+        "json",
+        "--interval",
+        "observe.collect=2",
+        "--limits",
+        r#"patient={"cpu_ms":1000,"wall_ms":120000}"#,
+        "--grant",
+        "hostile-contract=prometheus",
+        "--grant",
+        "hostile-forger=core,assessment:forger_note",
+    ];
+    let instance = "sandbox-shares";
+    let mut host = HostProcess::serve_modules(&core.url(), &obs.prometheus_url(), instance, &files, &extra);
+
+    wait_until("observe, ticker and the hostile modules ran their first cycles", START, || {
+        assert!(host.is_running(), "host exited during start-up:\n{}", host.log_tail(40));
+        let first = ["observe.collect", "ticker", "hostile-contract", "hostile-forger", "hostile-many.t0"];
+        first.iter().all(|t| persisted(&core, t).is_some()).then_some(())
+    });
+    let t0 = Instant::now();
+    let window_start = nthlayer_tests::util::unix_now();
+    let window = Duration::from_secs(30);
+    while t0.elapsed() < window {
+        assert!(host.is_running(), "host exited while the neighbours ran:\n{}", host.log_tail(40));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let ev = events(&host.log());
+    let in_window =
+        |c: Vec<(f64, u64)>| -> Vec<f64> { c.into_iter().map(|(t, _)| t).filter(|t| *t >= window_start).collect() };
+
+    // Fair shares: observe's collect every 2 s and the ticker every 1 s keep going.
+    let collect = in_window(cycles_ok(&ev, "observe.collect"));
+    let ticker = in_window(cycles_ok(&ev, "ticker"));
+    let many: usize = (0..64).map(|i| in_window(cycles_ok(&ev, &format!("hostile-many.t{i}"))).len()).sum();
+    eprintln!(
+        "in {window:?}: observe.collect {} cycles (largest gap {:.2} s), ticker {} (largest gap {:.2} s), hostile-many {many} cycles",
+        collect.len(),
+        largest_gap(&collect),
+        ticker.len(),
+        largest_gap(&ticker)
+    );
+    assert!(collect.len() >= 7, "observe.collect ran {} cycles in {window:?} (interval 2 s)", collect.len());
+    assert!(ticker.len() >= 15, "ticker ran {} cycles in {window:?} (interval 1 s)", ticker.len());
+
+    // The sleeper holds its share (max_concurrent 4) of its own cycles, never more: before
+    // its first cycle ended (30 s of sleep), at most 4 had started.
+    let first_done = (0..8)
+        .map(|i| if i == 0 { "hostile-sleeper".to_string() } else { format!("hostile-sleeper.t{i}") })
+        .filter_map(|t| cycles_ok(&ev, &t).first().map(|c| c.0))
+        .fold(f64::MAX, f64::min);
+    let started = ev
+        .iter()
+        .filter(|e| f(e, "module") == "hostile-sleeper" && f(e, "message") == "sleeping")
+        .filter_map(|e| chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str()?).ok())
+        .filter(|t| (t.timestamp_micros() as f64 / 1e6) < first_done)
+        .count();
+    eprintln!("hostile-sleeper: {started} cycles in flight before the first one ended");
+    assert!((1..=4).contains(&started), "{started} sleeper cycles at once (share 4)");
+
+    // Task cap: the 5,000-task module is refused at load, naming the module and the cap.
+    let e = refusal(&ev, "hostile-many-5000.wasm").expect("hostile-many-5000 refused at load");
+    assert!(e.contains("\"hostile-many-5000\" declares 5000 tasks; the limit is 64"), "{e}");
+    // describe() caps: the 2 MiB version refuses the file, and never reaches the log.
+    let e = refusal(&ev, "hostile-bigversion.wasm").expect("hostile-bigversion refused at load");
+    assert!(
+        e.contains("hostile-bigversion.wasm") && e.contains("version of 2097152 bytes exceeds the cap of 64 bytes"),
+        "{e}"
+    );
+    let longest = host.log().lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 64 << 10, "a log line of {longest} bytes");
+    let hb = core.heartbeat("workers", instance).expect("heartbeat");
+    let rejected = hb.state["rejected"].to_string();
+    assert!(rejected.contains("hostile-many-5000") && rejected.contains("hostile-bigversion"), "{rejected}");
+
+    // Honest CPU: 1,000 waits of 10 ms per cycle, charged guest CPU only (budget 1 s).
+    let st = wait_until("a patient cycle persisted", LATE, || persisted(&core, "patient"));
+    assert_eq!(st["waits"], 1000, "{st}");
+    let ev = events(&host.log());
+    let patient = cycles_ok(&ev, "patient");
+    assert!(failures(&ev, "patient").is_empty(), "patient failed: {:?}", failures(&ev, "patient"));
+    let cpu: Vec<u64> = patient.iter().map(|c| c.1).collect();
+    eprintln!(
+        "patient: {} cycles of 1,000 x 10 ms waits ({} s each), guest cpu_ms {cpu:?}",
+        patient.len(),
+        st["seconds"]
+    );
+    assert!(!cpu.is_empty() && cpu.iter().all(|c| *c < 1000), "{cpu:?}");
+    let hb = wait_until("the heartbeat reports the patient's guest CPU", LATE, || {
+        core.heartbeat("workers", instance).filter(|h| h.state["tasks"]["patient"]["last_cpu_ms"].is_u64())
+    });
+    let hb_cpu = &hb.state["tasks"]["patient"]["last_cpu_ms"];
+    assert!(hb_cpu.as_u64().is_some_and(|c| c < 1000), "heartbeat tasks.patient: {}", hb.state["tasks"]["patient"]);
+
+    // Bounded contract: each oversize value is refused with `invalid` naming the cap; the long
+    // but legal query is answered (sent as a POST form body).
+    let c = wait_until("hostile-contract misbehaved", LATE, || {
+        persisted(&core, "hostile-contract").filter(|s| n_of(&Some(s.clone())) >= 2)
+    });
+    let calls = &c["calls"];
+    for q in ["huge_query", "huge_range"] {
+        assert_eq!(
+            calls[q]["error"],
+            json!("invalid: PromQL of 5000000 bytes exceeds the cap of 262144 bytes"),
+            "{q}: {c}"
+        );
+    }
+    assert_eq!(calls["batch"]["errors"], 257, "{c}");
+    assert_eq!(calls["batch"]["first"], json!("invalid: query batch: 257 entries exceed the cap of 256"), "{c}");
+    assert_eq!(calls["long_query"]["outcome"]["ok"], json!(true), "{c}");
+    assert_eq!(calls["long_query"]["outcome"]["result"][0]["value"][1], json!("1"), "{c}");
+    let ev = events(&host.log());
+    let logged: Vec<&Value> =
+        module_logs(&ev, "hostile-contract").into_iter().filter(|e| f(e, "message").starts_with("mmmm")).collect();
+    assert!(!logged.is_empty(), "the huge log line was not logged at all");
+    for e in &logged {
+        assert!(f(e, "message").len() < 4200 && f(e, "message").ends_with("bytes cut]"), "{}", &f(e, "message")[..100]);
+        assert!(f(e, "fields").len() < 4300, "fields of {} bytes", f(e, "fields").len());
+    }
+    eprintln!("hostile-contract: {}", calls["huge_query"]["error"]);
+
+    // Emission grants: nothing forged lands in core; the honest record carries the stamp.
+    let fg = persisted(&core, "hostile-forger").filter(|s| n_of(&Some(s.clone())) >= 2).expect("forger misbehaved");
+    let posts = &fg["posts"];
+    for (what, want) in [
+        ("portfolio_status", "may not emit assessment \"portfolio_status\"; start the host with --grant hostile-forger=core,assessment:forger_note,assessment:portfolio_status"),
+        ("verdict", "may not emit verdict \"triage\""),
+        ("producer", "record names producer \"nthlayer-observe\"; a record from module hostile-forger may only name \"nthlayer-hostile-forger\""),
+    ] {
+        let p = &posts[what];
+        assert!(p["denied"] == json!(true) && p["error"].as_str().unwrap_or("").contains(want), "{what}: {p}");
+    }
+    assert_eq!(posts["honest"]["accepted"], json!(true), "{posts}");
+    for kind in ["portfolio_status", "forger_note"] {
+        let bad: Vec<String> = core
+            .assessments(None, Some(kind))
+            .into_iter()
+            .map(|a| a.id)
+            .filter(|id| id.starts_with("forged-"))
+            .collect();
+        assert!(bad.is_empty(), "forged {kind} assessments in core: {bad:?}");
+    }
+    let verdicts = core.verdicts(None, None);
+    assert!(!verdicts.iter().any(|v| v.id.starts_with("forged-")), "a forged verdict landed in core");
+    let notes = core.assessments(None, Some("forger_note"));
+    assert!(!notes.is_empty(), "the honest forger_note did not land");
+    for a in &notes {
+        assert_eq!(a.extra.get("emitted_by"), Some(&json!({"module": "hostile-forger", "version": "0.1.0"})), "{a:?}");
+    }
+    let obs_rec = core.assessments(None, Some("slo_status")).into_iter().next().expect("observe posted slo_status");
+    assert_eq!(obs_rec.extra["emitted_by"]["module"], "observe", "{obs_rec:?}");
+    eprintln!("hostile-forger: {}", posts["portfolio_status"]["error"]);
+
+    assert!(host.is_running());
     let st = host.terminate(SHUTDOWN);
     assert!(st.success(), "exit status {st}");
 }

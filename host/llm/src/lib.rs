@@ -20,13 +20,12 @@ mod stub;
 mod types;
 mod validate;
 
+// The crate's surface is what nthlayer-host and its tests use; the rest stays private so it
+// can change without a breaking release.
 pub use budget::{Budget, CycleBudget, Policy};
-pub use client::{CallContext, LlmClient, MAX_REASKS};
+pub use client::{CallContext, LlmClient};
 pub use config::{LlmConfig, OpenAiMode};
 pub use error::LlmError;
 pub use metrics::Metrics;
-pub use redact::redact;
-pub use route::{looks_like_api_key, resolve_model, Route, Wire};
-pub use stub::{canned_value, CANNED_SCHEMAS, STUB_MODEL};
+pub use stub::{canned_value, CANNED_SCHEMAS};
 pub use types::{LlmRequest, LlmResponse, Usage};
-pub use validate::SchemaValidator;

@@ -245,14 +245,24 @@ fn segment(s: &str) -> String {
 }
 
 /// A one-line description of a transport error including its cause chain.
+/// A transport error in words that never echo the request: reqwest's own text carries the
+/// URL, query string included (a module's 5 MB PromQL would come back in its error and the
+/// log), so only the kind and the causes below it (connection refused, reset, …) are kept.
 pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut s = if e.is_timeout() {
-        "timed out".to_string()
+        "timed out"
     } else if e.is_connect() {
-        "connection failed".to_string()
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body failed"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else if e.is_builder() {
+        "request could not be built"
     } else {
-        e.to_string()
-    };
+        "request failed"
+    }
+    .to_string();
     let mut src = std::error::Error::source(e);
     while let Some(cause) = src {
         s.push_str(": ");

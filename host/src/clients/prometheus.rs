@@ -14,6 +14,10 @@ use serde_json::Value;
 use super::core::describe;
 use super::{user_agent, ClientError};
 
+/// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
+/// common proxies accept); longer queries go as a POST form body.
+pub const MAX_GET_PARAMS: usize = 4096;
+
 #[derive(Clone)]
 pub struct PrometheusClient {
     http: Client,
@@ -37,12 +41,18 @@ impl PrometheusClient {
         Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth, batch_parallelism: 8 })
     }
 
+    /// GET with the parameters in the URL, as the reference sends them; POST with a form
+    /// body once they are longer than [`MAX_GET_PARAMS`] (Prometheus serves both on
+    /// /api/v1/query and /api/v1/query_range), so a long but legal query is not lost to a
+    /// proxy's or Prometheus' URI length limit.
     async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, ClientError> {
         if self.base.is_empty() {
             return Err(ClientError::Unavailable("Prometheus not configured (--prometheus-url)".into()));
         }
         let url = format!("{}{}", self.base, path);
-        let mut req = self.http.get(&url).query(params);
+        let len: usize = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut req =
+            if len > MAX_GET_PARAMS { self.http.post(&url).form(params) } else { self.http.get(&url).query(params) };
         if let Some((u, p)) = &self.auth {
             req = req.basic_auth(u, Some(p));
         }
@@ -102,5 +112,74 @@ impl PrometheusClient {
             })
             .collect();
         stream::iter(calls).buffered(self.batch_parallelism).collect().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// (request line, body) of every request the server saw.
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+    /// Answers every request with an empty vector; records what it saw.
+    fn server() -> (String, Seen) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut line, mut len) = (String::new(), 0usize);
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    let mut h = String::new();
+                    reader.read_line(&mut h).unwrap();
+                    if h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                log.lock().unwrap().push((line.trim().to_string(), String::from_utf8(body).unwrap()));
+                let reply = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+                let mut s = stream;
+                let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}", reply.len());
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn short_queries_go_in_the_url_long_ones_in_a_form_body() {
+        let (url, seen) = server();
+        let p = PrometheusClient::new(&url, Duration::from_secs(5)).unwrap();
+        p.query("up", Some(10.0)).await.unwrap();
+        let long = format!("vector(1){}", " + vector(0)".repeat(1000));
+        p.query(&long, None).await.unwrap();
+        p.query_range(&long, 0.0, 60.0, "15s").await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen[0], ("GET /api/v1/query?query=up&time=10 HTTP/1.1".to_string(), String::new()));
+        assert_eq!(seen[1].0, "POST /api/v1/query HTTP/1.1");
+        assert!(seen[1].1.starts_with("query=vector%281%29+%2B+vector%280%29"), "{}", &seen[1].1[..80]);
+        assert_eq!(seen[2].0, "POST /api/v1/query_range HTTP/1.1");
+        assert!(seen[2].1.ends_with("&start=0&end=60&step=15s"), "{}", &seen[2].1[seen[2].1.len() - 40..]);
+    }
+
+    #[tokio::test]
+    async fn transport_errors_do_not_echo_the_query() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let p = PrometheusClient::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2)).unwrap();
+        let secret = "sum(rate(secret_metric_name[5m]))";
+        let e = p.query(secret, None).await.unwrap_err().to_string();
+        assert!(e.contains("unreachable") && !e.contains("secret_metric_name") && !e.contains("query="), "{e}");
     }
 }

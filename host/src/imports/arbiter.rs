@@ -7,15 +7,24 @@ use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::runtime::store::StoreData;
+use crate::tape::{self, Write};
 
 impl Host for StoreData {
     async fn reduce_autonomy(&mut self, agent: String, reason: String) -> Result<(), HostError> {
         self.guard(Capability::Arbiter)?;
-        let arbiter = self.cx.services.arbiter.clone().ok_or_else(|| {
-            HostError::Unavailable("arbiter not configured: start the host with --arbiter-url".into())
-        })?;
         self.check_request("agent and reason", agent.len() + reason.len())?;
-        let budget = self.call_budget(arbiter.worst_case());
-        bounded("the arbiter", budget, arbiter.reduce_autonomy(&agent, &reason)).await
+        let arbiter = self.cx.services.arbiter.clone();
+        let budget = self.call_budget(arbiter.as_ref().map_or(std::time::Duration::ZERO, |a| a.worst_case()));
+        let args = serde_json::json!({"agent": agent, "reason": reason});
+        // The configuration check is part of the live call: a replay answers from its fixture
+        // whether or not this host has an arbiter.
+        let live = async move {
+            let arbiter = arbiter.ok_or_else(|| {
+                HostError::Unavailable("arbiter not configured: start the host with --arbiter-url".into())
+            })?;
+            bounded("the arbiter", budget, arbiter.reduce_autonomy(&agent, &reason)).await
+        };
+        let captured = (Write::Autonomy, args.clone());
+        tape::write(self.cx.tape.clone(), "arbiter", "reduce-autonomy", captured, args, || (), live).await
     }
 }

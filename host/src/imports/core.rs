@@ -1,6 +1,6 @@
 //! `nthlayer:worker/core`: nthlayer-core, mediated.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::bounded;
 use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
@@ -8,7 +8,9 @@ use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::clients::core::VerdictFilter;
 use crate::clients::envelope::RecordKind;
+use crate::emissions;
 use crate::runtime::store::StoreData;
+use crate::tape::{self, Write};
 
 /// Keys core requires (presence only) plus what makes core answer 500 instead of 422 when
 /// missing or mistyped. We check them here so a module gets a precise `invalid` error.
@@ -50,18 +52,50 @@ impl StoreData {
         }
     }
 
+    /// The record's kind must be granted (emissions.rs) and any producer it names its own.
+    fn check_emission(&self, kind: RecordKind, map: &Map<String, Value>) -> Result<(), HostError> {
+        let module = &self.cx.module;
+        let name = emissions::kind_of(kind, map);
+        let record = emissions::Record::from(kind);
+        if !self.cx.grants.emits.allows(record, name) {
+            let what = record.prefix();
+            // The whole line to use: emissions on a --grant line replace the set, so it keeps
+            // the ones granted already.
+            let mut line: Vec<String> = self.cx.grants.names().iter().map(|c| c.to_string()).collect();
+            line.extend(self.cx.grants.emits.labels());
+            line.push(format!("{what}:{}", crate::caps::shown(name)));
+            return Err(HostError::Denied(format!(
+                "module {module} may not emit {what} {:?}; start the host with --grant {module}={} (emits now: {})",
+                crate::caps::shown(name),
+                line.join(","),
+                match self.cx.grants.emits.labels() {
+                    l if l.is_empty() => "nothing".to_string(),
+                    l => l.join(","),
+                }
+            )));
+        }
+        emissions::check_producer(module, map).map_err(HostError::Denied)
+    }
+
     async fn submit(&mut self, kind: RecordKind, record: String, source: Option<String>) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         self.check_request("record", record.len())?;
-        let map = parse_record(kind, &record)?;
+        let mut map = parse_record(kind, &record)?;
+        // The tape keeps the record as the module wrote it (before the host's stamp), so a
+        // fixture replays the same on any host version.
+        let args = json!({"record": map, "source": source});
         let component = self.source_component(source)?;
+        self.check_emission(kind, &map)?;
+        emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
         let sink = self.cx.services.records.clone();
-        let what = match kind {
-            RecordKind::Assessment => "assessment",
-            RecordKind::Verdict => "verdict",
+        let (what, call, write) = match kind {
+            RecordKind::Assessment => ("assessment", "submit-assessment", Write::Assessment),
+            RecordKind::Verdict => ("verdict", "submit-verdict", Write::Verdict),
         };
         let budget = self.budget();
-        let id = bounded("core", budget, sink.submit(kind, &map, &component)).await?;
+        let fresh = || map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let live = bounded("core", budget, sink.submit(kind, &map, &component));
+        let id = tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, fresh, live).await?;
         self.cx.emitted += 1;
         let record = match kind {
             RecordKind::Assessment => crate::wake::Record::Assessment,
@@ -82,14 +116,17 @@ impl Host for StoreData {
     async fn get_manifests(&mut self) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
-        let v = bounded("core", self.budget(), core.get_manifests()).await?;
+        let live = bounded("core", self.budget(), core.get_manifests());
+        let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
         self.respond("manifests", v)
     }
 
     async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
-        let v = bounded("core", self.budget(), core.get_manifest(&service)).await?;
+        let args = json!({ "service": service });
+        let live = bounded("core", self.budget(), core.get_manifest(&service));
+        let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
         self.respond("manifest", v)
     }
 
@@ -104,15 +141,19 @@ impl Host for StoreData {
     async fn query_assessments(&mut self, q: AssessmentQuery) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
+        let args = json!({"q": {"service": q.service, "kind": q.kind, "limit": q.limit}});
         let limit = q.limit.clamp(1, 1000);
         let fut = core.get_assessments(q.service.as_deref(), q.kind.as_deref(), limit);
-        let v = bounded("core", self.budget(), fut).await?;
+        let live = bounded("core", self.budget(), fut);
+        let v = tape::read(self.cx.tape.clone(), "core", "query-assessments", args, live).await?;
         self.respond("assessments", v)
     }
 
     async fn query_verdicts(&mut self, q: VerdictQuery) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
+        let args = json!({"q": {"service": q.service, "verdict-type": q.verdict_type,
+            "created-after": q.created_after, "created-before": q.created_before, "limit": q.limit}});
         let f = VerdictFilter {
             service: q.service,
             verdict_type: q.verdict_type,
@@ -120,14 +161,17 @@ impl Host for StoreData {
             created_before: q.created_before,
             limit: q.limit.clamp(1, 1000),
         };
-        let v = bounded("core", self.budget(), core.get_verdicts(&f)).await?;
+        let live = bounded("core", self.budget(), core.get_verdicts(&f));
+        let v = tape::read(self.cx.tape.clone(), "core", "query-verdicts", args, live).await?;
         self.respond("verdicts", v)
     }
 
     async fn verdict_descendants(&mut self, id: String) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         let core = self.cx.services.core.clone();
-        let v = bounded("core", self.budget(), core.get_descendants(&id)).await?;
+        let args = json!({ "id": id });
+        let live = bounded("core", self.budget(), core.get_descendants(&id));
+        let v = tape::read(self.cx.tape.clone(), "core", "verdict-descendants", args, live).await?;
         self.respond("descendants", v)
     }
 
@@ -140,7 +184,20 @@ impl Host for StoreData {
             return Err(HostError::Invalid("outcome body must be a JSON object".into()));
         }
         let core = self.cx.services.core.clone();
-        let out = bounded("core", self.budget(), core.resolve_outcome(&id, &body)).await?;
+        let args = json!({"id": id, "body": body});
+        // Core names the new verdict after the body's id, by default `out-<id>`.
+        let fresh = || body.get("id").and_then(Value::as_str).map_or_else(|| format!("out-{id}"), str::to_string);
+        let live = bounded("core", self.budget(), core.resolve_outcome(&id, &body));
+        let out = tape::write(
+            self.cx.tape.clone(),
+            "core",
+            "resolve-outcome",
+            (Write::Outcome, args.clone()),
+            args,
+            fresh,
+            live,
+        )
+        .await?;
         self.cx.emitted += 1;
         Ok(out)
     }
@@ -151,7 +208,12 @@ impl Host for StoreData {
         let case: Value =
             serde_json::from_str(&case).map_err(|e| HostError::Invalid(format!("case is not JSON: {e}")))?;
         let core = self.cx.services.core.clone();
-        let v = bounded("core", self.budget(), core.create_case(&case)).await?;
+        let args = json!({ "case": case });
+        let fresh = || json!({"id": case.get("id"), "priority": case.get("priority").cloned().unwrap_or(json!("P3"))});
+        let live = bounded("core", self.budget(), core.create_case(&case));
+        let v =
+            tape::write(self.cx.tape.clone(), "core", "create-case", (Write::Case, case.clone()), args, fresh, live)
+                .await?;
         self.cx.emitted += 1;
         self.respond("case", v)
     }

@@ -4,6 +4,7 @@ use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest, St
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
 use crate::runtime::store::StoreData;
+use crate::tape;
 
 impl Host for StoreData {
     async fn structured_call(&mut self, request: StructuredRequest) -> Result<StructuredResponse, HostError> {
@@ -11,7 +12,13 @@ impl Host for StoreData {
         self.check_request("llm request", request.system.len() + request.user.len() + request.schema.len())?;
         let llm = self.cx.services.llm.clone();
         let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.cx.llm_cycle.clone());
-        let response = llm.structured_call(&module, &cycle, request, deadline).await?;
+        let schema = serde_json::from_str::<serde_json::Value>(&request.schema)
+            .unwrap_or_else(|_| serde_json::Value::String(request.schema.clone()));
+        let args = serde_json::json!({"request": {"system": request.system, "user": request.user, "schema": schema,
+            "schema-name": request.schema_name, "max-tokens": request.max_tokens, "timeout-ms": request.timeout_ms,
+            "max-retries": request.max_retries}});
+        let live = async move { llm.structured_call(&module, &cycle, request, deadline).await };
+        let response = tape::read(self.cx.tape.clone(), "llm", "structured-call", args, live).await?;
         // The provider's answer is bounded by max-tokens only if the provider honours it; the
         // guest-facing cap applies to this import as to every other.
         let max = self.cx.limits.max_response_bytes;

@@ -71,7 +71,9 @@ impl StoreData {
     pub(crate) fn check_request(&self, what: &str, len: usize) -> Result<(), HostError> {
         let max = self.cx.limits.max_request_bytes;
         if len > max {
-            return Err(HostError::Invalid(format!("{what} of {len} bytes exceeds the limit of {max} bytes")));
+            return Err(HostError::Invalid(format!(
+                "{what} of {len} bytes exceeds the limit of {max} bytes (max_request_bytes)"
+            )));
         }
         Ok(())
     }

@@ -1,21 +1,31 @@
 //! `nthlayer:worker/tempo`.
 
+use serde_json::json;
+
 use super::bounded;
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
 use crate::capabilities::Capability;
+use crate::caps;
 use crate::clients::tempo::TempoClient;
 use crate::runtime::store::StoreData;
+use crate::tape;
+
+fn check_traceql(traceql: &str) -> Result<(), HostError> {
+    caps::bytes("TraceQL", traceql.len(), caps::TRACEQL_BYTES).map_err(HostError::Invalid)
+}
 
 impl StoreData {
-    fn tempo(&self) -> Result<TempoClient, HostError> {
+    /// The client, checked for configuration inside the live call (so a replay answers from
+    /// its fixture whether or not this host has a Tempo).
+    fn tempo(&self) -> Result<Option<TempoClient>, HostError> {
         self.guard(Capability::Tempo)?;
-        self.cx
-            .services
-            .tempo
-            .clone()
-            .ok_or_else(|| HostError::Unavailable("not configured (start the host with --tempo-endpoint)".into()))
+        Ok(self.cx.services.tempo.clone())
     }
+}
+
+fn configured(tempo: Option<TempoClient>) -> Result<TempoClient, HostError> {
+    tempo.ok_or_else(|| HostError::Unavailable("not configured (start the host with --tempo-endpoint)".into()))
 }
 
 impl Host for StoreData {
@@ -27,15 +37,25 @@ impl Host for StoreData {
         step: String,
     ) -> Result<String, HostError> {
         let tempo = self.tempo()?;
-        self.check_request("traceql", traceql.len())?;
-        let v = bounded("Tempo", self.budget(), tempo.metrics_range(&traceql, start, end, &step)).await?;
+        check_traceql(&traceql)?;
+        caps::bytes("step", step.len(), caps::STEP_BYTES).map_err(HostError::Invalid)?;
+        let args = json!({"traceql": traceql, "start": start, "end": end, "step": step});
+        let budget = self.budget();
+        let live = async move {
+            bounded("Tempo", budget, configured(tempo)?.metrics_range(&traceql, start, end, &step)).await
+        };
+        let v = tape::read(self.cx.tape.clone(), "tempo", "metrics-range", args, live).await?;
         self.respond("metrics_range", v)
     }
 
     async fn search(&mut self, traceql: String, start: f64, end: f64, limit: u32) -> Result<String, HostError> {
         let tempo = self.tempo()?;
-        self.check_request("traceql", traceql.len())?;
-        let v = bounded("Tempo", self.budget(), tempo.search(&traceql, start, end, limit)).await?;
+        check_traceql(&traceql)?;
+        let args = json!({"traceql": traceql, "start": start, "end": end, "limit": limit});
+        let budget = self.budget();
+        let live =
+            async move { bounded("Tempo", budget, configured(tempo)?.search(&traceql, start, end, limit)).await };
+        let v = tape::read(self.cx.tape.clone(), "tempo", "search", args, live).await?;
         self.respond("search", v)
     }
 }

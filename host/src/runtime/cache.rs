@@ -37,6 +37,11 @@ impl ArtifactCache {
         self.dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.engine_key)))
     }
 
+    /// Whether a compiled artifact for `sha256` is on disk (it may still turn out unusable).
+    pub fn has(&self, sha256: &str) -> bool {
+        self.path_for(sha256).is_some_and(|p| p.exists())
+    }
+
     /// Loads the compiled component for `wasm`, compiling and storing it on a miss. A corrupt
     /// or stale cache entry is recompiled and overwritten, never trusted.
     pub fn load(&self, engine: &Engine, wasm: &[u8], sha256: &str) -> Result<(Component, Origin)> {

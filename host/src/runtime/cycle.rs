@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::Value;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 
+use super::cpu::{AfterHook, CpuExceeded};
 use super::engine::TICK;
 use super::limits::Limits;
 use super::store::{CycleCtx, StoreData};
@@ -45,49 +46,62 @@ pub struct CycleOutcome {
     pub log_dropped: u32,
 }
 
-#[derive(Debug)]
-struct CpuExceeded;
-impl std::fmt::Display for CpuExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("cpu budget exceeded")
+/// Runs at every guest/host transition (wasmtime's call hooks): gives the execution slot
+/// back when the guest leaves for the host and takes one (fair FIFO) before it re-enters,
+/// so a cycle waiting on a backend or in a WASI sleep holds no slot; and keeps the CPU
+/// clock (runtime/cpu.rs), which starts only once the slot is held, so waiting for it is
+/// not charged either.
+struct Transitions;
+
+#[async_trait::async_trait]
+impl wasmtime::CallHookHandler<StoreData> for Transitions {
+    async fn handle_call_event(
+        &self,
+        mut store: StoreContextMut<'_, StoreData>,
+        hook: CallHook,
+    ) -> wasmtime::Result<()> {
+        let entering = matches!(hook, CallHook::CallingWasm | CallHook::ReturningFromHost);
+        if entering {
+            let d = store.data_mut();
+            let wanted = if d.slot.is_none() { d.cx.slots.clone() } else { None };
+            if let Some(slots) = wanted {
+                // A free slot is taken without awaiting: `acquire` counts against tokio's
+                // cooperative budget and would park the guest every 128 host calls even
+                // when no one else wants a slot. tokio hands a released permit to a queued
+                // waiter first, so this never jumps the queue.
+                let permit = match slots.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => slots.acquire_owned().await.map_err(wasmtime::Error::new)?,
+                };
+                store.data_mut().slot = Some(permit);
+            }
+        } else {
+            store.data_mut().slot = None;
+        }
+        let after = store.data_mut().cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
+        if after == AfterHook::RearmDeadline {
+            store.set_epoch_deadline(1);
+        }
+        Ok(())
     }
 }
-impl std::error::Error for CpuExceeded {}
 
 fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
-    let budget = std::time::Duration::from_millis(cx.limits.cpu_ms.max(1));
     let mut store = Store::new(rt.engine(), StoreData::new(cx));
     store.limiter(|d| &mut d.limiter);
-    // Charges the time guest code actually ran. The callback fires at the first epoch check
-    // after each tick; it charges the time since the guest was last resumed, capped at one
-    // tick, so
-    // - a guest blocked for seconds in a host call costs at most one tick, not hundreds;
-    // - a guest that waited in the executor's run queue behind other cycles (2 cores, many
-    //   busy modules) is not charged for the wait: right after a resume it is let run to the
-    //   next tick instead of yielding again at once.
-    // Otherwise it yields every tick, so the wall-clock timeout and other tasks make progress
-    // even while a guest spins.
-    store.epoch_deadline_callback(move |mut ctx| {
-        let d = ctx.data_mut();
-        let ran = {
-            let resumed = d.resumed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            std::time::Instant::now().saturating_duration_since(*resumed)
-        };
-        d.cpu_used += ran.min(TICK);
-        if d.cpu_used > budget {
-            return Err(wasmtime::Error::new(CpuExceeded));
-        }
-        if ran < TICK / 2 {
+    store.call_hook_async(Transitions);
+    // Runs at the first epoch check after each tick of guest execution (inside the host
+    // bracket: the clock is stopped). Over budget, the cycle ends here, within one tick of
+    // its budget. Otherwise, once the guest has run half a tick since it last gave its thread
+    // back, it yields to tokio, so a spinning guest neither starves other tasks nor escapes
+    // the wall-clock timeout; time spent waiting in the run queue is not charged.
+    store.epoch_deadline_callback(|mut ctx| {
+        let clock = &mut ctx.data_mut().cpu;
+        clock.check().map_err(wasmtime::Error::new)?;
+        if !clock.should_yield(TICK) {
             return Ok(UpdateDeadline::Continue(1));
         }
-        let resumed_at = d.resumed_at.clone();
-        Ok(UpdateDeadline::YieldCustom(
-            1,
-            Box::pin(async move {
-                tokio::task::yield_now().await;
-                *resumed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = std::time::Instant::now();
-            }),
-        ))
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
     });
     store.set_epoch_deadline(1);
     store
@@ -213,7 +227,7 @@ impl Runtime {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,
             emitted: d.cx.emitted.max(out.emitted),
-            cpu_ms: d.cpu_used.as_millis() as u64,
+            cpu_ms: d.cpu.used().as_millis() as u64,
             log_dropped: d.cx.log_dropped,
         })
     }

@@ -11,8 +11,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
-    /// Wasm execution time per cycle, in milliseconds of epoch ticks spent in guest code.
-    /// Time the guest spends blocked in host calls (HTTP, LLM) does not count here.
+    /// Guest CPU per cycle, in milliseconds: the OS thread's CPU time while guest code runs,
+    /// bracketed by wasmtime's call hooks (runtime/cpu.rs). Time in host calls (HTTP, LLM,
+    /// WASI sleeps) and waiting for a slot or the executor does not count.
     pub cpu_ms: u64,
     /// Wall-clock bound for a whole cycle, host calls included.
     pub wall_ms: u64,
@@ -34,6 +35,12 @@ pub struct Limits {
     pub stdio_bytes: usize,
     /// Timeout of one host call (core, Prometheus, Tempo); LLM calls use their own.
     pub call_ms: u64,
+    /// Cycles of this module in flight at once (its share; host/src/fair.rs).
+    pub max_concurrent: usize,
+    /// Tasks a module may declare; a module declaring more is refused at load.
+    pub max_tasks: usize,
+    /// No task of the module runs more often than this (seconds), whatever it declares.
+    pub min_interval_seconds: u64,
 }
 
 impl Default for Limits {
@@ -50,6 +57,9 @@ impl Default for Limits {
             log_lines: 10_000,
             stdio_bytes: 64 << 10,
             call_ms: 30_000,
+            max_concurrent: 4,
+            max_tasks: 64,
+            min_interval_seconds: 1,
         }
     }
 }

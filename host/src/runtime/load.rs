@@ -20,6 +20,9 @@ pub enum LoadError {
     NotComponent { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Version { path: PathBuf, reason: String },
+    /// Found by reading the component's declarations, before compiling (inspect.rs).
+    #[error("{path}: {reason} (refused before compiling)")]
+    Surface { path: PathBuf, reason: String },
     #[error("{path}: the component needs imports or exports this host does not provide: {reason}")]
     Contract { path: PathBuf, reason: String },
     #[error("{path}: describe() failed: {reason}")]
@@ -59,13 +62,20 @@ impl Runtime {
     ) -> Result<Arc<LoadedModule>, LoadError> {
         let p = path.to_path_buf();
         check_preamble(&bytes).map_err(|reason| LoadError::NotComponent { path: p.clone(), reason })?;
+        // Milliseconds, where compiling a Python component takes seconds: refuse early.
+        let surface =
+            super::inspect::surface(&bytes).map_err(|reason| LoadError::NotComponent { path: p.clone(), reason })?;
+        super::inspect::precheck(&surface).map_err(|reason| LoadError::Surface { path: p.clone(), reason })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size_bytes = bytes.len() as u64;
         let rt = self.clone();
         let sha = sha256.clone();
+        let started = std::time::Instant::now();
         let (component, origin) = tokio::task::spawn_blocking(move || rt.cache.load(&rt.engine, &bytes, &sha))
             .await
             .map_err(|e| LoadError::NotComponent { path: p.clone(), reason: e.to_string() })?
             .map_err(|e| LoadError::NotComponent { path: p.clone(), reason: format!("{e:#}") })?;
+        let compile_ms = started.elapsed().as_millis() as u64;
         let contract = crate::bindings::contract_of(&component, &self.engine)
             .map_err(|reason| LoadError::Version { path: p.clone(), reason })?;
         let pre = self
@@ -92,13 +102,19 @@ impl Runtime {
                 .collect(),
             needs: info.needs,
         };
-        validate(&meta).map_err(|reason| LoadError::Info { path: p.clone(), module: meta.name.clone(), reason })?;
+        crate::caps::describe(&meta).and_then(|()| validate(&meta)).map_err(|reason| LoadError::Info {
+            path: p.clone(),
+            module: crate::caps::shown(&meta.name),
+            reason,
+        })?;
         Ok(Arc::new(LoadedModule {
             meta,
             path: p,
             sha256,
             loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             origin,
+            compile_ms,
+            size_bytes,
             pre,
         }))
     }

@@ -8,8 +8,10 @@
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
 pub mod cache;
+pub mod cpu;
 pub mod cycle;
 pub mod engine;
+pub mod inspect;
 pub mod limits;
 pub mod load;
 pub mod store;
@@ -53,6 +55,9 @@ pub struct LoadedModule {
     /// RFC 3339 time this version was loaded.
     pub loaded_at: String,
     pub origin: cache::Origin,
+    /// Compiling, or loading the cached artifact (`origin` says which), in milliseconds.
+    pub compile_ms: u64,
+    pub size_bytes: u64,
     pre: WorkerPre,
 }
 
@@ -99,5 +104,10 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Whether loading a component of `sha256` would compile it (no cached artifact).
+    pub fn needs_compile(&self, sha256: &str) -> bool {
+        !self.cache.has(sha256)
     }
 }

@@ -6,11 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::cpu::GuestClock;
 use super::limits::{Limiter, Limits};
 use crate::capabilities::Grants;
 use crate::services::Services;
@@ -31,6 +33,11 @@ pub struct CycleCtx {
     pub emitted: u32,
     /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
+    /// Recording or replaying this cycle's imports (`--record`, `run-once`); None: live.
+    pub tape: Option<crate::tape::Tape>,
+    /// The host's execution slots (`--max-concurrent-cycles`): one is held while guest code
+    /// runs and given back at every host call (runtime/cycle.rs). None: unlimited (CLI runs).
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 impl CycleCtx {
@@ -56,6 +63,8 @@ impl CycleCtx {
             log_dropped: 0,
             emitted: 0,
             llm_cycle: Default::default(),
+            tape: None,
+            slots: None,
         }
     }
 }
@@ -65,10 +74,10 @@ pub struct StoreData {
     pub table: ResourceTable,
     pub limiter: Limiter,
     pub cx: CycleCtx,
-    /// Guest execution time charged against `cpu_ms` so far (see `cycle::new_store`).
-    pub cpu_used: std::time::Duration,
-    /// When the guest was last resumed after yielding to the executor (set by the yield).
-    pub resumed_at: Arc<Mutex<std::time::Instant>>,
+    /// Guest CPU charged against `cpu_ms` (runtime/cpu.rs), updated by the call hooks.
+    pub cpu: GuestClock,
+    /// The execution slot held while guest code runs (see [`CycleCtx::slots`]).
+    pub slot: Option<OwnedSemaphorePermit>,
     pub stdout: BoundedPipe,
     pub stderr: BoundedPipe,
 }
@@ -78,22 +87,26 @@ impl StoreData {
         let stdout = BoundedPipe::new(cx.limits.stdio_bytes);
         let stderr = BoundedPipe::new(cx.limits.stdio_bytes);
         // No preopens, no environment, no arguments, no network: a module sees the host only
-        // through the nthlayer imports. Clocks and randomness are the real ones.
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        // through the nthlayer imports. Clocks and randomness are the real ones, unless the
+        // cycle is recorded (noted) or replayed (pinned to the recording).
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }))
-            .build();
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        if let Some(tape) = &cx.tape {
+            tape.pin_sandbox(&mut wasi);
+        }
+        let wasi = wasi.build();
         StoreData {
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(&cx.limits),
+            cpu: GuestClock::new(std::time::Duration::from_millis(cx.limits.cpu_ms.max(1))),
+            slot: None,
             cx,
-            cpu_used: std::time::Duration::ZERO,
-            resumed_at: Arc::new(Mutex::new(std::time::Instant::now())),
             stdout,
             stderr,
         }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The module's own test: native unit tests (FakeHost), then one cycle of the built
+# component against the recorded fixtures. NTHLAYER_HOST: the host binary (default: on PATH).
+set -euo pipefail
+cd "$(dirname "$0")"
+host=${NTHLAYER_HOST:-nthlayer-host}
+cargo test -q --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
+wasm=${WASM:-$(./build.sh)}
+out=$(mktemp)
+"$host" run-once "$wasm" --task burn-rate-rust --fixtures fixtures > "$out"
+grep -q '"status": "PAGE"' "$out" || { echo "expected a PAGE record" >&2; cat "$out" >&2; exit 1; }
+echo "burn-rate-rust: ok"

@@ -1,0 +1,105 @@
+//! `nthlayer-host check [FILE…]`: what the host would make of a module file, without
+//! running it. The component's declarations are read first (milliseconds), so one that
+//! imports what this host lacks is refused before the compile a Python component spends
+//! ~13 s on; then it is compiled (or loaded from the cache) and described.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::runtime::cache::Origin;
+use crate::runtime::{inspect, LoadedModule, Runtime};
+use crate::serve::build_services;
+
+/// One line of JSON per file; `Ok(false)` when any file fails.
+pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<bool> {
+    let unreachable = "http://127.0.0.1:9";
+    let services = Arc::new(build_services(unreachable, unreachable, None, Default::default())?);
+    let cached = cache_dir.is_some();
+    let runtime = Runtime::new(cache_dir)?;
+    let targets: Vec<(PathBuf, Option<&[u8]>)> = if files.is_empty() {
+        crate::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
+    } else {
+        files.into_iter().map(|f| (f, None)).collect()
+    };
+    let mut all_ok = true;
+    for (file, embedded) in targets {
+        let line = check_one(&runtime, &services, &file, embedded, cached).await;
+        all_ok &= line["ok"] == true;
+        println!("{line}");
+    }
+    Ok(all_ok)
+}
+
+async fn check_one(
+    runtime: &Arc<Runtime>,
+    services: &Arc<crate::services::Services>,
+    file: &std::path::Path,
+    embedded: Option<&[u8]>,
+    cached: bool,
+) -> Value {
+    let name = file.display().to_string();
+    let fail = |error: String, extra: Value| {
+        let mut v = json!({"file": name, "ok": false, "error": error});
+        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        v
+    };
+    let bytes = match embedded {
+        Some(b) => b.to_vec(),
+        None => match std::fs::read(file) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("{name}: cannot read: {e}"), json!({})),
+        },
+    };
+    let started = Instant::now();
+    let surface = inspect::surface(&bytes);
+    let precheck = surface.as_ref().map_err(Clone::clone).and_then(inspect::precheck);
+    let precheck_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let declared = match &surface {
+        Ok(s) => json!({"imports": s.imports, "exports": s.exports, "producers": s.producers}),
+        Err(_) => json!({}),
+    };
+    if let Err(reason) = precheck {
+        let extra = json!({"size_bytes": bytes.len(), "precheck_ms": precheck_ms, "declared": declared});
+        return fail(format!("{name}: {reason} (refused before compiling)"), extra);
+    }
+    match runtime.load_bytes(file, bytes, services.clone()).await {
+        Ok(m) => report(&name, &m, precheck_ms, declared, cached),
+        Err(e) => fail(e.to_string(), json!({"precheck_ms": precheck_ms, "declared": declared})),
+    }
+}
+
+fn report(name: &str, m: &LoadedModule, precheck_ms: f64, declared: Value, cached: bool) -> Value {
+    let cache = match (m.origin, cached) {
+        (_, false) => "disabled",
+        (Origin::Cached, _) => "cached",
+        (Origin::Compiled, _) => "compiled (now cached)",
+    };
+    let tasks: Vec<Value> = m
+        .meta
+        .tasks
+        .iter()
+        .map(|t| json!({"name": t.name, "interval_seconds": t.interval_seconds, "summary": t.summary}))
+        .collect();
+    json!({
+        "file": name,
+        "ok": true,
+        "name": m.meta.name,
+        "version": m.meta.version,
+        "contract": m.contract().version(),
+        "tasks": tasks,
+        "needs": m.meta.needs,
+        "size_bytes": m.size_bytes,
+        "precheck_ms": precheck_ms,
+        "compile_ms": m.compile_ms,
+        "cache": cache,
+        "sha256": m.sha256,
+        "declared": declared,
+        "module": m.meta,
+    })
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The module's own test: native unit tests against FakeHost, then one cycle of the built
+# component against fixtures/ (the host answers every import from those files).
+# NTHLAYER_HOST: the nthlayer-host binary (default: the one on PATH).
+set -euo pipefail
+cd "$(dirname "$0")"
+host=${NTHLAYER_HOST:-nthlayer-host}
+cargo test -q --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
+wasm=$(./build.sh)
+"$host" check "$wasm" >/dev/null
+out=$(mktemp)
+"$host" run-once "$wasm" --task {{name}} --fixtures fixtures > "$out" || { cat "$out" >&2; exit 1; }
+grep -q '"meeting": true' "$out" || { echo "expected a met SLO" >&2; cat "$out" >&2; exit 1; }
+echo "{{name}}: ok"
