@@ -411,7 +411,7 @@ fn template_project_passes_its_test(lang: &str) {
         render_template(lang, &name, &project);
     }
     // The repository's toolchain cache unless the caller points elsewhere (CI: a cache that
-    // outlives the clone; the Go toolchain costs ~20 min cold).
+    // outlives the clone; each toolchain costs under a minute cold).
     let toolchains =
         std::env::var_os("NTHLAYER_TOOLCHAINS").map(PathBuf::from).unwrap_or(workspace_root().join(".work/toolchains"));
     let out = Command::new(project.join("test.sh"))
