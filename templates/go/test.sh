@@ -3,8 +3,9 @@
 #   1. native: go vet + go test of ./module and ./nthlayer (the logic against a fake Host;
 #      no bindings, no wasm);
 #   2. the component: build it, `nthlayer-host check` it, and run one cycle with
-#      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/` (recorded
-#      core/Prometheus answers; the host's docs/modules.md) — it must succeed, answer every
+#      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/ --grant
+#      <name>=core,prometheus,assessment:*` (recorded core/Prometheus answers; the host's
+#      docs/modules.md; a module from a file may post no record kind it was not granted) — it must succeed, answer every
 #      call from the fixtures and submit at least one assessment.
 # WASM: test this already built component instead of building one.
 # NTHLAYER_HOST: the nthlayer-host binary (default: the one on PATH).
@@ -21,7 +22,7 @@ go test ./module/ ./nthlayer/ >&2
 wasm=${WASM:-$(./build.sh)}
 "$host" check "$wasm" >/dev/null
 out=$(mktemp)
-"$host" run-once "$wasm" --task "$name" --fixtures fixtures >"$out" || { cat "$out" >&2; exit 1; }
+"$host" run-once "$wasm" --task "$name" --fixtures fixtures --grant "$name=core,prometheus,assessment:*" >"$out" || { cat "$out" >&2; exit 1; }
 python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))

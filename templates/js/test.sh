@@ -2,8 +2,9 @@
 # The module's own test, usable from any CI:
 #   1. native: tsc type check, then test/*.test.ts under node --test against a fake Host;
 #   2. the component: build it, `nthlayer-host check` it, and run one cycle with
-#      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/` (recorded
-#      core/Prometheus answers; the host's docs/modules.md) — it must succeed, answer every
+#      `nthlayer-host run-once <name>.wasm --task <name> --fixtures fixtures/ --grant
+#      <name>=core,prometheus,assessment:*` (recorded core/Prometheus answers; the host's
+#      docs/modules.md; a module from a file may post no record kind it was not granted) — it must succeed, answer every
 #      call from the fixtures and submit at least one assessment.
 # WASM: test this already built component instead of building one.
 # NTHLAYER_HOST: the nthlayer-host binary (default: the one on PATH).
@@ -21,7 +22,7 @@ node --test .work/test/ >&2
 wasm=${WASM:-$(./build.sh)}
 "$host" check "$wasm" >/dev/null
 out=$(mktemp)
-"$host" run-once "$wasm" --task "$name" --fixtures fixtures >"$out" || { cat "$out" >&2; exit 1; }
+"$host" run-once "$wasm" --task "$name" --fixtures fixtures --grant "$name=core,prometheus,assessment:*" >"$out" || { cat "$out" >&2; exit 1; }
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const n = r.submitted?.assessments?.length ?? 0;

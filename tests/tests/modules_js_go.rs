@@ -190,7 +190,7 @@ fn slo_report_js_serves_team_reports_that_match_the_data() {
         &obs.prometheus_url(),
         &wasm,
         "js-e2e",
-        &["--grant", "slo-report=core,prometheus", "--interval", "slo-report=2"],
+        &["--grant", "slo-report=core,prometheus,assessment:slo_report", "--interval", "slo-report=2"],
     );
     // Two cycles per team (sequence 1 and 2), so the state round-trips through core.
     let teams = ["team:commerce", "team:payments", "team:risk"];
@@ -207,7 +207,7 @@ fn slo_report_js_serves_team_reports_that_match_the_data() {
     assert_eq!(latest.keys().cloned().collect::<Vec<_>>(), teams, "one report per team, nothing else");
 
     for a in latest.values() {
-        assert_eq!(a.extra.get("producer"), Some(&json!("slo-report")), "{a:?}");
+        assert_eq!(a.extra.get("producer"), Some(&json!("nthlayer-slo-report")), "{a:?}");
         let day = &a.created_at[..10];
         let team = a.service.strip_prefix("team:").unwrap();
         assert!(a.id.starts_with(&format!("rpt-{team}-{}-", day.replace('-', ""))), "{}", a.id);
@@ -289,7 +289,7 @@ fn budget_forecast_go_serves_forecasts_that_match_the_history() {
         &prom.url(),
         &wasm,
         "go-e2e",
-        &["--grant", "budget-forecast=core,prometheus", "--interval", "budget-forecast=2"],
+        &["--grant", "budget-forecast=core,prometheus,assessment:budget_forecast", "--interval", "budget-forecast=2"],
     );
     let recs = wait_until("budget_forecast for checkout-api and payment-api", RECORDS, || {
         let recs = core.assessments(None, Some("budget_forecast"));
@@ -303,7 +303,7 @@ fn budget_forecast_go_serves_forecasts_that_match_the_history() {
     assert_eq!(latest.keys().cloned().collect::<Vec<_>>(), [CHECKOUT, PAYMENT]);
 
     for (svc, a) in &latest {
-        assert_eq!(a.extra.get("producer"), Some(&json!("budget-forecast")), "{a:?}");
+        assert_eq!(a.extra.get("producer"), Some(&json!("nthlayer-budget-forecast")), "{a:?}");
         assert!(a.id.starts_with(&format!("bfc-{svc}-availability-")), "{}", a.id);
         let d = &a.data;
         // The window is the 7 days up to the cycle's hour; the last sample is the history's end.

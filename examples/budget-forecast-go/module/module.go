@@ -36,7 +36,7 @@ func Run(h nthlayer.Host, state, config string) (any, any, int, error) {
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	st, res, err := Forecasts(h, State{Seq: nthlayer.SeqState(state)}, c, Name)
+	st, res, err := Forecasts(h, State{Seq: nthlayer.SeqState(state)}, c, "nthlayer-"+Name)
 	return st, res, res.Emitted, err
 }
 

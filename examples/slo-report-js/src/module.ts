@@ -13,7 +13,7 @@ export const TASK = {
 
 /** One cycle, as src/component.ts calls it: JSON state/config in, new state out. */
 export function run(host: Host, state: string | undefined, config: string | undefined, name: string) {
-  return runReport(host, parseState(state), parseConfig(config), name);
+  return runReport(host, parseState(state), parseConfig(config), `nthlayer-${name}`);
 }
 
 export interface Config {
@@ -82,7 +82,7 @@ export interface CycleResult {
 }
 
 /** One cycle: read manifests, query every SLO's SLI and budget at once, submit per team. */
-export function runReport(host: Host, state: State, config: Config, producer = "slo-report"): CycleResult {
+export function runReport(host: Host, state: State, config: Config, producer = "nthlayer-slo-report"): CycleResult {
   const now = host.nowMs();
   const at = Math.floor(now / 1000);
   const planned: Planned[] = [];

@@ -76,7 +76,7 @@ func Run(h nthlayer.Host, state, _ string) (any, any, int, error) {
 		id := fmt.Sprintf("snap-%s-%s-%05d", m.Name, now.UTC().Format("20060102"), seq)
 		rec := map[string]any{
 			"id": id, "created_at": nthlayer.ISO(now), "kind": "slo_snapshot",
-			"service": m.Name, "producer": Name, "data": map[string]any{"slos": snaps},
+			"service": m.Name, "producer": "nthlayer-" + Name, "data": map[string]any{"slos": snaps},
 		}
 		// A retried cycle re-submits what it already stored: core's 409 means stored.
 		if _, err := h.Submit(rec); err != nil && !errors.Is(err, nthlayer.ErrDuplicate) {

@@ -48,7 +48,7 @@ export function run(host: Host, state: string | undefined, _config: string | und
       created_at: isoMicros(now),
       kind: "slo_snapshot",
       service: m.name,
-      producer: name,
+      producer: `nthlayer-${name}`,
       data: { slos: snapshots },
     };
     try {

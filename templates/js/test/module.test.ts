@@ -43,7 +43,7 @@ test("one snapshot per service; SLI vs objective", () => {
   const r = submitted[0];
   assert.equal(r.id, "snap-checkout-20260101-00001");
   assert.equal(r.created_at, "2026-01-01T00:00:00.000000+00:00");
-  assert.equal(r.producer, "demo");
+  assert.equal(r.producer, "nthlayer-demo");
   assert.deepEqual(r.data.slos, [
     { name: "availability", objective: 99.9, sli: 0.9995, meeting: true },
     { name: "latency", objective: 99.0, sli: 0.97, meeting: false },
