@@ -139,7 +139,7 @@ test("run() takes the JSON the host hands over", () => {
   const h = new FakeHost(MANIFESTS, ANSWERS);
   const out = run(h, '{"seq":41}', '{"budget_metric":"b"}', "my-report");
   assert.equal(out.state.seq, 42);
-  assert.equal(h.submitted[0].producer, "my-report");
+  assert.equal(h.submitted[0].producer, "nthlayer-my-report");
   assert.ok(h.batches[0].includes('last_over_time(b{service="checkout-api",slo="availability"}[1d])'));
 });
 
