@@ -1,0 +1,1 @@
+../../../templates/go/export_wit_world/export.go

@@ -1,0 +1,1 @@
+../../../templates/go/nthlayer/host_test.go

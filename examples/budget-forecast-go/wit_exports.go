@@ -1,0 +1,1 @@
+../../templates/go/wit_exports.go

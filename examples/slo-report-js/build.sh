@@ -1,0 +1,1 @@
+../../templates/js/build.sh

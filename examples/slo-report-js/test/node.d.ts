@@ -1,0 +1,1 @@
+../../../templates/js/test/node.d.ts

@@ -1,0 +1,1 @@
+../../templates/js/toolchain.sh
