@@ -192,7 +192,7 @@ def run(host, task, state, args):
             "created_at": iso(now),
             "kind": "burn_rate",
             "service": service,
-            "producer": NAME,
+            "producer": "nthlayer-" + NAME,
             "data": data,
         }
         seq += 1

@@ -7,6 +7,6 @@ host=${NTHLAYER_HOST:-nthlayer-host}
 python3 -m unittest -q test_burn_rate
 wasm=${WASM:-$(./build.sh)}
 out=$(mktemp)
-"$host" run-once "$wasm" --task burn-rate-python --fixtures fixtures > "$out"
+"$host" run-once "$wasm" --task burn-rate-python --fixtures fixtures --grant burn-rate-python=core,prometheus,assessment:burn_rate > "$out"
 grep -q '"status": "PAGE"' "$out" || { echo "expected a PAGE record" >&2; cat "$out" >&2; exit 1; }
 echo "burn-rate-python: ok"

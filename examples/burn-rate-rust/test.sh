@@ -7,6 +7,6 @@ host=${NTHLAYER_HOST:-nthlayer-host}
 cargo test -q --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
 wasm=${WASM:-$(./build.sh)}
 out=$(mktemp)
-"$host" run-once "$wasm" --task burn-rate-rust --fixtures fixtures > "$out"
+"$host" run-once "$wasm" --task burn-rate-rust --fixtures fixtures --grant burn-rate-rust=core,prometheus,assessment:burn_rate > "$out"
 grep -q '"status": "PAGE"' "$out" || { echo "expected a PAGE record" >&2; cat "$out" >&2; exit 1; }
 echo "burn-rate-rust: ok"

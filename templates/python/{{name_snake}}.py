@@ -71,7 +71,7 @@ def run(host, task, state):
             "created_at": iso(now),
             "kind": "slo_snapshot",
             "service": service,
-            "producer": NAME,
+            "producer": "nthlayer-" + NAME,
             "data": {"slos": [snapshot(host, service, s) for s in m.get("slos") or []]},
         }
         seq += 1

@@ -77,9 +77,12 @@ fn fixtures(files: &[(&str, Value)]) -> tempfile::TempDir {
     d
 }
 
+/// `run-once` with the grants an operator would give the example (it emits `burn_rate`).
 fn run_once(module: &Path, task: &str, dir: &Path) -> (i32, Value, String) {
     let (m, d) = (module.display().to_string(), dir.display().to_string());
-    let out = host_command(&["run-once", m.as_str(), "--task", task, "--fixtures", d.as_str()]);
+    let grant = format!("{task}=core,prometheus,assessment:burn_rate");
+    let out =
+        host_command(&["run-once", m.as_str(), "--task", task, "--fixtures", d.as_str(), "--grant", grant.as_str()]);
     let report = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", out.stdout, out.stderr));
     (out.code, report, out.stderr)
 }
@@ -175,7 +178,7 @@ impl Stack {
     fn run(&self, module: &str, at: i64, extra: &[&str]) {
         let file = example_module(module).display().to_string();
         let (core, prom) = (self.core.url(), self.prometheus.url());
-        let grant = format!("{module}=core,prometheus");
+        let grant = format!("{module}=core,prometheus,assessment:burn_rate");
         let at = json!({ "at": at }).to_string();
         let mut args = vec!["run", "--task", module, "--args", at.as_str(), "--core-url", core.as_str()];
         args.extend([
@@ -214,7 +217,7 @@ fn burn_rate_examples_agree_on_real_data_record_replay_and_serve_beside_the_buil
 
     // Identical records: everything but identity (id, created_at, producer) is equal.
     let by = stack.burn_rates();
-    let (rust, python) = (&by[RUST], &by[PYTHON]);
+    let (rust, python) = (&by[&format!("nthlayer-{RUST}")], &by[&format!("nthlayer-{PYTHON}")]);
     assert_eq!(rust.keys().collect::<Vec<_>>(), python.keys().collect::<Vec<_>>());
     assert!(rust.len() >= 5, "{rust:?}");
     for (key, r) in rust {
@@ -264,9 +267,9 @@ fn burn_rate_examples_agree_on_real_data_record_replay_and_serve_beside_the_buil
         r.as_str(),
         p.as_str(),
         "--grant",
-        "burn-rate-rust=core,prometheus",
+        "burn-rate-rust=core,prometheus,assessment:burn_rate",
         "--grant",
-        "burn-rate-python=core,prometheus",
+        "burn-rate-python=core,prometheus,assessment:burn_rate",
         "--cache-dir",
         cache_dir.as_str(),
         "--start-jitter-ms",

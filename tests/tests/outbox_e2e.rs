@@ -45,7 +45,7 @@ fn serve_spooler(core: &Core, instance: &str, extra: &[&str]) -> HostProcess {
     let m = spooler();
     let mut flags = vec![
         "--grant",
-        "spooler=core",
+        "spooler=core,assessment:spool_probe",
         "--failed-cycle-retry-seconds",
         "1",
         "--start-jitter-ms",

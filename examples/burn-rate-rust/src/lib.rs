@@ -128,7 +128,7 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
             "created_at": time::iso(host.now()),
             "kind": "burn_rate",
             "service": slo.service,
-            "producer": NAME,
+            "producer": format!("nthlayer-{NAME}"),
             "data": data,
         });
         seq += 1;

@@ -38,7 +38,7 @@ impl Module for Worker {
                 "created_at": time::iso(host.now()),
                 "kind": "slo_snapshot",
                 "service": service,
-                "producer": NAME,
+                "producer": format!("nthlayer-{NAME}"),
                 "data": {"slos": slos},
             });
             seq += 1;
