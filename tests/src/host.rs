@@ -59,9 +59,9 @@ pub fn require_host() {
     assert!(m.exists(), "{} does not exist: run scripts/build-modules or set NTHLAYER_MODULES_DIR", m.display());
 }
 
-/// The host's `--state-dir` for `instance_id` in this test process: as in production (the
-/// default is per instance id), a host restarted under the same id finds its spool, and
-/// hosts of different tests never share one. Removed when the test process exits.
+/// The host's `--state-dir` for `instance_id` in this test: as in production (the default is
+/// per instance id), a host restarted under the same id finds its spool, and hosts of
+/// different tests never share one. Removed when the test process exits.
 pub fn state_dir(instance_id: &str) -> PathBuf {
     static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     extern "C" fn remove_root() {
@@ -75,7 +75,12 @@ pub fn state_dir(instance_id: &str) -> PathBuf {
         unsafe { libc::atexit(remove_root) };
         dir
     });
-    root.join(instance_id)
+    // Tests of one binary run side by side, and several use the same instance id (swap.rs's
+    // two hosts are both "swap-test"): libtest names each test's thread after the test, so
+    // the test's name keeps their spools apart while a restart inside one test finds its own.
+    let test =
+        std::thread::current().name().unwrap_or("main").replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+    root.join(test).join(instance_id)
 }
 
 /// The `--instance-id` of a host command line (the host's default when absent).

@@ -29,6 +29,11 @@ const ALLOWED: &[Allowed] = &[
     // (docs/SANDBOX.md, emission grants).
     Allowed { kind: "*", path: "emitted_by", reason: "producing module stamped by the host" },
     Allowed { kind: "heartbeat", path: "state.outbox", reason: "the spool's backlog (docs/OUTBOX.md)" },
+    Allowed {
+        kind: "heartbeat",
+        path: "state.compiling",
+        reason: "files compiling in the background (docs/modules.md)",
+    },
 ];
 
 const RECORDS: Duration = Duration::from_secs(90);
