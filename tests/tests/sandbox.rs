@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nthlayer_tests::core::Core;
@@ -227,14 +226,8 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The two tests run one at a time: each loads a host with a crowd of busy modules to
-/// measure who keeps their schedule, and on 2 cores side by side each would be the other's
-/// unmeasured neighbour.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
 #[test]
 fn hostile_modules_are_contained_and_the_ticker_keeps_its_schedule() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _one = one_at_a_time();
     let mods = modules();
     let files: Vec<String> = mods.iter().map(|(m, _)| component(m).display().to_string()).collect();
@@ -335,7 +328,6 @@ fn refusal(ev: &[Value], file: &str) -> Option<String> {
 /// every offender is refused with its specific error, with nothing forged in core.
 #[test]
 fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _one = one_at_a_time();
     let obs = Observe::start_with(false);
     let core = Core::start(&scenario::manifests_dir());
