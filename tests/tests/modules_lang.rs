@@ -305,8 +305,9 @@ fn burn_rate_examples_agree_on_real_data_record_replay_and_serve_beside_the_buil
     let background = line("compiling in the background").expect("the Python component compiled in the background");
     assert!(log.lines().nth(background).unwrap().contains(PYTHON));
     let finished = line("background compile finished").expect("background compile finished");
-    let builtin_posted = log.lines().position(|l| l.contains("posted assessment") && l.contains("\"observe\""));
-    assert!(builtin_posted.expect("observe posted") < finished, "built-ins served while Python compiled");
+    // A built-in's committed cycle (its records go to the outbox with it, docs/OUTBOX.md).
+    let builtin_ran = log.lines().position(|l| l.contains("cycle ok") && l.contains("\"observe.collect\""));
+    assert!(builtin_ran.expect("observe.collect ran") < finished, "built-ins served while Python compiled");
     let hb = wait_until("heartbeat with the Python component", WAIT, || {
         let hb = stack.core.heartbeat("workers", "lang")?;
         hb.state["components"].as_array()?.iter().find(|c| c["name"] == PYTHON).cloned()

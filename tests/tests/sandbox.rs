@@ -86,7 +86,7 @@ fn f<'a>(e: &'a Value, key: &str) -> &'a str {
 /// Errors of the failed cycles of `task`, in order.
 fn failures(ev: &[Value], task: &str) -> Vec<String> {
     ev.iter()
-        .filter(|e| f(e, "message") == "cycle failed; previous state kept" && f(e, "task") == task)
+        .filter(|e| f(e, "message").starts_with("cycle failed; previous state kept") && f(e, "task") == task)
         .map(|e| f(e, "error").to_string())
         .collect()
 }
