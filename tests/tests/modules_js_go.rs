@@ -434,3 +434,54 @@ fn new_js_project_builds_and_passes_its_own_test() {
 fn new_go_project_builds_and_passes_its_own_test() {
     template_project_passes_its_test("go");
 }
+
+/// Every example language at once, beside the embedded built-ins: one host, each module
+/// granted only the kind it emits, all posting into the same real core, each record stamped
+/// with the module that made it.
+#[test]
+fn all_four_languages_serve_beside_the_builtins() {
+    let now = nthlayer_tests::util::unix_now();
+    let prom = budget_prometheus(now);
+    let core = Core::start(&scenario::manifests_dir());
+    // (example, module name, the kind it emits)
+    let four = [
+        ("burn-rate-rust", "burn-rate-rust", "burn_rate"),
+        ("burn-rate-python", "burn-rate-python", "burn_rate"),
+        (JS, "slo-report", "slo_report"),
+        (GO, "budget-forecast", "budget_forecast"),
+    ];
+    let (core_url, prom_url) = (core.url(), prom.url());
+    let mut args: Vec<String> = ["serve", "--core-url", &core_url, "--prometheus-url", &prom_url]
+        .into_iter()
+        .chain(["--instance-id", "four-languages", "--start-jitter-ms", "0", "--log-format", "json"])
+        .map(String::from)
+        .collect();
+    for (example_name, module, kind) in four {
+        args.extend(["--modules".into(), example(example_name).display().to_string()]);
+        args.extend(["--grant".into(), format!("{module}=core,prometheus,assessment:{kind}")]);
+        args.extend(["--interval".into(), format!("{module}=2")]);
+    }
+    let mut host = HostProcess::spawn_raw(args);
+    let stamped_by = |a: &Assessment| a.extra["emitted_by"]["module"].as_str().unwrap_or_default().to_string();
+    wait_until("records from all four languages and from observe", Duration::from_secs(240), || {
+        assert!(host.is_running(), "host exited:\n{}", host.log_tail(40));
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        for kind in ["burn_rate", "slo_report", "budget_forecast", "portfolio_status"] {
+            for a in core.assessments(None, Some(kind)) {
+                *by.entry(stamped_by(&a)).or_default() += 1;
+            }
+        }
+        let all = four.iter().map(|(_, m, _)| *m).chain(["observe"]).all(|m| by.get(m).copied().unwrap_or(0) > 0);
+        all.then_some(())
+    });
+    // Each module's records are of its granted kind and name it as their producer.
+    for (_, module, kind) in four {
+        let recs: Vec<Assessment> =
+            core.assessments(None, Some(kind)).into_iter().filter(|a| stamped_by(a) == module).collect();
+        assert!(!recs.is_empty(), "{module}");
+        for a in &recs {
+            assert_eq!(a.extra["producer"], json!(format!("nthlayer-{module}")), "{module}: {:?}", a.extra);
+        }
+    }
+    assert!(host.terminate(Duration::from_secs(20)).success(), "clean shutdown");
+}
