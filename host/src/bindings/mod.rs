@@ -2,7 +2,7 @@
 //!
 //! Every published version of `nthlayer:worker` lives frozen in `wit/nthlayer-worker@X.Y.Z/`
 //! (a test pins the text; see `frozen`). The imports are implemented once, against
-//! [`latest`]; each older version gets a thin layer (`since_v0_1`) that links those
+//! [`latest`]; each older version gets a thin layer (`since_v0_1`, `since_v0_2`) that links those
 //! implementations under its own interface names and converts the records that changed.
 //! wasmtime treats `0.1.0` and `0.2.0` as incompatible names, so a component gets exactly
 //! the version it imports. The loader reads that version from the component's imports
@@ -11,6 +11,7 @@
 
 mod frozen;
 mod since_v0_1;
+mod since_v0_2;
 
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -21,26 +22,28 @@ use crate::runtime::store::StoreData;
 pub mod latest {
     wasmtime::component::bindgen!({
         world: "worker",
-        path: "../wit/nthlayer-worker@0.2.0",
+        path: "../wit/nthlayer-worker@0.3.0",
         imports: { default: async },
         exports: { default: async },
     });
 }
 
 pub use latest::nthlayer::worker::types::{
-    CycleInput, CycleOutput, FieldTest, HostError, MatchOp, ModuleInfo, RecordKind, Rejection, Task, WakeOn,
+    CycleInput, CycleOutput, Emission, FieldTest, HostError, MatchOp, ModuleInfo, RecordKind, Rejection, Task, WakeOn,
 };
 
 /// Contract versions this host serves, oldest first. The last one is [`latest`].
-pub const SERVED: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+pub const SERVED: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
 /// A contract version this host serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum Contract {
     #[serde(rename = "0.1.0")]
     V0_1,
     #[serde(rename = "0.2.0")]
     V0_2,
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl Contract {
@@ -48,7 +51,14 @@ impl Contract {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
+    }
+
+    /// Whether `describe()` of this version carries an `emits` declaration (0.3.0 on).
+    /// Before, a module declares nothing and gets exactly what it is granted.
+    pub fn declares_emissions(self) -> bool {
+        self >= Contract::V0_3
     }
 
     /// `0.x.y` matches the served `0.x.*` (wasmtime links a patch release to the same
@@ -116,19 +126,22 @@ pub fn contract_of_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<C
 /// Links every served version's imports.
 pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     latest::Worker::add_to_linker::<StoreData, HasSelf<StoreData>>(linker, |s| s)?;
-    since_v0_1::add_to_linker(linker)
+    since_v0_1::add_to_linker(linker)?;
+    since_v0_2::add_to_linker(linker)
 }
 
 /// A component pre-instantiated against the bindings of the version it imports.
 pub enum WorkerPre {
     V0_1(since_v0_1::WorkerPre<StoreData>),
-    V0_2(latest::WorkerPre<StoreData>),
+    V0_2(since_v0_2::WorkerPre<StoreData>),
+    V0_3(latest::WorkerPre<StoreData>),
 }
 
 /// One instance of a component, in its version's bindings.
 pub enum Worker {
     V0_1(since_v0_1::Worker),
-    V0_2(latest::Worker),
+    V0_2(since_v0_2::Worker),
+    V0_3(latest::Worker),
 }
 
 impl WorkerPre {
@@ -136,7 +149,8 @@ impl WorkerPre {
     pub fn new(contract: Contract, pre: InstancePre<StoreData>) -> wasmtime::Result<Self> {
         Ok(match contract {
             Contract::V0_1 => WorkerPre::V0_1(since_v0_1::WorkerPre::new(pre)?),
-            Contract::V0_2 => WorkerPre::V0_2(latest::WorkerPre::new(pre)?),
+            Contract::V0_2 => WorkerPre::V0_2(since_v0_2::WorkerPre::new(pre)?),
+            Contract::V0_3 => WorkerPre::V0_3(latest::WorkerPre::new(pre)?),
         })
     }
 
@@ -144,6 +158,7 @@ impl WorkerPre {
         match self {
             WorkerPre::V0_1(_) => Contract::V0_1,
             WorkerPre::V0_2(_) => Contract::V0_2,
+            WorkerPre::V0_3(_) => Contract::V0_3,
         }
     }
 
@@ -151,6 +166,7 @@ impl WorkerPre {
         Ok(match self {
             WorkerPre::V0_1(p) => Worker::V0_1(p.instantiate_async(store).await?),
             WorkerPre::V0_2(p) => Worker::V0_2(p.instantiate_async(store).await?),
+            WorkerPre::V0_3(p) => Worker::V0_3(p.instantiate_async(store).await?),
         })
     }
 }
@@ -160,7 +176,8 @@ impl Worker {
     pub async fn call_describe(&self, store: &mut Store<StoreData>) -> wasmtime::Result<ModuleInfo> {
         match self {
             Worker::V0_1(w) => Ok(since_v0_1::module_info(w.call_describe(store).await?)),
-            Worker::V0_2(w) => w.call_describe(store).await,
+            Worker::V0_2(w) => Ok(since_v0_2::module_info(w.call_describe(store).await?)),
+            Worker::V0_3(w) => w.call_describe(store).await,
         }
     }
 
@@ -174,7 +191,10 @@ impl Worker {
             Worker::V0_1(w) => {
                 Ok(w.call_run_cycle(store, &since_v0_1::cycle_input(input)).await?.map(since_v0_1::cycle_output))
             }
-            Worker::V0_2(w) => w.call_run_cycle(store, input).await,
+            Worker::V0_2(w) => {
+                Ok(w.call_run_cycle(store, &since_v0_2::cycle_input(input)).await?.map(since_v0_2::cycle_output))
+            }
+            Worker::V0_3(w) => w.call_run_cycle(store, input).await,
         }
     }
 }
@@ -197,13 +217,16 @@ mod tests {
         assert_eq!(contract_of_wat(v2), Ok(Contract::V0_2));
         let patch = r#"(component (import "nthlayer:worker/types@0.2.3" (instance)))"#;
         assert_eq!(contract_of_wat(patch), Ok(Contract::V0_2));
+        let v3 = r#"(component (import "nthlayer:worker/core@0.3.0" (instance)))"#;
+        assert_eq!(contract_of_wat(v3), Ok(Contract::V0_3));
+        assert!(Contract::V0_3.declares_emissions() && !Contract::V0_2.declares_emissions());
     }
 
     #[test]
     fn unknown_mixed_or_missing_versions_are_refused_with_the_served_list() {
         let future = r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#;
         let e = contract_of_wat(future).unwrap_err();
-        assert!(e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0"), "{e}");
+        assert!(e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0"), "{e}");
         let mixed = r#"(component (import "nthlayer:worker/types@0.1.0" (instance)) (import "nthlayer:worker/log@0.2.0" (instance)))"#;
         assert!(contract_of_wat(mixed).unwrap_err().contains("several nthlayer:worker versions (0.1.0, 0.2.0)"));
         let none = r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#;

@@ -7,7 +7,8 @@
 //! naming the function. When a later version changes an import, that import gets a
 //! forwarding `Host` impl in this file instead.
 //!
-//! Exports: 0.1.0's `task` has no `wake` list; its records are converted to the newest ones.
+//! Exports: 0.1.0's `task` has no `wake` list and its `module-info` no `emits` (0.3.0); its
+//! records are converted to the newest ones.
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -48,7 +49,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
     v0_1::add_to_linker::<StoreData, D>(linker, |s| s)
 }
 
-/// 0.1.0 tasks wake on nothing: interval only.
+/// 0.1.0 tasks wake on nothing (interval only) and declare no emissions (the loader knows
+/// from the contract that the empty `emits` means "cannot declare").
 pub(super) fn module_info(m: v0_1::ModuleInfo) -> latest::nthlayer::worker::types::ModuleInfo {
     latest::nthlayer::worker::types::ModuleInfo {
         name: m.name,
@@ -64,6 +66,7 @@ pub(super) fn module_info(m: v0_1::ModuleInfo) -> latest::nthlayer::worker::type
             })
             .collect(),
         needs: m.needs,
+        emits: Vec::new(),
     }
 }
 
