@@ -1,6 +1,7 @@
 //! Which module may call what.
 //!
-//! A module lists what it `needs`; the operator decides. What a module gets without
+//! A module lists what it `needs` (and, from contract 0.3.0, what it `emits`:
+//! emissions.rs); the operator decides. What a module gets without
 //! operator action depends on *what the code is*, never on the name it gives itself:
 //! - trusted code — the components embedded in this binary, a file byte-identical to one of
 //!   them (same sha256), or a file under a `--trusted-dir` — gets what it declares;
@@ -13,7 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::emissions::{Emission, Emits};
+use crate::emissions::{Emission, EmitRights, Emits};
 
 /// The one table of capabilities: parsing, listing, the `--grant` help and error messages
 /// all come from here. A new capability is one line (plus its import and WIT).
@@ -59,7 +60,7 @@ impl Capability {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     caps: BTreeSet<Capability>,
-    pub emits: Emits,
+    pub emits: EmitRights,
 }
 
 impl Grants {
@@ -70,7 +71,7 @@ impl Grants {
         self.caps.insert(c);
         self
     }
-    pub fn emitting(mut self, emits: Emits) -> Self {
+    pub fn emitting(mut self, emits: EmitRights) -> Self {
         self.emits = emits;
         self
     }
@@ -177,20 +178,22 @@ impl GrantPolicy {
     }
 
     /// Capabilities: the `--grant` line, else what trusted code declares, else none.
-    /// Emissions: the `--grant` line's, else the built-in set for trusted code of a
-    /// built-in's name, else none (emissions.rs).
-    pub fn resolve(&self, module: &str, needs: &[String], trust: &Trust) -> Grants {
+    /// Emissions granted: the `--grant` line's, else for trusted code what it declares in
+    /// `emits` (`declared`: contract 0.3.0 on) or, if it cannot declare, the built-in set of
+    /// its name, else none; it may emit the granted ones it declared (emissions.rs).
+    pub fn resolve(&self, module: &str, needs: &[String], declared: Option<&Emits>, trust: &Trust) -> Grants {
         let caps = match self.explicit.get(module) {
             Some(g) => g.clone(),
             None if !trust.trusted() => Grants::none(),
             None => needs.iter().filter_map(|n| Capability::parse(n).flatten()).fold(Grants::none(), Grants::with),
         };
-        let emits = match self.explicit_emits.get(module) {
-            Some(e) => e.clone(),
-            None if trust.trusted() => Emits::builtin(module),
-            None => Emits::default(),
+        let granted = match (self.explicit_emits.get(module), declared) {
+            (Some(e), _) => e.clone(),
+            (None, _) if !trust.trusted() => Emits::default(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => Emits::builtin(module),
         };
-        caps.emitting(emits)
+        caps.emitting(EmitRights::new(granted, declared.cloned()))
     }
 }
 
@@ -203,12 +206,12 @@ mod tests {
     fn trusted_code_gets_its_needs_strangers_get_nothing_whatever_their_name() {
         let p = GrantPolicy::parse(&["mine=core,llm".into(), "measure=none".into()]).unwrap();
         let needs = vec!["core".to_string(), "prometheus".to_string()];
-        assert_eq!(p.resolve("observe", &needs, &Trust::Embedded).names(), ["core", "prometheus"]);
+        assert_eq!(p.resolve("observe", &needs, None, &Trust::Embedded).names(), ["core", "prometheus"]);
         // The name `observe` buys nothing: only the code's identity does.
-        assert_eq!(p.resolve("observe", &needs, &Trust::Untrusted).names(), Vec::<&str>::new());
-        assert_eq!(p.resolve("stranger", &needs, &Trust::Untrusted).names(), Vec::<&str>::new());
-        assert_eq!(p.resolve("mine", &[], &Trust::Untrusted).names(), ["core", "llm"]);
-        assert_eq!(p.resolve("measure", &needs, &Trust::Embedded).names(), Vec::<&str>::new());
+        assert_eq!(p.resolve("observe", &needs, None, &Trust::Untrusted).names(), Vec::<&str>::new());
+        assert_eq!(p.resolve("stranger", &needs, None, &Trust::Untrusted).names(), Vec::<&str>::new());
+        assert_eq!(p.resolve("mine", &[], None, &Trust::Untrusted).names(), ["core", "llm"]);
+        assert_eq!(p.resolve("measure", &needs, None, &Trust::Embedded).names(), Vec::<&str>::new());
         assert!(GrantPolicy::parse(&["x=disk".into()])
             .unwrap_err()
             .to_string()
@@ -253,23 +256,56 @@ mod tests {
             "measure=none".into(),
         ])
         .unwrap();
-        let mine = p.resolve("mine", &[], &Trust::Untrusted);
+        let mine = p.resolve("mine", &[], None, &Trust::Untrusted);
         assert!(mine.allows(Capability::Core));
         assert_eq!(mine.emits.labels(), ["assessment:burn_rate", "verdict:triage"]);
         // Embedded observe keeps its kinds when the line names capabilities only …
-        assert!(p.resolve("observe", &[], &Trust::Embedded).emits.allows(Record::Assessment, "portfolio_status"));
+        assert!(p.resolve("observe", &[], None, &Trust::Embedded).emits.allows(Record::Assessment, "portfolio_status"));
         // … a stranger calling itself observe gets none of them, whatever the line says.
-        assert_eq!(p.resolve("observe", &[], &Trust::Untrusted).emits, Emits::default());
-        assert_eq!(p.resolve("measure", &[], &Trust::Embedded).emits, Emits::default());
+        assert_eq!(p.resolve("observe", &[], None, &Trust::Untrusted).emits.effective, Emits::default());
+        assert_eq!(p.resolve("measure", &[], None, &Trust::Embedded).emits.effective, Emits::default());
         assert!(GrantPolicy::parse(&["x=record:y".into()]).unwrap_err().to_string().contains("assessment:KIND"));
+    }
+
+    fn emits(labels: &[&str]) -> Emits {
+        labels.iter().map(|l| Emission::parse(l).unwrap().unwrap()).fold(Emits::default(), Emits::with)
+    }
+
+    #[test]
+    fn a_declaring_module_emits_the_granted_part_of_its_declaration() {
+        let p = GrantPolicy::parse(&[
+            "mine=core,assessment:x,assessment:y".into(),
+            "wide=core,assessment:*".into(),
+            "observe=core".into(),
+        ])
+        .unwrap();
+        let declared = emits(&["assessment:x", "verdict:v"]);
+        // Granted x and y, declares x and v: x only. y is granted but undeclared; v the reverse.
+        let mine = p.resolve("mine", &[], Some(&declared), &Trust::Untrusted).emits;
+        assert_eq!(mine.labels(), ["assessment:x"]);
+        assert_eq!(mine.missing().labels(), ["verdict:v"]);
+        // A wildcard grant narrows to the declared kinds of its record.
+        let wide = p.resolve("wide", &[], Some(&declared), &Trust::Untrusted).emits;
+        assert_eq!(wide.labels(), ["assessment:x"]);
+        // Trusted code with no line is granted what it declares — not the built-in table of
+        // its name, which serves only modules that cannot declare.
+        let own = emits(&["assessment:slo_status"]);
+        let observe = p.resolve("observe", &[], Some(&own), &Trust::Embedded).emits;
+        assert_eq!(observe.labels(), ["assessment:slo_status"]);
+        assert!(observe.missing().is_empty());
+        assert_eq!(p.resolve("observe", &[], None, &Trust::Embedded).emits.labels().len(), 5);
+        // Untrusted code with no line: its declaration grants nothing.
+        let stranger = p.resolve("stranger", &[], Some(&declared), &Trust::Untrusted).emits;
+        assert!(stranger.effective.is_empty());
+        assert_eq!(stranger.missing(), declared);
     }
 
     #[test]
     fn the_arbiter_is_granted_like_any_capability() {
         let needs = vec!["core".to_string(), "llm".to_string(), "arbiter".to_string()];
         let p = GrantPolicy::parse(&["mine=arbiter".into()]).unwrap();
-        assert!(p.resolve("respond", &needs, &Trust::Embedded).allows(Capability::Arbiter));
-        assert!(!p.resolve("respond", &needs, &Trust::Untrusted).allows(Capability::Arbiter));
-        assert_eq!(p.resolve("mine", &[], &Trust::Untrusted).names(), ["arbiter"]);
+        assert!(p.resolve("respond", &needs, None, &Trust::Embedded).allows(Capability::Arbiter));
+        assert!(!p.resolve("respond", &needs, None, &Trust::Untrusted).allows(Capability::Arbiter));
+        assert_eq!(p.resolve("mine", &[], None, &Trust::Untrusted).names(), ["arbiter"]);
     }
 }

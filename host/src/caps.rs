@@ -18,6 +18,8 @@ pub const VERSION_BYTES: usize = 64;
 pub const SUMMARY_BYTES: usize = 256;
 /// Entries in `needs`.
 pub const NEEDS: usize = 16;
+/// Entries in `emits` (contract 0.3.0); each kind is at most [`NAME_BYTES`].
+pub const EMITS: usize = 64;
 /// A wake rule's kind, field path or value: bytes.
 pub const WAKE_TEXT_BYTES: usize = 256;
 /// One PromQL expression: bytes. Above [`crate::clients::prometheus::MAX_GET_PARAMS`] it is
@@ -100,6 +102,7 @@ mod tests {
             version: version.into(),
             tasks: vec![TaskMeta { name: "m".into(), interval_seconds: 1, summary: summary.into(), wake: vec![] }],
             needs: vec![],
+            emits: None,
         }
     }
 

@@ -1,7 +1,9 @@
 //! `nthlayer-host check [FILE…]`: what the host would make of a module file, without
 //! running it. The component's declarations are read first (milliseconds), so one that
 //! imports what this host lacks is refused before the compile a Python component spends
-//! ~13 s on; then it is compiled (or loaded from the cache) and described.
+//! ~13 s on; then it is compiled (or loaded from the cache) and described. `--grant` and
+//! `--trusted-dir` are read as `serve` reads them, so the report says which of the records a
+//! module declares it would be granted, and the line to grant the rest.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,12 +12,13 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use crate::capabilities::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::{inspect, LoadedModule, Runtime};
 use crate::serve::build_services;
 
 /// One line of JSON per file; `Ok(false)` when any file fails.
-pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<bool> {
+pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: GrantPolicy) -> Result<bool> {
     let unreachable = "http://127.0.0.1:9";
     let services = Arc::new(build_services(unreachable, unreachable, None, Default::default())?);
     let cached = cache_dir.is_some();
@@ -27,7 +30,7 @@ pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<bo
     };
     let mut all_ok = true;
     for (file, embedded) in targets {
-        let line = check_one(&runtime, &services, &file, embedded, cached).await;
+        let line = check_one(&runtime, &services, &policy, &file, embedded, cached).await;
         all_ok &= line["ok"] == true;
         println!("{line}");
     }
@@ -37,6 +40,7 @@ pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>) -> Result<bo
 async fn check_one(
     runtime: &Arc<Runtime>,
     services: &Arc<crate::services::Services>,
+    policy: &GrantPolicy,
     file: &std::path::Path,
     embedded: Option<&[u8]>,
     cached: bool,
@@ -68,10 +72,39 @@ async fn check_one(
         let extra = json!({"size_bytes": bytes.len(), "precheck_ms": precheck_ms, "declared": declared});
         return fail(format!("{name}: {reason} (refused before compiling)"), extra);
     }
+    let trust = match embedded {
+        Some(_) => Trust::Embedded,
+        None => policy.identify(file, &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))),
+    };
     match runtime.load_bytes(file, bytes, services.clone()).await {
-        Ok(m) => report(&name, &m, precheck_ms, declared, cached),
+        Ok(m) => {
+            let mut line = report(&name, &m, precheck_ms, declared, cached);
+            line["emits"] = emissions(&m, policy, trust);
+            line
+        }
         Err(e) => fail(e.to_string(), json!({"precheck_ms": precheck_ms, "declared": declared})),
     }
+}
+
+/// Declared / granted / effective / missing emissions under `policy`, and the `--grant` value
+/// that would grant the missing ones (emissions.rs has the rule).
+fn emissions(m: &Arc<LoadedModule>, policy: &GrantPolicy, trust: Trust) -> Value {
+    let serving = crate::registry::Serving {
+        grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &trust),
+        limits: Default::default(),
+        trust,
+        module: m.clone(),
+    };
+    let e = &serving.grants.emits;
+    let missing = e.missing();
+    json!({
+        "declared": e.declared,
+        "granted": e.granted,
+        "effective": e.effective,
+        "missing": missing,
+        "trust": serving.trust,
+        "grant": (!missing.is_empty()).then(|| format!("--grant {}", serving.grant_line())),
+    })
 }
 
 fn report(name: &str, m: &LoadedModule, precheck_ms: f64, declared: Value, cached: bool) -> Value {

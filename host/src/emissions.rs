@@ -5,12 +5,17 @@
 //! with the `core` grant could post `portfolio_status` assessments or `triage` verdicts
 //! indistinguishable from observe's or respond's. The rule, in the same table as the
 //! capabilities (`--grant`, capabilities.rs):
-//! - trusted code (capabilities.rs `Trust`) serving under a built-in's name emits exactly
-//!   what that built-in emits today ([`BUILTIN`]);
-//! - everything else emits nothing until the operator grants it:
-//!   `--grant MODULE=core,assessment:burn_rate,verdict:triage` (`assessment:*`, `verdict:*`
-//!   grant every kind/type). Emission entries on a `--grant` line replace the trust-based
-//!   set; a line with none leaves it.
+//! - a module built against contract 0.3.0 or later declares what it emits (`describe()`
+//!   `emits`); it may emit what is both declared and granted ([`EmitRights`]), so it can never
+//!   emit what it did not announce, and a declaration never grants anything;
+//! - granted is the `--grant` line's emissions (`--grant MODULE=core,assessment:burn_rate,
+//!   verdict:triage`; `assessment:*`, `verdict:*` grant every kind/type), else, for trusted
+//!   code (capabilities.rs `Trust`), what it declares — as with `needs` — else nothing;
+//! - a 0.1.0/0.2.0 module declares nothing and may emit what is granted; trusted code of a
+//!   built-in's name is granted what that built-in emits ([`BUILTIN`]).
+//!
+//! Emission entries on a `--grant` line replace the trust-based set; a line with none
+//! leaves it.
 //!
 //! Every forwarded record also gets `emitted_by: {module, version}` (whatever the module put
 //! there is replaced), and a `producer` it names (observe's `"producer": "nthlayer-observe"`,
@@ -23,7 +28,11 @@ use serde_json::{json, Map, Value};
 use crate::clients::envelope::RecordKind;
 
 /// What the built-in modules emit, from their sources (modules/*/src: the `kind` of every
-/// assessment and the `type` of every verdict they submit).
+/// assessment and the `type` of every verdict they submit). Since 0.3.0 each built-in
+/// declares exactly this list itself (a test in builtin.rs holds the two equal). The table
+/// stays for trusted code serving under a built-in's name that was built against 0.2.0 or
+/// 0.1.0 (e.g. an older observe.wasm under `--trusted-dir`): such code cannot declare, and
+/// without the table it would lose the kinds it emitted on the host it was built for.
 pub const BUILTIN: &[(&str, &[&str])] = &[
     (
         "observe",
@@ -113,6 +122,13 @@ impl Emission {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Emits(BTreeSet<Emission>);
 
+/// Listed as labels (`["assessment:burn_rate"]`) in `check` and heartbeats.
+impl serde::Serialize for Emits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.labels())
+    }
+}
+
 impl Emits {
     /// What a built-in of this name emits (empty for any other name).
     pub fn builtin(module: &str) -> Emits {
@@ -131,6 +147,115 @@ impl Emits {
 
     pub fn labels(&self) -> Vec<String> {
         self.0.iter().map(Emission::label).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries of `declared` this set allows (a granted `*` matches every declared kind
+    /// of its record; declarations hold no wildcard).
+    pub fn granted_of(&self, declared: &Emits) -> Emits {
+        Emits(declared.0.iter().filter(|e| self.allows(e.record, &e.name)).cloned().collect())
+    }
+
+    /// The entries of `self` that `other` does not allow.
+    pub fn not_allowed_by(&self, other: &Emits) -> Emits {
+        Emits(self.0.iter().filter(|e| !other.allows(e.record, &e.name)).cloned().collect())
+    }
+}
+
+/// A 0.3.0 module's `describe()` `emits`, checked: at most [`crate::caps::EMITS`] entries,
+/// each kind 1-[`crate::caps::NAME_BYTES`] bytes that a `--grant` line can name (no `*`, `,`,
+/// whitespace or control characters), none twice. The error becomes an `invalid` load error.
+pub fn declared(list: &[crate::bindings::Emission]) -> Result<Emits, String> {
+    use crate::bindings::RecordKind as Wit;
+    crate::caps::count("emits", list.len(), crate::caps::EMITS)?;
+    let mut out = Emits::default();
+    for e in list {
+        let record = match e.record {
+            Wit::Assessment => Record::Assessment,
+            Wit::Verdict => Record::Verdict,
+        };
+        let label = format!("{}:{}", record.prefix(), crate::caps::shown(&e.kind));
+        crate::caps::bytes(&format!("emits entry {label:?}: the kind"), e.kind.len(), crate::caps::NAME_BYTES)?;
+        if e.kind.is_empty() || e.kind.chars().any(|c| c == '*' || c == ',' || c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "emits entry {label:?}: a kind is 1-{} bytes without '*', ',', whitespace or control characters                  (declarations name exact kinds; no wildcard)",
+                crate::caps::NAME_BYTES
+            ));
+        }
+        let em = Emission { record, name: e.kind.clone() };
+        if !out.0.insert(em) {
+            return Err(format!("emits entry {label:?} declared twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// What one module version may emit, and why: the host's check on every submitted record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmitRights {
+    /// From the operator (`--grant`) or the code's trust.
+    pub granted: Emits,
+    /// The module's own declaration (contract 0.3.0 on); None: it cannot declare.
+    pub declared: Option<Emits>,
+    /// What passes: `granted` ∩ `declared`, or `granted` for a module that cannot declare.
+    pub effective: Emits,
+}
+
+impl EmitRights {
+    pub fn new(granted: Emits, declared: Option<Emits>) -> Self {
+        let effective = match &declared {
+            Some(d) => granted.granted_of(d),
+            None => granted.clone(),
+        };
+        EmitRights { granted, declared, effective }
+    }
+
+    pub fn allows(&self, record: Record, name: &str) -> bool {
+        self.effective.allows(record, name)
+    }
+
+    /// Effective emissions, as labels.
+    pub fn labels(&self) -> Vec<String> {
+        self.effective.labels()
+    }
+
+    /// Declared but not granted: what the operator may want to add.
+    pub fn missing(&self) -> Emits {
+        self.declared.as_ref().map(|d| d.not_allowed_by(&self.granted)).unwrap_or_default()
+    }
+
+    /// Ok when the record may pass; else the `denied` text: a record the module did not
+    /// declare is the module's fault (no grant fixes it), one it declared but was not granted
+    /// is the operator's, and the text names the whole `--grant` line (emissions on a line
+    /// replace the set, so it keeps the capabilities `caps` and emissions granted already).
+    pub fn check(&self, module: &str, caps: &[&str], record: Record, name: &str) -> Result<(), String> {
+        if self.allows(record, name) {
+            return Ok(());
+        }
+        let (what, shown) = (record.prefix(), crate::caps::shown(name));
+        if let Some(d) = self.declared.as_ref().filter(|d| !d.allows(record, name)) {
+            return Err(format!(
+                "module {module} may not emit {what} {shown:?}: it did not declare it in describe() emits                  (declares: {}); a module emits only what it declares, whatever it is granted",
+                match d.labels() {
+                    l if l.is_empty() => "nothing".to_string(),
+                    l => l.join(","),
+                }
+            ));
+        }
+        let mut line: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+        line.extend(self.granted.labels());
+        line.push(format!("{what}:{shown}"));
+        Err(format!(
+            "module {module} may not emit {what} {shown:?}; start the host with --grant {module}={} (emits now: {})",
+            line.join(","),
+            match self.labels() {
+                l if l.is_empty() => "nothing".to_string(),
+                l => l.join(","),
+            }
+        ))
     }
 }
 
@@ -195,6 +320,53 @@ mod tests {
         assert_eq!(Emission::parse("assessment:burn_rate").unwrap().unwrap().label(), "assessment:burn_rate");
         assert!(Emission::parse("record:x").unwrap().unwrap_err().contains("assessment:KIND"));
         assert!(Emission::parse("verdict:").unwrap().is_err());
+    }
+
+    fn wit(record: crate::bindings::RecordKind, kind: &str) -> crate::bindings::Emission {
+        crate::bindings::Emission { record, kind: kind.into() }
+    }
+
+    #[test]
+    fn declarations_are_bounded_exact_and_unique() {
+        use crate::bindings::RecordKind::{Assessment, Verdict};
+        let d = declared(&[wit(Assessment, "burn_rate"), wit(Verdict, "triage")]).unwrap();
+        assert_eq!(d.labels(), ["assessment:burn_rate", "verdict:triage"]);
+        let many: Vec<_> = (0..65).map(|i| wit(Assessment, &format!("k{i}"))).collect();
+        assert_eq!(declared(&many).unwrap_err(), "emits: 65 entries exceed the cap of 64");
+        assert!(declared(&many[..64]).is_ok());
+        let long = declared(&[wit(Verdict, &"v".repeat(65))]).unwrap_err();
+        assert!(long.contains("of 65 bytes exceeds the cap of 64 bytes"), "{long}");
+        for bad in ["*", "", "a,b", "a b", "x\n"] {
+            let e = declared(&[wit(Assessment, bad)]).unwrap_err();
+            assert!(e.contains("no wildcard"), "{bad:?}: {e}");
+        }
+        let twice = declared(&[wit(Assessment, "x"), wit(Assessment, "x")]).unwrap_err();
+        assert!(twice.contains("\"assessment:x\" declared twice"), "{twice}");
+        // The same kind as an assessment and as a verdict is two emissions.
+        assert!(declared(&[wit(Assessment, "x"), wit(Verdict, "x")]).is_ok());
+    }
+
+    fn set(labels: &[&str]) -> Emits {
+        labels.iter().map(|l| Emission::parse(l).unwrap().unwrap()).fold(Emits::default(), Emits::with)
+    }
+
+    #[test]
+    fn undeclared_records_are_denied_even_when_granted_and_the_text_says_whose_fix_it_is() {
+        let r = EmitRights::new(set(&["assessment:x", "assessment:y"]), Some(set(&["assessment:x", "verdict:v"])));
+        assert!(r.check("m", &["core"], Record::Assessment, "x").is_ok());
+        let y = r.check("m", &["core"], Record::Assessment, "y").unwrap_err();
+        assert!(y.contains("may not emit assessment \"y\": it did not declare it in describe() emits"), "{y}");
+        assert!(y.contains("(declares: assessment:x,verdict:v)") && !y.contains("--grant"), "{y}");
+        // Declared, not granted: the operator's fix, with the whole line.
+        let v = r.check("m", &["core"], Record::Verdict, "v").unwrap_err();
+        assert!(v.contains("--grant m=core,assessment:x,assessment:y,verdict:v (emits now: assessment:x)"), "{v}");
+        assert_eq!(r.missing().labels(), ["verdict:v"]);
+        // A module that cannot declare (0.1.0/0.2.0) emits what is granted, wildcards too.
+        let old = EmitRights::new(set(&["verdict:*"]), None);
+        assert!(old.check("m", &[], Record::Verdict, "anything").is_ok());
+        assert!(old.missing().is_empty());
+        let none = EmitRights::new(Emits::default(), None).check("m", &[], Record::Assessment, "k").unwrap_err();
+        assert!(none.contains("--grant m=assessment:k (emits now: nothing)"), "{none}");
     }
 
     #[test]

@@ -85,6 +85,7 @@ mod tests {
                 })
                 .collect(),
             needs: vec![],
+            emits: None,
         }
     }
 

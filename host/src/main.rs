@@ -40,6 +40,12 @@ enum Command {
         cache_dir: Option<std::path::PathBuf>,
         #[arg(long)]
         no_cache: bool,
+        /// As `serve --grant`: the report lists which declared emissions this would grant.
+        #[arg(long = "grant", value_name = "MODULE=CAPS")]
+        grants: Vec<String>,
+        /// As `serve --trusted-dir`.
+        #[arg(long = "trusted-dir", value_name = "DIR")]
+        trusted_dirs: Vec<std::path::PathBuf>,
     },
     /// One cycle of a module file against recorded answers (fixtures); prints what it would
     /// submit and its new state. Exit 1 on a failed cycle or a call no fixture answers.
@@ -97,11 +103,20 @@ async fn main() -> ExitCode {
         Command::RunOnce(a) => {
             nthlayer_host::run_once::run_once(*a).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Check { files, cache_dir, no_cache } => {
+        Command::Check { files, cache_dir, no_cache, grants, trusted_dirs } => {
             let cache = if no_cache { None } else { cache_dir.or_else(nthlayer_host::runtime::cache::default_dir) };
-            nthlayer_host::check::check(files, cache)
-                .await
-                .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            match nthlayer_host::capabilities::GrantPolicy::parse(&grants)
+                .and_then(|p| p.with_trusted_dirs(&trusted_dirs))
+            {
+                Ok(policy) => nthlayer_host::check::check(files, cache, policy).await.map(|ok| {
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }),
+                Err(e) => Err(e),
+            }
         }
     };
     match r {

@@ -44,6 +44,14 @@ impl Serving {
         if !removed.is_empty() {
             parts.push(format!("revoked {}", removed.join(",")));
         }
+        let (now, before) = (&self.grants.emits.effective, &old.grants.emits.effective);
+        let (emits_added, emits_removed) = (now.not_allowed_by(before), before.not_allowed_by(now));
+        if !emits_added.is_empty() {
+            parts.push(format!("may emit {}", emits_added.labels().join(",")));
+        }
+        if !emits_removed.is_empty() {
+            parts.push(format!("may no longer emit {}", emits_removed.labels().join(",")));
+        }
         if self.limits != old.limits {
             parts.push("limits changed".to_string());
         }
@@ -62,6 +70,19 @@ impl Serving {
             .filter(|n| crate::capabilities::Capability::parse(n).flatten().is_some_and(|c| !self.grants.allows(c)))
             .cloned()
             .collect()
+    }
+
+    /// `MODULE=…`: the whole `--grant` value that gives this version everything it declares
+    /// (needs and emissions) and keeps what it has. Emissions on a line replace the set and
+    /// a second line for a module replaces the first, so a partial line would revoke.
+    pub fn grant_line(&self) -> String {
+        let mut caps: Vec<String> = self.grants.names().iter().map(|c| c.to_string()).collect();
+        caps.extend(self.ungranted_needs());
+        caps.sort_by_key(|c| crate::capabilities::Capability::ALL.iter().position(|k| k.name() == c));
+        caps.dedup();
+        caps.extend(self.grants.emits.granted.labels());
+        caps.extend(self.grants.emits.missing().labels());
+        format!("{}={}", self.module.meta.name, caps.join(","))
     }
 }
 
@@ -232,6 +253,7 @@ impl Registry {
                     json!({
                         "name": m.meta.name,
                         "version": m.meta.version,
+                        "contract": m.contract(),
                         "sha256": m.sha256,
                         "loaded_at": m.loaded_at,
                         "size_bytes": m.size_bytes,
@@ -242,6 +264,7 @@ impl Registry {
                         "trust": s.trust,
                         "grants": s.grants.names(),
                         "emits": s.grants.emits.labels(),
+                        "emits_missing": s.grants.emits.missing(),
                     })
                 })
                 .collect(),

@@ -68,7 +68,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
             tasks.join(", ")
         );
     }
-    let grants = policy.resolve(&meta.name, &meta.needs, &Trust::TrustedDir(a.fixtures.clone()));
+    let grants = policy.resolve(&meta.name, &meta.needs, meta.emits.as_ref(), &Trust::TrustedDir(a.fixtures.clone()));
     let mut cx = CycleCtx::new(&meta.name, &meta.version, &a.task, services, grants, config.limits_for(&meta.name));
     cx.tape = Some(Tape::Replay(replay.clone()));
     let input = CycleInput {

@@ -121,7 +121,7 @@ impl Watcher {
     fn serving(&self, module: Arc<LoadedModule>, trust: Trust) -> Serving {
         let name = &module.meta.name;
         Serving {
-            grants: self.grants.resolve(name, &module.meta.needs, &trust),
+            grants: self.grants.resolve(name, &module.meta.needs, module.meta.emits.as_ref(), &trust),
             limits: self.env.config.limits_for(name),
             trust,
             module,
@@ -417,7 +417,6 @@ impl Watcher {
         let k = self.known.get_mut(path).expect("known entry");
         match self.registry.get(&name) {
             Some(slot) if previous_module.is_some() || slot.current().embedded() => {
-                let ungranted = serving.ungranted_needs();
                 let old = slot.swap(serving);
                 let new = slot.serving();
                 let rights = new.rights_change(&old).unwrap_or_else(|| "unchanged".into());
@@ -426,7 +425,7 @@ impl Watcher {
                 tracing::info!(module = %loaded.label(), replaced = %old.module.label(), origin = ?loaded.origin,
                     grants = ?new.grants.names(), trust = ?new.trust, %rights,
                     swap_ms = started.elapsed().as_millis() as u64, "module swapped; in-flight cycles finish on the old version");
-                warn_ungranted(&name, &ungranted);
+                warn_ungranted(&new);
                 if let Some(s) = scheduler {
                     s.start_module(slot, Duration::ZERO);
                 }
@@ -457,13 +456,21 @@ fn log_loaded(s: &Serving, what: &str) {
     let m = &s.module;
     tracing::info!(module = %m.label(), origin = ?m.origin, grants = ?s.grants.names(), trust = ?s.trust,
         tasks = ?m.meta.tasks.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), "{what}");
-    warn_ungranted(&m.meta.name, &s.ungranted_needs());
+    warn_ungranted(s);
 }
 
-/// Declared needs not granted are not an error (the module may cope), but the operator
-/// should see them once, at load, rather than as denied calls cycle after cycle.
-fn warn_ungranted(module: &str, needs: &[String]) {
+/// Declared needs or emissions not granted are not an error (the module may cope), but the
+/// operator should see them once, at load, rather than as denied calls cycle after cycle.
+/// Both lines name the same whole `--grant` line, since a second line for the module would
+/// replace the first.
+fn warn_ungranted(s: &Serving) {
+    let (module, version) = (&s.module.meta.name, &s.module.meta.version);
+    let needs = s.ungranted_needs();
     if !needs.is_empty() {
-        tracing::warn!(module, needs = ?needs, "module declares needs it is not granted; those calls will be denied (grant with --grant {module}={})", needs.join(","));
+        tracing::warn!(%module, %version, needs = ?needs, "module declares needs it is not granted; those calls will be denied (grant with --grant {})", s.grant_line());
+    }
+    let missing = s.grants.emits.missing().labels();
+    if !missing.is_empty() {
+        tracing::warn!(%module, %version, emits = ?missing, "module {module}@{version} declares emissions it is not granted; those records will be denied (grant with --grant {})", s.grant_line());
     }
 }

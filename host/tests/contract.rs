@@ -47,10 +47,24 @@ async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings
 }
 
 #[tokio::test]
-async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
+async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declares_no_emissions() {
+    let env = env();
+    let m = env.runtime.load(&component("contract-v020"), env.services.clone()).await.unwrap();
+    assert_eq!(m.contract(), Contract::V0_2);
+    let want = WakeRule { record: Record::Assessment, kind: "contract_probe".into(), tests: vec![] };
+    assert_eq!(m.meta.tasks[0].wake, vec![want]);
+    assert_eq!(m.meta.emits, None, "0.2.0 cannot declare emissions");
+    // Its cycle runs through the 0.2.0 layer: with nothing granted, core is denied by name.
+    let err = run_once(&env, &Serving::bare(m.clone()), "contract-v020", None, None).await.unwrap_err().to_string();
+    assert!(err.contains("--grant contract-v020=core"), "{err}");
+}
+
+#[tokio::test]
+async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
     let env = env();
     let m = env.runtime.load(&component("wake-subscriber"), env.services.clone()).await.unwrap();
-    assert_eq!(m.contract(), Contract::V0_2);
+    assert_eq!(m.contract(), Contract::V0_3);
+    assert_eq!(m.meta.emits.as_ref().map(|e| e.labels()), Some(vec!["assessment:correlation_snapshot".to_string()]));
     let want = WakeRule {
         record: Record::Verdict,
         kind: "quality_breach".into(),
@@ -58,7 +72,8 @@ async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
     };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
     let ticker = env.runtime.load(&component("ticker"), env.services.clone()).await.unwrap();
-    assert_eq!(ticker.contract(), Contract::V0_2);
+    assert_eq!(ticker.contract(), Contract::V0_3);
+    assert_eq!(ticker.meta.emits, Some(Default::default()), "declares that it emits nothing");
     let serving = Serving::bare(ticker.clone());
     let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
     assert_eq!(out.state.unwrap()["n"], 2);
@@ -76,7 +91,26 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");
     assert!(
-        msg.contains("built against nthlayer:worker@0.9.0; this host serves nthlayer:worker 0.1.0, 0.2.0"),
+        msg.contains("built against nthlayer:worker@0.9.0; this host serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0"),
         "{msg}"
     );
+}
+
+/// Every embedded built-in is a 0.3.0 component declaring exactly the kinds emissions.rs
+/// `BUILTIN` lists for it (the table trusted 0.1.0/0.2.0 code of those names still gets).
+#[tokio::test]
+async fn the_builtins_declare_exactly_the_kinds_they_emit() {
+    let env = env();
+    for e in nthlayer_host::builtin::all() {
+        let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
+        assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
+        let table = nthlayer_host::emissions::Emits::builtin(e.name);
+        assert!(!table.is_empty(), "{} has no BUILTIN entry", e.name);
+        assert_eq!(
+            m.meta.emits.as_ref(),
+            Some(&table),
+            "{}: describe() emits differs from emissions.rs BUILTIN",
+            e.name
+        );
+    }
 }

@@ -52,28 +52,12 @@ impl StoreData {
         }
     }
 
-    /// The record's kind must be granted (emissions.rs) and any producer it names its own.
+    /// The record's kind must be declared and granted (emissions.rs) and any producer it
+    /// names its own.
     fn check_emission(&self, kind: RecordKind, map: &Map<String, Value>) -> Result<(), HostError> {
         let module = &self.cx.module;
-        let name = emissions::kind_of(kind, map);
-        let record = emissions::Record::from(kind);
-        if !self.cx.grants.emits.allows(record, name) {
-            let what = record.prefix();
-            // The whole line to use: emissions on a --grant line replace the set, so it keeps
-            // the ones granted already.
-            let mut line: Vec<String> = self.cx.grants.names().iter().map(|c| c.to_string()).collect();
-            line.extend(self.cx.grants.emits.labels());
-            line.push(format!("{what}:{}", crate::caps::shown(name)));
-            return Err(HostError::Denied(format!(
-                "module {module} may not emit {what} {:?}; start the host with --grant {module}={} (emits now: {})",
-                crate::caps::shown(name),
-                line.join(","),
-                match self.cx.grants.emits.labels() {
-                    l if l.is_empty() => "nothing".to_string(),
-                    l => l.join(","),
-                }
-            )));
-        }
+        let (record, name) = (emissions::Record::from(kind), emissions::kind_of(kind, map));
+        self.cx.grants.emits.check(module, &self.cx.grants.names(), record, name).map_err(HostError::Denied)?;
         emissions::check_producer(module, map).map_err(HostError::Denied)
     }
 

@@ -94,7 +94,8 @@ impl Runtime {
         let info = cycle::describe(self, &pre, services)
             .await
             .map_err(|e| LoadError::Describe { path: p.clone(), reason: e.to_string() })?;
-        let meta = ModuleMeta {
+        let declares = pre.contract().declares_emissions();
+        let mut meta = ModuleMeta {
             name: info.name,
             version: info.version,
             tasks: info
@@ -108,12 +109,15 @@ impl Runtime {
                 })
                 .collect(),
             needs: info.needs,
+            emits: None,
         };
-        crate::caps::describe(&meta).and_then(|()| validate(&meta)).map_err(|reason| LoadError::Info {
-            path: p.clone(),
-            module: crate::caps::shown(&meta.name),
-            reason,
-        })?;
+        let checked = crate::caps::describe(&meta)
+            .and_then(|()| validate(&meta))
+            .and_then(|()| declares.then(|| crate::emissions::declared(&info.emits)).transpose());
+        match checked {
+            Ok(emits) => meta.emits = emits,
+            Err(reason) => return Err(LoadError::Info { path: p, module: crate::caps::shown(&meta.name), reason }),
+        }
         Ok(Arc::new(LoadedModule {
             meta,
             path: p,
@@ -177,6 +181,7 @@ mod tests {
                 .map(|t| TaskMeta { name: t.to_string(), interval_seconds: 1, summary: String::new(), wake: vec![] })
                 .collect(),
             needs: vec!["core".into()],
+            emits: None,
         }
     }
 

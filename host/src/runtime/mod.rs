@@ -35,6 +35,10 @@ pub struct ModuleMeta {
     pub version: String,
     pub tasks: Vec<TaskMeta>,
     pub needs: Vec<String>,
+    /// The records it declares it emits (contract 0.3.0 on); None: built against an older
+    /// contract, which cannot declare (emissions.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emits: Option<crate::emissions::Emits>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
