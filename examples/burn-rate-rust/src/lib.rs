@@ -5,7 +5,7 @@
 
 pub mod burn;
 
-use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Host, HostError, Level, Module, ModuleInfo, Task};
+use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Emission, Host, HostError, Level, Module, ModuleInfo, Task};
 use serde_json::{json, Value};
 
 pub const NAME: &str = "burn-rate-rust";
@@ -19,6 +19,8 @@ impl Module for BurnRate {
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![Task::new(NAME, 60, "burn_rate per SLO: SRE-workbook multi-window multi-burn-rate alerts")],
             needs: vec!["core".into(), "prometheus".into()],
+            // The one kind run_cycle submits; the operator grants it (--grant …=assessment:burn_rate).
+            emits: vec![Emission::assessment("burn_rate")],
         }
     }
 

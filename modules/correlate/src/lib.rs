@@ -4,7 +4,7 @@
 //! (`correlate.contract` → `contract_divergence`). Ported from nthlayer-workers 3.0.3, with
 //! the repeated-snapshot defect fixed (see `poll`).
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task, WakeOn};
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, Task, WakeOn};
 use serde_json::Value;
 
 mod contract;
@@ -43,6 +43,8 @@ impl Module for Correlate {
                 Task::new("correlate.contract", 3600, "contract promises vs Prometheus -> contract_divergence"),
             ],
             needs: vec!["core".into(), "prometheus".into(), "tempo".into(), "llm".into()],
+            // What this module submits; the host forwards nothing else (emissions.rs BUILTIN).
+            emits: Emission::assessments(&["correlation_snapshot", "topology_drift", "contract_divergence"]),
         }
     }
 

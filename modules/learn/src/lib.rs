@@ -3,7 +3,7 @@
 //! correlation snapshot (`learn.retrospective`). Ported from nthlayer-workers 3.0.3 with its
 //! missing paths added and its defects fixed (docs/PARITY.md, "learn").
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, Task};
 use serde_json::Value;
 
 mod config;
@@ -30,6 +30,8 @@ impl Module for Learn {
                 Task::new("learn.retrospective", 30, "retrospective per new correlation_snapshot"),
             ],
             needs: vec!["core".into()],
+            // What this module submits; the host forwards nothing else (emissions.rs BUILTIN).
+            emits: Emission::assessments(&["calibration_signal", "retrospective"]),
         }
     }
 

@@ -4,7 +4,7 @@
 //! re-raised (nor autonomy stepped down again) every time the host restarts.
 
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{time, CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
+use nthlayer_sdk::{time, CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, Task};
 use serde_json::{json, Value};
 
 mod cycle;
@@ -30,6 +30,12 @@ impl Module for Measure {
                 "judgment_slo_evaluation per judgment SLO, thresholds, quality_breach and autonomy_change",
             )],
             needs: vec!["core".into(), "prometheus".into()],
+            // What this module submits; the host forwards nothing else (emissions.rs BUILTIN).
+            emits: [
+                Emission::assessments(&["judgment_slo_evaluation", "judgment_threshold_evaluation"]),
+                Emission::verdicts(&["quality_breach", "autonomy_change"]),
+            ]
+            .concat(),
         }
     }
 

@@ -4,7 +4,7 @@
 //!
 //! Every job is deterministic: Prometheus and core in, assessments out, no LLM.
 
-use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Host, Level, Module, ModuleInfo, Task};
+use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Emission, Host, Level, Module, ModuleInfo, Task};
 use serde_json::{json, Value};
 
 mod collect;
@@ -27,6 +27,14 @@ impl Module for Observe {
                 Task::new("observe.gate", 0, "deploy gate decision (on demand)"),
             ],
             needs: vec!["core".into(), "prometheus".into()],
+            // What this module submits; the host forwards nothing else (emissions.rs BUILTIN).
+            emits: Emission::assessments(&[
+                "slo_status",
+                "portfolio_status",
+                "drift_signal",
+                "dependency_graph",
+                "deploy_gate",
+            ]),
         }
     }
 

@@ -4,7 +4,7 @@
 //! approval before any remediation. Ported from nthlayer-workers 3.0.3, whose wheel never
 //! reaches the model; see docs/PARITY.md for every intended difference.
 
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, Task};
 use serde_json::{json, Value};
 
 pub mod agents;
@@ -38,6 +38,8 @@ impl Module for Respond {
                 Task::new("respond.reject", 0, "reject the remediation proposed for an incident (on demand)"),
             ],
             needs: vec!["core".into(), "llm".into(), "arbiter".into()],
+            // What this module submits; the host forwards nothing else (emissions.rs BUILTIN).
+            emits: Emission::verdicts(&["triage", "investigation", "communication", "remediation", "approval"]),
         }
     }
 

@@ -140,15 +140,20 @@ pub fn describe<M: Module>() -> wit::ModuleInfo {
             })
             .collect(),
         needs: info.needs,
+        emits: info.emits.into_iter().map(|e| wit::Emission { record: record_kind(e.record), kind: e.kind }).collect(),
+    }
+}
+
+fn record_kind(r: crate::types::RecordKind) -> wit::RecordKind {
+    match r {
+        crate::types::RecordKind::Assessment => wit::RecordKind::Assessment,
+        crate::types::RecordKind::Verdict => wit::RecordKind::Verdict,
     }
 }
 
 fn wake_on(w: crate::types::WakeOn) -> wit::WakeOn {
     wit::WakeOn {
-        record: match w.record {
-            crate::types::RecordKind::Assessment => wit::RecordKind::Assessment,
-            crate::types::RecordKind::Verdict => wit::RecordKind::Verdict,
-        },
+        record: record_kind(w.record),
         kind: w.kind,
         where_: w
             .tests

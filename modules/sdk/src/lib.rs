@@ -17,20 +17,20 @@ pub mod types;
 pub mod glue;
 
 pub use host::{Host, HostError, Level, LlmRequest, LlmResponse, VerdictQuery};
-pub use types::{CycleInput, CycleOutput, FieldTest, Module, ModuleInfo, RecordKind, Task, WakeOn};
+pub use types::{CycleInput, CycleOutput, Emission, FieldTest, Module, ModuleInfo, RecordKind, Task, WakeOn};
 
 /// Re-exported so `export_module!` works without the module crate depending on it.
 pub use serde_json;
 
 /// WIT bindings, generated from the newest contract version in `wit/` at the repository
-/// root (modules built with this SDK import `nthlayer:worker@0.2.0`). Only exists in wasm
+/// root (modules built with this SDK import `nthlayer:worker@0.3.0`). Only exists in wasm
 /// builds.
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "worker",
-        path: "../../wit/nthlayer-worker@0.2.0",
+        path: "../../wit/nthlayer-worker@0.3.0",
         pub_export_macro: true,
         export_macro_name: "__export_worker",
         default_bindings_module: "nthlayer_sdk::bindings",

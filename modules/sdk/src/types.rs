@@ -94,6 +94,43 @@ pub struct ModuleInfo {
     pub version: String,
     pub tasks: Vec<Task>,
     pub needs: Vec<String>,
+    /// Every record kind `run_cycle` submits (contract 0.3.0). The host forwards a record
+    /// only if its kind is declared here *and* granted (trusted code is granted what it
+    /// declares; anything else needs `--grant NAME=assessment:KIND,…`); one not declared is
+    /// refused with `HostError::Denied`. A required field on purpose: a module rebuilt with
+    /// this SDK must say what it emits, or every record it posts is refused. E.g.
+    /// `emits: vec![Emission::assessment("burn_rate")]`.
+    pub emits: Vec<Emission>,
+}
+
+/// One record kind a module submits: an assessment `kind` or a verdict `type` (exact, no
+/// wildcard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emission {
+    pub record: RecordKind,
+    pub kind: String,
+}
+
+impl Emission {
+    /// Assessments of `kind`, e.g. `Emission::assessment("slo_status")`.
+    pub fn assessment(kind: &str) -> Self {
+        Emission { record: RecordKind::Assessment, kind: kind.into() }
+    }
+
+    /// Verdicts of `verdict_type`, e.g. `Emission::verdict("triage")`.
+    pub fn verdict(verdict_type: &str) -> Self {
+        Emission { record: RecordKind::Verdict, kind: verdict_type.into() }
+    }
+
+    /// One per kind: `Emission::assessments(&["slo_status", "drift_signal"])`.
+    pub fn assessments(kinds: &[&str]) -> Vec<Self> {
+        kinds.iter().map(|k| Emission::assessment(k)).collect()
+    }
+
+    /// One per type: `Emission::verdicts(&["triage", "approval"])`.
+    pub fn verdicts(types: &[&str]) -> Vec<Self> {
+        types.iter().map(|t| Emission::verdict(t)).collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +169,13 @@ pub trait Module {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emissions_name_their_record_and_kind() {
+        assert_eq!(Emission::assessment("x"), Emission { record: RecordKind::Assessment, kind: "x".into() });
+        assert_eq!(Emission::verdicts(&["a", "b"]), vec![Emission::verdict("a"), Emission::verdict("b")]);
+        assert_eq!(Emission::assessments(&["a"])[0].record, RecordKind::Assessment);
+    }
 
     #[test]
     fn task_new_stays_interval_only_and_woken_by_adds_rules() {

@@ -5,7 +5,7 @@
 //! `FakeHost`; the wasm component is the same crate built for wasm32-wasip2, wired by the
 //! `export_module!` line at the bottom.
 
-use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Host, Level, Module, ModuleInfo, Task};
+use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Emission, Host, Level, Module, ModuleInfo, Task};
 use serde_json::{json, Value};
 
 pub const NAME: &str = "{{name}}";
@@ -20,6 +20,9 @@ impl Module for Worker {
             tasks: vec![Task::new(NAME, 300, "slo_snapshot per service: current SLI against objective")],
             // Asking is not getting: the operator grants these (--grant {{name}}=core,prometheus).
             needs: vec!["core".into(), "prometheus".into()],
+            // Every record kind run_cycle submits: the host refuses any other, and the
+            // operator grants these (--grant {{name}}=core,prometheus,assessment:slo_snapshot).
+            emits: vec![Emission::assessment("slo_snapshot")],
         }
     }
 

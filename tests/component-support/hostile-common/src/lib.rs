@@ -6,10 +6,14 @@ pub use nthlayer_sdk;
 
 /// `hostile_module!("hostile-loop", 1, "infinite loop", misbehave)` (name, interval in
 /// seconds, summary, misbehaviour) where
-/// `fn misbehave(host: &dyn Host, input: &CycleInput, n: u64) -> Result<CycleOutput, String>`.
+/// `fn misbehave(host: &dyn Host, input: &CycleInput, n: u64) -> Result<CycleOutput, String>`;
+/// `…, misbehave, emits: [Emission::assessment("x")]` declares what it emits (none without).
 #[macro_export]
 macro_rules! hostile_module {
     ($name:literal, $interval:literal, $summary:literal, $misbehave:path) => {
+        $crate::hostile_module!($name, $interval, $summary, $misbehave, emits: []);
+    };
+    ($name:literal, $interval:literal, $summary:literal, $misbehave:path, emits: [$($emits:expr),* $(,)?]) => {
         pub struct Hostile;
 
         impl $crate::nthlayer_sdk::Module for Hostile {
@@ -19,6 +23,7 @@ macro_rules! hostile_module {
                     version: env!("CARGO_PKG_VERSION").into(),
                     tasks: vec![$crate::nthlayer_sdk::Task::new($name, $interval, $summary)],
                     needs: vec![],
+                    emits: vec![$($emits),*],
                 }
             }
 

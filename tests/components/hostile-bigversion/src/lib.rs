@@ -14,6 +14,7 @@ impl Module for BigVersion {
             version: "9".repeat(2 << 20),
             tasks: vec![Task::new("hostile-bigversion", 1, "never runs")],
             needs: vec![],
+            emits: vec![],
         }
     }
 

@@ -1,17 +1,24 @@
 //! hostile-forger: granted `core` and one record kind of its own (`assessment:forger_note`),
 //! tries to post records that would look like someone else's in core: observe's
-//! `portfolio_status`, a verdict whose `producer.system` says observe, its own kind naming
-//! observe as producer — and one honest `forger_note` claiming `emitted_by: observe`, which
-//! lands stamped with the forger's own name and version.
+//! `portfolio_status` (declared in its `emits`, but not granted: the load warning names the
+//! grant), a `triage` verdict (neither declared nor granted) whose `producer.system` says
+//! observe, its own kind naming observe as producer — and one honest `forger_note` claiming
+//! `emitted_by: observe`, which lands stamped with the forger's own name and version.
 //!
 //! Cycle 1 succeeds with state `{"n": 1}`; every later cycle misbehaves and records what each
 //! post returned in its state. Part of the hostile-module suite (tests/tests/sandbox.rs).
 
 use nthlayer_sdk::serde_json::{json, Value};
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{CycleInput, CycleOutput, Host, HostError};
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, HostError};
 
-hostile_common::hostile_module!("hostile-forger", 1, "posts records that claim to be observe's", misbehave);
+hostile_common::hostile_module!(
+    "hostile-forger",
+    1,
+    "posts records that claim to be observe's",
+    misbehave,
+    emits: [Emission::assessment("forger_note"), Emission::assessment("portfolio_status")]
+);
 
 fn outcome(r: Result<String, HostError>) -> Value {
     match r {

@@ -20,7 +20,7 @@ pub struct Many;
 impl Module for Many {
     fn describe() -> ModuleInfo {
         let tasks = (0..TASKS).map(|i| Task::new(&format!("{NAME}.t{i}"), 1, "computes ~20 ms")).collect();
-        ModuleInfo { name: NAME.into(), version: env!("CARGO_PKG_VERSION").into(), tasks, needs: vec![] }
+        ModuleInfo { name: NAME.into(), version: env!("CARGO_PKG_VERSION").into(), tasks, needs: vec![], emits: vec![] }
     }
 
     fn run_cycle(host: &dyn Host, input: CycleInput) -> Result<CycleOutput, String> {

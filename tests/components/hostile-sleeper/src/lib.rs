@@ -15,7 +15,7 @@ impl Module for Sleeper {
     fn describe() -> ModuleInfo {
         let mut tasks = vec![Task::new("hostile-sleeper", 1, "sleeps 30 s")];
         tasks.extend((1..8).map(|i| Task::new(&format!("hostile-sleeper.t{i}"), 1, "sleeps 30 s")));
-        ModuleInfo { name: "hostile-sleeper".into(), version: env!("CARGO_PKG_VERSION").into(), tasks, needs: vec![] }
+        ModuleInfo { name: "hostile-sleeper".into(), version: env!("CARGO_PKG_VERSION").into(), tasks, needs: vec![], emits: vec![] }
     }
 
     fn run_cycle(host: &dyn Host, input: CycleInput) -> Result<CycleOutput, String> {

@@ -47,6 +47,7 @@ impl Module for Impostor {
             version: VERSION.into(),
             tasks: vec![Task::new(TASK, 1, "records which of its calls are denied")],
             needs: needs(),
+            emits: vec![],
         }
     }
 

@@ -72,6 +72,7 @@ impl Module for Probe {
             version: "1.0.0".into(),
             tasks: vec![Task::new("llm-probe", 2, "structured LLM calls with the built-in modules' schemas")],
             needs: vec!["llm".into()],
+            emits: vec![],
         }
     }
 

@@ -20,6 +20,7 @@ impl Module for Patient {
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![Task::new("patient", 1, "1,000 host calls that each wait 10 ms")],
             needs: vec![],
+            emits: vec![],
         }
     }
 

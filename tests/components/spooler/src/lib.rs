@@ -24,6 +24,7 @@ impl Module for Spooler {
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![Task::new("spooler", 1, "posts numbered records, some cycles failing half-way")],
             needs: vec!["core".into()],
+            emits: vec![nthlayer_sdk::Emission::assessment("spool_probe")],
         }
     }
 

@@ -22,6 +22,7 @@ impl Module for Swapper {
             version: VERSION.into(),
             tasks: vec![Task::new("swapper", 1, "counts cycles across versions")],
             needs: vec![],
+            emits: vec![],
         }
     }
 

@@ -13,6 +13,7 @@ impl Module for Ticker {
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![Task::new("ticker", 1, "counts its cycles")],
             needs: vec![],
+            emits: vec![],
         }
     }
 

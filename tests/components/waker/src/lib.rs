@@ -32,6 +32,7 @@ impl Module for Emitter {
             version: env!("CARGO_PKG_VERSION").into(),
             tasks: vec![Task::new("wake-emitter", 3, "posts quality_breach verdicts")],
             needs: vec!["core".into()],
+            emits: vec![nthlayer_sdk::Emission::verdict("quality_breach")],
         }
     }
 
@@ -68,6 +69,7 @@ impl Module for Subscriber {
             tasks: vec![Task::new("wake-subscriber", 3600, "snapshots the newest breach when woken")
                 .woken_by(WakeOn::verdict("quality_breach").where_any_of("data.severity", &["high"]))],
             needs: vec!["core".into()],
+            emits: vec![nthlayer_sdk::Emission::assessment("correlation_snapshot")],
         }
     }
 

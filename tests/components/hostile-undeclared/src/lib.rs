@@ -1,0 +1,42 @@
+//! hostile-undeclared: contract 0.3.0, declares one record kind (`assessment:note_declared`)
+//! and is granted two (`--grant hostile-undeclared=core,assessment:note_declared,
+//! assessment:note_undeclared`), then posts both. The grant is wider than the declaration;
+//! the host must forward only the declared kind and refuse the other `denied`, naming the
+//! declaration, so nothing of `note_undeclared` reaches core.
+//!
+//! Cycle 1 succeeds with state `{"n": 1}`; every later cycle posts one of each and records
+//! what each post returned in its state. Part of the hostile-module suite
+//! (tests/tests/sandbox.rs).
+
+use nthlayer_sdk::host::HostExt;
+use nthlayer_sdk::serde_json::{json, Value};
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, HostError};
+
+hostile_common::hostile_module!(
+    "hostile-undeclared",
+    1,
+    "posts a kind it was granted but did not declare",
+    misbehave,
+    emits: [Emission::assessment("note_declared")]
+);
+
+fn outcome(r: Result<String, HostError>) -> Value {
+    match r {
+        Ok(id) => json!({ "accepted": true, "id": id }),
+        Err(HostError::Denied(m)) => json!({ "accepted": false, "denied": true, "error": m }),
+        Err(e) => json!({ "accepted": false, "denied": false, "error": e.to_string() }),
+    }
+}
+
+fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput, String> {
+    let at = "2026-01-01T00:00:00.000000+00:00";
+    let record = |kind: &str| {
+        json!({"id": format!("{kind}-{n}-{}", host.hex8()), "created_at": at, "kind": kind, "service": "payment-api",
+               "data": {"n": n}})
+    };
+    let posts = json!({
+        "declared": outcome(host.submit_assessment(&record("note_declared"), None)),
+        "undeclared": outcome(host.submit_assessment(&record("note_undeclared"), None)),
+    });
+    Ok(CycleOutput { state: Some(json!({ "n": n + 1, "posts": posts })), result: None, emitted: 0 })
+}
