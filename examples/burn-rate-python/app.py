@@ -63,7 +63,9 @@ class WitWorld(wit_world.WitWorld):
             summary="burn_rate per SLO: SRE-workbook multi-window multi-burn-rate alerts",
             wake=[],
         )
-        return types.ModuleInfo(name=burn_rate.NAME, version="0.1.0", tasks=[task], needs=["core", "prometheus"])
+        emits = [types.Emission(record=types.RecordKind.ASSESSMENT, kind="burn_rate")]
+        return types.ModuleInfo(name=burn_rate.NAME, version="0.1.0", tasks=[task], needs=["core", "prometheus"],
+                                emits=emits)
 
     def run_cycle(self, input: types.CycleInput) -> types.CycleOutput:
         state = json.loads(input.state) if input.state is not None else None

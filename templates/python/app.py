@@ -54,8 +54,12 @@ class WitWorld(wit_world.WitWorld):
     def describe(self) -> types.ModuleInfo:
         task = types.Task(name=module.NAME, interval_seconds=300,
                           summary="slo_snapshot per service: current SLI against objective", wake=[])
-        # Asking is not getting: the operator grants these (--grant {{name}}=core,prometheus).
-        return types.ModuleInfo(name=module.NAME, version="0.1.0", tasks=[task], needs=["core", "prometheus"])
+        # Asking is not getting: the operator grants these
+        # (--grant {{name}}=core,prometheus,assessment:slo_snapshot). `emits` lists every
+        # record kind run() submits; the host refuses any other.
+        emits = [types.Emission(record=types.RecordKind.ASSESSMENT, kind="slo_snapshot")]
+        return types.ModuleInfo(name=module.NAME, version="0.1.0", tasks=[task], needs=["core", "prometheus"],
+                                emits=emits)
 
     def run_cycle(self, input: types.CycleInput) -> types.CycleOutput:
         state = json.loads(input.state) if input.state is not None else None

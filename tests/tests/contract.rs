@@ -3,11 +3,16 @@
 //! - `contract-v010`, built with raw wit-bindgen from the frozen `wit/nthlayer-worker@0.1.0/`,
 //!   loads and runs on this host: its log, prometheus and core calls go through the 0.1.0
 //!   layer to the newest imports;
-//! - event wake (0.2.0): `wake-emitter` posts a `quality_breach` verdict every 3 s, "high"
+//! - `contract-v020`, built the same way from the frozen `wit/nthlayer-worker@0.2.0/`, has an
+//!   hourly task woken by every `contract_probe` (contract-v010's records) and posts a
+//!   `contract_wake` naming the probe: a 0.2.0 wake subscription works, and a 0.2.0 module
+//!   (which cannot declare emissions) emits what it is granted;
+//! - event wake and declared emissions (0.3.0, the SDK's): `wake-emitter` posts a `quality_breach` verdict every 3 s, "high"
 //!   and "low" in turn; `wake-subscriber` has a one-hour interval and is woken by "high"
 //!   ones only. Each of its cycles posts a snapshot naming the newest breach and the time
 //!   from that breach's creation to the snapshot (the wake latency, printed, not asserted);
-//! - `ticker`, rebuilt against 0.2.0 by the SDK with its source unchanged, keeps running.
+//! - `ticker` (SDK, 0.3.0, declares it emits nothing) keeps running;
+//! - the heartbeat lists each component's contract and effective emissions.
 //!
 //! Needs `target/debug/nthlayer-host` and `scripts/build-modules` output.
 
@@ -53,10 +58,10 @@ fn snapshots(core: &Core) -> Vec<Assessment> {
 }
 
 #[test]
-fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
+fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_modules() {
     let core = Core::start(&fixtures_dir().join("manifests"));
     let prom = Prometheus::start(PromOpts::default());
-    let files = ["contract-v010", "wake-emitter", "wake-subscriber", "ticker"].map(component);
+    let files = ["contract-v010", "contract-v020", "wake-emitter", "wake-subscriber", "ticker"].map(component);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let extra = [
         "--log-format",
@@ -64,6 +69,8 @@ fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
         "--grant",
         // Strangers' code emits only the record kinds granted here (host/src/emissions.rs).
         "contract-v010=core,prometheus,assessment:contract_probe",
+        "--grant",
+        "contract-v020=core,assessment:contract_wake",
         "--grant",
         "wake-emitter=core,verdict:quality_breach",
         "--grant",
@@ -130,7 +137,43 @@ fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
         lat.last().copied().unwrap_or(f64::NAN)
     );
 
-    // The SDK-built ticker, now on 0.2.0 with its source unchanged, still runs.
+    // 0.2.0 wake: contract-v020 (interval 3600 s) ran again and again, each time because a
+    // contract_probe from the 0.1.0 module was accepted, and its own records landed.
+    let v020 = wait_until("contract-v020 was woken twice", START, || {
+        assert!(host.is_running(), "host exited");
+        persisted(&core, "contract-v020").filter(|s| s["n"].as_u64() >= Some(3))
+    });
+    assert!(v020["probe"].as_str().is_some_and(|p| p.starts_with("asm-contract-v010-")), "{v020}");
+    let ev = events(&host.log());
+    let v020_wakes: Vec<&Value> = ev
+        .iter()
+        .filter(|e| f(e, "message") == "woken by a submitted record" && f(e, "task") == "contract-v020")
+        .collect();
+    assert!(v020_wakes.len() >= 2, "host logged {} wakes of contract-v020", v020_wakes.len());
+    assert!(v020_wakes.iter().all(|w| f(w, "by").starts_with("contract-v010 contract_probe ")), "{v020_wakes:?}");
+    let wakes_in_core = core.assessments(Some("contract-v020"), Some("contract_wake"));
+    assert!(wakes_in_core.len() >= 2, "{wakes_in_core:?}");
+    assert!(wakes_in_core.iter().all(|a| a.extra["emitted_by"]["module"] == "contract-v020"), "{wakes_in_core:?}");
+
+    // All three contracts in one host, as the heartbeat reports them.
+    let want = [
+        ("contract-v010", "0.1.0", json!(["assessment:contract_probe"])),
+        ("contract-v020", "0.2.0", json!(["assessment:contract_wake"])),
+        ("wake-emitter", "0.3.0", json!(["verdict:quality_breach"])),
+        ("wake-subscriber", "0.3.0", json!(["assessment:correlation_snapshot"])),
+        ("ticker", "0.3.0", json!([])),
+    ];
+    let components = wait_until("a heartbeat lists every component", START, || {
+        let hb = core.heartbeat("workers", "contract-test")?;
+        let c = hb.state.get("components")?.as_array()?.clone();
+        (c.len() >= want.len()).then_some(c)
+    });
+    for (name, contract, emits) in want {
+        let c = components.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("{name} in {components:?}"));
+        assert_eq!((&c["contract"], &c["emits"]), (&json!(contract), &emits), "{c}");
+    }
+
+    // The SDK-built ticker, now on 0.3.0, still runs.
     assert!(persisted(&core, "ticker").is_some_and(|s| s["n"].as_u64() >= Some(2)), "ticker did not keep running");
     host.sigterm();
     assert!(host.wait_with_timeout(Duration::from_secs(20)).is_some_and(|s| s.success()), "host did not stop cleanly");

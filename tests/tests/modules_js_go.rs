@@ -58,8 +58,13 @@ fn check_accepts_both_and_reports_what_they_declare() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let reports = json_lines(&out.stdout);
     assert_eq!(reports.len(), 2, "{}", out.stdout);
-    for (r, (name, interval)) in reports.iter().zip([("slo-report", 86400), ("budget-forecast", 3600)]) {
+    for (r, (name, interval, kind)) in
+        reports.iter().zip([("slo-report", 86400, "slo_report"), ("budget-forecast", 3600, "budget_forecast")])
+    {
         assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["contract"], "0.3.0", "{r}");
+        assert_eq!(r["emits"]["declared"], json!([format!("assessment:{kind}")]), "{r}");
+        assert_eq!(r["emits"]["grant"], json!(format!("--grant {name}=assessment:{kind}")), "{r}");
         let m = &r["module"];
         assert_eq!(m["name"], name, "{r}");
         assert_eq!(m["version"], "0.1.0", "{r}");

@@ -56,7 +56,12 @@ fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     let reports = json_lines(&first.stdout);
     for (r, name) in reports.iter().zip([RUST, PYTHON]) {
-        assert_eq!((r["name"].as_str(), r["contract"].as_str()), (Some(name), Some("0.2.0")), "{r}");
+        assert_eq!((r["name"].as_str(), r["contract"].as_str()), (Some(name), Some("0.3.0")), "{r}");
+        // Declared in describe(), granted nothing (a stranger's file, no --grant): check
+        // names the line that would grant it.
+        let want = json!({"declared": ["assessment:burn_rate"], "granted": [], "effective": [],
+            "missing": ["assessment:burn_rate"], "trust": "untrusted", "grant": format!("--grant {name}=assessment:burn_rate")});
+        assert_eq!(r["emits"], want, "{r}");
         assert_eq!(r["tasks"], json!([{"name": name, "interval_seconds": 60, "summary": r["tasks"][0]["summary"]}]));
         assert_eq!(r["needs"], json!(["core", "prometheus"]));
         assert_eq!(r["cache"], "compiled (now cached)", "{r}");
@@ -64,8 +69,21 @@ fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
     }
     // componentize-py bundles CPython: an interpreted guest is tens of times larger.
     assert!(reports[1]["size_bytes"].as_u64() > Some(10 * reports[0]["size_bytes"].as_u64().unwrap()));
+    // With the operator's grants (one wider than the declaration) nothing is missing, and the
+    // effective set is the declared part of the grant.
+    let grants = [format!("{RUST}=core,prometheus,assessment:*"), format!("{PYTHON}=core,assessment:burn_rate,verdict:x")];
+    for g in &grants {
+        args.extend(["--grant", g.as_str()]);
+    }
     let again = host_command(&args);
-    assert!(json_lines(&again.stdout).iter().all(|r| r["cache"] == "cached"), "{}", again.stdout);
+    let reports = json_lines(&again.stdout);
+    assert!(reports.iter().all(|r| r["cache"] == "cached"), "{}", again.stdout);
+    assert_eq!(reports[0]["emits"]["granted"], json!(["assessment:*"]), "{}", again.stdout);
+    assert_eq!(reports[1]["emits"]["granted"], json!(["assessment:burn_rate", "verdict:x"]), "{}", again.stdout);
+    for r in &reports {
+        assert_eq!(r["emits"]["effective"], json!(["assessment:burn_rate"]), "{r}");
+        assert_eq!((&r["emits"]["missing"], &r["emits"]["grant"]), (&json!([]), &Value::Null), "{r}");
+    }
 }
 
 /// A fixture directory holding `files` (name, JSON).
@@ -325,7 +343,7 @@ fn new_project_passes_its_test(lang: &str) {
     let name = format!("demo-{lang}");
     let out = host_command(&["new", name.as_str(), "--lang", lang, "--dir", p.as_str()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(project.join("wit/nthlayer-worker@0.2.0/world.wit").exists());
+    assert!(project.join("wit/nthlayer-worker@0.3.0/world.wit").exists());
     // A second `new` into the same directory refuses instead of overwriting.
     let again = host_command(&["new", name.as_str(), "--lang", lang, "--dir", p.as_str()]);
     assert_eq!(again.code, 1);

@@ -322,7 +322,8 @@ fn refusal(ev: &[Value], file: &str) -> Option<String> {
 
 /// Observe, the ticker and a patient module (1,000 host calls of 10 ms per cycle) next to a
 /// sleeper (8 tasks sleeping 30 s in WASI clock waits), 64 busy tasks, a module declaring
-/// 5,000 tasks, a 2 MiB describe() version, oversize contract values and a forger. Observe's
+/// 5,000 tasks, a 2 MiB describe() version, oversize contract values, a forger and a module
+/// granted more record kinds than it declares (hostile-undeclared). Observe's
 /// collect (every 2 s) and the ticker keep their schedules (cycle counts with generous slack;
 /// the largest gap is reported), the patient module is charged its guest CPU only, and
 /// every offender is refused with its specific error, with nothing forged in core.
@@ -342,6 +343,7 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
         "hostile-bigversion",
         "hostile-contract",
         "hostile-forger",
+        "hostile-undeclared",
     ] {
         files.push(component(m).display().to_string());
     }
@@ -357,13 +359,16 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
         "hostile-contract=prometheus",
         "--grant",
         "hostile-forger=core,assessment:forger_note",
+        "--grant",
+        "hostile-undeclared=core,assessment:note_declared,assessment:note_undeclared",
     ];
     let instance = "sandbox-shares";
     let mut host = HostProcess::serve_modules(&core.url(), &obs.prometheus_url(), instance, &files, &extra);
 
     wait_until("observe, ticker and the hostile modules ran their first cycles", START, || {
         assert!(host.is_running(), "host exited during start-up:\n{}", host.log_tail(40));
-        let first = ["observe.collect", "ticker", "hostile-contract", "hostile-forger", "hostile-many.t0"];
+        let first =
+            ["observe.collect", "ticker", "hostile-contract", "hostile-forger", "hostile-undeclared", "hostile-many.t0"];
         first.iter().all(|t| persisted(&core, t).is_some()).then_some(())
     });
     let t0 = Instant::now();
@@ -495,6 +500,29 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
     for a in &notes {
         assert_eq!(a.extra.get("emitted_by"), Some(&json!({"module": "hostile-forger", "version": "0.1.0"})), "{a:?}");
     }
+    // portfolio_status is declared but not granted: one load warning names the whole line.
+    let want = "module hostile-forger@0.1.0 declares emissions it is not granted; those records will be denied \
+                (grant with --grant hostile-forger=core,assessment:forger_note,assessment:portfolio_status)";
+    let warned: Vec<&Value> = ev.iter().filter(|e| f(e, "message") == want).collect();
+    assert_eq!(warned.len(), 1, "want one load warning {want:?}; got {warned:?}");
+    assert_eq!(warned[0]["level"], "WARN", "{}", warned[0]);
+
+    // Granted note_undeclared but declaring only note_declared: the host refuses it by the
+    // declaration, and nothing of it reaches core, while the declared kind lands.
+    let ud = persisted(&core, "hostile-undeclared").filter(|s| n_of(&Some(s.clone())) >= 2).expect("undeclared ran");
+    assert_eq!(ud["posts"]["declared"]["accepted"], json!(true), "{ud}");
+    let refused = &ud["posts"]["undeclared"];
+    assert_eq!(refused["denied"], json!(true), "{ud}");
+    let why = refused["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("may not emit assessment \"note_undeclared\": it did not declare it in describe() emits \
+                      (declares: assessment:note_declared)"),
+        "{why}"
+    );
+    assert!(core.assessments(None, Some("note_undeclared")).is_empty(), "an undeclared record reached core");
+    assert!(!core.assessments(None, Some("note_declared")).is_empty(), "the declared record did not land");
+    eprintln!("hostile-undeclared: {why}");
+
     let obs_rec = core.assessments(None, Some("slo_status")).into_iter().next().expect("observe posted slo_status");
     assert_eq!(obs_rec.extra["emitted_by"]["module"], "observe", "{obs_rec:?}");
     eprintln!("hostile-forger: {}", posts["portfolio_status"]["error"]);

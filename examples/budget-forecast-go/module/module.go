@@ -28,6 +28,7 @@ var Task = nthlayer.TaskInfo{
 	IntervalSeconds: 3600,
 	Summary:         "error-budget forecast per SLO: burn over a trailing window -> projected exhaustion",
 	Needs:           []string{"core", "prometheus"},
+	Assessments:     []string{"budget_forecast"},
 }
 
 // Run is one cycle as export_wit_world calls it: JSON state and config in.

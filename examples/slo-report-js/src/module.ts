@@ -9,6 +9,8 @@ export const TASK = {
   intervalSeconds: 86400,
   summary: "daily SLO report per team: SLI vs target and remaining error budget",
   needs: ["core", "prometheus"],
+  // The one record kind it submits (describe() emits); the operator grants it.
+  emits: [{ record: "assessment" as const, kind: "slo_report" }],
 };
 
 /** One cycle, as src/component.ts calls it: JSON state/config in, new state out. */

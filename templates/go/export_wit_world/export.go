@@ -31,7 +31,20 @@ func Describe() nthlayer_worker_types.ModuleInfo {
 			Wake:            []nthlayer_worker_types.WakeOn{},
 		}},
 		Needs: module.Task.Needs,
+		Emits: emits(),
 	}
+}
+
+// emits is describe()'s emits (contract 0.3.0): what module.Task says Run submits.
+func emits() []nthlayer_worker_types.Emission {
+	out := []nthlayer_worker_types.Emission{}
+	for _, k := range module.Task.Assessments {
+		out = append(out, nthlayer_worker_types.Emission{Record: nthlayer_worker_types.RecordKind_Assessment, Kind: k})
+	}
+	for _, t := range module.Task.Verdicts {
+		out = append(out, nthlayer_worker_types.Emission{Record: nthlayer_worker_types.RecordKind_Verdict, Kind: t})
+	}
+	return out
 }
 
 func RunCycle(in nthlayer_worker_types.CycleInput) witTypes.Result[nthlayer_worker_types.CycleOutput, string] {

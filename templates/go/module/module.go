@@ -22,6 +22,7 @@ var Task = nthlayer.TaskInfo{
 	IntervalSeconds: 300,
 	Summary:         "SLI snapshot per service: each SLO's current SLI and whether it meets its objective",
 	Needs:           []string{"core", "prometheus"},
+	Assessments:     []string{"slo_snapshot"},
 }
 
 type Snapshot struct {

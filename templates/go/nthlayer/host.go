@@ -33,6 +33,11 @@ type TaskInfo struct {
 	IntervalSeconds uint32
 	Summary         string
 	Needs           []string
+	// Every assessment kind and verdict type Run submits (describe() emits, contract
+	// 0.3.0): the host refuses any other, and the operator grants these
+	// (--grant NAME=assessment:KIND,verdict:TYPE).
+	Assessments []string
+	Verdicts    []string
 }
 
 // Manifest is the part of core's served manifest (flat shape, targets 0-100) modules read.

@@ -53,6 +53,7 @@ export function describe(): ModuleInfo {
     version: __MODULE_VERSION__,
     tasks: [{ name: NAME, intervalSeconds: TASK.intervalSeconds, summary: TASK.summary, wake: [] }],
     needs: TASK.needs,
+    emits: TASK.emits,
   };
 }
 

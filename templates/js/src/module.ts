@@ -10,6 +10,9 @@ export const TASK = {
   intervalSeconds: 300,
   summary: "SLI snapshot per service: each SLO's current SLI and whether it meets its objective",
   needs: ["core", "prometheus"],
+  // Every record kind run() submits (describe() emits): the host refuses any other, and the
+  // operator grants these (--grant {{name}}=core,prometheus,assessment:slo_snapshot).
+  emits: [{ record: "assessment" as const, kind: "slo_snapshot" }],
 };
 
 export interface SloSnapshot {

@@ -28,11 +28,16 @@ declare module "nthlayer:worker/types" {
     summary: string;
     wake: WakeOn[];
   }
+  export interface Emission {
+    record: "assessment" | "verdict";
+    kind: string;
+  }
   export interface ModuleInfo {
     name: string;
     version: string;
     tasks: Task[];
     needs: string[];
+    emits: Emission[];
   }
   export interface CycleInput {
     task: string;
