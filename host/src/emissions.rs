@@ -181,7 +181,7 @@ pub fn declared(list: &[crate::bindings::Emission]) -> Result<Emits, String> {
         crate::caps::bytes(&format!("emits entry {label:?}: the kind"), e.kind.len(), crate::caps::NAME_BYTES)?;
         if e.kind.is_empty() || e.kind.chars().any(|c| c == '*' || c == ',' || c.is_whitespace() || c.is_control()) {
             return Err(format!(
-                "emits entry {label:?}: a kind is 1-{} bytes without '*', ',', whitespace or control characters                  (declarations name exact kinds; no wildcard)",
+                "emits entry {label:?}: a kind is 1-{} bytes without '*', ',', whitespace or control characters (declarations name exact kinds; no wildcard)",
                 crate::caps::NAME_BYTES
             ));
         }
@@ -238,7 +238,7 @@ impl EmitRights {
         let (what, shown) = (record.prefix(), crate::caps::shown(name));
         if let Some(d) = self.declared.as_ref().filter(|d| !d.allows(record, name)) {
             return Err(format!(
-                "module {module} may not emit {what} {shown:?}: it did not declare it in describe() emits                  (declares: {}); a module emits only what it declares, whatever it is granted",
+                "module {module} may not emit {what} {shown:?}: it did not declare it in describe() emits (declares: {}); a module emits only what it declares, whatever it is granted",
                 match d.labels() {
                     l if l.is_empty() => "nothing".to_string(),
                     l => l.join(","),
@@ -355,7 +355,7 @@ mod tests {
         let r = EmitRights::new(set(&["assessment:x", "assessment:y"]), Some(set(&["assessment:x", "verdict:v"])));
         assert!(r.check("m", &["core"], Record::Assessment, "x").is_ok());
         let y = r.check("m", &["core"], Record::Assessment, "y").unwrap_err();
-        assert!(y.contains("may not emit assessment \"y\": it did not declare it in describe() emits"), "{y}");
+        assert!(y.contains("may not emit assessment \"y\": it did not declare it in describe() emits (declares: assessment:x,verdict:v);"), "{y}");
         assert!(y.contains("(declares: assessment:x,verdict:v)") && !y.contains("--grant"), "{y}");
         // Declared, not granted: the operator's fix, with the whole line.
         let v = r.check("m", &["core"], Record::Verdict, "v").unwrap_err();

@@ -32,7 +32,8 @@ enum Command {
     Run(Box<RunArgs>),
     /// Validate module files (default: the built-in modules embedded in this binary): read
     /// the imports before compiling (a foreign one is refused at once, naming the build flag
-    /// that removes it), then compile and describe. One JSON line per file; exit 1 if any fails.
+    /// that removes it), then compile and describe. One JSON line per file (with the record
+    /// kinds declared, granted under --grant/--trusted-dir, and missing); exit 1 if any fails.
     Check {
         files: Vec<std::path::PathBuf>,
         /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).

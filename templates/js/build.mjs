@@ -1,6 +1,6 @@
 // Bundles the TypeScript sources with esbuild (no type check; build.sh runs tsc for that).
 //   node build.mjs component <wit-dir> <out.js>   src/component.ts -> one ES module whose
-//       `nthlayer:worker/<iface>` imports name the WIT folder's version (`…/core@0.2.0`),
+//       `nthlayer:worker/<iface>` imports name the WIT folder's version (`…/core@0.3.0`),
 //       the exact specifiers componentize-js resolves against the WIT.
 //       __MODULE_NAME__ / __MODULE_VERSION__ are package.json's name and version.
 //   node build.mjs test <out.mjs>                 test/*.test.ts -> one module for node --test
