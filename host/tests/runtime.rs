@@ -92,6 +92,32 @@ async fn probation_rolls_back_with_the_last_good_versions_rights() {
     assert!(std::sync::Arc::ptr_eq(&slot.current(), &v2));
 }
 
+/// Emissions belong to a version: each is resolved from its own declaration, so a swap to a
+/// version declaring more widens what the module may emit (within the grant), the swap log
+/// says so, and a rollback narrows it again.
+#[tokio::test]
+async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback() {
+    use nthlayer_host::capabilities::{GrantPolicy, Trust};
+    use nthlayer_host::emissions::Record;
+    use nthlayer_host::registry::{ModuleSlot, SlotChange};
+    let env = env().await;
+    let policy = GrantPolicy::parse(&["swapper=core,assessment:*".into()]).unwrap();
+    let serving = |m: &std::sync::Arc<nthlayer_host::runtime::LoadedModule>| Serving {
+        grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &Trust::Untrusted),
+        ..Serving::bare(m.clone())
+    };
+    let v1 = env.runtime.load(&variant("swapper-v1"), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&variant("swapper-v2"), env.services.clone()).await.unwrap();
+    let slot = ModuleSlot::new(serving(&v1), 1);
+    assert!(!slot.serving().grants.emits.allows(Record::Assessment, "swap_note"), "v1 declares nothing");
+    let old = slot.swap(serving(&v2));
+    let new = slot.serving();
+    assert_eq!(new.grants.emits.labels(), ["assessment:swap_note"], "v2's declaration, narrowed from assessment:*");
+    assert_eq!(new.rights_change(&old).as_deref(), Some("may emit assessment:swap_note"));
+    assert!(matches!(slot.record(&v2, false), SlotChange::RolledBack { .. }));
+    assert!(slot.serving().grants.emits.labels().is_empty(), "the restored version's (empty) declaration");
+}
+
 /// Honest CPU in-process: `patient`'s 1,000 WASI clock waits of 10 ms (a host call each,
 /// ~10 s of waiting) are not charged against a 1 s budget; a spinning guest is still stopped
 /// with the CPU error, not the wall-clock one.

@@ -64,7 +64,7 @@ fn check_accepts_both_and_reports_what_they_declare() {
         assert_eq!(r["ok"], true, "{r}");
         assert_eq!(r["contract"], "0.3.0", "{r}");
         assert_eq!(r["emits"]["declared"], json!([format!("assessment:{kind}")]), "{r}");
-        assert_eq!(r["emits"]["grant"], json!(format!("--grant {name}=assessment:{kind}")), "{r}");
+        assert_eq!(r["emits"]["grant"], json!(format!("--grant {name}=core,prometheus,assessment:{kind}")), "{r}");
         let m = &r["module"];
         assert_eq!(m["name"], name, "{r}");
         assert_eq!(m["version"], "0.1.0", "{r}");

@@ -60,7 +60,7 @@ fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
         // Declared in describe(), granted nothing (a stranger's file, no --grant): check
         // names the line that would grant it.
         let want = json!({"declared": ["assessment:burn_rate"], "granted": [], "effective": [],
-            "missing": ["assessment:burn_rate"], "trust": "untrusted", "grant": format!("--grant {name}=assessment:burn_rate")});
+            "missing": ["assessment:burn_rate"], "trust": "untrusted", "grant": format!("--grant {name}=core,prometheus,assessment:burn_rate")});
         assert_eq!(r["emits"], want, "{r}");
         assert_eq!(r["tasks"], json!([{"name": name, "interval_seconds": 60, "summary": r["tasks"][0]["summary"]}]));
         assert_eq!(r["needs"], json!(["core", "prometheus"]));
@@ -71,7 +71,8 @@ fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
     assert!(reports[1]["size_bytes"].as_u64() > Some(10 * reports[0]["size_bytes"].as_u64().unwrap()));
     // With the operator's grants (one wider than the declaration) nothing is missing, and the
     // effective set is the declared part of the grant.
-    let grants = [format!("{RUST}=core,prometheus,assessment:*"), format!("{PYTHON}=core,assessment:burn_rate,verdict:x")];
+    let grants =
+        [format!("{RUST}=core,prometheus,assessment:*"), format!("{PYTHON}=core,assessment:burn_rate,verdict:x")];
     for g in &grants {
         args.extend(["--grant", g.as_str()]);
     }

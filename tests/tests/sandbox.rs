@@ -367,8 +367,14 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
 
     wait_until("observe, ticker and the hostile modules ran their first cycles", START, || {
         assert!(host.is_running(), "host exited during start-up:\n{}", host.log_tail(40));
-        let first =
-            ["observe.collect", "ticker", "hostile-contract", "hostile-forger", "hostile-undeclared", "hostile-many.t0"];
+        let first = [
+            "observe.collect",
+            "ticker",
+            "hostile-contract",
+            "hostile-forger",
+            "hostile-undeclared",
+            "hostile-many.t0",
+        ];
         first.iter().all(|t| persisted(&core, t).is_some()).then_some(())
     });
     let t0 = Instant::now();
@@ -515,8 +521,10 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
     assert_eq!(refused["denied"], json!(true), "{ud}");
     let why = refused["error"].as_str().unwrap_or_default();
     assert!(
-        why.contains("may not emit assessment \"note_undeclared\": it did not declare it in describe() emits \
-                      (declares: assessment:note_declared)"),
+        why.contains(
+            "may not emit assessment \"note_undeclared\": it did not declare it in describe() emits \
+                      (declares: assessment:note_declared)"
+        ),
         "{why}"
     );
     assert!(core.assessments(None, Some("note_undeclared")).is_empty(), "an undeclared record reached core");

@@ -1,6 +1,8 @@
 //! Hot-swap test module: one task every second that counts cycles and measures, from its
 //! own state, the largest gap between two cycles. Built in three variants (version 1.0.0,
-//! 2.0.0, and 3.0.0-trap which panics every cycle) so tests can swap between them.
+//! 2.0.0, and 3.0.0-trap which panics every cycle) so tests can swap between them. 2.0.0
+//! also declares an emission (`assessment:swap_note`, never posted), so a swap changes what
+//! the module may emit with the version (host/tests/runtime.rs).
 
 use nthlayer_sdk::serde_json::json;
 use nthlayer_sdk::{CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
@@ -22,7 +24,7 @@ impl Module for Swapper {
             version: VERSION.into(),
             tasks: vec![Task::new("swapper", 1, "counts cycles across versions")],
             needs: vec![],
-            emits: vec![],
+            emits: if cfg!(feature = "v2") { vec![nthlayer_sdk::Emission::assessment("swap_note")] } else { vec![] },
         }
     }
 
