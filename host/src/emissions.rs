@@ -29,7 +29,7 @@ use crate::clients::envelope::RecordKind;
 
 /// What the built-in modules emit, from their sources (modules/*/src: the `kind` of every
 /// assessment and the `type` of every verdict they submit). Since 0.3.0 each built-in
-/// declares exactly this list itself (a test in builtin.rs holds the two equal). The table
+/// declares exactly this list itself (host/tests/contract.rs holds the two equal). The table
 /// stays for trusted code serving under a built-in's name that was built against 0.2.0 or
 /// 0.1.0 (e.g. an older observe.wasm under `--trusted-dir`): such code cannot declare, and
 /// without the table it would lose the kinds it emitted on the host it was built for.
