@@ -448,9 +448,7 @@ mod tests {
     /// sees `state_saved: false`.
     #[tokio::test]
     async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
-        let component =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/test-components/swapper-v1.wasm");
-        assert!(component.exists(), "{} missing: run scripts/build-modules", component.display());
+        let component = nthlayer_test_paths::components::SWAPPER_V1.built();
         let core = CoreClient::new("http://127.0.0.1:9", RetryPolicy::none(), Duration::from_secs(1)).unwrap();
         let services = Arc::new(Services {
             records: Arc::new(core.clone()),

@@ -13,12 +13,11 @@ use nthlayer_host::runtime::{LoadError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
 use nthlayer_host::wake::{FieldTest, Record, WakeRule};
+use nthlayer_test_paths::{components, Component};
 use serde_json::json;
 
-fn component(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/test-components/{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p
+fn component(c: Component) -> PathBuf {
+    c.built()
 }
 
 fn env() -> RunEnv {
@@ -35,7 +34,7 @@ fn env() -> RunEnv {
 #[tokio::test]
 async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings() {
     let env = env();
-    let m = env.runtime.load(&component("contract-v010"), env.services.clone()).await.unwrap();
+    let m = env.runtime.load(&component(components::CONTRACT_V010), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_1);
     assert_eq!(m.meta.name, "contract-v010");
     assert!(m.meta.tasks.iter().all(|t| t.wake.is_empty()), "0.1.0 tasks are interval-only");
@@ -49,7 +48,7 @@ async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings
 #[tokio::test]
 async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
     let env = env();
-    let m = env.runtime.load(&component("wake-subscriber"), env.services.clone()).await.unwrap();
+    let m = env.runtime.load(&component(components::WAKE_SUBSCRIBER), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_2);
     let want = WakeRule {
         record: Record::Verdict,
@@ -57,7 +56,7 @@ async fn an_sdk_component_speaks_0_2_0_and_declares_its_wakes() {
         tests: vec![FieldTest { path: "data.severity".into(), none_of: false, values: vec!["high".into()] }],
     };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
-    let ticker = env.runtime.load(&component("ticker"), env.services.clone()).await.unwrap();
+    let ticker = env.runtime.load(&component(components::TICKER), env.services.clone()).await.unwrap();
     assert_eq!(ticker.contract(), Contract::V0_2);
     let serving = Serving::bare(ticker.clone());
     let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
