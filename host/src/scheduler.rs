@@ -67,9 +67,9 @@ pub trait CycleHook: Send + Sync {
 }
 
 /// What a cycle left: whether it committed, and its new state if it returned one.
-struct Ran {
-    ok: bool,
-    state: Option<Value>,
+pub(crate) struct Ran {
+    pub(crate) ok: bool,
+    pub(crate) state: Option<Value>,
 }
 
 /// What every cycle needs besides the module: the runtime, the backends, the configuration.
@@ -281,8 +281,8 @@ impl Scheduler {
     }
 
     /// One cycle: run, commit (outbox) or persist, record. Returns whether it committed and
-    /// its new state.
-    async fn cycle(
+    /// its new state. Crate-visible so swap.rs's tests can drive probation cycle by cycle.
+    pub(crate) async fn cycle(
         self: &Arc<Self>,
         slot: &Arc<ModuleSlot>,
         serving: &Serving,

@@ -467,3 +467,6 @@ fn warn_ungranted(module: &str, needs: &[String]) {
         tracing::warn!(module, needs = ?needs, "module declares needs it is not granted; those calls will be denied (grant with --grant {module}={})", needs.join(","));
     }
 }
+
+#[cfg(test)]
+mod tests;
