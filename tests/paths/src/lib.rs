@@ -107,4 +107,16 @@ mod tests {
         let p = components::TICKER.path();
         assert!(p.starts_with(workspace_root()) && p.ends_with("dist/test-components/ticker.wasm"), "{}", p.display());
     }
+
+    /// scripts/build-modules and build.rs read the same lists with two readers (bash and
+    /// Rust): after a build, every name generated here must be a file there.
+    #[test]
+    fn every_generated_name_was_built() {
+        let missing: Vec<String> =
+            components::ALL.iter().map(|c| c.path()).filter(|p| !p.exists()).map(|p| p.display().to_string()).collect();
+        assert!(missing.is_empty(), "not built (run scripts/build-modules): {missing:?}");
+        for m in modules::ALL {
+            m.built();
+        }
+    }
 }
