@@ -4,7 +4,6 @@
 //! cycle's records and state) and spool bytes per 1,000 records. Prints one JSON object.
 //! Never run by tests.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,9 +23,8 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let trivial = root.join("dist/test-components/swapper-v1.wasm");
-    let observe = root.join("dist/modules/observe.wasm");
+    let trivial = nthlayer_test_paths::components::SWAPPER_V1.built();
+    let observe = nthlayer_test_paths::modules::OBSERVE.built();
     let cycles: usize = std::env::var("BENCH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default())?);
 

@@ -67,9 +67,9 @@ pub trait CycleHook: Send + Sync {
 }
 
 /// What a cycle left: whether it committed, and its new state if it returned one.
-struct Ran {
-    ok: bool,
-    state: Option<Value>,
+pub(crate) struct Ran {
+    pub(crate) ok: bool,
+    pub(crate) state: Option<Value>,
 }
 
 /// What every cycle needs besides the module: the runtime, the backends, the configuration.
@@ -281,8 +281,8 @@ impl Scheduler {
     }
 
     /// One cycle: run, commit (outbox) or persist, record. Returns whether it committed and
-    /// its new state.
-    async fn cycle(
+    /// its new state. Crate-visible so swap.rs's tests can drive probation cycle by cycle.
+    pub(crate) async fn cycle(
         self: &Arc<Self>,
         slot: &Arc<ModuleSlot>,
         serving: &Serving,
@@ -448,9 +448,7 @@ mod tests {
     /// sees `state_saved: false`.
     #[tokio::test]
     async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
-        let component =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist/test-components/swapper-v1.wasm");
-        assert!(component.exists(), "{} missing: run scripts/build-modules", component.display());
+        let component = nthlayer_test_paths::components::SWAPPER_V1.built();
         let core = CoreClient::new("http://127.0.0.1:9", RetryPolicy::none(), Duration::from_secs(1)).unwrap();
         let services = Arc::new(Services {
             records: Arc::new(core.clone()),

@@ -474,3 +474,6 @@ fn warn_ungranted(s: &Serving) {
         tracing::warn!(%module, %version, emits = ?missing, "module {module}@{version} declares emissions it is not granted; those records will be denied (grant with --grant {})", s.grant_line());
     }
 }
+
+#[cfg(test)]
+mod tests;

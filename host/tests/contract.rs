@@ -13,12 +13,11 @@ use nthlayer_host::runtime::{LoadError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
 use nthlayer_host::wake::{FieldTest, Record, WakeRule};
+use nthlayer_test_paths::{components, Component};
 use serde_json::json;
 
-fn component(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/test-components/{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p
+fn component(c: Component) -> PathBuf {
+    c.built()
 }
 
 fn env() -> RunEnv {
@@ -35,7 +34,7 @@ fn env() -> RunEnv {
 #[tokio::test]
 async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings() {
     let env = env();
-    let m = env.runtime.load(&component("contract-v010"), env.services.clone()).await.unwrap();
+    let m = env.runtime.load(&component(components::CONTRACT_V010), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_1);
     assert_eq!(m.meta.name, "contract-v010");
     assert!(m.meta.tasks.iter().all(|t| t.wake.is_empty()), "0.1.0 tasks are interval-only");
@@ -49,7 +48,7 @@ async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings
 #[tokio::test]
 async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declares_no_emissions() {
     let env = env();
-    let m = env.runtime.load(&component("contract-v020"), env.services.clone()).await.unwrap();
+    let m = env.runtime.load(&component(components::CONTRACT_V020), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_2);
     let want = WakeRule { record: Record::Assessment, kind: "contract_probe".into(), tests: vec![] };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
@@ -62,7 +61,7 @@ async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declare
 #[tokio::test]
 async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
     let env = env();
-    let m = env.runtime.load(&component("wake-subscriber"), env.services.clone()).await.unwrap();
+    let m = env.runtime.load(&component(components::WAKE_SUBSCRIBER), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_3);
     assert_eq!(m.meta.emits.as_ref().map(|e| e.labels()), Some(vec!["assessment:correlation_snapshot".to_string()]));
     let want = WakeRule {
@@ -71,7 +70,7 @@ async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
         tests: vec![FieldTest { path: "data.severity".into(), none_of: false, values: vec!["high".into()] }],
     };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
-    let ticker = env.runtime.load(&component("ticker"), env.services.clone()).await.unwrap();
+    let ticker = env.runtime.load(&component(components::TICKER), env.services.clone()).await.unwrap();
     assert_eq!(ticker.contract(), Contract::V0_3);
     assert_eq!(ticker.meta.emits, Some(Default::default()), "declares that it emits nothing");
     let serving = Serving::bare(ticker.clone());

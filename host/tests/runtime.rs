@@ -11,12 +11,11 @@ use nthlayer_host::runtime::limits::Limits;
 use nthlayer_host::runtime::{CycleError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
 use nthlayer_host::serve::build_services;
+use nthlayer_test_paths::{components, Component};
 use serde_json::json;
 
 fn component() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dist/test-components/swapper-v1.wasm");
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p
+    components::SWAPPER_V1.built()
 }
 
 async fn env() -> RunEnv {
@@ -50,10 +49,8 @@ async fn memory_limit_below_initial_memory_fails_instantiation_by_name() {
     assert!(matches!(&err, CycleError::Memory(msg) if msg.contains("memory limit of 0.06 MiB")), "{err:?}");
 }
 
-fn variant(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../dist/test-components/{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p
+fn variant(c: Component) -> PathBuf {
+    c.built()
 }
 
 /// Probation in-process: a swapped-in version that fails its first cycles is rolled back,
@@ -63,8 +60,8 @@ async fn probation_rolls_back_with_the_last_good_versions_rights() {
     use nthlayer_host::capabilities::{Capability, Grants, Trust};
     use nthlayer_host::registry::{ModuleSlot, SlotChange};
     let env = env().await;
-    let v1 = env.runtime.load(&variant("swapper-v1"), env.services.clone()).await.unwrap();
-    let v2 = env.runtime.load(&variant("swapper-v2"), env.services.clone()).await.unwrap();
+    let v1 = env.runtime.load(&variant(components::SWAPPER_V1), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&variant(components::SWAPPER_V2), env.services.clone()).await.unwrap();
     let good =
         Serving { grants: Grants::none().with(Capability::Core), trust: Trust::Embedded, ..Serving::bare(v1.clone()) };
     let slot = ModuleSlot::new(good, 2);
@@ -106,8 +103,8 @@ async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback(
         grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &Trust::Untrusted),
         ..Serving::bare(m.clone())
     };
-    let v1 = env.runtime.load(&variant("swapper-v1"), env.services.clone()).await.unwrap();
-    let v2 = env.runtime.load(&variant("swapper-v2"), env.services.clone()).await.unwrap();
+    let v1 = env.runtime.load(&variant(components::SWAPPER_V1), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&variant(components::SWAPPER_V2), env.services.clone()).await.unwrap();
     let slot = ModuleSlot::new(serving(&v1), 1);
     assert!(!slot.serving().grants.emits.allows(Record::Assessment, "swap_note"), "v1 declares nothing");
     let old = slot.swap(serving(&v2));
@@ -124,7 +121,7 @@ async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback(
 #[tokio::test]
 async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budget() {
     let env = env().await;
-    let patient = env.runtime.load(&variant("patient"), env.services.clone()).await.unwrap();
+    let patient = env.runtime.load(&variant(components::PATIENT), env.services.clone()).await.unwrap();
     let limits = Limits { cpu_ms: 1000, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(patient) };
     let out = run_once(&env, &serving, "patient", None, None).await.unwrap();
@@ -134,7 +131,7 @@ async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budge
     eprintln!("patient: {} s of waits charged {} ms of guest CPU", state["seconds"], out.cpu_ms);
     assert!(out.cpu_ms < 1000, "charged {} ms", out.cpu_ms);
 
-    let spin = env.runtime.load(&variant("hostile-loop"), env.services.clone()).await.unwrap();
+    let spin = env.runtime.load(&variant(components::HOSTILE_LOOP), env.services.clone()).await.unwrap();
     let limits = Limits { cpu_ms: 300, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(spin) };
     let err = run_once(&env, &serving, "hostile-loop", Some(&json!({"n": 1})), None).await.unwrap_err();

@@ -17,29 +17,15 @@ pub fn host_bin() -> PathBuf {
         .unwrap_or_else(|| util::workspace_root().join("target/debug/nthlayer-host"))
 }
 
-/// `$NTHLAYER_MODULES_DIR`, else `<workspace>/dist/modules`.
-pub fn modules_dir() -> PathBuf {
-    std::env::var_os("NTHLAYER_MODULES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| util::workspace_root().join("dist/modules"))
-}
-
 /// The built-in module names, from `modules/builtin.txt` (the one list the host embeds and
-/// scripts/build-modules builds).
+/// scripts/build-modules builds), as generated into [`crate::modules`].
 pub fn builtin_modules() -> Vec<String> {
-    let list = util::workspace_root().join("modules/builtin.txt");
-    std::fs::read_to_string(&list)
-        .unwrap_or_else(|e| panic!("{}: {e}", list.display()))
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(String::from)
-        .collect()
+    crate::modules::ALL.iter().map(|m| m.name().to_string()).collect()
 }
 
 /// `<modules>/observe.wasm`.
 pub fn observe_module() -> PathBuf {
-    modules_dir().join("observe.wasm")
+    crate::modules::OBSERVE.path()
 }
 
 /// `<venv>/bin/nthlayer-workers`.

@@ -16,6 +16,9 @@
 //! All helpers are synchronous. Child processes are killed on Drop and, when the dropping
 //! thread is panicking, the tail of their log is printed to stderr.
 
+/// Test components and built-in modules by name (generated: a typo does not compile).
+pub use nthlayer_test_paths::{components, modules, Component, Module};
+
 pub mod core;
 pub mod exporter;
 pub mod host;

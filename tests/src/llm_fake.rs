@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tempfile::TempDir;
 
 use crate::host::{host_bin, require_host, state_dir};
-use crate::util::{self, workspace_root};
+use crate::util;
 
 /// Every variable the host's LLM service reads. A launched host gets none of them from the
 /// test's own environment, only what the test passes.
@@ -253,11 +253,9 @@ pub fn value_for(schema: &str) -> Value {
 
 // ----- the host under test, with an LLM environment -----
 
-/// `<workspace>/dist/test-components/llm-probe.wasm`.
+/// The `llm-probe` test component.
 pub fn probe_module() -> PathBuf {
-    let p = workspace_root().join("dist/test-components/llm-probe.wasm");
-    assert!(p.exists(), "{} does not exist: run scripts/build-modules", p.display());
-    p
+    crate::components::LLM_PROBE.built()
 }
 
 /// `nthlayer-host serve …` with exactly the LLM variables in `env` (the test process's own

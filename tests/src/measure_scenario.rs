@@ -32,7 +32,7 @@ pub const LATENCY_PER_HOUR: [(&str, f64); 4] = [("600", 2.0), ("3600", 7.0), ("7
 
 /// `<modules>/measure.wasm`.
 pub fn measure_module() -> PathBuf {
-    crate::host::modules_dir().join("measure.wasm")
+    crate::modules::MEASURE.path()
 }
 
 /// A directory with the good manifests, plus agent-c's bad ones when `with_bad`.

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-/// The workspace root (`/work/main`), derived from this crate's manifest directory.
+/// The workspace root, derived from a manifest directory (never a machine's path).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests crate lives inside the workspace").to_path_buf()
+    nthlayer_test_paths::workspace_root()
 }
 
 /// The Python venv holding nthlayer-core and nthlayer-workers: `$NTHLAYER_VENV`, else

@@ -16,14 +16,14 @@
 //!
 //! Needs `target/debug/nthlayer-host` and `scripts/build-modules` output.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use nthlayer_tests::core::{Assessment, Core};
 use nthlayer_tests::host::HostProcess;
 use nthlayer_tests::prometheus::{PromOpts, Prometheus};
-use nthlayer_tests::util::{fixtures_dir, workspace_root};
+use nthlayer_tests::util::fixtures_dir;
 use nthlayer_tests::wait::wait_until;
+use nthlayer_tests::{components, Component};
 use serde_json::{json, Value};
 
 /// Loading (first start compiles the components) plus a few cycles.
@@ -31,10 +31,8 @@ const START: Duration = Duration::from_secs(90);
 /// The subscriber must have been woken this many times (its interval is an hour).
 const WOKEN: usize = 3;
 
-fn component(name: &str) -> String {
-    let p: PathBuf = workspace_root().join("dist/test-components").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p.display().to_string()
+fn component(c: Component) -> String {
+    c.built().display().to_string()
 }
 
 fn events(log: &str) -> Vec<Value> {
@@ -61,7 +59,8 @@ fn snapshots(core: &Core) -> Vec<Assessment> {
 fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_modules() {
     let core = Core::start(&fixtures_dir().join("manifests"));
     let prom = Prometheus::start(PromOpts::default());
-    let files = ["contract-v010", "contract-v020", "wake-emitter", "wake-subscriber", "ticker"].map(component);
+    let files = [components::CONTRACT_V010, components::CONTRACT_V020, components::WAKE_EMITTER, components::WAKE_SUBSCRIBER, components::TICKER]
+        .map(component);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let extra = [
         "--log-format",

@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 use nthlayer_tests::core::{Assessment, Core};
 use nthlayer_tests::exporter::{sample, Exporter};
-use nthlayer_tests::host::{modules_dir, HostProcess};
+use nthlayer_tests::host::HostProcess;
 use nthlayer_tests::llm_fake::{openai_tool_call, FakeLlm, LlmHost};
+use nthlayer_tests::modules;
 use nthlayer_tests::prometheus::{PromOpts, Prometheus};
 use nthlayer_tests::tempo_fake::{FakeTempo, Mode};
 use nthlayer_tests::util::{fixtures_dir, iso_now};
@@ -25,9 +26,7 @@ const FIRST: Duration = Duration::from_secs(90);
 const QUIET: &str = "100000";
 
 fn correlate_module() -> String {
-    let p = modules_dir().join("correlate.wasm");
-    assert!(p.exists(), "{} does not exist: run scripts/build-modules", p.display());
-    p.display().to_string()
+    modules::CORRELATE.built().display().to_string()
 }
 
 fn manifests() -> PathBuf {

@@ -12,18 +12,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use nthlayer_tests::components;
 use nthlayer_tests::core::Core;
 use nthlayer_tests::host::{builtin_modules, gate, host_command, HostProcess};
 use nthlayer_tests::scenario::{self, Observe, CHECKOUT, PAYMENT};
-use nthlayer_tests::util::workspace_root;
 use nthlayer_tests::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn test_component(name: &str) -> Vec<u8> {
-    let p = workspace_root().join("dist/test-components").join(format!("{name}.wasm"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-modules)", p.display()))
-}
 
 /// Writes like a deploy tool: a temporary name, then rename.
 fn install(path: &Path, bytes: &[u8]) {
@@ -108,7 +103,7 @@ fn grants_follow_the_code_not_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let instance = "house-identity";
     let impostor = dir.path().join("impostor.wasm");
-    install(&impostor, &test_component("impostor-v1"));
+    install(&impostor, &components::IMPOSTOR_V1.bytes());
     let glob = format!("{}/*.wasm", dir.path().display());
     let url = core.url();
     // The built-ins serve too (no --no-builtin): the stranger's `observe` must replace one.
@@ -149,7 +144,7 @@ fn grants_follow_the_code_not_the_name() {
     // A stranger's file calling itself `observe` and declaring everything replaces the
     // embedded observe — and gets nothing, since no --grant names it.
     let fake = dir.path().join("observe.wasm");
-    install(&fake, &test_component("impostor-observe"));
+    install(&fake, &components::IMPOSTOR_OBSERVE.bytes());
     let st = wait_until("the impostor observe ran", WAIT, || persisted(&core, "observe.impostor"));
     for cap in ["core", "prometheus", "llm"] {
         let o = &st["calls"][cap];
@@ -168,7 +163,7 @@ fn grants_follow_the_code_not_the_name() {
 
     // A swap that adds a need (llm) runs with it denied: the new version's rights are
     // computed afresh (here: the explicit grant, core only), and the missing grant is logged.
-    install(&impostor, &test_component("impostor-v2"));
+    install(&impostor, &components::IMPOSTOR_V2.bytes());
     let st = wait_until("impostor v2 ran", WAIT, || persisted(&core, "impostor").filter(|s| s["version"] == "2.0.0"));
     assert_eq!(st["calls"]["core"]["denied"], json!(false), "{st}");
     assert_eq!(st["calls"]["llm"]["denied"], json!(true), "{st}");

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nthlayer_tests::core::{Assessment, Core};
-use nthlayer_tests::host::{interval_args, modules_dir, HostProcess, ReferenceWorkers};
+use nthlayer_tests::host::{interval_args, HostProcess, ReferenceWorkers};
+use nthlayer_tests::modules;
 use nthlayer_tests::util::{fixtures_dir, unix_now};
 use nthlayer_tests::wait::{assert_stays, wait_until};
 use serde_json::{json, Value};
@@ -190,9 +191,7 @@ fn resolutions(core: &Core) -> BTreeMap<String, Value> {
 }
 
 fn serve_learn(core: &Core, instance: &str) -> HostProcess {
-    let learn = modules_dir().join("learn.wasm");
-    assert!(learn.exists(), "{} missing (run scripts/build-modules)", learn.display());
-    let m = learn.display().to_string();
+    let m = modules::LEARN.built().display().to_string();
     // One cycle of each task at start-up, then none for an hour: everything below must
     // happen in that one cycle.
     let mut extra = interval_args(&[("outcome", 3600), ("retrospective", 3600)]);

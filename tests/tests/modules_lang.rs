@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use nthlayer_tests::components;
 use nthlayer_tests::core::{Assessment, Core};
 use nthlayer_tests::exporter::Exporter;
 use nthlayer_tests::host::{example_module, host_bin, host_command, HostProcess};
@@ -35,9 +36,7 @@ fn json_lines(out: &str) -> Vec<Value> {
 fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
-    let bad = workspace_root().join("dist/test-components/bad-import.wasm");
-    assert!(bad.exists(), "run scripts/build-modules");
-    let bad = bad.display().to_string();
+    let bad = components::BAD_IMPORT.built().display().to_string();
     let out = host_command(&["check", bad.as_str(), "--cache-dir", cache_dir.as_str()]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let line = &json_lines(&out.stdout)[0];
@@ -351,7 +350,9 @@ fn new_project_passes_its_test(lang: &str) {
     assert!(again.stderr.contains("not empty"), "{}", again.stderr);
 
     let toolchains = workspace_root().join(".work/toolchains");
-    let target = workspace_root().join("target/examples");
+    // Where scripts/build-examples builds the Rust example (and build-modules the test
+    // components): what a generated project compiles is mostly there already.
+    let target = workspace_root().join("target/test-components");
     let host = host_bin();
     let env = [
         ("NTHLAYER_HOST", host.to_str().unwrap()),

@@ -254,8 +254,7 @@ fn bad_module_files_are_skipped_logged_and_counted() {
     let junk = junk_dir.path().join("not-a-component.wasm");
     std::fs::write(&junk, b"this is not a wasm component\n").unwrap();
     // A real component that imports an interface no nthlayer host offers.
-    let bad_import = nthlayer_tests::util::workspace_root().join("dist/test-components/bad-import.wasm");
-    assert!(bad_import.exists(), "run scripts/build-modules");
+    let bad_import = nthlayer_tests::components::BAD_IMPORT.built();
     let observe = nthlayer_tests::host::observe_module().display().to_string();
     let junk_s = junk.display().to_string();
     let bad_import_s = bad_import.display().to_string();

@@ -20,10 +20,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use nthlayer_tests::components;
 use nthlayer_tests::core::Core;
 use nthlayer_tests::host::{state_dir, HostProcess};
 use nthlayer_tests::scenario::{self, Observe};
-use nthlayer_tests::util::{asm_seq, fixtures_dir, parse_iso, unix_now, workspace_root};
+use nthlayer_tests::util::{asm_seq, fixtures_dir, parse_iso, unix_now};
 use nthlayer_tests::wait::{wait_for, wait_until};
 use serde_json::Value;
 
@@ -36,9 +37,7 @@ const SHUTDOWN: Duration = Duration::from_secs(30);
 const DEAD_PROMETHEUS: &str = "http://127.0.0.1:9";
 
 fn spooler() -> String {
-    let p = workspace_root().join("dist/test-components/spooler.wasm");
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p.display().to_string()
+    components::SPOOLER.built().display().to_string()
 }
 
 fn serve_spooler(core: &Core, instance: &str, extra: &[&str]) -> HostProcess {

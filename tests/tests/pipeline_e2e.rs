@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use nthlayer_tests::core::Core;
-use nthlayer_tests::host::{modules_dir, HostProcess};
+use nthlayer_tests::host::HostProcess;
 use nthlayer_tests::measure_scenario::{manifests_dir, measure_module, MeasureStack, AGENT_A};
+use nthlayer_tests::modules;
 use nthlayer_tests::util::parse_iso;
 use nthlayer_tests::wait::{wait_for, wait_until};
 use serde_json::Value;
@@ -39,7 +40,7 @@ fn a_breach_from_measure_wakes_correlate_which_snapshots_it_once() {
     let dir = manifests_dir(false);
     let core = Core::start(dir.path());
     let measure = measure_module().display().to_string();
-    let correlate = modules_dir().join("correlate.wasm").display().to_string();
+    let correlate = modules::CORRELATE.built().display().to_string();
     let mut host = HostProcess::serve_modules(
         &core.url(),
         &stack.prometheus_url(),

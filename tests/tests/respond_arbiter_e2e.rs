@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use nthlayer_tests::core::Core;
 use nthlayer_tests::llm_fake::{openai_tool_call, FakeLlm, LlmHost, Recorded};
-use nthlayer_tests::util::{fixtures_dir, workspace_root};
+use nthlayer_tests::modules;
+use nthlayer_tests::util::fixtures_dir;
 use nthlayer_tests::wait::{assert_stays, try_wait_until};
 
 const CYCLE: Duration = Duration::from_secs(120);
@@ -97,9 +98,7 @@ fn seed(core: &Core, n: u32) {
 }
 
 fn serve(core: &Core, fake: &FakeLlm, instance: &str, arbiter_url: Option<&str>) -> LlmHost {
-    let m = workspace_root().join("dist/modules/respond.wasm");
-    assert!(m.exists(), "{} does not exist: run scripts/build-modules", m.display());
-    let m = m.display().to_string();
+    let m = modules::RESPOND.built().display().to_string();
     let base = fake.openai_base();
     let env =
         [("NTHLAYER_MODEL", "openai/gpt-fake"), ("OPENAI_API_BASE", base.as_str()), ("OPENAI_API_KEY", OPENAI_KEY)];

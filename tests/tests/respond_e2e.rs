@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use nthlayer_tests::core::Core;
 use nthlayer_tests::host::host_bin;
 use nthlayer_tests::llm_fake::{openai_tool_call, FakeLlm, LlmHost, Recorded};
-use nthlayer_tests::util::{fixtures_dir, workspace_root};
+use nthlayer_tests::modules;
+use nthlayer_tests::util::fixtures_dir;
 use nthlayer_tests::wait::{assert_stays, wait_until};
 
 const CYCLE: Duration = Duration::from_secs(120);
@@ -22,9 +23,7 @@ const OPENAI_KEY: &str = "sk-proj-TESTSECRETopenai0123456789abcdef";
 const BREACH: &str = "vrd-breach-fraud-detect-reversal_rate-e2e00001";
 
 fn respond_module() -> String {
-    let p = workspace_root().join("dist/modules/respond.wasm");
-    assert!(p.exists(), "{} does not exist: run scripts/build-modules", p.display());
-    p.display().to_string()
+    modules::RESPOND.built().display().to_string()
 }
 
 fn manifests() -> std::path::PathBuf {

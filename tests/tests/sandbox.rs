@@ -8,14 +8,14 @@
 //! `scripts/build-modules` in `dist/test-components/`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nthlayer_tests::core::Core;
 use nthlayer_tests::host::{observe_module, HostProcess};
 use nthlayer_tests::scenario::{self, Observe};
-use nthlayer_tests::util::{fixtures_dir, workspace_root};
+use nthlayer_tests::util::fixtures_dir;
 use nthlayer_tests::wait::wait_until;
+use nthlayer_tests::{components, Component};
 use serde_json::{json, Value};
 
 /// Module loading (first start compiles ~14 components) and the first cycles.
@@ -33,27 +33,27 @@ const BIG: &str = r#"{"cpu_ms":5000,"memory_bytes":536870912,"wall_ms":10000}"#;
 const LOG_LINES: usize = 50;
 
 /// (module, --limits JSON). The task of each module has the module's name.
-fn modules() -> Vec<(&'static str, String)> {
+fn modules() -> Vec<(Component, String)> {
     let flood = format!(r#"{{"log_lines":{LOG_LINES},"cpu_ms":30000,"wall_ms":30000}}"#);
     vec![
-        ("ticker", String::new()),
+        (components::TICKER, String::new()),
         // CPU is the guest's own thread time (host/src/runtime/cpu.rs): on a loaded machine a
         // spinning guest gets a fraction of a core, so its 500 ms of CPU can take longer than
         // TIGHT's 5 s of wall clock. A wall limit that cannot come first keeps the error the
         // CPU one.
-        ("hostile-loop", r#"{"cpu_ms":500,"memory_bytes":67108864,"wall_ms":120000}"#.into()),
-        ("hostile-alloc", TIGHT.into()),
-        ("hostile-recursion", TIGHT.into()),
-        ("hostile-bigstring", BIG.into()),
-        ("hostile-bigstate", BIG.into()),
-        ("hostile-file", TIGHT.into()),
-        ("hostile-socket", TIGHT.into()),
-        ("hostile-env", TIGHT.into()),
-        ("hostile-ungranted", TIGHT.into()),
-        ("hostile-logflood", flood),
-        ("hostile-trap", TIGHT.into()),
-        ("hostile-badjson", TIGHT.into()),
-        ("hostile-stdout", r#"{"cpu_ms":5000,"wall_ms":10000}"#.into()),
+        (components::HOSTILE_LOOP, r#"{"cpu_ms":500,"memory_bytes":67108864,"wall_ms":120000}"#.into()),
+        (components::HOSTILE_ALLOC, TIGHT.into()),
+        (components::HOSTILE_RECURSION, TIGHT.into()),
+        (components::HOSTILE_BIGSTRING, BIG.into()),
+        (components::HOSTILE_BIGSTATE, BIG.into()),
+        (components::HOSTILE_FILE, TIGHT.into()),
+        (components::HOSTILE_SOCKET, TIGHT.into()),
+        (components::HOSTILE_ENV, TIGHT.into()),
+        (components::HOSTILE_UNGRANTED, TIGHT.into()),
+        (components::HOSTILE_LOGFLOOD, flood),
+        (components::HOSTILE_TRAP, TIGHT.into()),
+        (components::HOSTILE_BADJSON, TIGHT.into()),
+        (components::HOSTILE_STDOUT, r#"{"cpu_ms":5000,"wall_ms":10000}"#.into()),
     ]
 }
 
@@ -67,12 +67,6 @@ const MUST_FAIL: [(&str, &[&str]); 7] = [
     ("hostile-trap", &["guest panicked or aborted", "hostile-trap panics on purpose"]),
     ("hostile-badjson", &["state is not valid JSON"]),
 ];
-
-fn component(name: &str) -> PathBuf {
-    let p = workspace_root().join("dist/test-components").join(format!("{name}.wasm"));
-    assert!(p.exists(), "{} missing: run scripts/build-modules", p.display());
-    p
-}
 
 /// The host's `--log-format json` lines.
 fn events(log: &str) -> Vec<Value> {
@@ -230,7 +224,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 fn hostile_modules_are_contained_and_the_ticker_keeps_its_schedule() {
     let _one = one_at_a_time();
     let mods = modules();
-    let files: Vec<String> = mods.iter().map(|(m, _)| component(m).display().to_string()).collect();
+    let files: Vec<String> = mods.iter().map(|(m, _)| m.built().display().to_string()).collect();
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let core = Core::start(&fixtures_dir().join("manifests"));
     // hostile-socket reads its target port from the trailing digits of the instance id.
@@ -247,7 +241,7 @@ fn hostile_modules_are_contained_and_the_ticker_keeps_its_schedule() {
     // Every module has run its first (good) cycle.
     wait_until("every module's first cycle persisted", START, || {
         assert!(host.is_running(), "host exited during start-up");
-        mods.iter().all(|(m, _)| persisted(&core, m).is_some()).then_some(())
+        mods.iter().all(|(m, _)| persisted(&core, m.name()).is_some()).then_some(())
     });
 
     // The window: hostile modules misbehave, the ticker must keep its 1 s schedule.
@@ -335,17 +329,17 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
     let observe = observe_module().display().to_string();
     let mut files = vec![observe];
     for m in [
-        "ticker",
-        "patient",
-        "hostile-sleeper",
-        "hostile-many",
-        "hostile-many-5000",
-        "hostile-bigversion",
-        "hostile-contract",
-        "hostile-forger",
-        "hostile-undeclared",
+        components::TICKER,
+        components::PATIENT,
+        components::HOSTILE_SLEEPER,
+        components::HOSTILE_MANY,
+        components::HOSTILE_MANY_5000,
+        components::HOSTILE_BIGVERSION,
+        components::HOSTILE_CONTRACT,
+        components::HOSTILE_FORGER,
+        components::HOSTILE_UNDECLARED,
     ] {
-        files.push(component(m).display().to_string());
+        files.push(m.built().display().to_string());
     }
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let extra = [

@@ -7,18 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use nthlayer_tests::components;
 use nthlayer_tests::core::Core;
 use nthlayer_tests::host::HostProcess;
 use nthlayer_tests::scenario;
-use nthlayer_tests::util::workspace_root;
 use nthlayer_tests::wait::wait_until;
 
 const INSTANCE: &str = "swap-test";
-
-fn variant(name: &str) -> Vec<u8> {
-    let p = workspace_root().join("dist/test-components").join(format!("{name}.wasm"));
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e} (run scripts/build-modules)", p.display()))
-}
 
 /// Appends a custom section: same code, different bytes (and sha256), still a valid
 /// component. Lets one build stand for many versions.
@@ -69,7 +64,7 @@ fn start() -> Setup {
     let core = Core::start(&scenario::manifests_dir());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("swapper.wasm");
-    install(&file, &variant("swapper-v1"));
+    install(&file, &components::SWAPPER_V1.bytes());
     let glob = format!("{}/*.wasm", dir.path().display());
     let host = HostProcess::serve_modules(
         &core.url(),
@@ -89,8 +84,8 @@ fn twenty_swaps_under_load_keep_state_and_schedule() {
     let mut s = start();
     let mut last_n = state(&s.core).unwrap()["n"].as_u64().unwrap();
     for i in 0..20u32 {
-        let base = if i % 2 == 0 { "swapper-v2" } else { "swapper-v1" };
-        let bytes = with_nonce(variant(base), i);
+        let base = if i % 2 == 0 { components::SWAPPER_V2 } else { components::SWAPPER_V1 };
+        let bytes = with_nonce(base.bytes(), i);
         let sha = sha256(&bytes);
         install(&s.file, &bytes);
         let version = wait_until(&format!("swap {i} to {base} ({sha})"), Duration::from_secs(15), || {
@@ -125,7 +120,7 @@ fn corrupt_and_truncated_files_are_rejected_while_the_old_version_serves() {
     for (what, bytes) in [
         ("corrupt", b"\0asm\x0d\0\x01\0this is not a component at all".to_vec()),
         ("truncated", {
-            let v2 = variant("swapper-v2");
+            let v2 = components::SWAPPER_V2.bytes();
             v2[..v2.len() / 2].to_vec()
         }),
         ("not wasm", b"#!/bin/sh\necho pwned\n".to_vec()),
@@ -147,7 +142,7 @@ fn corrupt_and_truncated_files_are_rejected_while_the_old_version_serves() {
     assert!(log.contains("swapper.wasm"), "rejection log names the file");
     assert!(log.contains("swapper@1.0.0"), "rejection log names the module and version");
     // A good file after the bad ones is picked up again.
-    let v2 = variant("swapper-v2");
+    let v2 = components::SWAPPER_V2.bytes();
     let sha2 = sha256(&v2);
     install(&s.file, &v2);
     wait_until("v2 after rejections", Duration::from_secs(15), || serving(&s.core).filter(|(_, h)| *h == sha2));
@@ -160,7 +155,7 @@ fn a_version_that_traps_every_cycle_is_rolled_back() {
     let mut s = start();
     let (_, good_sha) = wait_until("heartbeat with swapper", Duration::from_secs(10), || serving(&s.core));
     let n_before = state(&s.core).unwrap()["n"].as_u64().unwrap();
-    let trap = variant("swapper-trap");
+    let trap = components::SWAPPER_TRAP.bytes();
     let trap_sha = sha256(&trap);
     install(&s.file, &trap);
     wait_until("trap version swapped in", Duration::from_secs(15), || {
