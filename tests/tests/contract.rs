@@ -91,7 +91,7 @@ fn a_frozen_0_1_0_module_runs_and_0_2_0_wakes_reach_other_modules() {
     });
     let ev = events(&host.log());
     assert!(
-        ev.iter().any(|e| e["target"] == "nthlayer_host::imports::log"
+        ev.iter().any(|e| e["target"] == "nthlayer_host::capability::log::import"
             && f(e, "module") == "contract-v010"
             && f(e, "message").starts_with("v010 cycle")),
         "the 0.1.0 module's log lines did not reach the host log"

@@ -1,9 +1,8 @@
 //! Prometheus HTTP API client (instant, range, batched instant queries).
 //!
-//! Basic auth comes from `PROMETHEUS_USERNAME|NTHLAYER_METRICS_USER` and
-//! `PROMETHEUS_PASSWORD|NTHLAYER_METRICS_PASSWORD` as in the reference — but for every query,
-//! not only observe.collect's (the reference's drift, topology and measure go unauthenticated
-//! and fail against a protected Prometheus).
+//! Basic auth (config.rs: the reference's environment) is sent with every query, not only
+//! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
+//! against a protected Prometheus).
 
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Client;
 use serde_json::Value;
 
-use super::core::describe;
-use super::{user_agent, ClientError};
+use crate::capability::shared::describe;
+use crate::capability::shared::{user_agent, ClientError};
 
 /// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
 /// common proxies accept); longer queries go as a POST form body.
@@ -28,17 +27,15 @@ pub struct PrometheusClient {
 }
 
 impl PrometheusClient {
+    /// An empty `base` is "not configured": every query answers unavailable.
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
-        let env = |a: &str, b: &str| std::env::var(a).or_else(|_| std::env::var(b)).ok().filter(|v| !v.is_empty());
-        let auth = match (
-            env("PROMETHEUS_USERNAME", "NTHLAYER_METRICS_USER"),
-            env("PROMETHEUS_PASSWORD", "NTHLAYER_METRICS_PASSWORD"),
-        ) {
-            (Some(u), Some(p)) => Some((u, p)),
-            _ => None,
-        };
-        Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth, batch_parallelism: 8 })
+        Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth: None, batch_parallelism: 8 })
+    }
+
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// GET with the parameters in the URL, as the reference sends them; POST with a form

@@ -1,6 +1,6 @@
 //! Grafana Tempo HTTP API client: TraceQL metrics range queries and search, as the
 //! reference's `TempoTraceBackend` sends them (whole-second `start`/`end`, `X-Scope-OrgID`
-//! from `TEMPO_ORG_ID` for multi-tenant Tempo, 30 s timeout).
+//! for multi-tenant Tempo, 30 s timeout).
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Client;
 use serde_json::Value;
 
-use super::core::describe;
-use super::{user_agent, ClientError};
+use crate::capability::shared::describe;
+use crate::capability::shared::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct TempoClient {
@@ -18,11 +18,8 @@ pub struct TempoClient {
 }
 
 impl TempoClient {
-    /// Tenant from `TEMPO_ORG_ID` (read once here, like the reference reads it at start).
-    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
-        Self::with_org_id(base, timeout, crate::config::tempo_org_id().as_deref())
-    }
-
+    /// `org_id`: the tenant sent as `X-Scope-OrgID` (config.rs: `TEMPO_ORG_ID`); None or
+    /// empty for a single-tenant Tempo.
     pub fn with_org_id(base: &str, timeout: Duration, org_id: Option<&str>) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
