@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::capabilities::Grants;
+use crate::capability::{Capability, CapabilityArgs};
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
 use crate::services::Services;
@@ -25,4 +26,16 @@ pub fn store(module: &str, services: Arc<Services>, grants: Grants, limits: Limi
 /// Limits with a wall-clock deadline of `wall` and everything else at its default.
 pub fn limits_with_wall(wall: Duration) -> Limits {
     Limits { wall_ms: wall.as_millis() as u64, ..Limits::default() }
+}
+
+/// Services from every flag's offline default, changed by `edit` (point a room at a fake).
+pub fn services(edit: impl FnOnce(&mut CapabilityArgs)) -> Arc<Services> {
+    let mut caps = CapabilityArgs::offline_defaults();
+    edit(&mut caps);
+    Arc::new(Services::build(&caps).expect("services from the test's flags"))
+}
+
+/// These capabilities, no record kinds.
+pub fn granted(caps: &[Capability]) -> Grants {
+    caps.iter().fold(Grants::none(), |g, c| g.with(*c))
 }

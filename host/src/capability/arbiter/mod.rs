@@ -26,3 +26,6 @@ impl Unit for Arbiter {
         ArbiterArgs { arbiter_url: None }
     }
 }
+
+#[cfg(test)]
+mod tests;

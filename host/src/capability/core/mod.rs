@@ -35,3 +35,6 @@ impl Unit for Core {
 
 /// Where an offline host points core (the discard port: nothing listens).
 pub const OFFLINE_URL: &str = "http://127.0.0.1:9";
+
+#[cfg(test)]
+mod tests;

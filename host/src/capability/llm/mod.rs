@@ -26,3 +26,6 @@ impl Unit for Llm {
         LlmArgs { provider: None, ..cfg.clone() }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -7,7 +7,7 @@ use crate::runtime::store::StoreData;
 const MAX_TEXT: usize = 4096;
 const MAX_FIELDS: usize = 32;
 
-fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn cut(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= MAX_TEXT {
         return s.into();
     }

@@ -2,3 +2,6 @@
 //! and no flag, so it has a room (its import) but no line in the capability table.
 
 mod import;
+
+#[cfg(test)]
+mod tests;

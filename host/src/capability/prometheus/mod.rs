@@ -28,3 +28,6 @@ impl Unit for Prometheus {
         PrometheusArgs { prometheus_url: String::new(), ..cfg.clone() }
     }
 }
+
+#[cfg(test)]
+mod tests;

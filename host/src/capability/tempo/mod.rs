@@ -25,3 +25,6 @@ impl Unit for Tempo {
         TempoArgs { tempo_endpoint: None, ..cfg.clone() }
     }
 }
+
+#[cfg(test)]
+mod tests;
