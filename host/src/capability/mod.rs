@@ -10,13 +10,8 @@
 //! module has it. `shared/` is the plumbing the rooms have in common (client errors,
 //! retries, core's breaker, the CloudEvents envelope, the import steps).
 
-pub mod arbiter;
-pub mod core;
-pub mod llm;
 pub mod log;
-pub mod prometheus;
 pub mod shared;
-pub mod tempo;
 
 use std::time::Duration;
 
@@ -59,10 +54,12 @@ impl Default for Shared {
 }
 
 /// The one table of capabilities. Each line: the enum variant, the name modules put in
-/// `needs` and operators in `--grant`, the field in [`CapabilityArgs`] and [`Backends`], and
-/// the room's [`Unit`].
+/// `needs` and operators in `--grant`, and `room::Unit`: the room's folder (declared here,
+/// and the field in [`CapabilityArgs`] and [`Backends`]) and its [`Unit`].
 macro_rules! capabilities {
-    ($($variant:ident => $name:literal, $field:ident: $unit:ty;)+) => {
+    ($($variant:ident => $name:literal, $field:ident :: $unit:ident;)+) => {
+        $(pub mod $field;)+
+
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Capability { $($variant),+ }
 
@@ -88,35 +85,35 @@ macro_rules! capabilities {
         /// Every room's flags.
         #[derive(Debug, Clone, clap::Args)]
         pub struct CapabilityArgs {
-            $(#[command(flatten)] pub $field: <$unit as Unit>::Config,)+
+            $(#[command(flatten)] pub $field: <$field::$unit as Unit>::Config,)+
         }
 
         impl CapabilityArgs {
             /// Every room's [`Unit::offline`] configuration.
             pub fn offline(&self) -> Self {
-                CapabilityArgs { $($field: <$unit as Unit>::offline(&self.$field),)+ }
+                CapabilityArgs { $($field: <$field::$unit as Unit>::offline(&self.$field),)+ }
             }
         }
 
         /// Every room's backend, one field per line of the table.
         pub struct Backends {
-            $(pub $field: <$unit as Unit>::Backend,)+
+            $(pub $field: <$field::$unit as Unit>::Backend,)+
         }
 
         impl Backends {
             pub fn build(args: &CapabilityArgs, shared: &Shared) -> anyhow::Result<Self> {
-                Ok(Backends { $($field: <$unit as Unit>::build(&args.$field, shared)?,)+ })
+                Ok(Backends { $($field: <$field::$unit as Unit>::build(&args.$field, shared)?,)+ })
             }
         }
     };
 }
 
 capabilities! {
-    Core => "core", core: self::core::Core;
-    Prometheus => "prometheus", prometheus: prometheus::Prometheus;
-    Tempo => "tempo", tempo: tempo::Tempo;
-    Llm => "llm", llm: llm::Llm;
-    Arbiter => "arbiter", arbiter: arbiter::Arbiter;
+    Core => "core", core::Core;
+    Prometheus => "prometheus", prometheus::Prometheus;
+    Tempo => "tempo", tempo::Tempo;
+    Llm => "llm", llm::Llm;
+    Arbiter => "arbiter", arbiter::Arbiter;
 }
 
 impl Capability {
