@@ -79,7 +79,7 @@ macro_rules! capabilities {
             $($name, ",",)+
             "assessment:KIND,verdict:TYPE or MODULE=none (`assessment:*` / `verdict:*`: any). Overrides \
              what trusted code declares; the only way untrusted code gets any capability, or may post any \
-             record kind."
+             record kind"
         );
 
         /// Every room's flags.
