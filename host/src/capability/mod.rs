@@ -32,8 +32,9 @@ pub trait Unit {
     fn build(cfg: &Self::Config, shared: &Shared) -> anyhow::Result<Self::Backend>;
 
     /// The same configuration pointed at no backend: for commands that must not reach one
-    /// (`check`, `run-once`, whose answers come from fixtures) and for tests. Rooms whose
-    /// backend is optional or local keep their configuration as it is.
+    /// (`check`, `run-once`, whose answers come from fixtures) and for tests. The default
+    /// keeps the configuration, for a room with nothing remote to reach; every room so far
+    /// overrides it (URLs emptied or pointed at the discard port, the LLM's provider dropped).
     fn offline(cfg: &Self::Config) -> Self::Config {
         cfg.clone()
     }
