@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nthlayer_host::clients::envelope::RecordKind;
+use nthlayer_host::capability::shared::envelope::RecordKind;
 use nthlayer_host::config::HostConfig;
 use nthlayer_host::outbox::{Emitted, Outbox, OutboxConfig};
 use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::Runtime;
 use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::serve::build_services;
+use nthlayer_host::services::Services;
 use serde_json::json;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     let trivial = nthlayer_test_paths::components::SWAPPER_V1.built();
     let observe = nthlayer_test_paths::modules::OBSERVE.built();
     let cycles: usize = std::env::var("BENCH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default())?);
+    let services = Arc::new(Services::offline()?);
 
     // Load times: no cache (compiles every time) vs a warm cache directory.
     let cache = tempfile::tempdir()?;

@@ -14,47 +14,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+pub use crate::capability::Capability;
 use crate::emissions::{Emission, EmitRights, Emits};
-
-/// The one table of capabilities: parsing, listing, the `--grant` help and error messages
-/// all come from here. A new capability is one line (plus its import and WIT).
-macro_rules! capabilities {
-    ($($variant:ident => $name:literal),+ $(,)?) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Capability { $($variant),+ }
-
-        impl Capability {
-            pub const ALL: &'static [Capability] = &[$(Capability::$variant),+];
-
-            pub fn name(self) -> &'static str {
-                match self { $(Capability::$variant => $name),+ }
-            }
-        }
-    };
-}
-
-capabilities! {
-    Core => "core",
-    Prometheus => "prometheus",
-    Tempo => "tempo",
-    Llm => "llm",
-    Arbiter => "arbiter",
-}
-
-impl Capability {
-    /// Parses a `needs` entry. `log` is accepted and always granted (`Some(None)`).
-    pub fn parse(s: &str) -> Option<Option<Capability>> {
-        if s == "log" {
-            return Some(None);
-        }
-        Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
-    }
-
-    /// `core, prometheus, tempo, llm, arbiter`: for help texts and error messages.
-    pub fn known() -> String {
-        Capability::ALL.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
-    }
-}
 
 /// A set of capabilities, and the records the module may emit (emissions.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -243,7 +204,7 @@ mod tests {
     fn grants_are_a_set_with_room_to_grow() {
         let all = Capability::ALL.iter().fold(Grants::none(), |g, c| g.with(*c));
         assert_eq!(all.names().len(), Capability::ALL.len());
-        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), ["prometheus", "tempo", "llm", "arbiter"]);
+        assert_eq!(all.minus(&Grants::none().with(Capability::Core)), Capability::NAMES[1..]);
         assert_eq!(Capability::parse("log"), Some(None));
         assert_eq!(Capability::parse("tempo"), Some(Some(Capability::Tempo)));
     }

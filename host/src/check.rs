@@ -15,12 +15,11 @@ use serde_json::{json, Value};
 use crate::capabilities::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::{inspect, LoadedModule, Runtime};
-use crate::serve::build_services;
+use crate::services::Services;
 
 /// One line of JSON per file; `Ok(false)` when any file fails.
 pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: GrantPolicy) -> Result<bool> {
-    let unreachable = "http://127.0.0.1:9";
-    let services = Arc::new(build_services(unreachable, unreachable, None, Default::default())?);
+    let services = Arc::new(Services::offline()?);
     let cached = cache_dir.is_some();
     let runtime = Runtime::new(cache_dir)?;
     let targets: Vec<(PathBuf, Option<&[u8]>)> = if files.is_empty() {
@@ -39,7 +38,7 @@ pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: Gran
 
 async fn check_one(
     runtime: &Arc<Runtime>,
-    services: &Arc<crate::services::Services>,
+    services: &Arc<Services>,
     policy: &GrantPolicy,
     file: &std::path::Path,
     embedded: Option<&[u8]>,

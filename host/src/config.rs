@@ -1,6 +1,7 @@
 //! `serve` configuration: exactly the flags of `nthlayer-workers serve` (same names, same
 //! defaults), plus what a host of sandboxed modules needs on top (module paths, grants,
-//! limits, cache, concurrency).
+//! limits, cache, concurrency). Each capability's own flags and environment live in its
+//! room (capability/<name>/config.rs) and are flattened in here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,14 +13,13 @@ use crate::runtime::limits::Limits;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// nthlayer-core base URL.
-    #[arg(long, default_value = "http://localhost:8000", env = "NTHLAYER_CORE_URL")]
-    pub core_url: String,
+    /// Every capability's flags (`--core-url`, `--prometheus-url`, `--tempo-endpoint`,
+    /// `--arbiter-url`, `--llm`): capability/<name>/config.rs.
+    #[command(flatten)]
+    pub caps: crate::capability::CapabilityArgs,
     /// Heartbeat instance id.
     #[arg(long, default_value = "workers-1")]
     pub instance_id: String,
-    #[arg(long, default_value = "http://localhost:9090")]
-    pub prometheus_url: String,
     #[arg(long)]
     pub collect_interval: Option<u64>,
     #[arg(long)]
@@ -32,13 +32,6 @@ pub struct ServeArgs {
     pub topology_drift_interval: Option<u64>,
     #[arg(long)]
     pub contract_interval: Option<u64>,
-    /// Grafana Tempo base URL (without it the tempo import answers "not configured").
-    #[arg(long)]
-    pub tempo_endpoint: Option<String>,
-    /// The arbiter's base URL for autonomy reductions (POST /api/v1/governance/reduce).
-    /// Unset, nothing is sent: the reference's default of http://localhost:8080 is not kept.
-    #[arg(long, env = "NTHLAYER_ARBITER_URL")]
-    pub arbiter_url: Option<String>,
     #[arg(long)]
     pub measure_interval: Option<u64>,
     #[arg(long)]
@@ -82,21 +75,14 @@ pub struct ServeArgs {
     /// Override any task's interval: TASK=SECONDS (repeatable).
     #[arg(long = "interval", value_name = "TASK=SECONDS")]
     pub intervals: Vec<String>,
-    /// Capabilities and record kinds for a module (repeatable):
-    /// MODULE=core,prometheus,tempo,llm,arbiter,assessment:KIND,verdict:TYPE or MODULE=none
-    /// (`assessment:*` / `verdict:*`: any). Overrides what trusted code declares; the only
-    /// way untrusted code gets any capability, or may post any record kind.
-    #[arg(long = "grant", value_name = "MODULE=CAPS")]
+    // The help lists every capability of the table (capability/mod.rs).
+    #[arg(long = "grant", value_name = "MODULE=CAPS", help = crate::capability::GRANT_HELP)]
     pub grants: Vec<String>,
     /// Limits for a module as JSON: MODULE={"cpu_ms":5000,"memory_bytes":67108864} (repeatable;
     /// also max_concurrent, max_tasks, min_interval_seconds: docs/SANDBOX.md). Use `*` as
     /// MODULE for every module.
     #[arg(long = "limits", value_name = "MODULE=JSON")]
     pub limits: Vec<String>,
-    /// LLM policy for a module: MODULE={"model":"openai/gpt-4o-mini","max_calls_per_cycle":4,
-    /// "max_tokens_per_hour":200000} (repeatable). The `llm` grant is still required.
-    #[arg(long = "llm", value_name = "MODULE=JSON")]
-    pub llm: Vec<String>,
     /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
@@ -237,7 +223,7 @@ impl HostConfig {
             "calibration_sample_rate": a.calibration_sample_rate,
             "calibration_sample_seed": a.calibration_sample_seed,
             "retrospective_delay_seconds": a.retrospective_delay_seconds,
-            "tempo_configured": a.tempo_endpoint.is_some(),
+            "tempo_configured": a.caps.tempo.tempo_endpoint.is_some(),
             "measure": measure_knobs(|k| std::env::var(k).ok()),
             "respond": respond,
         });
@@ -252,12 +238,6 @@ impl HostConfig {
     pub fn limits_for(&self, module: &str) -> Limits {
         self.limits.get(module).or_else(|| self.limits.get("*")).cloned().unwrap_or_default()
     }
-}
-
-/// The Tempo tenant (`X-Scope-OrgID`) from `TEMPO_ORG_ID`, as the reference reads it; unset
-/// or empty means a single-tenant Tempo and no header.
-pub fn tempo_org_id() -> Option<String> {
-    std::env::var("TEMPO_ORG_ID").ok().map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
 /// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
@@ -276,12 +256,6 @@ impl serde::Serialize for LimitsView<'_> {
         })
         .serialize(s)
     }
-}
-
-/// `NTHLAYER_CORE_BACKOFF_MS`: the first core retry delay (tests shorten the reference's
-/// 1 s doubling). Read here so every environment read of the host is in this file.
-pub fn core_backoff_ms() -> Option<u64> {
-    std::env::var("NTHLAYER_CORE_BACKOFF_MS").ok().and_then(|v| v.parse().ok())
 }
 
 /// Expands `--modules` entries: plain paths as given, globs against the file system as it
@@ -362,7 +336,8 @@ mod tests {
         assert_eq!(c.interval_for("respond", 30), 7);
         assert_eq!(c.interval_for("custom.x", 10), 3);
         assert_eq!(c.interval_for("observe.drift", 1800), 1800);
-        assert_eq!(a.core_url, "http://localhost:8000");
+        assert_eq!(a.caps.core.core_url, "http://localhost:8000");
+        assert_eq!(a.caps.prometheus.prometheus_url, "http://localhost:9090");
         assert_eq!(a.instance_id, "workers-1");
         assert_eq!(c.module_config["expiry_threshold_days"], 7);
     }

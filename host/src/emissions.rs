@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use crate::clients::envelope::RecordKind;
+use crate::capability::shared::envelope::RecordKind;
 
 /// What the built-in modules emit, from their sources (modules/*/src: the `kind` of every
 /// assessment and the `type` of every verdict they submit). Since 0.3.0 each built-in

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::core::CoreClient;
-use crate::clients::retry::RetryPolicy;
+use crate::capability::core::CoreClient;
+use crate::capability::shared::retry::RetryPolicy;
 use crate::outbox::Outbox;
 use crate::status::HostStatus;
 

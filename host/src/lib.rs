@@ -4,8 +4,8 @@
 //! Where things live (each module's doc says why it is shaped the way it is):
 //! - [`bindings`]: the WIT contract, one Rust module per contract version.
 //! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle.
-//! - [`imports`]: the host side of each WIT interface (core, prometheus, tempo, llm, log, arbiter).
-//! - [`clients`]: plain async HTTP clients, free of wasm types.
+//! - [`capability`]: one room per capability (core, prometheus, tempo, llm, arbiter, log):
+//!   its client, its import (the host side of its WIT interface), its flags; the table.
 //! - [`capabilities`]: who may call what.
 //! - [`emissions`]: which record kinds a module may post; the stamp on every record.
 //! - [`caps`]: the bounded contract (a cap on every string and list a module hands the host).
@@ -21,20 +21,20 @@
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
 //! - [`serve`], [`gate`], [`run_once`], [`check`], [`new`]: the CLI commands built from the above.
+//! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
+//!   store data for in-process tests.
 
 pub mod bindings;
 pub mod builtin;
 pub mod capabilities;
+pub mod capability;
 pub mod caps;
 pub mod check;
-pub mod clients;
 pub mod config;
 pub mod emissions;
 pub mod fair;
 pub mod gate;
 pub mod heartbeat;
-mod imports;
-pub mod llm;
 pub mod new;
 pub mod outbox;
 pub mod registry;
@@ -47,4 +47,6 @@ pub mod state;
 pub mod status;
 pub mod swap;
 pub mod tape;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod wake;

@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use crate::bindings::CycleInput;
 use crate::capabilities::{GrantPolicy, Trust};
 use crate::config::{HostConfig, ServeArgs};
-use crate::llm::LlmService;
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::serve::{build_services, cache_dir};
+use crate::serve::cache_dir;
+use crate::services::Services;
 use crate::tape::{Replay, Tape};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,8 +53,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
     let policy = GrantPolicy::parse(&a.host.grants)?;
     // Nothing is reachable but the fixtures, so the module gets what it asks for unless a
     // `--grant` for it says otherwise (to exercise its `denied` paths).
-    let unreachable = "http://127.0.0.1:9";
-    let services = Arc::new(build_services(unreachable, unreachable, None, LlmService::from_env(&a.host.llm)?)?);
+    let services = Arc::new(Services::build(&a.host.caps.offline())?);
     let runtime = Runtime::new(cache_dir(&a.host))?;
     let module = runtime.load(&a.file, services.clone()).await?;
     let meta = &module.meta;

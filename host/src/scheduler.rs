@@ -416,9 +416,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::clients::core::CoreClient;
-    use crate::clients::prometheus::PrometheusClient;
-    use crate::clients::retry::RetryPolicy;
+    use crate::capability::shared::retry::RetryPolicy;
     use crate::registry::Registry;
 
     /// Counts cycles and vetoes every one after the first `allow`.
@@ -449,18 +447,8 @@ mod tests {
     #[tokio::test]
     async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
         let component = nthlayer_test_paths::components::SWAPPER_V1.built();
-        let core = CoreClient::new("http://127.0.0.1:9", RetryPolicy::none(), Duration::from_secs(1)).unwrap();
-        let services = Arc::new(Services {
-            records: Arc::new(core.clone()),
-            core: core.clone(),
-            prometheus: PrometheusClient::new("http://127.0.0.1:9", Duration::from_secs(1)).unwrap(),
-            tempo: None,
-            arbiter: None,
-            llm: Default::default(),
-            wake: Default::default(),
-            record: None,
-            outbox: Default::default(),
-        });
+        let services = Arc::new(Services::offline().unwrap());
+        let core = services.backends.core.with_retry(RetryPolicy::none());
         let config = Arc::new(HostConfig {
             intervals: Default::default(),
             limits: Default::default(),

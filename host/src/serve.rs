@@ -7,14 +7,8 @@ use anyhow::Result;
 
 use crate::builtin::{self, Embedded};
 use crate::capabilities::GrantPolicy;
-use crate::clients::arbiter::ArbiterClient;
-use crate::clients::core::CoreClient;
-use crate::clients::prometheus::PrometheusClient;
-use crate::clients::retry::RetryPolicy;
-use crate::clients::tempo::TempoClient;
 use crate::config::{HostConfig, ServeArgs};
 use crate::heartbeat::Heartbeat;
-use crate::llm::LlmService;
 use crate::outbox::sender::Sender;
 use crate::outbox::{Outbox, OutboxConfig};
 use crate::registry::Registry;
@@ -24,28 +18,6 @@ use crate::services::Services;
 use crate::state::StateStore;
 use crate::status::HostStatus;
 use crate::swap::Watcher;
-
-/// Backend clients from the CLI's URLs. `NTHLAYER_CORE_BACKOFF_MS` shortens the core retry
-/// backoff (tests; the default is the reference's 1 s doubling).
-pub fn build_services(core_url: &str, prometheus_url: &str, tempo: Option<&str>, llm: LlmService) -> Result<Services> {
-    let mut retry = RetryPolicy::default();
-    if let Some(ms) = crate::config::core_backoff_ms() {
-        retry.first_delay = Duration::from_millis(ms);
-    }
-    let timeout = Duration::from_secs(30);
-    let core = CoreClient::new(core_url, retry, timeout)?;
-    Ok(Services {
-        records: Arc::new(core.clone()),
-        core,
-        prometheus: PrometheusClient::new(prometheus_url, timeout)?,
-        tempo: tempo.map(|t| TempoClient::new(t, timeout)).transpose()?,
-        llm,
-        arbiter: None,
-        wake: Default::default(),
-        record: None,
-        outbox: Default::default(),
-    })
-}
 
 pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
     if args.no_cache {
@@ -75,13 +47,7 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool
     }
     let config = Arc::new(HostConfig::from_args(args)?);
     let grants = GrantPolicy::parse(&args.grants)?.with_trusted_dirs(&args.trusted_dirs)?;
-    let mut services = build_services(
-        &args.core_url,
-        &args.prometheus_url,
-        args.tempo_endpoint.as_deref(),
-        LlmService::from_env(&args.llm)?,
-    )?;
-    services.arbiter = args.arbiter_url.as_deref().map(ArbiterClient::new).transpose()?;
+    let mut services = Services::build(&args.caps)?;
     services.record = args.record.clone().map(|dir| Arc::new(crate::tape::RecordTo::new(dir)));
     let services = Arc::new(services);
     let runtime = Runtime::new(cache_dir(args))?;
@@ -106,8 +72,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }
-    let core = env.services.core.clone();
-    let status = HostStatus::new(registry.clone(), env.services.llm.clone());
+    let core = env.services.backends.core.clone();
+    let status = HostStatus::new(registry.clone(), env.services.backends.llm.clone());
     let outbox = open_outbox(&args)?;
     env.services.outbox.set(outbox.clone()).ok().expect("the outbox is set once");
     status.set_outbox(outbox.report());
@@ -123,7 +89,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
     // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
     tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
-    tracing::info!(core = %args.core_url, prometheus = %args.prometheus_url, instance = %args.instance_id,
+    tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
         modules = registry.all().len(), spool = %args.state_dir()?.display(), "serving");
 
     wait_for_signal().await;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::core::CoreClient;
-use crate::clients::ClientError;
+use crate::capability::core::CoreClient;
+use crate::capability::shared::ClientError;
 
 pub const FORMAT: &str = "nthlayer-host/1";
 
@@ -93,7 +93,7 @@ impl StateStore {
 
     /// A copy that gives up after one attempt (shutdown must be bounded).
     pub fn impatient(&self) -> Self {
-        StateStore { core: self.core.with_retry(crate::clients::retry::RetryPolicy::none()) }
+        StateStore { core: self.core.with_retry(crate::capability::shared::retry::RetryPolicy::none()) }
     }
 }
 

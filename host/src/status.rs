@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::llm::LlmService;
+use crate::capability::llm::LlmService;
 use crate::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.

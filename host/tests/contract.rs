@@ -11,7 +11,7 @@ use nthlayer_host::config::HostConfig;
 use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::{LoadError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::serve::build_services;
+use nthlayer_host::services::Services;
 use nthlayer_host::wake::{FieldTest, Record, WakeRule};
 use nthlayer_test_paths::{components, Component};
 use serde_json::json;
@@ -21,7 +21,7 @@ fn component(c: Component) -> PathBuf {
 }
 
 fn env() -> RunEnv {
-    let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default()).unwrap());
+    let services = Arc::new(Services::offline().unwrap());
     let config = Arc::new(HostConfig {
         intervals: Default::default(),
         limits: Default::default(),

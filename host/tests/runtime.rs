@@ -10,7 +10,7 @@ use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::limits::Limits;
 use nthlayer_host::runtime::{CycleError, Runtime};
 use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::serve::build_services;
+use nthlayer_host::services::Services;
 use nthlayer_test_paths::{components, Component};
 use serde_json::json;
 
@@ -19,7 +19,7 @@ fn component() -> PathBuf {
 }
 
 async fn env() -> RunEnv {
-    let services = Arc::new(build_services("http://127.0.0.1:9", "", None, Default::default()).unwrap());
+    let services = Arc::new(Services::offline().unwrap());
     let config = Arc::new(HostConfig {
         intervals: Default::default(),
         limits: Default::default(),

@@ -59,8 +59,14 @@ fn snapshots(core: &Core) -> Vec<Assessment> {
 fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_modules() {
     let core = Core::start(&fixtures_dir().join("manifests"));
     let prom = Prometheus::start(PromOpts::default());
-    let files = [components::CONTRACT_V010, components::CONTRACT_V020, components::WAKE_EMITTER, components::WAKE_SUBSCRIBER, components::TICKER]
-        .map(component);
+    let files = [
+        components::CONTRACT_V010,
+        components::CONTRACT_V020,
+        components::WAKE_EMITTER,
+        components::WAKE_SUBSCRIBER,
+        components::TICKER,
+    ]
+    .map(component);
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     let extra = [
         "--log-format",
@@ -97,7 +103,7 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_mo
     });
     let ev = events(&host.log());
     assert!(
-        ev.iter().any(|e| e["target"] == "nthlayer_host::imports::log"
+        ev.iter().any(|e| e["target"] == "nthlayer_host::module"
             && f(e, "module") == "contract-v010"
             && f(e, "message").starts_with("v010 cycle")),
         "the 0.1.0 module's log lines did not reach the host log"

@@ -87,7 +87,7 @@ fn failures(ev: &[Value], task: &str) -> Vec<String> {
 
 /// Lines a module logged through the `log` import.
 fn module_logs<'a>(ev: &'a [Value], module: &str) -> Vec<&'a Value> {
-    ev.iter().filter(|e| e["target"] == "nthlayer_host::imports::log" && f(e, "module") == module).collect()
+    ev.iter().filter(|e| e["target"] == "nthlayer_host::module" && f(e, "module") == module).collect()
 }
 
 /// The task's state as persisted in core (`hysteresis_state.state`).

@@ -20,7 +20,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
-use crate::clients::envelope::RecordKind;
+use crate::capability::shared::envelope::RecordKind;
 use crate::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::spool::{Entry, What};
 use super::Outbox;
-use crate::clients::core::CoreClient;
-use crate::clients::envelope::RecordKind;
-use crate::clients::retry::RetryPolicy;
-use crate::clients::ClientError;
+use crate::capability::core::CoreClient;
+use crate::capability::shared::envelope::RecordKind;
+use crate::capability::shared::retry::RetryPolicy;
+use crate::capability::shared::ClientError;
 use crate::services::Services;
 use crate::status::HostStatus;
 
@@ -68,7 +68,7 @@ impl Sender {
     /// The sender owns retrying: one attempt per entry per pass (the breaker makes an
     /// attempt while core is down cost nothing).
     fn core(&self) -> CoreClient {
-        self.services.core.with_retry(RetryPolicy::none())
+        self.services.backends.core.with_retry(RetryPolicy::none())
     }
 
     /// At shutdown, after the last cycles committed: delivers what core takes within

@@ -41,9 +41,7 @@ impl Host {
     async fn new(rollback_after: u32, trusted: bool, limits: BTreeMap<String, Limits>) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let spool = tempfile::tempdir().unwrap();
-        let services = Arc::new(
-            crate::serve::build_services("http://127.0.0.1:9", "http://127.0.0.1:9", None, Default::default()).unwrap(),
-        );
+        let services = Arc::new(crate::services::Services::offline().unwrap());
         let outbox = Outbox::open(OutboxConfig {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
@@ -60,7 +58,7 @@ impl Host {
         let env = RunEnv { runtime: Runtime::new(None).unwrap(), services: services.clone(), config };
         let registry = Arc::new(Registry::default());
         let status = HostStatus::new(registry.clone(), Default::default());
-        let sched = Scheduler::new(env.clone(), StateStore::new(services.core.clone()), status, 2);
+        let sched = Scheduler::new(env.clone(), StateStore::new(services.backends.core.clone()), status, 2);
         // No task loops: these tests run every cycle themselves, and a rollback's restart of
         // the module's loops (start_module) is a no-op once shutdown is cancelled.
         sched.shutdown.cancel();

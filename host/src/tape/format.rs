@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 
 use crate::bindings::{HostError, Rejection};
 
-/// The interfaces that have fixture files, in the order `run-once` reports them.
-pub const INTERFACES: [&str; 5] = ["core", "prometheus", "tempo", "llm", "arbiter"];
+/// The interfaces that have fixture files, in the order `run-once` reports them: every
+/// capability of the table (`log` is not recorded).
+pub const INTERFACES: &[&str] = crate::capability::Capability::NAMES;
 pub const CYCLE_FILE: &str = "cycle.json";
 
 /// The sandbox's clock when a fixture pins none: 2026-01-01T00:00:00Z.

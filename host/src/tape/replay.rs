@@ -44,7 +44,7 @@ impl Replay {
             bail!("fixture {}: \"insecure_seed\" is not a decimal u128", cycle_file.display());
         }
         let mut files = BTreeMap::new();
-        for interface in INTERFACES {
+        for &interface in INTERFACES {
             let path = dir.join(format::interface_file(interface));
             let entries: Vec<Entry> = format::read_json(&path)?.unwrap_or_default();
             for (i, e) in entries.iter().enumerate() {

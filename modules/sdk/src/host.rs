@@ -71,40 +71,81 @@ pub struct LlmResponse {
     pub latency_ms: u32,
 }
 
+/// What a capability method a `Host` does not implement answers: `Unavailable`, which
+/// modules already handle (log and degrade), naming the method.
+pub fn not_provided(method: &str) -> HostError {
+    HostError::Unavailable(format!("{method} is not provided by this Host"))
+}
+
 /// Everything outside the sandbox. Time and randomness are here too (not read from the
 /// environment directly) so native tests can pin them.
+///
+/// Every capability method has a default body answering [`not_provided`], so a new host
+/// capability (a new method here) never breaks an existing implementation — a test double
+/// scripts only what its module calls. `log`, `now` and `random_u64` stay required: every
+/// module uses them and no default would be right. The wasm glue (`WasmHost`) implements
+/// everything.
 pub trait Host {
     // --- nthlayer-core ---
-    fn get_manifests(&self) -> Result<Value, HostError>;
-    fn get_manifest(&self, service: &str) -> Result<Value, HostError>;
+    fn get_manifests(&self) -> Result<Value, HostError> {
+        Err(not_provided("get_manifests"))
+    }
+    fn get_manifest(&self, _service: &str) -> Result<Value, HostError> {
+        Err(not_provided("get_manifest"))
+    }
     /// `record` is the assessment itself; the host builds the CloudEvents envelope.
-    fn submit_assessment(&self, record: &Value, source: Option<&str>) -> Result<String, HostError>;
-    fn submit_verdict(&self, record: &Value, source: Option<&str>) -> Result<String, HostError>;
-    fn query_assessments(&self, service: Option<&str>, kind: Option<&str>, limit: u32) -> Result<Value, HostError>;
-    fn query_verdicts(&self, q: &VerdictQuery) -> Result<Value, HostError>;
-    fn verdict_descendants(&self, id: &str) -> Result<Value, HostError>;
-    fn resolve_outcome(&self, id: &str, body: &Value) -> Result<String, HostError>;
-    fn create_case(&self, case: &Value) -> Result<Value, HostError>;
+    fn submit_assessment(&self, _record: &Value, _source: Option<&str>) -> Result<String, HostError> {
+        Err(not_provided("submit_assessment"))
+    }
+    fn submit_verdict(&self, _record: &Value, _source: Option<&str>) -> Result<String, HostError> {
+        Err(not_provided("submit_verdict"))
+    }
+    fn query_assessments(&self, _service: Option<&str>, _kind: Option<&str>, _limit: u32) -> Result<Value, HostError> {
+        Err(not_provided("query_assessments"))
+    }
+    fn query_verdicts(&self, _q: &VerdictQuery) -> Result<Value, HostError> {
+        Err(not_provided("query_verdicts"))
+    }
+    fn verdict_descendants(&self, _id: &str) -> Result<Value, HostError> {
+        Err(not_provided("verdict_descendants"))
+    }
+    fn resolve_outcome(&self, _id: &str, _body: &Value) -> Result<String, HostError> {
+        Err(not_provided("resolve_outcome"))
+    }
+    fn create_case(&self, _case: &Value) -> Result<Value, HostError> {
+        Err(not_provided("create_case"))
+    }
 
     // --- Prometheus: return the API's `data` object ---
-    fn prom_query(&self, promql: &str, at: Option<f64>) -> Result<Value, HostError>;
-    fn prom_query_range(&self, promql: &str, start: f64, end: f64, step: &str) -> Result<Value, HostError>;
-    fn prom_query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Value, HostError>>;
+    fn prom_query(&self, _promql: &str, _at: Option<f64>) -> Result<Value, HostError> {
+        Err(not_provided("prom_query"))
+    }
+    fn prom_query_range(&self, _promql: &str, _start: f64, _end: f64, _step: &str) -> Result<Value, HostError> {
+        Err(not_provided("prom_query_range"))
+    }
+    /// One answer per query, in order.
+    fn prom_query_batch(&self, promql: &[String], _at: Option<f64>) -> Vec<Result<Value, HostError>> {
+        promql.iter().map(|_| Err(not_provided("prom_query_batch"))).collect()
+    }
 
     // --- Tempo ---
-    fn tempo_metrics_range(&self, traceql: &str, start: f64, end: f64, step: &str) -> Result<Value, HostError>;
-    fn tempo_search(&self, traceql: &str, start: f64, end: f64, limit: u32) -> Result<Value, HostError>;
+    fn tempo_metrics_range(&self, _traceql: &str, _start: f64, _end: f64, _step: &str) -> Result<Value, HostError> {
+        Err(not_provided("tempo_metrics_range"))
+    }
+    fn tempo_search(&self, _traceql: &str, _start: f64, _end: f64, _limit: u32) -> Result<Value, HostError> {
+        Err(not_provided("tempo_search"))
+    }
 
     // --- LLM ---
-    fn llm_structured(&self, req: &LlmRequest) -> Result<LlmResponse, HostError>;
+    fn llm_structured(&self, _req: &LlmRequest) -> Result<LlmResponse, HostError> {
+        Err(not_provided("llm_structured"))
+    }
 
     // --- arbiter (governance) ---
     /// Asks the arbiter to reduce an agent's autonomy (respond's only outward side effect).
-    /// The wasm glue calls contract 0.2.0's `arbiter` import; this default, for hosts
-    /// without the capability (FakeHost unless a test scripts it), answers `Unavailable`,
-    /// which the module logs and goes on.
+    /// The wasm glue calls contract 0.2.0's `arbiter` import.
     fn arbiter_reduce_autonomy(&self, _agent: &str, _reason: &str) -> Result<(), HostError> {
-        Err(HostError::Unavailable("this host provides no arbiter capability".into()))
+        Err(not_provided("arbiter_reduce_autonomy"))
     }
 
     // --- log, clock, randomness ---
@@ -129,3 +170,31 @@ pub trait HostExt: Host {
 }
 
 impl<T: Host + ?Sized> HostExt for T {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host that implements only what every module must: the rest answers `not_provided`.
+    struct Minimal;
+
+    impl Host for Minimal {
+        fn log(&self, _: Level, _: &str, _: &[(&str, &str)]) {}
+        fn now(&self) -> f64 {
+            0.0
+        }
+        fn random_u64(&self) -> u64 {
+            4
+        }
+    }
+
+    #[test]
+    fn capability_methods_default_to_unavailable_naming_the_method() {
+        let h = Minimal;
+        assert_eq!(h.get_manifests(), Err(HostError::Unavailable("get_manifests is not provided by this Host".into())));
+        assert_eq!(h.tempo_search("{}", 0.0, 1.0, 1), Err(not_provided("tempo_search")));
+        let batch = h.prom_query_batch(&["a".into(), "b".into()], None);
+        assert_eq!(batch, vec![Err(not_provided("prom_query_batch")); 2]);
+        assert_eq!(h.hex8(), "00000004");
+    }
+}

@@ -122,7 +122,7 @@ fn arbiter_reduction_stays_off_by_default_and_goes_through_the_host_when_enabled
         let want = if enabled { "respond_arbiter_unavailable" } else { "respond_arbiter_disabled" };
         assert!(h.logs.borrow().iter().any(|(_, m)| m == want), "{want}");
         if enabled {
-            assert_eq!(ar["note"], "unavailable: this host provides no arbiter capability");
+            assert_eq!(ar["note"], "unavailable: arbiter_reduce_autonomy is not provided by this Host");
         }
     }
 }

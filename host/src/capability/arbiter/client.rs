@@ -9,8 +9,8 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Client;
 
-use super::core::describe;
-use super::{user_agent, ClientError};
+use crate::capability::shared::describe;
+use crate::capability::shared::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct ArbiterClient {
@@ -83,96 +83,60 @@ impl ArbiterClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
+    use crate::test_support::{HttpFake, Matcher, Step};
 
-    /// (request line, lower-cased headers, body) of every request the server saw.
-    type Seen = Arc<Mutex<Vec<(String, Vec<String>, String)>>>;
-
-    /// One scripted answer per connection; `None` reads the request and never answers.
-    fn server(script: Vec<Option<u16>>) -> (String, Seen) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            let mut silent = Vec::new();
-            for status in script {
-                let Ok((stream, _)) = listener.accept() else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let (mut headers, mut len) = (Vec::new(), 0);
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    let h = h.trim().to_ascii_lowercase();
-                    if h.is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                    headers.push(h);
-                }
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                log.lock().unwrap().push((line.trim().to_string(), headers, String::from_utf8(body).unwrap()));
-                let mut s = stream;
-                match status {
-                    Some(status) => {
-                        let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}");
-                    }
-                    None => silent.push(s),
-                }
-            }
-            std::thread::sleep(Duration::from_secs(5));
-        });
-        (url, seen)
-    }
+    const PATH: &str = "/api/v1/governance/reduce";
 
     #[tokio::test]
     async fn posts_the_references_body_to_the_governance_path() {
-        let (url, seen) = server(vec![Some(200)]);
-        let a = ArbiterClient::new(&format!("{url}/")).unwrap();
+        let body = serde_json::json!({"agent": "deploy-bot", "reason": "rolled back twice \"today\""});
+        let fake = HttpFake::start(vec![Step::post(PATH).body(Matcher::Json(body)).reply(200, "{}")]);
+        let a = ArbiterClient::new(&format!("{}/", fake.url())).unwrap();
         a.reduce_autonomy("deploy-bot", "rolled back twice \"today\"").await.unwrap();
-        let seen = seen.lock().unwrap();
+        let seen = fake.seen();
         assert_eq!(seen.len(), 1);
-        let (line, headers, body) = &seen[0];
-        assert_eq!(line, "POST /api/v1/governance/reduce HTTP/1.1");
-        assert!(headers.contains(&"content-type: application/json".to_string()), "{headers:?}");
-        let v: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(v, serde_json::json!({"agent": "deploy-bot", "reason": "rolled back twice \"today\""}));
+        assert_eq!(seen[0].header("content-type"), Some("application/json"));
+        fake.finish();
     }
 
     #[tokio::test]
     async fn three_attempts_through_5xx_and_timeouts() {
-        let (url, seen) = server(vec![Some(503), None, Some(201)]);
-        let a = ArbiterClient::with_timeout(&url, Duration::from_millis(500)).unwrap();
+        let fake = HttpFake::start(vec![
+            Step::post(PATH).reply(503, "{}"),
+            Step::post(PATH).hang(),
+            Step::post(PATH).reply(201, "{}"),
+        ]);
+        let a = ArbiterClient::with_timeout(fake.url(), Duration::from_millis(500)).unwrap();
         a.reduce_autonomy("a", "r").await.unwrap();
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(fake.seen().len(), 3);
+        fake.finish();
 
-        let (url, seen) = server(vec![Some(500), Some(502), Some(503), Some(200)]);
-        let a = ArbiterClient::new(&url).unwrap();
+        let fake = HttpFake::start(vec![
+            Step::post(PATH).reply(500, "{}"),
+            Step::post(PATH).reply(502, "{}"),
+            Step::post(PATH).reply(503, "{}"),
+            Step::post(PATH).reply(200, "{}"),
+        ]);
+        let a = ArbiterClient::new(fake.url()).unwrap();
         let e = a.reduce_autonomy("a", "r").await.unwrap_err();
         assert!(matches!(&e, ClientError::Unavailable(m) if m.contains("HTTP 503 (3 attempts)")), "{e:?}");
-        assert_eq!(seen.lock().unwrap().len(), 3, "a fourth attempt was made");
+        assert_eq!(fake.seen().len(), 3, "a fourth attempt was made");
 
-        let (url, seen) = server(vec![None, None, None]);
-        let a = ArbiterClient::with_timeout(&url, Duration::from_millis(300)).unwrap();
+        let fake = HttpFake::start(vec![Step::post(PATH).hang().times(3)]);
+        let a = ArbiterClient::with_timeout(fake.url(), Duration::from_millis(300)).unwrap();
         assert!(matches!(a.reduce_autonomy("a", "r").await, Err(ClientError::Timeout(_))));
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(fake.seen().len(), 3);
+        fake.finish();
     }
 
     #[tokio::test]
     async fn a_refusal_is_final_and_a_dead_arbiter_is_unavailable() {
-        let (url, seen) = server(vec![Some(403), Some(200)]);
-        let a = ArbiterClient::new(&url).unwrap();
+        let fake = HttpFake::start(vec![Step::post(PATH).reply(403, "{}"), Step::post(PATH).reply(200, "{}")]);
+        let a = ArbiterClient::new(fake.url()).unwrap();
         assert!(matches!(a.reduce_autonomy("a", "r").await, Err(ClientError::Rejected { status: 403, .. })));
-        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(fake.seen().len(), 1);
 
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let a = ArbiterClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
         assert!(matches!(a.reduce_autonomy("a", "r").await, Err(ClientError::Unavailable(_))));
     }

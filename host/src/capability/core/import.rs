@@ -2,12 +2,12 @@
 
 use serde_json::{json, Map, Value};
 
-use super::bounded;
+use super::client::VerdictFilter;
 use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
 use crate::bindings::HostError;
-use crate::capabilities::Capability;
-use crate::clients::core::VerdictFilter;
-use crate::clients::envelope::RecordKind;
+use crate::capability::shared::envelope::RecordKind;
+use crate::capability::shared::import::bounded;
+use crate::capability::Capability;
 use crate::emissions;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
@@ -155,7 +155,7 @@ struct CacheCtx {
 /// when core cannot answer, that copy, with its age in the log.
 async fn cached_read(
     c: CacheCtx,
-    read: impl std::future::Future<Output = Result<Value, crate::clients::ClientError>>,
+    read: impl std::future::Future<Output = Result<Value, crate::capability::shared::ClientError>>,
 ) -> Result<Value, HostError> {
     match bounded("core", c.budget, read).await {
         Ok(v) => {
@@ -178,7 +178,7 @@ async fn cached_read(
 impl Host for StoreData {
     async fn get_manifests(&mut self) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let live = cached_read(self.cache_ctx("manifests".into()), core.get_manifests());
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
         self.respond("manifests", v)
@@ -186,7 +186,7 @@ impl Host for StoreData {
 
     async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({ "service": service });
         let live = cached_read(self.cache_ctx(format!("manifest/{service}")), core.get_manifest(&service));
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
@@ -203,7 +203,7 @@ impl Host for StoreData {
 
     async fn query_assessments(&mut self, q: AssessmentQuery) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({"q": {"service": q.service, "kind": q.kind, "limit": q.limit}});
         let limit = q.limit.clamp(1, 1000);
         let fut = core.get_assessments(q.service.as_deref(), q.kind.as_deref(), limit);
@@ -214,7 +214,7 @@ impl Host for StoreData {
 
     async fn query_verdicts(&mut self, q: VerdictQuery) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({"q": {"service": q.service, "verdict-type": q.verdict_type,
             "created-after": q.created_after, "created-before": q.created_before, "limit": q.limit}});
         let f = VerdictFilter {
@@ -231,7 +231,7 @@ impl Host for StoreData {
 
     async fn verdict_descendants(&mut self, id: String) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({ "id": id });
         let live = bounded("core", self.budget(), core.get_descendants(&id));
         let v = tape::read(self.cx.tape.clone(), "core", "verdict-descendants", args, live).await?;
@@ -246,7 +246,7 @@ impl Host for StoreData {
         if !body.is_object() {
             return Err(HostError::Invalid("outcome body must be a JSON object".into()));
         }
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({"id": id, "body": body});
         // Core names the new verdict after the body's id, by default `out-<id>`.
         let fresh = || body.get("id").and_then(Value::as_str).map_or_else(|| format!("out-{id}"), str::to_string);
@@ -270,7 +270,7 @@ impl Host for StoreData {
         self.check_request("case", case.len())?;
         let case: Value =
             serde_json::from_str(&case).map_err(|e| HostError::Invalid(format!("case is not JSON: {e}")))?;
-        let core = self.cx.services.core.clone();
+        let core = self.cx.services.backends.core.clone();
         let args = json!({ "case": case });
         let fresh = || json!({"id": case.get("id"), "priority": case.get("priority").cloned().unwrap_or(json!("P3"))});
         let live = bounded("core", self.budget(), core.create_case(&case));

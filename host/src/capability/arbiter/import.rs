@@ -2,10 +2,10 @@
 //! names an arbiter. The call may take the client's full retry schedule (3 × 10 s), still
 //! cut short by the cycle deadline.
 
-use super::bounded;
 use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Capability;
+use crate::capability::shared::import::bounded;
+use crate::capability::Capability;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
 
@@ -13,7 +13,7 @@ impl Host for StoreData {
     async fn reduce_autonomy(&mut self, agent: String, reason: String) -> Result<(), HostError> {
         self.guard(Capability::Arbiter)?;
         self.check_request("agent and reason", agent.len() + reason.len())?;
-        let arbiter = self.cx.services.arbiter.clone();
+        let arbiter = self.cx.services.backends.arbiter.clone();
         let budget = self.call_budget(arbiter.as_ref().map_or(std::time::Duration::ZERO, |a| a.worst_case()));
         let args = serde_json::json!({"agent": agent, "reason": reason});
         // The configuration check is part of the live call: a replay answers from its fixture

@@ -1,13 +1,12 @@
-//! Plain async clients for everything outside the host. No wasm types here: the `imports`
-//! layer adapts these to the WIT interfaces, and the CLI (gate, state) uses them directly.
+//! What the capability rooms have in common: the error every client reports, the user
+//! agent, transport-error wording, the reference's retry policy, core's circuit breaker, the
+//! CloudEvents envelope, and (import.rs) the steps every import takes. Clients stay free of
+//! wasm types, so the CLI (gate, state, heartbeats, the outbox's sender) uses them directly.
 
-pub mod arbiter;
 pub mod breaker;
-pub mod core;
 pub mod envelope;
-pub mod prometheus;
+pub(crate) mod import;
 pub mod retry;
-pub mod tempo;
 
 /// Errors every client reports, shaped like WIT `host-error` minus `denied` (a policy
 /// decision the clients never make).
@@ -48,4 +47,32 @@ impl ClientError {
 /// The user agent every client sends, so operators can tell our traffic from the reference's.
 pub fn user_agent() -> String {
     format!("nthlayer-host/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A one-line description of a transport error including its cause chain.
+/// A transport error in words that never echo the request: reqwest's own text carries the
+/// URL, query string included (a module's 5 MB PromQL would come back in its error and the
+/// log), so only the kind and the causes below it (connection refused, reset, …) are kept.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut s = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response body failed"
+    } else if e.is_redirect() {
+        "redirect refused"
+    } else if e.is_builder() {
+        "request could not be built"
+    } else {
+        "request failed"
+    }
+    .to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
 }

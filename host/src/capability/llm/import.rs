@@ -2,7 +2,7 @@
 
 use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest, StructuredResponse};
 use crate::bindings::HostError;
-use crate::capabilities::Capability;
+use crate::capability::Capability;
 use crate::runtime::store::StoreData;
 use crate::tape;
 
@@ -10,7 +10,7 @@ impl Host for StoreData {
     async fn structured_call(&mut self, request: StructuredRequest) -> Result<StructuredResponse, HostError> {
         self.guard(Capability::Llm)?;
         self.check_request("llm request", request.system.len() + request.user.len() + request.schema.len())?;
-        let llm = self.cx.services.llm.clone();
+        let llm = self.cx.services.backends.llm.clone();
         let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.cx.llm_cycle.clone());
         let schema = serde_json::from_str::<serde_json::Value>(&request.schema)
             .unwrap_or_else(|_| serde_json::Value::String(request.schema.clone()));

@@ -7,7 +7,7 @@ use crate::runtime::store::StoreData;
 const MAX_TEXT: usize = 4096;
 const MAX_FIELDS: usize = 32;
 
-fn cut(s: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn cut(s: &str) -> std::borrow::Cow<'_, str> {
     if s.len() <= MAX_TEXT {
         return s.into();
     }
@@ -17,6 +17,11 @@ fn cut(s: &str) -> std::borrow::Cow<'_, str> {
     }
     format!("{}…[{} bytes cut]", &s[..end], s.len() - end).into()
 }
+
+/// The tracing target of every module's log line: fixed, not this file's module path, so an
+/// operator's `RUST_LOG=nthlayer_host::module=warn` or a log pipeline filtering on `target`
+/// keeps working when the host's code moves.
+pub const TARGET: &str = "nthlayer_host::module";
 
 impl Host for StoreData {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
@@ -33,19 +38,19 @@ impl Host for StoreData {
         let (module, version, task) = (&cx.module, &cx.version, &cx.task);
         match level {
             Level::Trace => {
-                tracing::trace!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+                tracing::trace!(target: TARGET, module = %module, version = %version, task = %task, fields = %fields, "{msg}")
             }
             Level::Debug => {
-                tracing::debug!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+                tracing::debug!(target: TARGET, module = %module, version = %version, task = %task, fields = %fields, "{msg}")
             }
             Level::Info => {
-                tracing::info!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+                tracing::info!(target: TARGET, module = %module, version = %version, task = %task, fields = %fields, "{msg}")
             }
             Level::Warn => {
-                tracing::warn!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+                tracing::warn!(target: TARGET, module = %module, version = %version, task = %task, fields = %fields, "{msg}")
             }
             Level::Error => {
-                tracing::error!(module = %module, version = %version, task = %task, fields = %fields, "{msg}")
+                tracing::error!(target: TARGET, module = %module, version = %version, task = %task, fields = %fields, "{msg}")
             }
         }
     }

@@ -1,9 +1,8 @@
 //! Prometheus HTTP API client (instant, range, batched instant queries).
 //!
-//! Basic auth comes from `PROMETHEUS_USERNAME|NTHLAYER_METRICS_USER` and
-//! `PROMETHEUS_PASSWORD|NTHLAYER_METRICS_PASSWORD` as in the reference — but for every query,
-//! not only observe.collect's (the reference's drift, topology and measure go unauthenticated
-//! and fail against a protected Prometheus).
+//! Basic auth (config.rs: the reference's environment) is sent with every query, not only
+//! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
+//! against a protected Prometheus).
 
 use std::time::Duration;
 
@@ -11,8 +10,8 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Client;
 use serde_json::Value;
 
-use super::core::describe;
-use super::{user_agent, ClientError};
+use crate::capability::shared::describe;
+use crate::capability::shared::{user_agent, ClientError};
 
 /// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
 /// common proxies accept); longer queries go as a POST form body.
@@ -28,17 +27,15 @@ pub struct PrometheusClient {
 }
 
 impl PrometheusClient {
+    /// An empty `base` is "not configured": every query answers unavailable.
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
-        let env = |a: &str, b: &str| std::env::var(a).or_else(|_| std::env::var(b)).ok().filter(|v| !v.is_empty());
-        let auth = match (
-            env("PROMETHEUS_USERNAME", "NTHLAYER_METRICS_USER"),
-            env("PROMETHEUS_PASSWORD", "NTHLAYER_METRICS_PASSWORD"),
-        ) {
-            (Some(u), Some(p)) => Some((u, p)),
-            _ => None,
-        };
-        Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth, batch_parallelism: 8 })
+        Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth: None, batch_parallelism: 8 })
+    }
+
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
+        self.auth = Some((user.to_string(), password.to_string()));
+        self
     }
 
     /// GET with the parameters in the URL, as the reference sends them; POST with a form
@@ -118,60 +115,28 @@ impl PrometheusClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
+    use crate::test_support::{HttpFake, Matcher, Step};
 
-    /// (request line, body) of every request the server saw.
-    type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-    /// Answers every request with an empty vector; records what it saw.
-    fn server() -> (String, Seen) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let (mut line, mut len) = (String::new(), 0usize);
-                reader.read_line(&mut line).unwrap();
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    if h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; len];
-                reader.read_exact(&mut body).unwrap();
-                log.lock().unwrap().push((line.trim().to_string(), String::from_utf8(body).unwrap()));
-                let reply = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
-                let mut s = stream;
-                let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}", reply.len());
-            }
-        });
-        (url, seen)
-    }
+    const EMPTY: &str = r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
 
     #[tokio::test]
     async fn short_queries_go_in_the_url_long_ones_in_a_form_body() {
-        let (url, seen) = server();
-        let p = PrometheusClient::new(&url, Duration::from_secs(5)).unwrap();
+        let fake = HttpFake::start(vec![
+            Step::get("/api/v1/query").query(Matcher::Equals("query=up&time=10".into())).reply(200, EMPTY),
+            Step::post("/api/v1/query").body_contains("query=vector%281%29+%2B+vector%280%29").reply(200, EMPTY),
+            Step::post("/api/v1/query_range").body_contains("&start=0&end=60&step=15s").reply(200, EMPTY),
+        ]);
+        let p = PrometheusClient::new(fake.url(), Duration::from_secs(5)).unwrap();
         p.query("up", Some(10.0)).await.unwrap();
         let long = format!("vector(1){}", " + vector(0)".repeat(1000));
         p.query(&long, None).await.unwrap();
         p.query_range(&long, 0.0, 60.0, "15s").await.unwrap();
-        let seen = seen.lock().unwrap();
-        assert_eq!(seen[0], ("GET /api/v1/query?query=up&time=10 HTTP/1.1".to_string(), String::new()));
-        assert_eq!(seen[1].0, "POST /api/v1/query HTTP/1.1");
-        assert!(seen[1].1.starts_with("query=vector%281%29+%2B+vector%280%29"), "{}", &seen[1].1[..80]);
-        assert_eq!(seen[2].0, "POST /api/v1/query_range HTTP/1.1");
-        assert!(seen[2].1.ends_with("&start=0&end=60&step=15s"), "{}", &seen[2].1[seen[2].1.len() - 40..]);
+        let seen = fake.seen();
+        assert_eq!(seen[0].request_line(), "GET /api/v1/query?query=up&time=10 HTTP/1.1");
+        assert_eq!(seen[0].body, "");
+        assert!(seen[1].body.starts_with("query=vector%281%29"), "{}", &seen[1].body[..80]);
+        assert!(seen[2].body.ends_with("&start=0&end=60&step=15s"), "{}", &seen[2].body[seen[2].body.len() - 40..]);
+        fake.finish();
     }
 
     #[tokio::test]

@@ -2,10 +2,10 @@
 
 use serde_json::{json, Value};
 
-use super::bounded;
 use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Capability;
+use crate::capability::shared::import::bounded;
+use crate::capability::Capability;
 use crate::caps;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Tape};
@@ -19,7 +19,7 @@ impl Host for StoreData {
     async fn query(&mut self, promql: String, at: Option<f64>) -> Result<String, HostError> {
         self.guard(Capability::Prometheus)?;
         check_promql(&promql)?;
-        let prom = self.cx.services.prometheus.clone();
+        let prom = self.cx.services.backends.prometheus.clone();
         let args = json!({"promql": promql, "at": at});
         let live = bounded("Prometheus", self.budget(), prom.query(&promql, at));
         let v = tape::read(self.cx.tape.clone(), "prometheus", "query", args, live).await?;
@@ -30,7 +30,7 @@ impl Host for StoreData {
         self.guard(Capability::Prometheus)?;
         check_promql(&promql)?;
         caps::bytes("step", step.len(), caps::STEP_BYTES).map_err(HostError::Invalid)?;
-        let prom = self.cx.services.prometheus.clone();
+        let prom = self.cx.services.backends.prometheus.clone();
         let args = json!({"promql": promql, "start": start, "end": end, "step": step});
         let live = bounded("Prometheus", self.budget(), prom.query_range(&promql, start, end, &step));
         let v = tape::read(self.cx.tape.clone(), "prometheus", "query-range", args, live).await?;
@@ -66,7 +66,7 @@ impl Host for StoreData {
                 })
                 .collect();
         }
-        let prom = self.cx.services.prometheus.clone();
+        let prom = self.cx.services.backends.prometheus.clone();
         let budget = self.call_budget(self.call_timeout());
         let results: Vec<Result<Value, HostError>> = match tokio::time::timeout(budget, prom.query_batch(&promql, at))
             .await

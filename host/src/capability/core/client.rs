@@ -13,10 +13,10 @@ use backon::Retryable;
 use reqwest::{Client, Method};
 use serde_json::{json, Map, Value};
 
-use super::breaker::{Admit, Breaker};
-use super::envelope::{wrap, RecordKind};
-use super::retry::RetryPolicy;
-use super::{user_agent, ClientError};
+use crate::capability::shared::breaker::{Admit, Breaker};
+use crate::capability::shared::envelope::{wrap, RecordKind};
+use crate::capability::shared::retry::RetryPolicy;
+use crate::capability::shared::{describe, user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct CoreClient {
@@ -55,15 +55,23 @@ enum Attempt {
 }
 
 impl CoreClient {
+    /// A client whose records' CloudEvents source names the deployment `default` (the
+    /// reference's when `NTHLAYER_DEPLOYMENT_ID` is unset; see [`Self::with_deployment_id`]).
     pub fn new(base: &str, retry: RetryPolicy, timeout: Duration) -> anyhow::Result<Self> {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
         Ok(CoreClient {
             http,
             base: base.trim_end_matches('/').to_string(),
             retry,
-            deployment_id: std::env::var("NTHLAYER_DEPLOYMENT_ID").unwrap_or_else(|_| "default".into()),
+            deployment_id: "default".into(),
             breaker: Arc::default(),
         })
+    }
+
+    /// The `<deployment>` in `urn:nthlayer:<component>:<deployment>` (config: NTHLAYER_DEPLOYMENT_ID).
+    pub fn with_deployment_id(mut self, id: &str) -> Self {
+        self.deployment_id = id.to_string();
+        self
     }
 
     /// A copy with another retry policy (e.g. none at shutdown).
@@ -284,34 +292,6 @@ fn segment(s: &str) -> String {
         }
     }
     out
-}
-
-/// A one-line description of a transport error including its cause chain.
-/// A transport error in words that never echo the request: reqwest's own text carries the
-/// URL, query string included (a module's 5 MB PromQL would come back in its error and the
-/// log), so only the kind and the causes below it (connection refused, reset, …) are kept.
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut s = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "response body failed"
-    } else if e.is_redirect() {
-        "redirect refused"
-    } else if e.is_builder() {
-        "request could not be built"
-    } else {
-        "request failed"
-    }
-    .to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

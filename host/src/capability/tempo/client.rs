@@ -1,6 +1,6 @@
 //! Grafana Tempo HTTP API client: TraceQL metrics range queries and search, as the
 //! reference's `TempoTraceBackend` sends them (whole-second `start`/`end`, `X-Scope-OrgID`
-//! from `TEMPO_ORG_ID` for multi-tenant Tempo, 30 s timeout).
+//! for multi-tenant Tempo, 30 s timeout).
 
 use std::time::Duration;
 
@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Client;
 use serde_json::Value;
 
-use super::core::describe;
-use super::{user_agent, ClientError};
+use crate::capability::shared::describe;
+use crate::capability::shared::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct TempoClient {
@@ -18,11 +18,8 @@ pub struct TempoClient {
 }
 
 impl TempoClient {
-    /// Tenant from `TEMPO_ORG_ID` (read once here, like the reference reads it at start).
-    pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
-        Self::with_org_id(base, timeout, crate::config::tempo_org_id().as_deref())
-    }
-
+    /// `org_id`: the tenant sent as `X-Scope-OrgID` (config.rs: `TEMPO_ORG_ID`); None or
+    /// empty for a single-tenant Tempo.
     pub fn with_org_id(base: &str, timeout: Duration, org_id: Option<&str>) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -86,77 +83,51 @@ impl TempoClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpListener;
-    use std::sync::{Arc, Mutex};
-
-    /// (request line, lower-cased headers) of every request the server saw.
-    type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
-
-    /// One scripted answer per connection; records request line and lower-cased headers.
-    fn server(script: Vec<(u16, &'static str)>) -> (String, Seen) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for (status, body) in script {
-                let Ok((stream, _)) = listener.accept() else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let mut headers = Vec::new();
-                loop {
-                    let mut h = String::new();
-                    reader.read_line(&mut h).unwrap();
-                    if h.trim().is_empty() {
-                        break;
-                    }
-                    headers.push(h.trim().to_ascii_lowercase());
-                }
-                log.lock().unwrap().push((line.trim().to_string(), headers));
-                let mut s = stream;
-                let _ = write!(
-                    s,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        (url, seen)
-    }
+    use crate::test_support::{HttpFake, Step};
 
     #[tokio::test]
     async fn query_parameters_and_tenant_header() {
-        let (url, seen) = server(vec![(200, r#"{"series":[]}"#), (200, r#"{"traces":[]}"#)]);
-        let t = TempoClient::with_org_id(&url, Duration::from_secs(5), Some("tenant-a")).unwrap();
+        let fake = HttpFake::start(vec![
+            Step::get("/api/metrics/query_range").reply(200, r#"{"series":[]}"#),
+            Step::get("/api/search").reply(200, r#"{"traces":[]}"#),
+        ]);
+        let t = TempoClient::with_org_id(fake.url(), Duration::from_secs(5), Some("tenant-a")).unwrap();
         let q =
             r#"{ resource.service.name = "a" && span.kind = server } | count_over_time() by (resource.service.name)"#;
         t.metrics_range(q, 1_795_532_927.6, 1_795_536_527.6, "180s").await.unwrap();
         t.search(r#"{ resource.service.name = "a" && span.kind = client }"#, 10.9, 20.1, 1000).await.unwrap();
-        let seen = seen.lock().unwrap();
-        let (line, headers) = &seen[0];
+        let seen = fake.seen();
+        let line = seen[0].request_line();
         assert!(line.starts_with("GET /api/metrics/query_range?q=%7B+resource.service.name+%3D+%22a%22"), "{line}");
         assert!(line.contains("&start=1795532927&end=1795536527&step=180s "), "{line}");
-        assert!(headers.contains(&"x-scope-orgid: tenant-a".to_string()), "{headers:?}");
-        assert!(seen[1].0.contains("/api/search?q=") && seen[1].0.contains("&start=10&end=20&limit=1000 "));
+        assert_eq!(seen[0].header("x-scope-orgid"), Some("tenant-a"));
+        let line = seen[1].request_line();
+        assert!(line.contains("/api/search?q=") && line.contains("&start=10&end=20&limit=1000 "), "{line}");
+        fake.finish();
     }
 
     #[tokio::test]
     async fn no_tenant_no_header_and_errors_are_typed() {
-        let (url, seen) = server(vec![(200, "{}"), (503, "down"), (400, "bad query"), (200, "<html>"), (200, "[1]")]);
-        let t = TempoClient::with_org_id(&url, Duration::from_secs(5), None).unwrap();
+        let fake = HttpFake::start(vec![
+            Step::any().reply(200, "{}"),
+            Step::any().reply(503, "down"),
+            Step::any().reply(400, "bad query"),
+            Step::any().reply(200, "<html>"),
+            Step::any().reply(200, "[1]"),
+        ]);
+        let t = TempoClient::with_org_id(fake.url(), Duration::from_secs(5), None).unwrap();
         t.search("{}", 0.0, 1.0, 1).await.unwrap();
-        assert!(!seen.lock().unwrap()[0].1.iter().any(|h| h.starts_with("x-scope-orgid")));
+        assert_eq!(fake.seen()[0].header("x-scope-orgid"), None);
         assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Unavailable(_))));
-        assert!(t.search("{}", 0.0, 1.0, 1).await.is_err());
+        assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Rejected { status: 400, .. })));
         assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Invalid(_))));
         assert!(matches!(t.search("{}", 0.0, 1.0, 1).await, Err(ClientError::Invalid(_))));
+        fake.finish();
     }
 
     #[tokio::test]
     async fn down_is_unavailable() {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let t = TempoClient::with_org_id(&format!("http://127.0.0.1:{port}"), Duration::from_secs(2), None).unwrap();
         assert!(matches!(t.metrics_range("{}", 0.0, 1.0, "15s").await, Err(ClientError::Unavailable(_))));
     }

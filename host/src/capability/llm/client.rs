@@ -2,15 +2,14 @@
 //!
 //! The capability grant (`--grant mod=llm`, or a built-in module's declared need) decides
 //! whether a module may call at all; `--llm MODULE=JSON` sets its model override and
-//! budgets. Provider, model and keys come from the environment, as in the reference
-//! (`NTHLAYER_MODEL`, `ANTHROPIC_API_KEY`, `OPENAI_API_BASE`, `OPENAI_API_KEY`,
-//! `NTHLAYER_LLM_STUB=canned`). Modules never see any of them.
+//! budgets. Provider, model and keys come from the environment (config.rs). Modules never
+//! see any of them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use nthlayer_llm::{CallContext, CycleBudget, LlmClient, LlmError, LlmRequest, Policy};
+use nthlayer_llm::{CallContext, CycleBudget, LlmClient, LlmConfig, LlmError, LlmRequest, Policy};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -41,9 +40,10 @@ impl Default for LlmService {
 }
 
 impl LlmService {
-    /// From the environment and `--llm` specs. A bad environment does not stop the host:
-    /// the llm import answers `unavailable` with the reason, and the rest keeps working.
-    pub fn from_env(specs: &[String]) -> Result<Self> {
+    /// From `--llm` specs and the provider's configuration (None: not configured). A bad
+    /// provider configuration does not stop the host: the llm import answers `unavailable`
+    /// with the reason, and the rest keeps working.
+    pub fn new(specs: &[String], provider: Option<LlmConfig>) -> Result<Self> {
         let mut policies = HashMap::new();
         for spec in specs {
             let (module, json) =
@@ -53,7 +53,10 @@ impl LlmService {
             })?;
             policies.insert(module.to_string(), p);
         }
-        let client = LlmClient::from_env().map_err(|e| e.to_string());
+        let Some(provider) = provider else {
+            return Ok(LlmService { policies: Arc::new(policies), ..Default::default() });
+        };
+        let client = LlmClient::new(provider).map_err(|e| e.to_string());
         if let Err(e) = &client {
             tracing::warn!(error = %e, "LLM not available; llm calls will answer unavailable");
         }

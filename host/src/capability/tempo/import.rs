@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use super::bounded;
+use super::client::TempoClient;
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Capability;
+use crate::capability::shared::import::bounded;
+use crate::capability::Capability;
 use crate::caps;
-use crate::clients::tempo::TempoClient;
 use crate::runtime::store::StoreData;
 use crate::tape;
 
@@ -20,7 +20,7 @@ impl StoreData {
     /// its fixture whether or not this host has a Tempo).
     fn tempo(&self) -> Result<Option<TempoClient>, HostError> {
         self.guard(Capability::Tempo)?;
-        Ok(self.cx.services.tempo.clone())
+        Ok(self.cx.services.backends.tempo.clone())
     }
 }
 

@@ -1,20 +1,13 @@
-//! The host side of each WIT interface, one file per interface. Every import follows the
-//! same steps: check the grant, check request sizes, call the client bounded by the call
-//! timeout and the cycle deadline, map the error, check the response size.
-
-mod arbiter;
-mod core;
-mod llm;
-mod log;
-mod prometheus;
-mod tempo;
+//! The steps every room's import takes, written once: check the grant, check request
+//! sizes, call the client bounded by the call timeout and the cycle deadline, map the
+//! error, check the response size.
 
 use std::future::Future;
 use std::time::Duration;
 
+use super::ClientError;
 use crate::bindings::{HostError, Rejection};
-use crate::capabilities::Capability;
-use crate::clients::ClientError;
+use crate::capability::Capability;
 use crate::runtime::store::StoreData;
 
 impl crate::bindings::latest::nthlayer::worker::types::Host for StoreData {}

@@ -1,0 +1,131 @@
+//! The core import's rules, in-process against the scripted fake: the grant, the request
+//! cap, the cycle deadline, and who a record may say it is from (CloudEvents `source`,
+//! `producer`, emission grants).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::bindings::latest::nthlayer::worker::core::Host;
+use crate::bindings::HostError;
+use crate::capabilities::Grants;
+use crate::capability::Capability;
+use crate::emissions::{EmitRights, Emission, Emits};
+use crate::runtime::limits::Limits;
+use crate::runtime::store::StoreData;
+use crate::test_support::{self, HttpFake, Step};
+
+fn grants() -> Grants {
+    let emits = Emits::default().with(Emission::parse("assessment:slo_status").unwrap().unwrap());
+    // A 0.2.0-style module (declares nothing): what is granted passes.
+    test_support::granted(&[Capability::Core]).emitting(EmitRights::new(emits, None))
+}
+
+fn record(extra: Value) -> String {
+    let mut r = json!({"id": "asm-1", "service": "checkout", "kind": "slo_status",
+        "created_at": "2026-01-01T00:00:00Z", "data": {}});
+    r.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    r.to_string()
+}
+
+fn store(fake: &HttpFake, grants: Grants, limits: Limits) -> StoreData {
+    let url = fake.url().to_string();
+    let services = test_support::services(|c| {
+        c.core.core_url = url;
+        c.core.deployment_id = "prod-eu".into();
+    });
+    test_support::store("mine", services, grants, limits)
+}
+
+#[tokio::test]
+async fn without_the_grant_nothing_reaches_core_and_the_error_names_the_flag() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, Grants::none(), Limits::default());
+    let e = s.get_manifests().await.unwrap_err();
+    let want = "module mine has no 'core' grant; start the host with --grant mine=core (currently: log only)";
+    assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
+    assert!(matches!(s.submit_assessment(record(json!({})), None).await, Err(HostError::Denied(_))));
+    assert!(matches!(s.create_case("{}".into()).await, Err(HostError::Denied(_))));
+    fake.finish();
+}
+
+#[tokio::test]
+async fn requests_over_the_cap_are_invalid_naming_it() {
+    let fake = HttpFake::start(vec![]);
+    let limits = Limits { max_request_bytes: 256, ..Limits::default() };
+    let mut s = store(&fake, grants(), limits);
+    let big = record(json!({"data": {"note": "x".repeat(300)}}));
+    let e = s.submit_assessment(big.clone(), None).await.unwrap_err();
+    let want = format!("record of {} bytes exceeds the limit of 256 bytes (max_request_bytes)", big.len());
+    assert!(matches!(&e, HostError::Invalid(m) if *m == want), "{e:?}");
+    let e = s.resolve_outcome("v-1".into(), json!({"note": "x".repeat(300)}).to_string()).await.unwrap_err();
+    assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("outcome of") && m.contains("max_request_bytes")));
+    fake.finish();
+}
+
+#[tokio::test]
+async fn a_slow_core_is_cut_at_the_cycle_deadline() {
+    let fake = HttpFake::start(vec![Step::get("/manifests").delay(Duration::from_secs(3)).reply(200, "[]")]);
+    let mut s = store(&fake, grants(), test_support::limits_with_wall(Duration::from_millis(300)));
+    let t = Instant::now();
+    let e = s.get_manifests().await.unwrap_err();
+    assert!(matches!(&e, HostError::Timeout(m) if m.starts_with("core did not answer within")), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn a_record_is_from_the_module_or_its_sub_components_only() {
+    let fake = HttpFake::start(vec![
+        Step::post("/assessments")
+            .body_contains(r#""source":"urn:nthlayer:mine.gate:prod-eu""#)
+            .reply(201, r#"{"id":"asm-1"}"#),
+        Step::post("/assessments")
+            .body_contains(r#""source":"urn:nthlayer:mine:prod-eu""#)
+            .reply(201, r#"{"id":"asm-1"}"#),
+    ]);
+    let mut s = store(&fake, grants(), Limits::default());
+    for other in ["observe", "mine.", "mine-x", "minex.gate"] {
+        let e = s.submit_assessment(record(json!({})), Some(other.into())).await.unwrap_err();
+        let want = format!("source {other:?} must be \"mine\" or \"mine.<name>\"");
+        assert!(matches!(&e, HostError::Invalid(m) if *m == want), "{other}: {e:?}");
+    }
+    let e = s.submit_assessment(record(json!({"producer": "nthlayer-observe"})), None).await.unwrap_err();
+    assert!(
+        matches!(&e, HostError::Denied(m) if m.contains("\"nthlayer-observe\"") && m.contains("\"nthlayer-mine\""))
+    );
+    let e = s.submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
+    let want = "module mine may not emit assessment \"burn_rate\"; start the host with \
+        --grant mine=core,assessment:slo_status,assessment:burn_rate (emits now: assessment:slo_status)";
+    assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
+
+    let id = s.submit_assessment(record(json!({"producer": "nthlayer-mine"})), Some("mine.gate".into())).await;
+    assert_eq!(id.unwrap(), "asm-1");
+    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    fake.finish();
+    let sent: Value = serde_json::from_str(&fake.seen()[0].body).unwrap();
+    assert_eq!(sent["data"]["emitted_by"], json!({"module": "mine", "version": "1.0.0"}));
+    assert_eq!(s.cx.emitted, 2);
+}
+
+/// A 0.3.0 module emits only what it declared, even when the operator granted more; the
+/// denial is the module's fault and says so (no grant would fix it).
+#[tokio::test]
+async fn a_declaring_module_emits_only_what_it_declared() {
+    let fake = HttpFake::start(vec![Step::post("/assessments")
+        .body_contains(r#""kind":"slo_status""#)
+        .reply(201, r#"{"id":"asm-1"}"#)]);
+    let granted = Emits::default()
+        .with(Emission::parse("assessment:slo_status").unwrap().unwrap())
+        .with(Emission::parse("assessment:burn_rate").unwrap().unwrap());
+    let declared = Emits::default().with(Emission::parse("assessment:slo_status").unwrap().unwrap());
+    let rights = EmitRights::new(granted, Some(declared));
+    let mut s = store(&fake, test_support::granted(&[Capability::Core]).emitting(rights), Limits::default());
+    let e = s.submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
+    assert!(
+        matches!(&e, HostError::Denied(m) if m.contains("did not declare it in describe() emits (declares: assessment:slo_status)")),
+        "{e:?}"
+    );
+    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    fake.finish();
+    assert_eq!(s.cx.emitted, 1);
+}

@@ -1,0 +1,41 @@
+//! What tests need to exercise the host in-process (`test-support` feature; this crate's own
+//! tests turn it on through a dev-dependency on itself, so the shipped binary has none of
+//! it): a scripted loopback HTTP server, and a cycle's store data built without a component,
+//! so a test can call an import the way a guest would.
+
+pub mod http_fake;
+
+pub use http_fake::{HttpFake, Matcher, Reply, Seen, Step};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capabilities::Grants;
+use crate::capability::{Capability, CapabilityArgs};
+use crate::runtime::limits::Limits;
+use crate::runtime::store::{CycleCtx, StoreData};
+use crate::services::Services;
+
+/// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
+/// `grants` and `limits`; its deadline is `limits.wall_ms` from now. No component is
+/// involved: call the imports' `Host` methods on it directly.
+pub fn store(module: &str, services: Arc<Services>, grants: Grants, limits: Limits) -> StoreData {
+    StoreData::new(CycleCtx::new(module, "1.0.0", module, services, grants, limits))
+}
+
+/// Limits with a wall-clock deadline of `wall` and everything else at its default.
+pub fn limits_with_wall(wall: Duration) -> Limits {
+    Limits { wall_ms: wall.as_millis() as u64, ..Limits::default() }
+}
+
+/// Services from every flag's offline default, changed by `edit` (point a room at a fake).
+pub fn services(edit: impl FnOnce(&mut CapabilityArgs)) -> Arc<Services> {
+    let mut caps = CapabilityArgs::offline_defaults();
+    edit(&mut caps);
+    Arc::new(Services::build(&caps).expect("services from the test's flags"))
+}
+
+/// These capabilities, no record kinds.
+pub fn granted(caps: &[Capability]) -> Grants {
+    caps.iter().fold(Grants::none(), |g, c| g.with(*c))
+}
