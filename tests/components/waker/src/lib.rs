@@ -1,5 +1,5 @@
-//! Event-wake test components on `nthlayer:worker@0.2.0`, one crate built two ways
-//! (variants.txt):
+//! Event-wake test components (wake rules since contract 0.2.0; built on the newest SDK), one
+//! crate built two ways (variants.txt):
 //! - `wake-emitter` (feature `emitter`): task `wake-emitter` every 3 s posts a
 //!   `quality_breach` verdict for service `wake-svc`, severity "high" on odd cycles and
 //!   "low" on even ones.
