@@ -45,12 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let serving = Serving::bare(module.clone());
-    let config = Arc::new(HostConfig {
-        intervals: Default::default(),
-        limits: Default::default(),
-        module_config: json!({}),
-        retry_first: Duration::from_secs(30),
-    });
+    let config = Arc::new(HostConfig::default());
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
     let mut state = Some(json!({"n": 0}));
     let mut times = Vec::with_capacity(cycles);

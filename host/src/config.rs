@@ -111,7 +111,7 @@ pub struct ServeArgs {
     pub record: Option<PathBuf>,
     /// A cycle that failed (or was refused) runs again after this many seconds, doubling
     /// up to the task's interval, instead of waiting a whole interval.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = FAILED_CYCLE_RETRY_SECONDS)]
     pub failed_cycle_retry_seconds: u64,
     /// Where the host keeps its durable outbox (spool.db: undelivered records, task state,
     /// last good manifests). Default: $XDG_STATE_HOME/nthlayer-host/<instance-id>, else
@@ -167,6 +167,9 @@ pub fn interval_flags(a: &ServeArgs) -> [(&'static str, Option<u64>); 10] {
     ]
 }
 
+/// `--failed-cycle-retry-seconds`' default, also [`HostConfig::default`]'s.
+pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
+
 /// Configuration resolved from flags, shared by the scheduler.
 #[derive(Debug, Clone)]
 pub struct HostConfig {
@@ -175,6 +178,19 @@ pub struct HostConfig {
     pub module_config: Value,
     /// First retry delay after a cycle that did not commit.
     pub retry_first: std::time::Duration,
+}
+
+/// What `serve` runs with when no flag says otherwise and no module is configured: for
+/// in-process runs (tests, the bench) that have no command line.
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            intervals: BTreeMap::new(),
+            limits: BTreeMap::new(),
+            module_config: serde_json::json!({}),
+            retry_first: std::time::Duration::from_secs(FAILED_CYCLE_RETRY_SECONDS),
+        }
+    }
 }
 
 impl HostConfig {

@@ -449,12 +449,7 @@ mod tests {
         let component = nthlayer_test_paths::components::SWAPPER_V1.built();
         let services = Arc::new(Services::offline().unwrap());
         let core = services.backends.core.with_retry(RetryPolicy::none());
-        let config = Arc::new(HostConfig {
-            intervals: Default::default(),
-            limits: Default::default(),
-            module_config: json!({}),
-            retry_first: Duration::from_secs(30),
-        });
+        let config = Arc::new(HostConfig::default());
         let env = RunEnv { runtime: Runtime::new(None).unwrap(), services, config };
         let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
         let status = HostStatus::new(Arc::new(Registry::default()), Default::default());

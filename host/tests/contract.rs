@@ -3,38 +3,19 @@
 //! with the file and the served versions named. Components from dist/test-components
 //! (scripts/build-modules).
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
 use nthlayer_host::bindings::Contract;
-use nthlayer_host::config::HostConfig;
 use nthlayer_host::registry::Serving;
-use nthlayer_host::runtime::{LoadError, Runtime};
-use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::services::Services;
+use nthlayer_host::runtime::LoadError;
+use nthlayer_host::scheduler::run_once;
+use nthlayer_host::test_support;
 use nthlayer_host::wake::{FieldTest, Record, WakeRule};
-use nthlayer_test_paths::{components, Component};
+use nthlayer_test_paths::components;
 use serde_json::json;
-
-fn component(c: Component) -> PathBuf {
-    c.built()
-}
-
-fn env() -> RunEnv {
-    let services = Arc::new(Services::offline().unwrap());
-    let config = Arc::new(HostConfig {
-        intervals: Default::default(),
-        limits: Default::default(),
-        module_config: json!({}),
-        retry_first: std::time::Duration::from_secs(30),
-    });
-    RunEnv { runtime: Runtime::new(None).unwrap(), services, config }
-}
 
 #[tokio::test]
 async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings() {
-    let env = env();
-    let m = env.runtime.load(&component(components::CONTRACT_V010), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let m = env.runtime.load(&components::CONTRACT_V010.built(), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_1);
     assert_eq!(m.meta.name, "contract-v010");
     assert!(m.meta.tasks.iter().all(|t| t.wake.is_empty()), "0.1.0 tasks are interval-only");
@@ -47,8 +28,8 @@ async fn a_component_built_from_the_frozen_0_1_0_wit_loads_on_the_0_1_0_bindings
 
 #[tokio::test]
 async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declares_no_emissions() {
-    let env = env();
-    let m = env.runtime.load(&component(components::CONTRACT_V020), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let m = env.runtime.load(&components::CONTRACT_V020.built(), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_2);
     let want = WakeRule { record: Record::Assessment, kind: "contract_probe".into(), tests: vec![] };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
@@ -60,8 +41,8 @@ async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declare
 
 #[tokio::test]
 async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
-    let env = env();
-    let m = env.runtime.load(&component(components::WAKE_SUBSCRIBER), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let m = env.runtime.load(&components::WAKE_SUBSCRIBER.built(), env.services.clone()).await.unwrap();
     assert_eq!(m.contract(), Contract::V0_3);
     assert_eq!(m.meta.emits.as_ref().map(|e| e.labels()), Some(vec!["assessment:correlation_snapshot".to_string()]));
     let want = WakeRule {
@@ -70,7 +51,7 @@ async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
         tests: vec![FieldTest { path: "data.severity".into(), none_of: false, values: vec!["high".into()] }],
     };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
-    let ticker = env.runtime.load(&component(components::TICKER), env.services.clone()).await.unwrap();
+    let ticker = env.runtime.load(&components::TICKER.built(), env.services.clone()).await.unwrap();
     assert_eq!(ticker.contract(), Contract::V0_3);
     assert_eq!(ticker.meta.emits, Some(Default::default()), "declares that it emits nothing");
     let serving = Serving::bare(ticker.clone());
@@ -80,7 +61,7 @@ async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
 
 #[tokio::test]
 async fn a_version_this_host_does_not_serve_is_refused_by_name() {
-    let env = env();
+    let env = test_support::run_env();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.wasm");
     let wasm = wat::parse_str(r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#).unwrap();
@@ -99,7 +80,7 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
 /// `BUILTIN` lists for it (the table trusted 0.1.0/0.2.0 code of those names still gets).
 #[tokio::test]
 async fn the_builtins_declare_exactly_the_kinds_they_emit() {
-    let env = env();
+    let env = test_support::run_env();
     for e in nthlayer_host::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
         assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);

@@ -2,37 +2,18 @@
 //! by scripts/build-modules): a cycle runs and returns state; a memory limit below the
 //! component's initial memory fails at instantiation with the limit named, not as a trap.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use nthlayer_host::config::HostConfig;
 use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::limits::Limits;
-use nthlayer_host::runtime::{CycleError, Runtime};
-use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::services::Services;
-use nthlayer_test_paths::{components, Component};
+use nthlayer_host::runtime::CycleError;
+use nthlayer_host::scheduler::run_once;
+use nthlayer_host::test_support;
+use nthlayer_test_paths::components;
 use serde_json::json;
-
-fn component() -> PathBuf {
-    components::SWAPPER_V1.built()
-}
-
-async fn env() -> RunEnv {
-    let services = Arc::new(Services::offline().unwrap());
-    let config = Arc::new(HostConfig {
-        intervals: Default::default(),
-        limits: Default::default(),
-        module_config: json!({}),
-        retry_first: std::time::Duration::from_secs(30),
-    });
-    RunEnv { runtime: Runtime::new(None).unwrap(), services, config }
-}
 
 #[tokio::test]
 async fn a_cycle_runs_in_a_fresh_instance_and_returns_state() {
-    let env = env().await;
-    let m = env.runtime.load(&component(), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let m = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
     assert_eq!((m.meta.name.as_str(), m.meta.version.as_str()), ("swapper", "1.0.0"));
     let serving = Serving::bare(m.clone());
     let out = run_once(&env, &serving, "swapper", Some(&json!({"n": 41})), None).await.unwrap();
@@ -41,16 +22,12 @@ async fn a_cycle_runs_in_a_fresh_instance_and_returns_state() {
 
 #[tokio::test]
 async fn memory_limit_below_initial_memory_fails_instantiation_by_name() {
-    let env = env().await;
-    let m = env.runtime.load(&component(), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let m = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
     let tiny = Limits { memory_bytes: 64 << 10, ..Limits::default() };
     let serving = Serving { limits: tiny, ..Serving::bare(m.clone()) };
     let err = run_once(&env, &serving, "swapper", None, None).await.unwrap_err();
     assert!(matches!(&err, CycleError::Memory(msg) if msg.contains("memory limit of 0.06 MiB")), "{err:?}");
-}
-
-fn variant(c: Component) -> PathBuf {
-    c.built()
 }
 
 /// Probation in-process: a swapped-in version that fails its first cycles is rolled back,
@@ -59,9 +36,9 @@ fn variant(c: Component) -> PathBuf {
 async fn probation_rolls_back_with_the_last_good_versions_rights() {
     use nthlayer_host::capabilities::{Capability, Grants, Trust};
     use nthlayer_host::registry::{ModuleSlot, SlotChange};
-    let env = env().await;
-    let v1 = env.runtime.load(&variant(components::SWAPPER_V1), env.services.clone()).await.unwrap();
-    let v2 = env.runtime.load(&variant(components::SWAPPER_V2), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let v1 = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&components::SWAPPER_V2.built(), env.services.clone()).await.unwrap();
     let good =
         Serving { grants: Grants::none().with(Capability::Core), trust: Trust::Embedded, ..Serving::bare(v1.clone()) };
     let slot = ModuleSlot::new(good, 2);
@@ -97,14 +74,14 @@ async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback(
     use nthlayer_host::capabilities::{GrantPolicy, Trust};
     use nthlayer_host::emissions::Record;
     use nthlayer_host::registry::{ModuleSlot, SlotChange};
-    let env = env().await;
+    let env = test_support::run_env();
     let policy = GrantPolicy::parse(&["swapper=core,assessment:*".into()]).unwrap();
     let serving = |m: &std::sync::Arc<nthlayer_host::runtime::LoadedModule>| Serving {
         grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &Trust::Untrusted),
         ..Serving::bare(m.clone())
     };
-    let v1 = env.runtime.load(&variant(components::SWAPPER_V1), env.services.clone()).await.unwrap();
-    let v2 = env.runtime.load(&variant(components::SWAPPER_V2), env.services.clone()).await.unwrap();
+    let v1 = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
+    let v2 = env.runtime.load(&components::SWAPPER_V2.built(), env.services.clone()).await.unwrap();
     let slot = ModuleSlot::new(serving(&v1), 1);
     assert!(!slot.serving().grants.emits.allows(Record::Assessment, "swap_note"), "v1 declares nothing");
     let old = slot.swap(serving(&v2));
@@ -120,8 +97,8 @@ async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback(
 /// with the CPU error, not the wall-clock one.
 #[tokio::test]
 async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budget() {
-    let env = env().await;
-    let patient = env.runtime.load(&variant(components::PATIENT), env.services.clone()).await.unwrap();
+    let env = test_support::run_env();
+    let patient = env.runtime.load(&components::PATIENT.built(), env.services.clone()).await.unwrap();
     let limits = Limits { cpu_ms: 1000, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(patient) };
     let out = run_once(&env, &serving, "patient", None, None).await.unwrap();
@@ -131,7 +108,7 @@ async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budge
     eprintln!("patient: {} s of waits charged {} ms of guest CPU", state["seconds"], out.cpu_ms);
     assert!(out.cpu_ms < 1000, "charged {} ms", out.cpu_ms);
 
-    let spin = env.runtime.load(&variant(components::HOSTILE_LOOP), env.services.clone()).await.unwrap();
+    let spin = env.runtime.load(&components::HOSTILE_LOOP.built(), env.services.clone()).await.unwrap();
     let limits = Limits { cpu_ms: 300, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(spin) };
     let err = run_once(&env, &serving, "hostile-loop", Some(&json!({"n": 1})), None).await.unwrap_err();

@@ -49,12 +49,7 @@ impl Host {
         })
         .unwrap();
         services.outbox.set(outbox.clone()).ok().expect("a fresh Services has no outbox");
-        let config = Arc::new(HostConfig {
-            intervals: Default::default(),
-            limits,
-            module_config: json!({}),
-            retry_first: Duration::from_secs(30),
-        });
+        let config = Arc::new(HostConfig { limits, ..HostConfig::default() });
         let env = RunEnv { runtime: Runtime::new(None).unwrap(), services: services.clone(), config };
         let registry = Arc::new(Registry::default());
         let status = HostStatus::new(registry.clone(), Default::default());

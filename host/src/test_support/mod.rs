@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use crate::capabilities::Grants;
 use crate::capability::{Capability, CapabilityArgs};
+use crate::config::HostConfig;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
+use crate::runtime::Runtime;
+use crate::scheduler::RunEnv;
 use crate::services::Services;
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
@@ -38,4 +41,14 @@ pub fn services(edit: impl FnOnce(&mut CapabilityArgs)) -> Arc<Services> {
 /// These capabilities, no record kinds.
 pub fn granted(caps: &[Capability]) -> Grants {
     caps.iter().fold(Grants::none(), |g, c| g.with(*c))
+}
+
+/// What a cycle needs to run in-process: a runtime without an artifact cache, services
+/// pointed at no backend, the default configuration.
+pub fn run_env() -> RunEnv {
+    RunEnv {
+        runtime: Runtime::new(None).expect("runtime"),
+        services: Arc::new(Services::offline().expect("offline services")),
+        config: Arc::new(HostConfig::default()),
+    }
 }
