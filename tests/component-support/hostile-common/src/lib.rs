@@ -4,6 +4,19 @@
 
 pub use nthlayer_sdk;
 
+use nthlayer_sdk::serde_json::{json, Value};
+use nthlayer_sdk::HostError;
+
+/// What one `submit-*` of a record-posting hostile module returned, as its state records it
+/// for the suite to read: accepted (with the id), denied (with the host's text), or failed.
+pub fn post_outcome(r: Result<String, HostError>) -> Value {
+    match r {
+        Ok(id) => json!({ "accepted": true, "id": id }),
+        Err(HostError::Denied(m)) => json!({ "accepted": false, "denied": true, "error": m }),
+        Err(e) => json!({ "accepted": false, "denied": false, "error": e.to_string() }),
+    }
+}
+
 /// `hostile_module!("hostile-loop", 1, "infinite loop", misbehave)` (name, interval in
 /// seconds, summary, misbehaviour) where
 /// `fn misbehave(host: &dyn Host, input: &CycleInput, n: u64) -> Result<CycleOutput, String>`;

@@ -8,9 +8,10 @@
 //! Cycle 1 succeeds with state `{"n": 1}`; every later cycle misbehaves and records what each
 //! post returned in its state. Part of the hostile-module suite (tests/tests/sandbox.rs).
 
-use nthlayer_sdk::serde_json::{json, Value};
+use hostile_common::post_outcome;
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, HostError};
+use nthlayer_sdk::serde_json::json;
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host};
 
 hostile_common::hostile_module!(
     "hostile-forger",
@@ -19,14 +20,6 @@ hostile_common::hostile_module!(
     misbehave,
     emits: [Emission::assessment("forger_note"), Emission::assessment("portfolio_status")]
 );
-
-fn outcome(r: Result<String, HostError>) -> Value {
-    match r {
-        Ok(id) => json!({ "accepted": true, "id": id }),
-        Err(HostError::Denied(m)) => json!({ "accepted": false, "denied": true, "error": m }),
-        Err(e) => json!({ "accepted": false, "denied": false, "error": e.to_string() }),
-    }
-}
 
 fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput, String> {
     let at = "2026-01-01T00:00:00.000000+00:00";
@@ -40,10 +33,10 @@ fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput
     let honest = json!({"id": format!("honest-note-{n}-{}", host.hex8()), "created_at": at, "kind": "forger_note", "service": "payment-api",
         "emitted_by": {"module": "observe", "version": "1.0.0"}, "data": {"n": n}});
     let posts = json!({
-        "portfolio_status": outcome(host.submit_assessment(&portfolio, None)),
-        "verdict": outcome(host.submit_verdict(&verdict, None)),
-        "producer": outcome(host.submit_assessment(&own_kind_wrong_producer, None)),
-        "honest": outcome(host.submit_assessment(&honest, None)),
+        "portfolio_status": post_outcome(host.submit_assessment(&portfolio, None)),
+        "verdict": post_outcome(host.submit_verdict(&verdict, None)),
+        "producer": post_outcome(host.submit_assessment(&own_kind_wrong_producer, None)),
+        "honest": post_outcome(host.submit_assessment(&honest, None)),
     });
     Ok(CycleOutput { state: Some(json!({ "n": n + 1, "posts": posts })), result: None, emitted: 0 })
 }

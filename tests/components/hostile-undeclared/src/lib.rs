@@ -8,9 +8,10 @@
 //! what each post returned in its state. Part of the hostile-module suite
 //! (tests/tests/sandbox.rs).
 
+use hostile_common::post_outcome;
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::serde_json::{json, Value};
-use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, HostError};
+use nthlayer_sdk::serde_json::json;
+use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host};
 
 hostile_common::hostile_module!(
     "hostile-undeclared",
@@ -20,14 +21,6 @@ hostile_common::hostile_module!(
     emits: [Emission::assessment("note_declared")]
 );
 
-fn outcome(r: Result<String, HostError>) -> Value {
-    match r {
-        Ok(id) => json!({ "accepted": true, "id": id }),
-        Err(HostError::Denied(m)) => json!({ "accepted": false, "denied": true, "error": m }),
-        Err(e) => json!({ "accepted": false, "denied": false, "error": e.to_string() }),
-    }
-}
-
 fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput, String> {
     let at = "2026-01-01T00:00:00.000000+00:00";
     let record = |kind: &str| {
@@ -35,8 +28,8 @@ fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput
                "data": {"n": n}})
     };
     let posts = json!({
-        "declared": outcome(host.submit_assessment(&record("note_declared"), None)),
-        "undeclared": outcome(host.submit_assessment(&record("note_undeclared"), None)),
+        "declared": post_outcome(host.submit_assessment(&record("note_declared"), None)),
+        "undeclared": post_outcome(host.submit_assessment(&record("note_undeclared"), None)),
     });
     Ok(CycleOutput { state: Some(json!({ "n": n + 1, "posts": posts })), result: None, emitted: 0 })
 }
