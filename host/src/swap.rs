@@ -18,6 +18,14 @@
 //! and when that file goes away the embedded version serves again. Every version's grants
 //! and limits are resolved anew from what its code is (capabilities.rs), so a swap can
 //! never inherit the rights of the version it replaced.
+//!
+//! Two files claiming one module name is an error logged with both files and the winner, and
+//! the winner never depends on the order files sort in: trusted code (byte-identical to a
+//! built-in, or under `--trusted-dir`) wins over untrusted code, and between equals the file
+//! already serving keeps serving. At start-up an untrusted file claiming a built-in's name
+//! does not displace it: the built-in serves (a stranger's file must not take a working
+//! module away just by being there first); a file added while the host runs may still
+//! replace an embedded built-in, as a swap, with the rights its own code earns.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -181,15 +189,25 @@ impl Watcher {
         }
     }
 
-    /// Loads every file present now, without the settle wait. Returns the load failures.
+    /// Loads every file present now, without the settle wait, trusted files first so a
+    /// name conflict never depends on how the files sort. Returns the load failures.
     pub async fn initial_load(&mut self, scheduler: Option<&Arc<Scheduler>>) -> usize {
         let mut failures = 0;
+        let mut files = Vec::new();
         for path in self.files() {
+            let trusted = match tokio::fs::read(&path).await {
+                Ok(bytes) => self.grants.identify(&path, &hex::encode(Sha256::digest(&bytes))).trusted(),
+                Err(_) => false, // handle() reports it
+            };
+            files.push((!trusted, path));
+        }
+        files.sort_by_key(|(untrusted, _)| *untrusted); // stable: sort order among equals
+        for (_, path) in files {
             let s = stamp(&path);
             if self.defer(&path, s).await {
                 continue;
             }
-            if !self.handle(&path, s, scheduler).await {
+            if !self.handle(&path, s, scheduler, Startup(true)).await {
                 failures += 1;
             }
         }
@@ -236,7 +254,7 @@ impl Watcher {
                 tracing::info!(file = %d.path.display(), module = %m.label(), compile_ms = m.compile_ms,
                     ready_ms = d.started.elapsed().as_millis() as u64, "background compile finished");
             }
-            let r = self.install_loaded(&d.path, d.sha256, loaded, d.started, Some(scheduler));
+            let r = self.install_loaded(&d.path, d.sha256, loaded, d.started, Some(scheduler), Startup(true));
             self.settle(&d.path, r);
             scheduler.status.touch();
         }
@@ -284,12 +302,7 @@ impl Watcher {
         }
         for path in files {
             let now = stamp(&path);
-            let k = self.known.entry(path.clone()).or_insert(Known {
-                handled: None,
-                pending: None,
-                sha256: None,
-                module: None,
-            });
+            let k = self.known.entry(path.clone()).or_default();
             if now.is_none() || now == k.handled {
                 k.pending = None;
                 continue;
@@ -299,7 +312,7 @@ impl Watcher {
                 continue;
             }
             k.pending = None;
-            self.handle(&path, now, Some(scheduler)).await;
+            self.handle(&path, now, Some(scheduler), Startup(false)).await;
             changed = true;
         }
         // The set of serving versions (or rejected files) changed: tell core now rather than
@@ -330,8 +343,14 @@ impl Watcher {
 
     /// Loads (or reloads) one file and installs it. Returns false if the file was rejected;
     /// the reason is kept for heartbeats until the file changes or goes away.
-    async fn handle(&mut self, path: &Path, s: Option<Stamp>, scheduler: Option<&Arc<Scheduler>>) -> bool {
-        let r = self.install(path, s, scheduler).await;
+    async fn handle(
+        &mut self,
+        path: &Path,
+        s: Option<Stamp>,
+        scheduler: Option<&Arc<Scheduler>>,
+        startup: Startup,
+    ) -> bool {
+        let r = self.install(path, s, scheduler, startup).await;
         self.settle(path, r)
     }
 
@@ -354,14 +373,10 @@ impl Watcher {
         path: &Path,
         s: Option<Stamp>,
         scheduler: Option<&Arc<Scheduler>>,
+        startup: Startup,
     ) -> Result<(), String> {
         let started = Instant::now();
-        let k = self.known.entry(path.to_path_buf()).or_insert(Known {
-            handled: None,
-            pending: None,
-            sha256: None,
-            module: None,
-        });
+        let k = self.known.entry(path.to_path_buf()).or_default();
         k.handled = s;
         let bytes = match tokio::fs::read(path).await {
             Ok(b) => b,
@@ -376,7 +391,7 @@ impl Watcher {
         }
         let loaded =
             self.env.runtime.load_bytes(path, bytes, self.env.services.clone()).await.map_err(|e| e.to_string());
-        self.install_loaded(path, sha, loaded, started, scheduler)
+        self.install_loaded(path, sha, loaded, started, scheduler, startup)
     }
 
     /// Installs a loaded (or refused) version of `path`: new module, swap, or rejection.
@@ -387,6 +402,7 @@ impl Watcher {
         loaded: Result<Arc<LoadedModule>, String>,
         started: Instant,
         scheduler: Option<&Arc<Scheduler>>,
+        startup: Startup,
     ) -> Result<(), String> {
         let previous_module = self.known.get(path).and_then(|k| k.module.clone());
         let loaded = match loaded {
@@ -430,10 +446,10 @@ impl Watcher {
                     s.start_module(slot, Duration::ZERO);
                 }
             }
-            Some(slot) => {
-                tracing::error!(file = %path.display(), module = %name, already = %slot.current().path.display(),
-                    "module not loaded: another file already provides a module of this name");
-                return Err(format!("module {name:?} is already provided by {}", slot.current().path.display()));
+            Some(slot) => return self.conflict(path, sha, serving, &slot, scheduler),
+            None if startup.0 && !serving.trust.trusted() && self.builtins.iter().any(|e| e.name == name) => {
+                let builtin = self.builtins.iter().find(|e| e.name == name).expect("found").path();
+                return Err(conflict_error(&name, path, &builtin, &builtin, "the built-in serves at start-up"));
             }
             None => {
                 tracing::info!(load_ms = started.elapsed().as_millis() as u64, compile_ms = loaded.compile_ms,
@@ -474,6 +490,9 @@ fn warn_ungranted(s: &Serving) {
         tracing::warn!(%module, %version, emits = ?missing, "module {module}@{version} declares emissions it is not granted; those records will be denied (grant with --grant {})", s.grant_line());
     }
 }
+
+mod conflict;
+use conflict::{conflict_error, Startup};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
-use super::{stamp, Watcher};
+use super::{stamp, Startup, Watcher};
 use crate::capabilities::{Capability, GrantPolicy};
 use crate::config::HostConfig;
 use crate::outbox::{Outbox, OutboxConfig};
@@ -77,7 +77,7 @@ impl Host {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, file).unwrap();
-        self.watcher.handle(file, stamp(file), None).await
+        self.watcher.handle(file, stamp(file), None, Startup(false)).await
     }
 
     fn slot(&self, module: &str) -> Arc<ModuleSlot> {
@@ -264,4 +264,108 @@ async fn a_swap_to_a_malformed_file_keeps_the_old_version_serving() {
     assert!(h.deploy(&file, &components::SWAPPER_V2.bytes()).await);
     assert_eq!(version(&slot), "2.0.0");
     assert_eq!(h.registry.rejected(), json!({}));
+}
+
+/// Name conflicts: the winner never depends on how the files sort. `twin` is a stranger's
+/// component calling itself `observe`; `observe.wasm` is byte-identical to the built-in.
+mod conflicts {
+    use super::*;
+    use crate::builtin;
+    use crate::capabilities::Trust;
+
+    async fn host(with_builtins: bool) -> Host {
+        let mut h = Host::new(3, false, BTreeMap::new()).await;
+        if with_builtins {
+            h.watcher.builtins = builtin::all().iter().collect();
+        }
+        h
+    }
+
+    fn observe_bytes() -> &'static [u8] {
+        builtin::get("observe").expect("observe is built in").bytes
+    }
+
+    fn serving(h: &Host) -> (PathBuf, Trust) {
+        let s = h.slot("observe").serving();
+        (s.module.path.clone(), s.trust.clone())
+    }
+
+    /// The conflict line, which must name both files and the winner.
+    fn conflict<'a>(log: &'a str, a: &Path, b: &Path, winner: &Path) -> &'a str {
+        let line = log.lines().find(|l| l.contains("module name conflict")).unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains("ERROR"), "{line}");
+        for f in [a, b] {
+            assert!(line.contains(&f.display().to_string()), "{} not named: {line}", f.display());
+        }
+        assert!(line.contains(&format!("{} serves", winner.display())), "{line}");
+        line
+    }
+
+    #[tokio::test]
+    async fn at_start_up_a_trusted_file_wins_over_a_twin_that_sorts_first() {
+        let mut h = host(true).await;
+        let (twin, real) = (h.file("0-twin.wasm"), h.file("observe.wasm"));
+        std::fs::write(&twin, components::IMPOSTOR_OBSERVE.bytes()).unwrap();
+        std::fs::write(&real, observe_bytes()).unwrap();
+        let (failures, log) = logged(h.watcher.initial_load(None)).await;
+        assert_eq!(failures, 1, "{log}");
+        assert_eq!(serving(&h), (real.clone(), Trust::SameAsEmbedded));
+        conflict(&log, &twin, &real, &real);
+        assert!(h.registry.rejected().to_string().contains("0-twin.wasm"));
+    }
+
+    #[tokio::test]
+    async fn at_start_up_an_untrusted_twin_of_a_built_in_leaves_the_built_in_serving() {
+        let mut h = host(true).await;
+        let twin = h.file("0-twin.wasm");
+        std::fs::write(&twin, components::IMPOSTOR_OBSERVE.bytes()).unwrap();
+        let (failures, log) = logged(h.watcher.initial_load(None)).await;
+        assert_eq!(failures, 1, "{log}");
+        let embedded = builtin::get("observe").unwrap().path();
+        assert_eq!(serving(&h), (embedded.clone(), Trust::Embedded));
+        conflict(&log, &twin, &embedded, &embedded);
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_file_added_later_cannot_take_a_trusted_file_s_name() {
+        let mut h = host(false).await;
+        let real = h.file("observe.wasm");
+        std::fs::write(&real, observe_bytes()).unwrap();
+        assert_eq!(h.watcher.initial_load(None).await, 0);
+        let twin = h.file("0-twin.wasm");
+        let (installed, log) = logged(h.deploy(&twin, &components::IMPOSTOR_OBSERVE.bytes())).await;
+        assert!(!installed, "{log}");
+        assert_eq!(serving(&h), (real.clone(), Trust::SameAsEmbedded));
+        conflict(&log, &twin, &real, &real);
+    }
+
+    #[tokio::test]
+    async fn a_trusted_file_added_later_displaces_an_untrusted_one_for_good() {
+        let mut h = host(false).await;
+        let twin = h.file("0-twin.wasm");
+        std::fs::write(&twin, components::IMPOSTOR_OBSERVE.bytes()).unwrap();
+        assert_eq!(h.watcher.initial_load(None).await, 0);
+        assert_eq!(serving(&h).1, Trust::Untrusted);
+        let real = h.file("observe.wasm");
+        let (installed, log) = logged(h.deploy(&real, observe_bytes())).await;
+        assert!(installed, "{log}");
+        assert_eq!(serving(&h), (real.clone(), Trust::SameAsEmbedded));
+        conflict(&log, &real, &twin, &real);
+        assert!(!h.slot("observe").on_probation(), "no rollback to the untrusted code");
+        assert!(h.registry.rejected().to_string().contains("0-twin.wasm"));
+        assert_eq!(h.watcher.known[&twin].module, None, "removing the twin later unloads nothing");
+    }
+
+    #[tokio::test]
+    async fn between_untrusted_files_the_one_serving_keeps_serving() {
+        let mut h = host(false).await;
+        let first = h.file("z-first.wasm");
+        std::fs::write(&first, components::IMPOSTOR_OBSERVE.bytes()).unwrap();
+        assert_eq!(h.watcher.initial_load(None).await, 0);
+        let second = h.file("a-second.wasm");
+        let (installed, log) = logged(h.deploy(&second, &components::IMPOSTOR_OBSERVE.bytes())).await;
+        assert!(!installed, "{log}");
+        assert_eq!(serving(&h).0, first.clone());
+        conflict(&log, &second, &first, &first);
+    }
 }

@@ -12,8 +12,9 @@ use crate::summary;
 use crate::windows::{micros, Window, Windows};
 
 /// Summaries stop being requested once a cycle has spent this long, so a burst of closing
-/// windows cannot push the cycle past the host's wall-clock limit (a cycle cut short would
-/// lose its state after its snapshots were posted, and re-post them).
+/// windows cannot push the cycle past the host's wall-clock limit (a cycle cut short delivers
+/// none of its snapshots and keeps its previous state, so the same burst, with its LLM calls,
+/// would be done again by the retry, and might be cut short again).
 pub const SUMMARY_BUDGET_SECONDS: f64 = 60.0;
 
 pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {

@@ -8,13 +8,14 @@ use serde_json::Value;
 
 mod config;
 mod downstream;
-mod fetch;
 mod outcome;
 mod paths;
 mod retrospective;
 pub mod sampling;
 mod service;
 mod signal;
+mod snapshots;
+mod sweep;
 
 pub use config::Config;
 

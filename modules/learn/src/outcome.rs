@@ -5,83 +5,38 @@
 //! so a verdict is examined once, an hour after it was made, and a signal that arrives later
 //! (or the 7-day expiry) is never seen. Here `cursor` is a low-water mark: the `created_at` of
 //! the newest verdict such that it and everything before it is settled (resolved, expired,
-//! reviewed, not learn's business, or malformed and logged). Everything from the cursor to
-//! `now - min_age` is walked oldest first each cycle; open verdicts stay in the walk until a
-//! path resolves them or they expire. Settled verdicts past the cursor are remembered in
-//! `done` (pruned as the cursor passes them) so they cost no further calls. At most
-//! `max_checks_per_cycle` descendant look-ups are made per cycle; when that budget runs out
-//! the next cycle resumes after the last verdict checked (`resume`) and wraps round at the
-//! end, so every open verdict is looked at in turn however many there are.
+//! reviewed, not learn's business, or malformed and logged). Open verdicts stay in the walk
+//! until a path resolves them or they expire; the walk from the age cutoff down to the cursor
+//! is done a bounded piece per cycle (sweep.rs: pages and descendant look-ups per cycle, the
+//! resume point in state), so a backlog of any size costs every cycle the same. Settled
+//! verdicts past the cursor are remembered in `done` (pruned as the cursor passes them) so
+//! they cost no further calls.
 //!
 //! Write order per resolution: the signal first (its id is stable, so a repeat is a 409),
-//! then the outcome (core's default id `out-<verdict>`, a repeat is a 409). A failure of
-//! either leaves the verdict open and the next cycle completes it; nothing is written twice.
+//! then the outcome (core's default id `out-<verdict>`, a repeat is a 409). Both are effects
+//! of the cycle: committed together with its new state and delivered to core in that order,
+//! or, if the cycle fails, not at all (the verdict is still open next time). A resolution
+//! written without its signal — by a host that sent resolutions to core at once and then
+//! failed the cycle — is healed: a verdict learn finds already resolved by itself gets its
+//! signal again under the same id (a 409 when core has it). Resolutions by expiry carry no
+//! signal and get none.
 
 use std::collections::HashSet;
 
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{time, CycleOutput, Host, Level, VerdictQuery};
+use nthlayer_sdk::{time, CycleOutput, Host, Level};
 use serde_json::{json, Value};
 
 use crate::downstream::SloCache;
-use crate::paths::{self, Lineage, Resolution, State};
+use crate::paths::{self, Lineage, Resolution, State, SAMPLING};
 use crate::sampling;
 use crate::service::Known;
-use crate::{fetch, is_conflict, signal, text, Config};
+use crate::sweep::{self, Memo, Sweep, PAGES_PER_CYCLE};
+use crate::{is_conflict, signal, text, Config};
 
 /// With expiry disabled (0 days) a verdict would stay open forever and hold the cursor; past
 /// this age it is let go without an outcome.
 const ABANDON_DAYS: u64 = 30;
-
-/// Entries kept in `done` / `reviews` (~100 bytes each, well under the host's state cap).
-const MEMO_MAX: usize = 20_000;
-
-/// The task state (also the shape persisted in core through the host).
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Memo {
-    cursor: Option<String>,
-    /// `(created_at, id)` of settled verdicts at or after the cursor.
-    done: Vec<(String, String)>,
-    /// `(created_at, id)` of sampled verdicts whose review case exists.
-    reviews: Vec<(String, String)>,
-    /// `(created_at, id)` of the last verdict checked when the budget ran out.
-    resume: Option<(String, String)>,
-}
-
-impl Memo {
-    fn from_state(state: Option<&Value>) -> Self {
-        let pairs = |k: &str| -> Vec<(String, String)> {
-            state
-                .and_then(|s| s.get(k))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| Some((p.get(0)?.as_str()?.to_string(), p.get(1)?.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        Memo {
-            cursor: state.and_then(|s| s.get("cursor")).and_then(Value::as_str).map(str::to_string),
-            done: pairs("done"),
-            reviews: pairs("reviews"),
-            resume: pairs("resume").into_iter().next(),
-        }
-    }
-
-    fn to_state(&self) -> Value {
-        let mut s = serde_json::Map::new();
-        if let Some(c) = &self.cursor {
-            s.insert("cursor".into(), json!(c));
-        }
-        s.insert("done".into(), json!(self.done.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>()));
-        s.insert("reviews".into(), json!(self.reviews.iter().map(|(a, b)| [a, b]).collect::<Vec<_>>()));
-        if let Some((a, b)) = &self.resume {
-            s.insert("resume".into(), json!([[a, b]]));
-        }
-        Value::Object(s)
-    }
-}
 
 /// What became of one verdict this cycle.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -96,10 +51,12 @@ enum Step {
 struct Counts {
     checked: u32,
     signals: u32,
+    re_emitted: u32,
     resolved: u32,
     expired: u32,
     open: u32,
     reviews: u32,
+    pages: u32,
 }
 
 struct Cycle<'a> {
@@ -118,90 +75,84 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
     let memo = Memo::from_state(state);
     let now = host.now();
     let cutoff = time::iso(now - cfg.min_resolution_age_hours as f64 * 3600.0);
-    let q = VerdictQuery { created_after: memo.cursor.clone(), created_before: Some(cutoff), ..Default::default() };
-    let verdicts = match fetch::window(host, q) {
-        Ok(v) => v,
-        Err(e) => {
-            host.warn("learn_outcome_fetch_failed", &[("error", &e.to_string())]);
-            return CycleOutput { state: Some(memo.to_state()), result: None, emitted: 0 };
-        }
-    };
     let done: HashSet<&str> = memo.done.iter().map(|(_, id)| id.as_str()).collect();
     let mut c = Cycle {
         host,
         cfg,
         now,
-        known: Known::new(host, &verdicts),
+        known: Known::new(host, &[]),
         slo: SloCache::new(host),
         reviewed: memo.reviews.iter().map(|(_, id)| id.clone()).collect(),
         new_reviews: Vec::new(),
         checks: 0,
         n: Counts::default(),
     };
-    let mut cursor = memo.cursor.clone();
-    let mut blocked = false;
-    let mut resume = None;
-    let mut last_checked = None;
+    let mut sweep = memo.sweep.clone().unwrap_or_default();
     let mut settled: Vec<(String, String)> = memo.done.clone();
-    for v in &verdicts {
-        let (Some(id), Some(at)) = (text(v, "id"), text(v, "created_at")) else {
-            let id = v.get("id").map(Value::to_string).unwrap_or_else(|| "?".into());
-            host.warn(
-                "learn_verdict_malformed",
-                &[("verdict_id", id.as_str()), ("error", "no string id or created_at")],
-            );
-            continue;
-        };
-        // Before the resume point: not checked this cycle, so it holds the cursor if open.
-        let waiting = memo.resume.as_ref().is_some_and(|(ra, ri)| (at, id) <= (ra.as_str(), ri.as_str()));
-        let step = if done.contains(id) {
-            Step::Settled
-        } else if waiting && matches!(paths::state(v), State::Pending) {
-            Step::Open
-        } else {
-            let before = c.checks;
-            let step = c.handle(v, id, at);
-            if c.checks > before {
-                last_checked = Some((at.to_string(), id.to_string()));
-            }
-            step
-        };
-        match step {
-            Step::Budget => {
-                resume = last_checked.clone();
+    let mut finished = false;
+    'pages: for _ in 0..PAGES_PER_CYCLE {
+        let before = sweep.next.as_ref().map_or_else(|| cutoff.clone(), |(at, _)| at.clone());
+        let page = match sweep::page(host, memo.cursor.clone(), before) {
+            Ok(p) => p,
+            Err(e) => {
+                host.warn("learn_outcome_fetch_failed", &[("error", &e.to_string())]);
                 break;
             }
-            Step::Open => {
-                blocked = true;
-                c.n.open += 1;
+        };
+        c.n.pages += 1;
+        c.known.add(&page.verdicts);
+        for v in &page.verdicts {
+            let (Some(id), Some(at)) = (text(v, "id"), text(v, "created_at")) else {
+                let id = v.get("id").map(Value::to_string).unwrap_or_else(|| "?".into());
+                host.warn(
+                    "learn_verdict_malformed",
+                    &[("verdict_id", id.as_str()), ("error", "no string id or created_at")],
+                );
+                continue;
+            };
+            if sweep.handled((at, id)) {
+                continue;
             }
-            Step::Settled => {
-                if !blocked && cursor.as_deref().is_none_or(|cur| at > cur) {
-                    cursor = Some(at.to_string());
+            if page.partial_instant.as_deref() == Some(at) {
+                break; // the rest of this instant may be on the next page, which starts here
+            }
+            let step = if done.contains(id) { Step::Settled } else { c.handle(v, id, at) };
+            match step {
+                Step::Budget => break 'pages,
+                Step::Open => {
+                    c.n.open += 1;
+                    sweep.saw(at, true);
                 }
-                settled.push((at.to_string(), id.to_string()));
+                Step::Settled => {
+                    sweep.saw(at, false);
+                    settled.push((at.to_string(), id.to_string()));
+                }
             }
+            sweep.next = Some((at.to_string(), id.to_string()));
+        }
+        if let Some(below) = page.below_stuck {
+            sweep.next = Some(below);
+        } else if !page.full {
+            finished = true;
+            break;
         }
     }
-    let keep = |list: Vec<(String, String)>| -> Vec<(String, String)> {
-        let mut seen = HashSet::new();
-        let mut kept: Vec<(String, String)> = list
-            .into_iter()
-            .filter(|(at, _)| cursor.as_deref().is_none_or(|cur| at.as_str() >= cur))
-            .filter(|(_, id)| seen.insert(id.clone()))
-            .collect();
-        // Bounded state: forgetting the oldest only costs them one more look-up.
-        kept.sort();
-        let excess = kept.len().saturating_sub(MEMO_MAX);
-        kept.drain(..excess);
-        kept
-    };
+    let mut next = Memo { cursor: memo.cursor.clone(), done: Vec::new(), reviews: Vec::new(), sweep: None };
+    if finished {
+        if let Some(candidate) = sweep.candidate.take() {
+            next.cursor = Some(candidate);
+        }
+    } else if sweep != Sweep::default() {
+        next.sweep = Some(sweep);
+    }
     let mut reviews = memo.reviews.clone();
     reviews.append(&mut c.new_reviews);
-    let next = Memo { cursor: cursor.clone(), done: keep(settled), reviews: keep(reviews), resume };
+    next.done = next.keep(settled);
+    next.reviews = next.keep(reviews);
     let n = &c.n;
-    let result = json!({"checked": n.checked, "signals": n.signals, "resolved": n.resolved, "expired": n.expired,
-                        "open": n.open, "review_cases": n.reviews, "cursor": cursor});
+    let result = json!({"checked": n.checked, "signals": n.signals, "re_emitted": n.re_emitted, "resolved": n.resolved,
+                        "expired": n.expired, "open": n.open, "review_cases": n.reviews, "pages": n.pages,
+                        "sweep_done": finished, "cursor": next.cursor});
     CycleOutput { state: Some(next.to_state()), result: Some(result), emitted: n.signals }
 }
 
@@ -250,7 +201,7 @@ impl Cycle<'_> {
                 self.host.warn("learn_lineage_cycle", &[("verdict_id", id)]);
                 return Step::Settled;
             }
-            Lineage::AlreadyResolved => return Step::Settled,
+            Lineage::AlreadyResolved { status, path } => return self.re_emit(v, id, &status, &path),
             Lineage::External { id: by, status } if sampled => {
                 let res = Resolution::new(&status, format!("Reviewed by {by} (calibration sample)"), SAMPLING);
                 return self.signal(v, id, &res);
@@ -309,6 +260,17 @@ impl Cycle<'_> {
         }
     }
 
+    /// A verdict learn resolved itself: its signal again, under the id the first attempt used,
+    /// so core answers 409 when it has it and takes it when an earlier cycle lost it.
+    fn re_emit(&mut self, v: &Value, id: &str, status: &str, path: &str) -> Step {
+        let Some(path) = paths::signal_path(path) else { return Step::Settled };
+        let step = self.signal(v, id, &Resolution::new(status, String::new(), path));
+        if step == Step::Settled {
+            self.n.re_emitted += 1;
+        }
+        step
+    }
+
     /// `POST /verdicts/{id}/outcome`; a 409 means it is already resolved.
     fn outcome(&mut self, id: &str, res: &Resolution) -> Step {
         match self.host.resolve_outcome(id, &res.body()) {
@@ -353,8 +315,6 @@ impl Cycle<'_> {
         self.new_reviews.push((at.to_string(), id.to_string()));
     }
 }
-
-const SAMPLING: &str = "calibration_sampling";
 
 #[cfg(test)]
 #[path = "outcome_tests.rs"]

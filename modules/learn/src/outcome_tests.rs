@@ -115,7 +115,8 @@ fn calibration_sampling_takes_the_reviewers_answer_only_for_the_sample() {
     assert!(signals(&host).is_empty(), "not sampled at rate 0");
     let all = Config { sample_rate: 1.0, ..Config::default() };
     run(&host, &all, None);
-    let s = signals(&host);
+    let mut s = signals(&host);
+    s.sort_by_key(|s| s["data"]["verdict_id"].as_str().map(str::to_string));
     assert_eq!(s.len(), 2);
     assert!(s.iter().all(|s| s["data"]["resolution_path"] == "calibration_sampling"));
     assert_eq!(s[0]["data"]["observed_outcome"], "overridden");
@@ -257,19 +258,122 @@ fn a_spent_budget_resumes_where_it_stopped_and_wraps_round() {
     let ats: Vec<String> = (0..5).map(|i| ago(&host, 9000.0 - i as f64 * 100.0)).collect();
     set(&host, (0..5).map(|i| full(&format!("v{i}"), &ats[i], json!("s"), 0.5, "flag")).collect());
     let two = Config { max_checks_per_cycle: 2, ..cfg() };
-    // All open: cycle 1 checks v0,v1; cycle 2 v2,v3; cycle 3 v4 and wraps.
+    // All open, newest first: cycle 1 checks v4,v3; cycle 2 v2,v1; cycle 3 v0 and the sweep ends.
     let st = run(&host, &two, None).state.unwrap();
-    assert_eq!(st["resume"], json!([[ats[1], "v1"]]));
-    // v1 and v4 resolve meanwhile; v1 was already checked, v4 is reached on the way round.
+    assert_eq!(st["sweep"]["next"], json!([[ats[3], "v3"]]));
+    // v1 and v4 resolve meanwhile; v4 was already checked, v1 is reached on the way down.
     desc(&host, "v1", json!([{"id": "x", "type": "execution"}]));
     desc(&host, "v4", json!([{"id": "y", "type": "execution"}]));
     let st = run(&host, &two, Some(&st)).state.unwrap();
-    assert_eq!(st["resume"], json!([[ats[3], "v3"]]));
-    assert!(signals(&host).is_empty());
-    let st = run(&host, &two, Some(&st)).state.unwrap();
-    assert_eq!(st.get("resume"), None, "reached the end: the next cycle starts from the top");
-    assert_eq!(signals(&host).len(), 1, "v4");
-    let st = run(&host, &two, Some(&st)).state.unwrap();
-    assert_eq!(signals(&host).len(), 2, "v1 on the next round");
+    assert_eq!(st["sweep"]["next"], json!([[ats[1], "v1"]]));
+    assert_eq!(signals(&host).len(), 1, "v1");
+    let out = run(&host, &two, Some(&st));
+    let st = out.state.unwrap();
+    assert_eq!(st.get("sweep"), None, "reached the cursor: the next cycle starts from the top");
+    assert_eq!(out.result.unwrap()["sweep_done"], true);
     assert_eq!(st.get("cursor"), None, "v0 is still open");
+    let st = run(&host, &two, Some(&st)).state.unwrap();
+    assert_eq!(signals(&host).len(), 2, "v4 on the next round");
+    assert_eq!(st["done"], json!([[ats[1], "v1"], [ats[4], "v4"]]));
+}
+
+/// Runs cycles until `stop` or `max` cycles; every cycle's result must stay inside the bounds.
+fn drain(host: &FakeHost, cfg: &Config, max: usize, stop: impl Fn(&Value) -> bool) -> (Value, usize) {
+    let mut st: Option<Value> = None;
+    for n in 1..=max {
+        let out = run(host, cfg, st.as_ref());
+        let r = out.result.unwrap();
+        assert!(r["checked"].as_u64().unwrap() <= cfg.max_checks_per_cycle, "cycle {n}: {r}");
+        assert!(r["pages"].as_u64().unwrap() <= PAGES_PER_CYCLE as u64, "cycle {n}: {r}");
+        st = out.state;
+        if stop(st.as_ref().unwrap()) {
+            return (st.unwrap(), n);
+        }
+    }
+    panic!("not drained in {max} cycles: {st:?}");
+}
+
+#[test]
+fn a_large_backlog_is_bounded_per_cycle_and_drains() {
+    let host = FakeHost::new();
+    // 5,000 verdicts past expiry, 3 per second so pages end inside an instant.
+    let t0 = host.clock.get() - 8.0 * 86_400.0;
+    let vs: Vec<Value> = (0..5000)
+        .map(|i| full(&format!("v{i:04}"), &time::iso(t0 + (i / 3) as f64), json!("s"), 0.5, "flag"))
+        .collect();
+    let newest = time::iso(t0 + 1666.0);
+    set(&host, vs);
+    let cfg = Config { max_checks_per_cycle: 500, ..cfg() };
+    let (st, cycles) = drain(&host, &cfg, 40, |st| st["cursor"] == json!(newest));
+    assert_eq!(cycles, 10, "500 look-ups a cycle");
+    let outcomes = host.outcomes.borrow();
+    let ids: HashSet<&str> = outcomes.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!((outcomes.len(), ids.len()), (5000, 5000), "every verdict expired once");
+    assert!(outcomes.iter().all(|(_, b)| b["outcome_status"] == "expired"));
+    assert_eq!(st["done"].as_array().unwrap().len(), 2, "pruned to the cursor's instant");
+}
+
+#[test]
+fn open_verdicts_beyond_a_page_are_all_looked_at_in_turn() {
+    let host = FakeHost::new();
+    let t0 = host.clock.get() - 2.0 * 86_400.0;
+    let vs: Vec<Value> = (0..2500)
+        .map(|i| full(&format!("v{i:04}"), &time::iso(t0 + (i / 3) as f64), json!("s"), 0.5, "flag"))
+        .collect();
+    set(&host, vs);
+    // The oldest resolves: it is reached only at the bottom of the sweep, cycles later.
+    desc(&host, "v0000", json!([{"id": "x", "type": "execution"}]));
+    let cfg = Config { max_checks_per_cycle: 400, ..cfg() };
+    let (st, cycles) = drain(&host, &cfg, 20, |_| !signals(&host).is_empty());
+    assert_eq!(cycles, 7, "2,500 look-ups at 400 a cycle");
+    assert_eq!(st.get("cursor"), None, "everything else is open");
+    assert_eq!(host.outcomes.borrow().len(), 1);
+}
+
+#[test]
+fn its_own_resolution_without_a_signal_gets_the_signal_again_under_the_same_id() {
+    let host = FakeHost::new();
+    let at = ago(&host, 7200.0);
+    let v = full("v1", &at, json!("checkout"), 0.8, "flag");
+    set(&host, vec![v.clone(), full("v2", &at, json!("checkout"), 0.8, "flag")]);
+    let mine = |path: &str, status: &str, id: &str| {
+        json!([{"id": format!("out-{id}"), "type": "outcome_resolution", "outcome_status": status,
+                "reasoning": format!("nthlayer-learn: resolution_path={path}")}])
+    };
+    desc(&host, "v1", mine("divergence", "overridden", "v1"));
+    desc(&host, "v2", mine("expiry", "expired", "v2"));
+    let out = run(&host, &cfg(), None);
+    let s = signals(&host);
+    assert_eq!(s.len(), 1, "expiry carries no signal: {s:#?}");
+    let first = signal::record(&host, &v, &Resolution::new("overridden", String::new(), "divergence"), "checkout");
+    assert_eq!(s[0]["id"], first["id"]);
+    assert_eq!(s[0]["data"], first["data"]);
+    assert!(host.outcomes.borrow().is_empty(), "already resolved");
+    assert_eq!(out.result.unwrap()["re_emitted"], 1);
+    assert_eq!(out.state.unwrap()["cursor"], json!(at));
+    // core already has it: a 409, settled, nothing logged as failed.
+    host.reject_duplicates.set(true);
+    let out = run(&host, &cfg(), None);
+    assert_eq!(signals(&host).len(), 1);
+    assert!(!warned(&host, "calibration_signal_submit_failed"));
+    assert_eq!(out.state.unwrap()["cursor"], json!(at));
+}
+
+#[test]
+fn ties_across_page_ends_are_all_handled_once_in_one_sweep() {
+    let host = FakeHost::new();
+    // Three verdicts an instant, so every page ends part-way through one; a budget that never
+    // runs out, so pages follow each other within the cycle.
+    let t0 = host.clock.get() - 8.0 * 86_400.0;
+    let vs: Vec<Value> = (0..2500)
+        .map(|i| full(&format!("v{i:04}"), &time::iso(t0 + (i / 3) as f64), json!("s"), 0.5, "flag"))
+        .collect();
+    set(&host, vs);
+    let cfg = Config { max_checks_per_cycle: 100_000, ..cfg() };
+    let out = run(&host, &cfg, None);
+    let r = out.result.unwrap();
+    assert_eq!((r["sweep_done"].clone(), r["pages"].clone()), (json!(true), json!(3)), "{r}");
+    let outcomes = host.outcomes.borrow();
+    let ids: HashSet<&str> = outcomes.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!((outcomes.len(), ids.len()), (2500, 2500));
 }

@@ -77,8 +77,12 @@ pub(crate) enum Lineage {
     /// The verdict is on a parent cycle: one of its parents is also its descendant (core's
     /// closure leaves the verdict itself out, so this is how a cycle shows).
     Cycle,
-    /// learn already resolved it (its marked `out-<id>` exists).
-    AlreadyResolved,
+    /// learn already resolved it (its marked `out-<id>` exists), with this status by this
+    /// path (from the marker).
+    AlreadyResolved {
+        status: String,
+        path: String,
+    },
     /// A direct outcome_resolution written by someone else (a reviewer), with its status.
     External {
         id: String,
@@ -102,10 +106,11 @@ pub(crate) fn lineage(v: &Value, id: &str, descendants: &[Value]) -> Lineage {
     let own = format!("out-{id}");
     if let Some(out) = descendants.iter().find(|d| text(d, "id") == Some(own.as_str())) {
         let ours = out.get("reasoning").and_then(Value::as_str).is_some_and(|r| r.starts_with(MARKER));
-        if ours {
-            return Lineage::AlreadyResolved;
-        }
         let status = text(out, "outcome_status").unwrap_or("confirmed").to_string();
+        if let Some(reasoning) = out.get("reasoning").and_then(Value::as_str).filter(|_| ours) {
+            let path = reasoning.split_once("resolution_path=").map_or("", |(_, p)| p.trim()).to_string();
+            return Lineage::AlreadyResolved { status, path };
+        }
         return Lineage::External { id: own, status };
     }
     let overridden =
@@ -126,6 +131,14 @@ pub(crate) fn lineage(v: &Value, id: &str, descendants: &[Value]) -> Lineage {
     }
     Lineage::Nothing
 }
+
+/// The path names of resolutions that carry a calibration signal (all but expiry), as the
+/// `&'static str` a [`Resolution`] holds.
+pub(crate) fn signal_path(name: &str) -> Option<&'static str> {
+    ["divergence", "lineage", "downstream_signal", SAMPLING].into_iter().find(|p| *p == name)
+}
+
+pub(crate) const SAMPLING: &str = "calibration_sampling";
 
 /// Path 5's age test: `now - created_at >= days` (inclusive, as the reference), never with 0.
 pub(crate) fn past(created_at: f64, now: f64, days: u64) -> bool {
@@ -181,7 +194,12 @@ mod tests {
     #[test]
     fn own_resolution_external_resolution_and_cycles() {
         let ours = json!({"id": "out-v", "type": "outcome_resolution", "reasoning": "nthlayer-learn: resolution_path=lineage"});
-        assert_eq!(lineage(&json!({}), "v", &[ours]), Lineage::AlreadyResolved);
+        assert_eq!(
+            lineage(&json!({}), "v", &[ours]),
+            Lineage::AlreadyResolved { status: "confirmed".into(), path: "lineage".into() }
+        );
+        assert_eq!(signal_path("lineage"), Some("lineage"));
+        assert_eq!(signal_path("expiry"), None);
         let theirs =
             json!({"id": "out-v", "type": "outcome_resolution", "outcome_status": "partial", "reasoning": null});
         assert_eq!(

@@ -2,11 +2,12 @@
 //!
 //! The reference walks the newest-first list with a `<= cursor` skip and moves the cursor to
 //! the newest snapshot it writes, so the older snapshots of a page are never written (about one
-//! retrospective per cycle). Here new snapshots are written oldest first and the cursor moves
-//! only past what was written (or skipped as malformed): `cursor` is the newest written
-//! `created_at`, `at_cursor` the ids written at exactly that instant. A failed post stops the
-//! walk; the next cycle resumes there. Ids are derived from the snapshot id, so a snapshot
-//! written again after a crash is a 409 in core, not a second retrospective.
+//! retrospective per cycle). Here new snapshots are written oldest first and a service's mark
+//! moves only past what was written (or skipped as malformed); snapshots.rs finds them however
+//! many there are, within what core's API can answer. A failed post stops the walk; the next
+//! cycle resumes there. At most [`WRITES_PER_CYCLE`] are written a cycle, so a backlog drains
+//! over cycles of bounded cost. Ids are derived from the snapshot id, so a snapshot written
+//! again after a crash is a 409 in core, not a second retrospective.
 //!
 //! A snapshot is written `retrospective_delay_seconds` after it was made, because respond
 //! opens the incident and writes its verdicts within a cycle or two of the snapshot, and
@@ -20,83 +21,43 @@ use nthlayer_sdk::host::HostExt;
 use nthlayer_sdk::{time, CycleOutput, Host, VerdictQuery};
 use serde_json::{json, Map, Value};
 
+use crate::snapshots::{self, Memo};
 use crate::{is_conflict, stable_hex8, text, Config};
 
 const TIMELINE_MAX: usize = 20;
 
-#[derive(Debug, Default, Clone, PartialEq)]
-struct Memo {
-    cursor: Option<String>,
-    at_cursor: Vec<String>,
-}
-
-impl Memo {
-    fn from_state(state: Option<&Value>) -> Self {
-        let s = state.cloned().unwrap_or(Value::Null);
-        Memo {
-            cursor: s.get("cursor").and_then(Value::as_str).map(str::to_string),
-            at_cursor: s
-                .get("at_cursor")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                .unwrap_or_default(),
-        }
-    }
-
-    fn to_state(&self) -> Value {
-        let mut s = Map::new();
-        if let Some(c) = &self.cursor {
-            s.insert("cursor".into(), json!(c));
-        }
-        s.insert("at_cursor".into(), json!(self.at_cursor));
-        Value::Object(s)
-    }
-
-    fn is_new(&self, at: &str, id: &str) -> bool {
-        match self.cursor.as_deref() {
-            None => true,
-            Some(c) => at > c || (at == c && !self.at_cursor.iter().any(|i| i == id)),
-        }
-    }
-
-    fn pass(&mut self, at: &str, id: &str) {
-        if self.cursor.as_deref() != Some(at) {
-            self.cursor = Some(at.to_string());
-            self.at_cursor.clear();
-        }
-        self.at_cursor.push(id.to_string());
-    }
-}
+/// Retrospectives (written or skipped) a cycle; each costs three core queries.
+pub(crate) const WRITES_PER_CYCLE: usize = 100;
 
 pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> CycleOutput {
     let mut memo = Memo::from_state(state);
-    let snaps = match host.query_assessments(None, Some("correlation_snapshot"), 1000) {
-        Ok(Value::Array(a)) => a,
-        Ok(_) => Vec::new(),
+    let mut manifests: Option<Option<Vec<Value>>> = None;
+    let known: Vec<String> =
+        manifest_list(host, &mut manifests).iter().filter_map(|m| text(m, "name").map(str::to_string)).collect();
+    let new = match snapshots::due(host, &mut memo, &known) {
+        Ok(n) => n,
         Err(e) => {
             host.warn("learn_snapshot_fetch_failed", &[("error", &e.to_string())]);
             return CycleOutput { state: Some(memo.to_state()), result: None, emitted: 0 };
         }
     };
-    let mut new: Vec<&Value> = snaps
-        .iter()
-        .filter(|s| matches!((text(s, "created_at"), text(s, "id")), (Some(at), Some(id)) if memo.is_new(at, id)))
-        .collect();
-    new.sort_by_key(|s| (text(s, "created_at"), text(s, "id")));
     let now = host.now();
-    let mut manifests: Option<Option<Vec<Value>>> = None;
-    let (mut written, mut skipped) = (0u32, 0u32);
-    for snap in new {
+    let (mut written, mut skipped, mut handled) = (0u32, 0u32, 0usize);
+    for snap in &new {
+        if handled >= WRITES_PER_CYCLE {
+            break;
+        }
         let (at, id) = (text(snap, "created_at").unwrap_or(""), text(snap, "id").unwrap_or(""));
         if time::parse_iso(at).is_some_and(|t| now - t < cfg.retrospective_delay_seconds as f64) {
             break;
         }
+        handled += 1;
         let record = match build(host, snap, &mut manifests) {
             Ok(r) => r,
             Err(why) => {
                 host.warn("learn_retrospective_skipped", &[("snapshot_id", id), ("error", &why)]);
                 skipped += 1;
-                memo.pass(at, id);
+                memo.pass(snap);
                 continue;
             }
         };
@@ -112,11 +73,12 @@ pub(crate) fn run(host: &dyn Host, cfg: &Config, state: Option<&Value>) -> Cycle
                 break;
             }
         }
-        memo.pass(at, id);
+        memo.pass(snap);
     }
+    let backlog = new.len().saturating_sub(handled);
     CycleOutput {
         state: Some(memo.to_state()),
-        result: Some(json!({"written": written, "skipped": skipped, "cursor": memo.cursor})),
+        result: Some(json!({"written": written, "skipped": skipped, "backlog": backlog})),
         emitted: written,
     }
 }
@@ -254,6 +216,13 @@ fn declared_dependencies(
     trigger: &str,
     cache: &mut Option<Option<Vec<Value>>>,
 ) -> Option<Vec<String>> {
+    let m = manifest_list(host, cache).iter().find(|m| text(m, "name") == Some(trigger))?;
+    let deps = m.get("dependencies").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+    Some(deps.iter().filter_map(|d| text(d, "name").map(str::to_string)).collect())
+}
+
+/// The manifests, fetched once a cycle (empty if core cannot answer; logged).
+fn manifest_list<'a>(host: &dyn Host, cache: &'a mut Option<Option<Vec<Value>>>) -> &'a [Value] {
     let list = cache.get_or_insert_with(|| match host.get_manifests() {
         Ok(Value::Array(a)) => Some(a),
         Ok(_) => None,
@@ -262,9 +231,7 @@ fn declared_dependencies(
             None
         }
     });
-    let m = list.as_ref()?.iter().find(|m| text(m, "name") == Some(trigger))?;
-    let deps = m.get("dependencies").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-    Some(deps.iter().filter_map(|d| text(d, "name").map(str::to_string)).collect())
+    list.as_deref().unwrap_or(&[])
 }
 
 /// An array answer, or nothing (logged with the snapshot id).

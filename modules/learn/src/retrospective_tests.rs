@@ -34,7 +34,7 @@ fn every_new_snapshot_gets_one_oldest_first_and_none_twice() {
     let r = retros(&host);
     let ids: Vec<&str> = r.iter().map(|r| r["data"]["correlation_snapshot_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["csn-0", "csn-1", "csn-2", "csn-3", "csn-4"]);
-    assert_eq!(st.as_ref().unwrap()["cursor"], json!(t(10, 4)));
+    assert_eq!(st.as_ref().unwrap()["services"]["checkout"]["cursor"], json!(t(10, 4)));
     run(&host, &cfg(), st.as_ref());
     assert_eq!(retros(&host).len(), 5, "no second retrospective");
     // same instant as the cursor, not yet written
@@ -114,7 +114,7 @@ fn snapshot_without_window_is_skipped_and_the_cycle_goes_on() {
     let st = run(&host, &cfg(), None).state.unwrap();
     assert_eq!(retros(&host).len(), 1);
     assert!(host.logs.borrow().iter().any(|(l, m)| *l == Level::Warn && m == "learn_retrospective_skipped"));
-    assert_eq!(st["cursor"], json!(t(10, 1)));
+    assert_eq!(st["services"]["checkout"]["cursor"], json!(t(10, 1)));
 }
 
 #[test]
@@ -127,11 +127,62 @@ fn young_snapshots_wait_and_failed_posts_hold_the_cursor() {
     ];
     let st = run(&host, &Config::default(), None).state.unwrap();
     assert_eq!(retros(&host).len(), 1);
-    assert_eq!(st["cursor"], json!(time::iso(now - 600.0)));
+    assert_eq!(st["services"]["checkout"]["cursor"], json!(time::iso(now - 600.0)));
 
     let host = FakeHost::new();
     *host.assessments.borrow_mut() = vec![snap("csn-1", "checkout", &t(10, 0), &t(0, 0), &t(9, 0))];
     *host.core_error.borrow_mut() = Some(HostError::Unavailable("down".into()));
     let st = run(&host, &cfg(), None).state.unwrap();
-    assert_eq!(st.get("cursor"), None);
+    assert_eq!(st["services"], json!({}));
+}
+
+/// `n` snapshots one second apart, snapshot `i` of `services[i % len]`, newest first as core
+/// answers.
+fn backlog(host: &FakeHost, n: usize, services: &[&str]) {
+    let t0 = host.clock.get() - 86_400.0;
+    *host.assessments.borrow_mut() = (0..n)
+        .rev()
+        .map(|i| {
+            let at = time::iso(t0 + i as f64);
+            snap(&format!("csn-{i:05}"), services[i % services.len()], &at, &t(0, 0), &t(9, 0))
+        })
+        .collect();
+}
+
+/// Cycles until a cycle writes nothing; every snapshot id written, in order.
+fn drain(host: &FakeHost) -> Vec<String> {
+    let mut st = None;
+    for _ in 0..200 {
+        let before = retros(host).len();
+        st = run(host, &cfg(), st.as_ref()).state;
+        let now = retros(host).len();
+        assert!(now - before <= WRITES_PER_CYCLE);
+        if now == before {
+            break;
+        }
+    }
+    retros(host).iter().map(|r| r["data"]["correlation_snapshot_id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_backlog_beyond_one_page_gets_one_each_through_per_service_pages() {
+    let host = FakeHost::new();
+    // 12 services: more than a cycle's per-service queries, so they take turns.
+    let services: Vec<String> = (0..12).map(|i| format!("svc-{i:02}")).collect();
+    let names: Vec<&str> = services.iter().map(String::as_str).collect();
+    backlog(&host, 2500, &names);
+    let ids = drain(&host);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (2500, 2500), "every snapshot once");
+    assert!(!host.logs.borrow().iter().any(|(l, _)| *l == Level::Error));
+}
+
+#[test]
+fn more_than_a_page_of_one_service_is_logged_and_the_reachable_ones_are_written() {
+    let host = FakeHost::new();
+    backlog(&host, 1200, &["big"]);
+    let ids = drain(&host);
+    let distinct: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (1000, 1000), "the newest 1000: all core hands out");
+    assert!(host.logs.borrow().iter().any(|(l, m)| *l == Level::Error && m == "learn_snapshots_beyond_reach"));
 }

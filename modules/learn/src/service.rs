@@ -33,6 +33,11 @@ impl<'a> Known<'a> {
         Known { host, verdicts, snapshots: OnceCell::new(), breaches: OnceCell::new() }
     }
 
+    /// More verdicts of this cycle (the next page of the walk), for lineage look-ups.
+    pub(crate) fn add(&mut self, verdicts: &[Value]) {
+        self.verdicts.extend(verdicts.iter().filter_map(|v| text(v, "id").map(|id| (id.to_string(), v.clone()))));
+    }
+
     fn snapshots(&self) -> &HashMap<String, String> {
         self.snapshots.get_or_init(|| {
             let list = match self.host.query_assessments(None, Some("correlation_snapshot"), 1000) {

@@ -42,6 +42,19 @@ fn strings(v: Option<&Value>) -> Map<String, Value> {
     object(v).into_iter().filter(|(_, v)| v.is_string()).collect()
 }
 
+/// A service's stored level that is not a rung of the ladder (a number, null, an unknown
+/// word) restores as `advisor`, the reference's fail-safe for an unknown level: corrupt state
+/// must never widen autonomy, and dropping the entry would read as `fully_autonomous`.
+fn autonomy(v: Option<&Value>) -> Map<String, Value> {
+    object(v)
+        .into_iter()
+        .map(|(service, level)| {
+            let known = level.as_str().filter(|l| crate::governance::LADDER.contains(l));
+            (service, json!(known.unwrap_or("advisor")))
+        })
+        .collect()
+}
+
 impl State {
     /// Restored component state is untrusted: wrong shapes read as empty, never as a panic.
     pub fn restore(state: Option<&Value>) -> (State, Option<String>) {
@@ -51,7 +64,7 @@ impl State {
         let mut st = State {
             slo_status: strings(s.get("slo_status")),
             breach_decisions: object(s.get("breach_decisions")).into_iter().filter(|(_, v)| v.is_object()).collect(),
-            autonomy_levels: strings(s.get("autonomy_levels")),
+            autonomy_levels: autonomy(s.get("autonomy_levels")),
             breach_severities: strings(s.get("breach_severities")),
             threshold_last_run: s.get("threshold_last_run").and_then(as_timestamp),
             threshold_rotation: s.get("threshold_rotation").and_then(Value::as_u64).unwrap_or(0),
@@ -128,5 +141,18 @@ mod tests {
         assert_eq!(st.slo_status.len(), 1);
         assert_eq!(problem.as_deref(), Some("2"));
         assert_eq!(State::restore(Some(&json!("x"))).0, State::default());
+    }
+
+    #[test]
+    fn corrupt_autonomy_level_restores_as_advisor() {
+        let stored = json!({"autonomy_levels": {"a": 3, "b": null, "c": "supervised", "d": "observer",
+            "e": "fully_autonomous", "f": {"level": "observer"}}});
+        let (st, _) = State::restore(Some(&stored));
+        let level = |s: &str| st.autonomy_levels.get(s).and_then(Value::as_str).map(str::to_string);
+        for s in ["a", "b", "c", "f"] {
+            assert_eq!(level(s).as_deref(), Some("advisor"), "service {s}");
+        }
+        assert_eq!(level("d").as_deref(), Some("observer"));
+        assert_eq!(level("e").as_deref(), Some("fully_autonomous"));
     }
 }

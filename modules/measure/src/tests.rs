@@ -354,3 +354,16 @@ fn feedback_latency_uses_client_side_quantiles() {
         "feedback_latency threshold breach on fraud-detect: maximum_p90 3600s >= 1h (lower bound)"
     );
 }
+
+#[test]
+fn corrupt_stored_autonomy_level_restores_as_advisor_never_wider() {
+    let mut r = Run::new(manifests());
+    r.state = Some(json!({"autonomy_levels": {"fraud-detect": 7}}));
+    r.host.set_scalar(Q, "0.92");
+    let sent = r.cycle();
+    let ac = &of(&sent, "autonomy_change")[0]["data"];
+    // A high breach drops two rungs from advisor: observer (from fully_autonomous it would be
+    // limited_autonomous, wider than the level the corrupt entry stood for).
+    assert_eq!((ac["previous_level"].as_str(), ac["new_level"].as_str()), (Some("advisor"), Some("observer")));
+    assert_eq!(r.state.unwrap()["autonomy_levels"], json!({"fraud-detect": "observer"}));
+}

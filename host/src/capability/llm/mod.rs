@@ -10,6 +10,12 @@ pub use config::LlmArgs;
 
 use super::{Shared, Unit};
 
+/// The stub answers every call with canned responses: fine for tests and demos, never for
+/// production, where it would feed made-up judgments into real decisions. Said once, at
+/// start-up, by every command that reaches an LLM.
+pub const STUB_WARNING: &str =
+    "NTHLAYER_LLM_STUB=canned is set: every LLM call answers with a canned response; never use it in production";
+
 pub struct Llm;
 
 impl Unit for Llm {
@@ -17,6 +23,9 @@ impl Unit for Llm {
     type Backend = LlmService;
 
     fn build(cfg: &LlmArgs, _: &Shared) -> anyhow::Result<LlmService> {
+        if cfg.provider.as_ref().is_some_and(|p| p.stub) {
+            tracing::warn!("{STUB_WARNING}");
+        }
         LlmService::new(&cfg.llm, cfg.provider.clone())
     }
 
