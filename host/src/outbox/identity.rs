@@ -96,7 +96,12 @@ impl Outbox {
         let spooled = self.with(move |s| Ok::<_, rusqlite::Error>((s.local_state(&t)?, s.state_pending(&t)?))).await;
         let (local, pending) = match spooled {
             Ok((Some(l), p)) => (l, p),
-            Ok((None, _)) => return Vetted::Nothing,
+            Ok((None, _)) => {
+                // First contact: learn (or give) core's identity now, so the state this task
+                // commits records which core it is for. Core down: the next check does it.
+                let _ = self.core_identity(core).await;
+                return Vetted::Nothing;
+            }
             Err(e) => {
                 tracing::error!(task, error = %e, "cannot read the task's state from the spool; asking core");
                 return Vetted::Nothing;
@@ -135,7 +140,7 @@ impl Outbox {
             return Vetted::Local(local);
         }
         let was = local.core.as_ref().map_or_else(|| "an unrecorded core".to_string(), ToString::to_string);
-        tracing::warn!(task, delivered_to = %was, now = %current, local_saved_at = ?local.saved_at,
+        tracing::warn!(%task, delivered_to = %was, now = %current, local_saved_at = ?local.saved_at,
             core_saved_at = ?core_saved.map(|c| c.to_rfc3339()),
             "task state in the local spool was delivered to a core that no longer holds it (a different or reset core); \
              taking core's view so no breach is suppressed");
