@@ -182,6 +182,9 @@ mod tests {
         ];
         outbox.commit("t", "m", "1", Some(&json!({"n": 1})), held).await.unwrap();
         assert_eq!(outbox.backlog().records, 5);
+        // The reduction waits in the task's arbiter lane, not behind (or in front of) core's.
+        let lane = outbox.with(|s| s.head(&arbiter_lane("t"), 10)).await.unwrap();
+        assert_eq!(lane.iter().map(|e| e.what).collect::<Vec<_>>(), [What::Autonomy]);
         let status = crate::status::HostStatus::new(Arc::new(Default::default()), Default::default());
         let sender = Sender::new(outbox.clone(), services, status, "i".into());
         sender.drain(Duration::from_secs(30)).await;
