@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
 use crate::config::HostConfig;
+use crate::outbox::identity::{Recheck, Vetted};
 use crate::registry::{ModuleSlot, Serving, SlotChange};
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
@@ -200,19 +201,24 @@ impl Scheduler {
 
     async fn task_loop(self: Arc<Self>, slot: Arc<ModuleSlot>, task: String, jitter: Duration) {
         let _running = Running(&self, task.clone());
-        let local = match self.env.services.outbox.get() {
-            Some(o) => o.local_state(&task).await,
-            None => None,
+        // Local state counts only for the core it belongs to (outbox/identity.rs).
+        let core = self.env.services.backends.core.clone();
+        let outbox = self.env.services.outbox.get().cloned();
+        let vetted = match &outbox {
+            Some(o) => o.vet(&task, &core).await,
+            None => Vetted::Nothing,
         };
-        let from_spool = local.is_some();
-        let restored = match local {
-            Some(l) => Some(Restored::Ours { state: l.state, version: l.version }),
-            None => self.state.restore_until_ok(&task, &self.shutdown).await,
+        let mut recheck = Recheck::new(&vetted, &core);
+        let from_spool = matches!(vetted, Vetted::Local(_) | Vetted::Unchecked(_));
+        let restored = match vetted {
+            Vetted::Local(l) | Vetted::Unchecked(l) => Some(Restored::Ours { state: l.state, version: l.version }),
+            Vetted::Core(r) => Some(r),
+            Vetted::Nothing => self.state.restore_until_ok(&task, &self.shutdown).await,
         };
         let mut state = match restored {
             None => return,
             Some(Restored::Ours { state, version }) if from_spool => {
-                tracing::info!(%task, saved_by = %version, "restored task state from the local spool (core not needed)");
+                tracing::info!(%task, saved_by = %version, "restored task state from the local spool");
                 Some(state)
             }
             Some(Restored::Ours { state, version }) => {
@@ -248,6 +254,11 @@ impl Scheduler {
                 serving.limits.min_interval_seconds,
             );
             self.env.services.wake.subscribe(&task, &meta.wake);
+            if let Some(o) = &outbox {
+                if let Some(theirs) = recheck.again(o, &task, &core).await {
+                    state = theirs;
+                }
+            }
             let started = Instant::now();
             let ran = self.cycle(&slot, &serving, &task, state.as_ref()).await;
             if let Some(new_state) = ran.state {

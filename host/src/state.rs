@@ -15,6 +15,10 @@ use crate::capability::shared::ClientError;
 
 pub const FORMAT: &str = "nthlayer-host/1";
 
+/// The component-state key reserved for the core's identity marker (outbox/identity.rs):
+/// core 4.0.1 has no identity of its own, so the host gives it one.
+pub const MARKER_KEY: &str = "nthlayer-host.core-identity";
+
 /// What a component-state row held.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Restored {
@@ -51,6 +55,16 @@ pub fn unpack(row: Option<&Value>) -> Restored {
         },
         _ => Restored::Nothing,
     }
+}
+
+/// When our packed state was saved (`saved_at`, RFC 3339), if the row is ours: what tells
+/// a core that holds the host's latest state from one that holds an older one or none.
+pub fn saved_at(packed: Option<&Value>) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    let h = packed?.get("hysteresis_state")?;
+    if h.get("format").and_then(Value::as_str) != Some(FORMAT) {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(h.get("saved_at")?.as_str()?).ok()
 }
 
 #[derive(Clone)]
@@ -109,6 +123,15 @@ mod tests {
         assert_eq!(keys, ["last_cursor", "hysteresis_state", "dedup_cache"]);
         let served = json!({"component":"observe.collect","last_cursor":null,"hysteresis_state":row["hysteresis_state"],"dedup_cache":null});
         assert_eq!(unpack(Some(&served)), Restored::Ours { state: json!({"seq": 42}), version: "0.1.0".into() });
+    }
+
+    #[test]
+    fn saved_at_is_read_from_our_rows_only() {
+        let row = pack("measure", "1", "measure.evaluate", &json!({}));
+        let at = saved_at(Some(&row)).expect("our row has saved_at");
+        assert!(chrono::Utc::now().signed_duration_since(at).num_seconds() < 60);
+        assert_eq!(saved_at(Some(&json!({"hysteresis_state": {"saved_at": "2026-01-01T00:00:00Z"}}))), None);
+        assert_eq!(saved_at(None), None);
     }
 
     #[test]

@@ -308,3 +308,54 @@ fn measure_payloads_match_reference() {
     }
     assert!(diffs.is_empty(), "{}", report(&diffs));
 }
+
+/// Local state belongs to one core. One instance breaches against core A and stops; started
+/// with the same instance id (same spool) against a fresh core B, it must not restore
+/// measure's hysteresis from the spool (every breach "already fired"): B receives the
+/// breach and the autonomy change, as it would from the reference (whose state is in core),
+/// and the host's warning names the task and both cores.
+#[test]
+fn a_fresh_core_receives_the_breach_the_old_core_got() {
+    let stack = MeasureStack::start();
+    let dir = manifests_dir(false);
+    let core_a = Core::start(dir.path());
+    let mut host = serve(&core_a, &stack, "measure-e2e-cores");
+    wait_for("breach and autonomy change on core A", RECORDS, || {
+        !breaches(&core_a, AGENT_A).0.is_empty() && !verdicts(&core_a, "autonomy_change").is_empty()
+    });
+    wait_for("breach decision delivered to core A", RECORDS, || {
+        measure_state(&core_a).is_some_and(|s| s["breach_decisions"].get("agent-a:reversal_rate").is_some())
+    });
+    assert!(host.terminate(SHUTDOWN).success(), "clean exit on SIGTERM");
+
+    let core_b = Core::start(dir.path());
+    let host = serve(&core_b, &stack, "measure-e2e-cores");
+    wait_for("core B receives the breach and the autonomy change", RECORDS, || {
+        !breaches(&core_b, AGENT_A).0.is_empty() && verdicts(&core_b, "autonomy_change").len() == 1
+    });
+    let marker = |c: &Core| {
+        c.component_state("nthlayer-host.core-identity").and_then(|r| r["last_cursor"].as_str().map(str::to_string))
+    };
+    let (a, b) = (marker(&core_a).expect("core A marked"), marker(&core_b).expect("core B marked"));
+    assert_ne!(a, b);
+    let log = plain(&host.log());
+    let warning = log
+        .lines()
+        .find(|l| l.contains("delivered to a core that no longer holds it") && l.contains("task=measure"))
+        .unwrap_or_else(|| panic!("no warning naming the task:\n{}", host.log_tail(40)));
+    for part in [core_a.url(), a, core_b.url(), b] {
+        assert!(warning.contains(&part), "warning lacks {part}: {warning}");
+    }
+}
+
+/// The log without its colour codes.
+fn plain(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut rest = log;
+    while let Some(i) = rest.find('\x1b') {
+        out.push_str(&rest[..i]);
+        rest = rest[i..].find('m').map_or("", |j| &rest[i + j + 1..]);
+    }
+    out.push_str(rest);
+    out
+}

@@ -69,12 +69,30 @@ fn arbiter() -> (String, Seen) {
 
 /// The fixture's answers, with a remediation that recommends reducing `AGENT`'s autonomy.
 fn provider() -> FakeLlm {
+    provider_stalling(None)
+}
+
+/// As [`provider`]; with `stall`, the `n`-th communication request (counting from 1) is
+/// answered only after that long — the step after remediation, so the cycle is still
+/// running after its arbiter decision.
+fn provider_stalling(stall: Option<(usize, Duration)>) -> FakeLlm {
     let path = fixtures_dir().join("respond/answers.json");
     let mut answers: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     answers["RemediationResponse"]["autonomy_reduction"] =
         json!({"recommended": true, "target_agent": AGENT, "reason": REASON});
-    FakeLlm::start(move |req: &Recorded, _earlier: &[Recorded]| {
+    if stall.is_some() {
+        // No action to approve, so the incident goes on to its last step (communication).
+        answers["RemediationResponse"]["proposed_action"] = Value::Null;
+        answers["RemediationResponse"]["requires_human_approval"] = json!(false);
+    }
+    FakeLlm::start(move |req: &Recorded, earlier: &[Recorded]| {
         let name = req.tool_name().unwrap_or("?").to_owned();
+        if let Some((n, wait)) = stall {
+            let before = earlier.iter().filter(|r| r.tool_name() == Some("CommunicationResponse")).count();
+            if name == "CommunicationResponse" && before + 1 == n {
+                std::thread::sleep(wait);
+            }
+        }
         (200, openai_tool_call(&name, &answers[&name].to_string(), 200, 40))
     })
 }
@@ -152,4 +170,32 @@ fn the_arbiter_gets_the_references_post_only_when_configured() {
     let log = host.log();
     assert!(log.contains("respond_arbiter_unavailable") && log.contains("--arbiter-url"), "{}", host.log_tail(40));
     assert_stays("the arbiter hears nothing more", Duration::from_secs(4), || seen.lock().unwrap().len() == 1);
+}
+
+/// A respond cycle that decided to reduce an agent's autonomy and then died (the host killed
+/// while the next step's LLM call hangs) asked the arbiter nothing: the reduction was held
+/// with the cycle. The restarted host runs the cycle again and commits, so the arbiter hears
+/// exactly one reduction.
+#[test]
+fn a_failed_cycle_sends_the_arbiter_nothing_and_its_retry_sends_one() {
+    let (url, seen) = arbiter();
+    // Communication runs in step 1 and again after remediation (step 3): stall the second
+    // (the fake answers one request at a time, so not for longer than a restart waits).
+    let fake = provider_stalling(Some((2, Duration::from_secs(8))));
+    let core = Core::start(&fixtures_dir().join("respond/manifests"));
+    seed(&core, 3);
+    let host = serve(&core, &fake, "respond-arbiter-retry", Some(&url));
+    let decided = try_wait_until(CYCLE, Duration::from_millis(200), || {
+        host.log().contains("respond_arbiter_reduced").then_some(())
+    });
+    assert!(decided.is_some(), "respond never decided:\n{}", host.log_tail(40));
+    // SIGKILL mid-cycle: the cycle never commits.
+    drop(host);
+    assert_eq!(seen.lock().unwrap().len(), 0, "a failed cycle's reduction reached the arbiter");
+    let host = serve(&core, &fake, "respond-arbiter-retry", Some(&url));
+    let r = reduction(&core, &host);
+    assert_eq!(r["sent"], true, "{r}\n{}", host.log_tail(40));
+    assert_stays("the arbiter hears one reduction", Duration::from_secs(4), || seen.lock().unwrap().len() == 1);
+    let body: Value = serde_json::from_str(&seen.lock().unwrap()[0].1).unwrap();
+    assert_eq!(body, json!({"agent": AGENT, "reason": REASON}));
 }

@@ -1,16 +1,21 @@
 //! The durable outbox: nothing a committed cycle produced is lost while core is down.
 //!
-//! A scheduled cycle's `submit-assessment` / `submit-verdict` calls are held in the cycle's
-//! context (the module gets the record's own id back at once). When the cycle succeeds,
-//! [`Outbox::commit`] writes its records and its new state to the spool in one fsynced
-//! transaction; a failed cycle is dropped with its store, so it delivers nothing. The
+//! A scheduled cycle's effects — records, outcome resolutions, cases, arbiter reductions
+//! ([`effects::Effect`]) — are held in the cycle's context (the module gets at once the id
+//! core will store each under). When the cycle succeeds, [`Outbox::commit`] writes its
+//! effects and its new state to the spool in one fsynced transaction; a failed cycle is
+//! dropped with its store, so it delivers nothing. The
 //! [`sender`] then delivers in order per task, with backoff, counting core's 409 (an id it
 //! already has) as delivered — record ids are spooled with the records, so a replay after a
 //! crash repeats ids core can reject, never new ones. docs/OUTBOX.md is the module author's
 //! view of this.
 
+pub mod effects;
+pub mod identity;
 pub mod sender;
 pub mod spool;
+
+pub use effects::Effect;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -57,6 +62,9 @@ pub struct Outbox {
     backlog: Mutex<Backlog>,
     /// Last body cached per key, so an unchanged manifest list costs no write.
     cached: Mutex<std::collections::HashMap<String, u64>>,
+    /// The core now answering (identity.rs), with the breaker's comeback count it was
+    /// established at.
+    identity: Mutex<Option<(u64, identity::CoreIdentity)>>,
 }
 
 fn hash(s: &str) -> u64 {
@@ -80,6 +88,7 @@ impl Outbox {
             kick: Notify::new(),
             backlog: Mutex::new(backlog),
             cached: Mutex::default(),
+            identity: Mutex::default(),
         }))
     }
 
@@ -91,35 +100,28 @@ impl Outbox {
             .expect("spool task panicked")
     }
 
-    /// Commits a successful cycle: its held records and (if it returned one) its new state,
-    /// in one transaction. `Err` means nothing was written: the cycle counts as failed.
-    pub async fn commit(
+    /// Commits a successful cycle: its held effects, in the order the module made them, and
+    /// (if it returned one) its new state, in one transaction. `Err` means nothing was
+    /// written: the cycle counts as failed.
+    pub async fn commit<E: Into<Effect>>(
         &self,
         task: &str,
         module: &str,
         version: &str,
         state: Option<&Value>,
-        held: Vec<Emitted>,
+        held: impl IntoIterator<Item = E>,
     ) -> Result<(), String> {
-        let entries: Vec<NewEntry> = held
-            .into_iter()
-            .map(|e| NewEntry {
-                what: match e.kind {
-                    RecordKind::Assessment => What::Assessment,
-                    RecordKind::Verdict => What::Verdict,
-                },
-                component: e.component,
-                record_id: e.id,
-                body: Value::Object(e.record).to_string(),
-            })
-            .collect();
+        let entries: Vec<NewEntry> = held.into_iter().map(|e| e.into().entry()).collect();
+        let core = self.known_identity();
         let state = state.map(|s| {
-            let local = LocalState { module: module.into(), version: version.into(), state: s.clone() };
+            let packed = crate::state::pack(module, version, task, s);
+            let saved_at = packed["hysteresis_state"]["saved_at"].as_str().map(str::to_string);
+            let local = LocalState { module: module.into(), version: version.into(), state: s.clone(), saved_at, core };
             let put = NewEntry {
                 what: What::State,
                 component: module.into(),
                 record_id: String::new(),
-                body: crate::state::pack(module, version, task, s).to_string(),
+                body: packed.to_string(),
             };
             (local, put)
         });

@@ -203,6 +203,9 @@ impl Sender {
     async fn deliver(&self, core: &CoreClient, e: &Entry) -> Fate {
         let r = match e.what {
             What::Assessment | What::Verdict => return self.deliver_record(core, e).await,
+            What::Outcome | What::Case | What::Autonomy => {
+                super::effects::deliver(&self.outbox, &self.services, core, e).await
+            }
             What::State => match serde_json::from_str::<Value>(&e.body) {
                 Ok(body) => core.put_component_state(&e.lane, &body).await,
                 Err(err) => return Fate::Refused(0, format!("spooled state is not JSON: {err}")),

@@ -9,8 +9,10 @@
 //!
 //! Tables:
 //! - `outbox`: what is still to be sent to core, in `seq` order per `lane` (the task; the
-//!   heartbeat has its own lane). `what` is assessment / verdict / state / heartbeat.
-//! - `task_state`: the last committed state of each task (restores without core).
+//!   heartbeat has its own lane, a task's arbiter reductions theirs). `what` is assessment /
+//!   verdict / outcome / case / autonomy / state / heartbeat.
+//! - `task_state`: the last committed state of each task (restores without core), with its
+//!   `saved_at` and the core it is for (url + marker, outbox/identity.rs).
 //! - `rejected`: records core refused for good (4xx other than 409), kept for the operator.
 //! - `cache`: the last good copy of reads modules need to work (manifests).
 //!
@@ -23,12 +25,22 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Lane of the heartbeat (task names are never empty).
 pub const HEARTBEAT_LANE: &str = "";
 
+/// The kinds that are a module's effects (counted as `records`, refused by a full spool).
+const EFFECTS: &str = "('assessment','verdict','outcome','case','autonomy')";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum What {
     Assessment,
     Verdict,
     State,
     Heartbeat,
+    /// An outcome resolution: `component` holds the resolved verdict's id, `record_id` the
+    /// id core stores the new verdict under, `body` the request body.
+    Outcome,
+    /// A case: `record_id` is its id, `body` the case.
+    Case,
+    /// An arbiter reduction (`{"agent","reason"}`), in the task's arbiter lane.
+    Autonomy,
 }
 
 impl What {
@@ -38,6 +50,9 @@ impl What {
             What::Verdict => "verdict",
             What::State => "state",
             What::Heartbeat => "heartbeat",
+            What::Outcome => "outcome",
+            What::Case => "case",
+            What::Autonomy => "autonomy",
         }
     }
     fn parse(s: &str) -> rusqlite::Result<Self> {
@@ -46,6 +61,9 @@ impl What {
             "verdict" => What::Verdict,
             "state" => What::State,
             "heartbeat" => What::Heartbeat,
+            "outcome" => What::Outcome,
+            "case" => What::Case,
+            "autonomy" => What::Autonomy,
             other => return Err(rusqlite::Error::InvalidColumnName(format!("unknown outbox entry kind {other:?}"))),
         })
     }
@@ -78,7 +96,7 @@ pub struct Entry {
 /// What the spool holds, for heartbeats, logs and the size cap.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Backlog {
-    /// Records (assessments and verdicts) not yet delivered.
+    /// Effects (records, outcomes, cases, arbiter reductions) not yet delivered.
     pub records: u64,
     /// Entries of every kind not yet delivered.
     pub entries: u64,
@@ -96,6 +114,11 @@ pub struct LocalState {
     pub module: String,
     pub version: String,
     pub state: serde_json::Value,
+    /// The packed state's `saved_at` (RFC 3339), as core will hold it once delivered.
+    pub saved_at: Option<String>,
+    /// The core this state is for: the one the host knew when the cycle committed (None:
+    /// not known yet, core had not answered since start).
+    pub core: Option<super::identity::CoreIdentity>,
 }
 
 pub struct Spool {
@@ -144,6 +167,7 @@ impl Spool {
             ),
             _ => anyhow::Error::new(e).context(format!("cannot initialise spool {}", path.display())),
         })?;
+        add_identity_columns(&db).with_context(|| format!("cannot upgrade spool {}", path.display()))?;
         Ok(Spool { db })
     }
 
@@ -163,16 +187,21 @@ impl Spool {
                 "INSERT INTO outbox(lane, what, component, record_id, body, bytes, spooled_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
+            let arbiter = super::effects::arbiter_lane(task);
             for r in records {
-                insert.execute(params![task, r.what.as_str(), r.component, r.record_id, r.body, r.body.len(), now])?;
+                let lane = if r.what == What::Autonomy { arbiter.as_str() } else { task };
+                insert.execute(params![lane, r.what.as_str(), r.component, r.record_id, r.body, r.body.len(), now])?;
             }
             if let Some((local, put)) = state {
                 tx.execute("DELETE FROM outbox WHERE lane = ?1 AND what = 'state'", params![task])?;
                 insert.execute(params![task, "state", put.component, "", put.body, put.body.len(), now])?;
+                let (url, marker) = local.core.as_ref().map(|c| (&c.url, &c.marker)).unzip();
                 tx.execute(
-                    "INSERT INTO task_state(task, module, version, state, committed_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(task) DO UPDATE SET module = ?2, version = ?3, state = ?4, committed_at = ?5",
-                    params![task, local.module, local.version, local.state.to_string(), now],
+                    "INSERT INTO task_state(task, module, version, state, committed_at, saved_at, core_url, core_marker)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(task) DO UPDATE SET module = ?2, version = ?3, state = ?4, committed_at = ?5,
+                         saved_at = ?6, core_url = ?7, core_marker = ?8",
+                    params![task, local.module, local.version, local.state.to_string(), now, local.saved_at, url, marker],
                 )?;
             }
         }
@@ -250,8 +279,10 @@ impl Spool {
 
     pub fn backlog(&self) -> rusqlite::Result<Backlog> {
         let (records, entries, bytes, oldest_ms) = self.db.query_row(
-            "SELECT COALESCE(SUM(what IN ('assessment','verdict')), 0), COUNT(*), COALESCE(SUM(bytes), 0),
-                    MIN(spooled_at) FROM outbox",
+            &format!(
+                "SELECT COALESCE(SUM(what IN {EFFECTS}), 0), COUNT(*), COALESCE(SUM(bytes), 0),
+                    MIN(spooled_at) FROM outbox"
+            ),
             [],
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)),
         )?;
@@ -265,24 +296,56 @@ impl Spool {
         })
     }
 
-    /// Undelivered records of one task (the size cap refuses cycles of tasks that have some).
+    /// Undelivered effects of one task, its arbiter lane included (the size cap refuses
+    /// cycles of tasks that have some).
     pub fn lane_records(&self, lane: &str) -> rusqlite::Result<u64> {
         self.db.query_row(
-            "SELECT COUNT(*) FROM outbox WHERE lane = ?1 AND what IN ('assessment','verdict')",
-            params![lane],
+            &format!("SELECT COUNT(*) FROM outbox WHERE lane IN (?1, ?2) AND what IN {EFFECTS}"),
+            params![lane, super::effects::arbiter_lane(lane)],
             |r| r.get::<_, i64>(0).map(|n| n as u64),
         )
     }
 
     pub fn local_state(&self, task: &str) -> rusqlite::Result<Option<LocalState>> {
         self.db
-            .query_row("SELECT module, version, state FROM task_state WHERE task = ?1", params![task], |r| {
-                let text: String = r.get(2)?;
-                let state = serde_json::from_str(&text)
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into()))?;
-                Ok(LocalState { module: r.get(0)?, version: r.get(1)?, state })
-            })
+            .query_row(
+                "SELECT module, version, state, saved_at, core_url, core_marker FROM task_state WHERE task = ?1",
+                params![task],
+                |r| {
+                    let text: String = r.get(2)?;
+                    let state = serde_json::from_str(&text).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
+                    })?;
+                    let (url, marker): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
+                    let core = url.zip(marker).map(|(url, marker)| super::identity::CoreIdentity { url, marker });
+                    Ok(LocalState { module: r.get(0)?, version: r.get(1)?, state, saved_at: r.get(3)?, core })
+                },
+            )
             .optional()
+    }
+
+    /// Whether the task's newest state is still waiting to be delivered.
+    pub fn state_pending(&self, task: &str) -> rusqlite::Result<bool> {
+        self.db.query_row(
+            "SELECT EXISTS(SELECT 1 FROM outbox WHERE lane = ?1 AND what = 'state')",
+            params![task],
+            |r| r.get(0),
+        )
+    }
+
+    /// Forgets a task's local state (it belongs to a core that no longer holds it).
+    pub fn discard_state(&mut self, task: &str) -> rusqlite::Result<()> {
+        self.db.execute("DELETE FROM task_state WHERE task = ?1", params![task]).map(|_| ())
+    }
+
+    /// Notes which core a kept local state is checked against (it had none recorded).
+    pub fn set_state_core(&mut self, task: &str, core: &super::identity::CoreIdentity) -> rusqlite::Result<()> {
+        self.db
+            .execute(
+                "UPDATE task_state SET core_url = ?2, core_marker = ?3 WHERE task = ?1",
+                params![task, core.url, core.marker],
+            )
+            .map(|_| ())
     }
 
     pub fn cache_put(&mut self, key: &str, body: &str) -> rusqlite::Result<()> {
@@ -304,6 +367,21 @@ impl Spool {
     }
 }
 
+/// Spools written before local state was tied to a core lack these columns; they read as
+/// NULL (not known), which the start-up check treats as "compare with core's row only".
+fn add_identity_columns(db: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = db
+        .prepare("SELECT name FROM pragma_table_info('task_state')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for col in ["saved_at", "core_url", "core_marker"] {
+        if !have.iter().any(|h| h == col) {
+            db.execute_batch(&format!("ALTER TABLE task_state ADD COLUMN {col} TEXT"))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -320,7 +398,8 @@ mod tests {
     }
 
     fn state(n: u64) -> (LocalState, NewEntry) {
-        let local = LocalState { module: "m".into(), version: "1".into(), state: json!({"n": n}) };
+        let local =
+            LocalState { module: "m".into(), version: "1".into(), state: json!({"n": n}), saved_at: None, core: None };
         let put = NewEntry { what: What::State, component: "m".into(), record_id: String::new(), body: format!("{n}") };
         (local, put)
     }

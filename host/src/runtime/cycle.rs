@@ -44,8 +44,8 @@ pub struct CycleOutcome {
     pub emitted: u32,
     pub cpu_ms: u64,
     pub log_dropped: u32,
-    /// Records the cycle submitted while holding (see `CycleCtx::holding`), in order.
-    pub held: Vec<crate::outbox::Emitted>,
+    /// Effects the cycle made while holding (see `CycleCtx::holding`), in order.
+    pub held: Vec<crate::outbox::Effect>,
 }
 
 /// Runs at every guest/host transition (wasmtime's call hooks): gives the execution slot

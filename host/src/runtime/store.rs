@@ -31,9 +31,11 @@ pub struct CycleCtx {
     pub log_lines: u32,
     pub log_dropped: u32,
     pub emitted: u32,
-    /// Records submitted by a scheduled cycle, held until it commits (outbox/); None: the
-    /// cycle posts straight to core (one-shot commands such as the gate).
-    pub held: Option<Vec<crate::outbox::Emitted>>,
+    /// Every external effect of a scheduled cycle (records, outcomes, cases, arbiter
+    /// reductions), in call order, held until it commits (outbox/); None: the cycle calls
+    /// core and the arbiter directly (one-shot commands such as the gate).
+    pub held: Option<Vec<crate::outbox::Effect>>,
+    /// Bytes of every held effect, capped at [`crate::outbox::MAX_HELD_BYTES`].
     pub held_bytes: usize,
     /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
     pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
@@ -74,7 +76,7 @@ impl CycleCtx {
         }
     }
 
-    /// Holds submitted records for the outbox's commit instead of posting them.
+    /// Holds the cycle's effects for the outbox's commit instead of sending them.
     pub fn holding(mut self) -> Self {
         self.held = Some(Vec::new());
         self
@@ -122,6 +124,24 @@ impl StoreData {
             stdout,
             stderr,
         }
+    }
+}
+
+impl StoreData {
+    /// Keeps one of a scheduled cycle's effects for its commit (outbox/), in call order; every
+    /// kind counts against [`crate::outbox::MAX_HELD_BYTES`], so a module cannot make the
+    /// host buffer without bound.
+    pub fn hold(&mut self, effect: crate::outbox::Effect, bytes: usize) -> Result<(), crate::bindings::HostError> {
+        if self.cx.held_bytes + bytes > crate::outbox::MAX_HELD_BYTES {
+            return Err(crate::bindings::HostError::Invalid(format!(
+                "this cycle's effects exceed {} bytes held for one commit",
+                crate::outbox::MAX_HELD_BYTES
+            )));
+        }
+        self.cx.held_bytes += bytes;
+        self.cx.emitted += 1;
+        self.cx.held.get_or_insert_with(Vec::new).push(effect);
+        Ok(())
     }
 }
 

@@ -39,6 +39,11 @@ impl ArbiterClient {
         })
     }
 
+    /// A copy that makes one attempt: the outbox's sender owns retrying across its passes.
+    pub fn once(&self) -> Self {
+        ArbiterClient { attempts: 1, ..self.clone() }
+    }
+
     /// The longest a call can take: every attempt timing out.
     pub fn worst_case(&self) -> Duration {
         self.attempt_timeout * self.attempts

@@ -1,6 +1,7 @@
 //! `nthlayer:worker/arbiter`: respond's one outward side effect, off unless the operator
-//! names an arbiter. The call may take the client's full retry schedule (3 × 10 s), still
-//! cut short by the cycle deadline.
+//! names an arbiter. A scheduled cycle's reduction is held for its commit and delivered by
+//! the outbox's sender; a one-shot command's call may take the client's full retry schedule
+//! (3 × 10 s), still cut short by the cycle deadline.
 
 use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
@@ -16,6 +17,15 @@ impl Host for StoreData {
         let arbiter = self.cx.services.backends.arbiter.clone();
         let budget = self.call_budget(arbiter.as_ref().map_or(std::time::Duration::ZERO, |a| a.worst_case()));
         let args = serde_json::json!({"agent": agent, "reason": reason});
+        // A scheduled cycle's reduction goes out only once the cycle commits (outbox/). With
+        // no arbiter there is nothing to hold: the live path below answers `unavailable` at once.
+        if self.cx.held.is_some() && arbiter.is_some() {
+            let bytes = agent.len() + reason.len();
+            self.hold(crate::outbox::Effect::Autonomy { agent: agent.clone(), reason: reason.clone() }, bytes)?;
+            let live = std::future::ready(Ok(()));
+            let captured = (Write::Autonomy, args.clone());
+            return tape::write(self.cx.tape.clone(), "arbiter", "reduce-autonomy", captured, args, || (), live).await;
+        }
         // The configuration check is part of the live call: a replay answers from its fixture
         // whether or not this host has an arbiter.
         let live = async move {

@@ -63,3 +63,23 @@ async fn a_silent_arbiter_is_cut_at_the_cycle_deadline_and_a_live_one_gets_the_b
     s.reduce_autonomy("bot".into(), "why".into()).await.unwrap();
     fake.finish();
 }
+
+/// A scheduled cycle's reduction is held for its commit: `ok` at once, nothing sent; with
+/// no arbiter there is nothing to hold and the module hears `unavailable` at once.
+#[tokio::test]
+async fn a_scheduled_cycle_holds_the_reduction_and_sends_nothing() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(Some(&fake), granted(), Limits::default());
+    s.cx.held = Some(Vec::new());
+    s.reduce_autonomy("bot".into(), "why".into()).await.unwrap();
+    let held = s.cx.held.take().unwrap();
+    assert_eq!(held, [crate::outbox::Effect::Autonomy { agent: "bot".into(), reason: "why".into() }]);
+    fake.finish();
+    assert!(fake.seen().is_empty(), "a held reduction reached the arbiter");
+
+    let mut s = store(None, granted(), Limits::default());
+    s.cx.held = Some(Vec::new());
+    let e = s.reduce_autonomy("bot".into(), "why".into()).await.unwrap_err();
+    assert!(matches!(&e, HostError::Unavailable(m) if m.contains("--arbiter-url")), "{e:?}");
+    assert_eq!(s.cx.held.as_ref().map(Vec::len), Some(0));
+}

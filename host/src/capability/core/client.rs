@@ -79,6 +79,16 @@ impl CoreClient {
         CoreClient { retry, ..self.clone() }
     }
 
+    /// The base URL requests go to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// How often core came back after being down (see `Breaker::comebacks`).
+    pub fn comebacks(&self) -> u64 {
+        self.breaker.comebacks()
+    }
+
     /// Whether core is known to be down (the breaker is open).
     pub fn is_down(&self) -> bool {
         self.breaker.is_open()

@@ -9,6 +9,7 @@ use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
 use crate::emissions;
+use crate::outbox::{effects, Effect, Emitted};
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
 
@@ -76,7 +77,10 @@ impl StoreData {
             RecordKind::Verdict => ("verdict", "submit-verdict", Write::Verdict),
         };
         if self.cx.held.is_some() {
-            let id = self.hold(kind, map, component, record.len())?;
+            // The module gets the record's own id, the one core will store it under.
+            let id = map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+            let held = Emitted { kind, component, record: map, id: id.clone() };
+            self.hold(Effect::Record(held), record.len())?;
             // A recording (`serve --record`) still notes the write, answered with the id the
             // module got.
             let live = std::future::ready(Ok(id.clone()));
@@ -100,33 +104,6 @@ impl StoreData {
         if !woken.is_empty() {
             tracing::debug!(task = %self.cx.task, %id, ?woken, "record wakes subscribed tasks");
         }
-        Ok(id)
-    }
-
-    /// A scheduled cycle's record: kept for the cycle's commit (outbox/); the module gets
-    /// the record's own id, the one core will store it under.
-    fn hold(
-        &mut self,
-        kind: RecordKind,
-        map: Map<String, Value>,
-        component: String,
-        bytes: usize,
-    ) -> Result<String, HostError> {
-        if self.cx.held_bytes + bytes > crate::outbox::MAX_HELD_BYTES {
-            return Err(HostError::Invalid(format!(
-                "this cycle's records exceed {} bytes held for one commit",
-                crate::outbox::MAX_HELD_BYTES
-            )));
-        }
-        let id = map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        self.cx.held_bytes += bytes;
-        self.cx.emitted += 1;
-        self.cx.held.get_or_insert_with(Vec::new).push(crate::outbox::Emitted {
-            kind,
-            component,
-            record: map,
-            id: id.clone(),
-        });
         Ok(id)
     }
 
@@ -249,7 +226,15 @@ impl Host for StoreData {
         let core = self.cx.services.backends.core.clone();
         let args = json!({"id": id, "body": body});
         // Core names the new verdict after the body's id, by default `out-<id>`.
-        let fresh = || body.get("id").and_then(Value::as_str).map_or_else(|| format!("out-{id}"), str::to_string);
+        let out_id = body.get("id").and_then(Value::as_str).map_or_else(|| format!("out-{id}"), str::to_string);
+        let fresh = || out_id.clone();
+        if self.cx.held.is_some() {
+            let bytes = id.len() + body.to_string().len();
+            self.hold(Effect::Outcome { verdict: id.clone(), id: out_id.clone(), body: body.clone() }, bytes)?;
+            let live = std::future::ready(Ok(out_id.clone()));
+            return tape::write(self.cx.tape.clone(), "core", "resolve-outcome", (Write::Outcome, args.clone()), args, fresh, live)
+                .await;
+        }
         let live = bounded("core", self.budget(), core.resolve_outcome(&id, &body));
         let out = tape::write(
             self.cx.tape.clone(),
@@ -268,11 +253,34 @@ impl Host for StoreData {
     async fn create_case(&mut self, case: String) -> Result<String, HostError> {
         self.guard(Capability::Core)?;
         self.check_request("case", case.len())?;
+        let bytes = case.len();
         let case: Value =
             serde_json::from_str(&case).map_err(|e| HostError::Invalid(format!("case is not JSON: {e}")))?;
         let core = self.cx.services.backends.core.clone();
         let args = json!({ "case": case });
-        let fresh = || json!({"id": case.get("id"), "priority": case.get("priority").cloned().unwrap_or(json!("P3"))});
+        // What core answers: the id and the priority it stores (named, or derived as core does).
+        let answer = match &case {
+            Value::Object(m) => json!({"id": m.get("id"), "priority": effects::case_priority(m)}),
+            _ => json!({"id": null, "priority": "P3"}),
+        };
+        let fresh = || answer.clone();
+        if self.cx.held.is_some() {
+            let Value::Object(map) = &case else {
+                return Err(HostError::Invalid("case must be a JSON object".into()));
+            };
+            if let Some(key) = effects::CASE_REQUIRED.iter().find(|k| !map.contains_key(**k)) {
+                return Err(HostError::Invalid(format!("case needs '{key}' (core requires id, kind, created_at, underlying_verdict)")));
+            }
+            let case_id = match map.get("id") {
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => return Err(HostError::Invalid("case needs a non-empty string 'id'".into())),
+            };
+            self.hold(Effect::Case { id: case_id, case: case.clone() }, bytes)?;
+            let live = std::future::ready(Ok(answer.clone()));
+            let v = tape::write(self.cx.tape.clone(), "core", "create-case", (Write::Case, case.clone()), args, fresh, live)
+                .await?;
+            return self.respond("case", v);
+        }
         let live = bounded("core", self.budget(), core.create_case(&case));
         let v =
             tape::write(self.cx.tape.clone(), "core", "create-case", (Write::Case, case.clone()), args, fresh, live)

@@ -11,6 +11,7 @@ use crate::bindings::HostError;
 use crate::capabilities::Grants;
 use crate::capability::Capability;
 use crate::emissions::{EmitRights, Emission, Emits};
+use crate::outbox::Effect;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};
@@ -128,4 +129,68 @@ async fn a_declaring_module_emits_only_what_it_declared() {
     assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
     fake.finish();
     assert_eq!(s.cx.emitted, 1);
+}
+
+/// A scheduled cycle's writes are effects held for its commit: the module gets what core
+/// will answer, nothing reaches core, and the held list keeps the call order.
+#[tokio::test]
+async fn a_scheduled_cycle_holds_every_write_in_call_order_and_sends_nothing() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits::default());
+    s.cx.held = Some(Vec::new());
+    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    assert_eq!(s.resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap(), "out-vrd-1");
+    assert_eq!(s.resolve_outcome("vrd-2".into(), r#"{"id":"mine-2"}"#.into()).await.unwrap(), "mine-2");
+    let case = json!({"id": "case-1", "kind": "incident", "created_at": "t", "underlying_verdict": "vrd-1",
+        "blast_radius": "production", "has_active_incident": true});
+    let answer: Value = serde_json::from_str(&s.create_case(case.to_string()).await.unwrap()).unwrap();
+    assert_eq!(answer, json!({"id": "case-1", "priority": "P0"}));
+    // What core would refuse is refused now, and nothing is held for it.
+    let e = s.create_case(json!({"id": "case-2", "kind": "incident", "created_at": "t"}).to_string()).await;
+    assert!(matches!(&e, Err(HostError::Invalid(m)) if m.contains("'underlying_verdict'")), "{e:?}");
+    let e = s.resolve_outcome("vrd-3".into(), "[]".into()).await;
+    assert!(matches!(&e, Err(HostError::Invalid(_))), "{e:?}");
+    let held = s.cx.held.take().unwrap();
+    let kinds: Vec<String> = held
+        .iter()
+        .map(|e| match e {
+            Effect::Record(r) => format!("record {}", r.id),
+            Effect::Outcome { verdict, id, .. } => format!("outcome {verdict} {id}"),
+            Effect::Case { id, .. } => format!("case {id}"),
+            Effect::Autonomy { agent, .. } => format!("autonomy {agent}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["record asm-1", "outcome vrd-1 out-vrd-1", "outcome vrd-2 mine-2", "case case-1"]);
+    assert_eq!(held[1], Effect::Outcome { verdict: "vrd-1".into(), id: "out-vrd-1".into(), body: json!({"resolution": "ok"}) });
+    assert_eq!(s.cx.emitted, 4);
+    fake.finish();
+    assert!(fake.seen().is_empty(), "a held write reached core: {:?}", fake.seen());
+}
+
+#[tokio::test]
+async fn every_held_effect_counts_against_the_cycles_cap() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits::default());
+    s.cx.held = Some(Vec::new());
+    s.cx.held_bytes = crate::outbox::MAX_HELD_BYTES - 8;
+    let e = s.resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap_err();
+    assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("this cycle's effects exceed")), "{e:?}");
+    let case = json!({"id": "c", "kind": "k", "created_at": "t", "underlying_verdict": "v"});
+    assert!(matches!(s.create_case(case.to_string()).await, Err(HostError::Invalid(_))));
+    assert_eq!(s.cx.held.as_ref().map(Vec::len), Some(0));
+    fake.finish();
+}
+
+/// One-shot commands (no holding) keep calling core directly.
+#[tokio::test]
+async fn without_holding_outcomes_and_cases_go_to_core_at_once() {
+    let fake = HttpFake::start(vec![
+        Step::post("/verdicts/vrd-1/outcome").reply(201, r#"{"id":"out-vrd-1"}"#),
+        Step::post("/cases").reply(201, r#"{"id":"case-1","priority":"P3"}"#),
+    ]);
+    let mut s = store(&fake, grants(), Limits::default());
+    assert_eq!(s.resolve_outcome("vrd-1".into(), "{}".into()).await.unwrap(), "out-vrd-1");
+    let case = json!({"id": "case-1", "kind": "k", "created_at": "t", "underlying_verdict": "vrd-1"});
+    s.create_case(case.to_string()).await.unwrap();
+    fake.finish();
 }

@@ -30,6 +30,8 @@ struct Inner {
     failures: u32,
     open_since: Option<Instant>,
     last_probe: Option<Instant>,
+    /// Times the breaker closed again (core came back).
+    closed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +56,7 @@ impl Breaker {
         let mut s = self.inner.lock().expect("breaker lock");
         if let Some(since) = s.open_since.take() {
             tracing::info!(down_for_s = since.elapsed().as_secs(), "core answers again; circuit closed");
+            s.closed += 1;
         }
         s.failures = 0;
         s.last_probe = None;
@@ -72,6 +75,12 @@ impl Breaker {
             s.open_since = Some(Instant::now());
             s.last_probe = Some(Instant::now());
         }
+    }
+
+    /// How often core came back after being down: a change tells a reader that the core now
+    /// answering may not be the one that went away.
+    pub fn comebacks(&self) -> u64 {
+        self.inner.lock().expect("breaker lock").closed
     }
 
     pub fn is_open(&self) -> bool {
