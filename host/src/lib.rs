@@ -20,7 +20,8 @@
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
-//! - [`serve`], [`gate`], [`run_once`], [`check`], [`new`]: the CLI commands built from the above.
+//! - [`command`]: the CLI's commands, one file per subcommand (serve, gate, run, run-once,
+//!   check, new) plus `load`, the flags-to-modules path they share.
 //! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
 //!   store data for in-process tests.
 
@@ -29,19 +30,15 @@ pub mod builtin;
 pub mod capabilities;
 pub mod capability;
 pub mod caps;
-pub mod check;
+pub mod command;
 pub mod config;
 pub mod emissions;
 pub mod fair;
-pub mod gate;
 pub mod heartbeat;
-pub mod new;
 pub mod outbox;
 pub mod registry;
-pub mod run_once;
 pub mod runtime;
 pub mod scheduler;
-pub mod serve;
 pub mod services;
 pub mod state;
 pub mod status;

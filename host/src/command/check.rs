@@ -17,6 +17,29 @@ use crate::runtime::cache::Origin;
 use crate::runtime::{inspect, LoadedModule, Runtime};
 use crate::services::Services;
 
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    pub files: Vec<PathBuf>,
+    /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub no_cache: bool,
+    /// As `serve --grant`: the report lists which declared emissions this would grant.
+    #[arg(long = "grant", value_name = "MODULE=CAPS")]
+    pub grants: Vec<String>,
+    /// As `serve --trusted-dir`.
+    #[arg(long = "trusted-dir", value_name = "DIR")]
+    pub trusted_dirs: Vec<PathBuf>,
+}
+
+/// `nthlayer-host check`: the flags read as `serve` reads them, then [`check`].
+pub async fn command(a: CheckArgs) -> Result<bool> {
+    let cache = if a.no_cache { None } else { a.cache_dir.or_else(crate::runtime::cache::default_dir) };
+    let policy = GrantPolicy::parse(&a.grants)?.with_trusted_dirs(&a.trusted_dirs)?;
+    check(a.files, cache, policy).await
+}
+
 /// One line of JSON per file; `Ok(false)` when any file fails.
 pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: GrantPolicy) -> Result<bool> {
     let services = Arc::new(Services::offline()?);

@@ -5,67 +5,14 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::builtin::{self, Embedded};
-use crate::capabilities::GrantPolicy;
-use crate::config::{HostConfig, ServeArgs};
+use super::load::{load, Loaded};
+use crate::config::ServeArgs;
 use crate::heartbeat::Heartbeat;
 use crate::outbox::sender::Sender;
 use crate::outbox::{Outbox, OutboxConfig};
-use crate::registry::Registry;
-use crate::runtime::{cache, Runtime};
-use crate::scheduler::{RunEnv, Scheduler};
-use crate::services::Services;
+use crate::scheduler::Scheduler;
 use crate::state::StateStore;
 use crate::status::HostStatus;
-use crate::swap::Watcher;
-
-pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
-    if args.no_cache {
-        None
-    } else {
-        args.cache_dir.clone().or_else(cache::default_dir)
-    }
-}
-
-/// What every command builds from the same flags: configuration, backends, runtime, and
-/// the modules loaded (files first, then the built-ins no file replaces).
-pub struct Loaded {
-    pub env: RunEnv,
-    pub registry: Arc<Registry>,
-    pub watcher: Watcher,
-    /// Files (or built-ins) that failed to load.
-    pub failures: usize,
-}
-
-/// Loads what `args` asks for. `only_builtin` limits the embedded modules to one name (the
-/// one-shot commands compile only the module their task lives in). `background`: large
-/// uncached components compile in the background instead of delaying the rest (`serve`;
-/// the watcher installs them when ready).
-pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool) -> Result<Loaded> {
-    if args.no_builtin && args.modules.is_empty() {
-        anyhow::bail!("--no-builtin without --modules leaves nothing to run");
-    }
-    let config = Arc::new(HostConfig::from_args(args)?);
-    let grants = GrantPolicy::parse(&args.grants)?.with_trusted_dirs(&args.trusted_dirs)?;
-    let mut services = Services::build(&args.caps)?;
-    services.record = args.record.clone().map(|dir| Arc::new(crate::tape::RecordTo::new(dir)));
-    let services = Arc::new(services);
-    let runtime = Runtime::new(cache_dir(args))?;
-    let registry = Arc::new(Registry::default());
-    let env = RunEnv { runtime, services, config };
-    let builtins: &'static [Embedded] = match (args.no_builtin, only_builtin) {
-        (true, _) => &[],
-        (false, None) => builtin::all(),
-        (false, Some(name)) => {
-            builtin::all().iter().position(|e| e.name == name).map_or(&[], |i| &builtin::all()[i..=i])
-        }
-    };
-    let mut watcher = Watcher::new(args.modules.clone(), env.clone(), registry.clone(), grants, args.rollback_after)
-        .with_builtins(builtins)
-        .with_background_compile(background);
-    let failures = watcher.initial_load(None).await;
-    Ok(Loaded { env, registry, watcher, failures })
-}
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::load::cache_dir;
 use crate::bindings::CycleInput;
 use crate::capabilities::{GrantPolicy, Trust};
 use crate::config::{HostConfig, ServeArgs};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::serve::cache_dir;
 use crate::services::Services;
 use crate::tape::{Replay, Tape};
 
