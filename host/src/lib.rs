@@ -6,15 +6,13 @@
 //! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle.
 //! - [`capability`]: one room per capability (core, prometheus, tempo, llm, arbiter, log):
 //!   its client, its import (the host side of its WIT interface), its flags; the table.
-//! - [`capabilities`]: who may call what.
-//! - [`emissions`]: which record kinds a module may post; the stamp on every record.
-//! - [`caps`]: the bounded contract (a cap on every string and list a module hands the host).
+//! - [`policy`]: who may do what — grants and trust, emissions, the bounded contract's caps,
+//!   fair shares between modules.
 //! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.
 //! - [`swap`]: watching module files, validating new versions, swapping them in.
 //! - [`builtin`]: the built-in modules embedded in the binary (and the identity they give).
 //! - [`scheduler`], [`state`], [`heartbeat`]: running tasks (with before/after-cycle hooks),
 //!   persisting their state in core, telling core we are alive.
-//! - [`fair`]: fair shares between modules (execution slots, per-module caps).
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
@@ -27,15 +25,12 @@
 
 pub mod bindings;
 pub mod builtin;
-pub mod capabilities;
 pub mod capability;
-pub mod caps;
 pub mod command;
 pub mod config;
-pub mod emissions;
-pub mod fair;
 pub mod heartbeat;
 pub mod outbox;
+pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod scheduler;

@@ -87,10 +87,10 @@ pub struct Scheduler {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// Execution slots (`--max-concurrent-cycles`): held only while guest code runs, taken
-    /// back at every host call (see [`crate::fair`]).
+    /// back at every host call (see [`crate::policy::shares`]).
     slots: Arc<Semaphore>,
     /// Each module's cap on its cycles in flight (its `max_concurrent` limit).
-    shares: crate::fair::Shares,
+    shares: crate::policy::shares::Shares,
     hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
@@ -243,7 +243,7 @@ impl Scheduler {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
-            let interval = crate::fair::interval(
+            let interval = crate::policy::shares::interval(
                 self.env.config.interval_for(&task, meta.interval_seconds),
                 serving.limits.min_interval_seconds,
             );

@@ -16,7 +16,7 @@
 //! The built-in modules embedded in the binary load after the files, for every name no file
 //! provides; a file that provides a built-in's name replaces it (now or later, as a swap),
 //! and when that file goes away the embedded version serves again. Every version's grants
-//! and limits are resolved anew from what its code is (capabilities.rs), so a swap can
+//! and limits are resolved anew from what its code is (policy/grants.rs), so a swap can
 //! never inherit the rights of the version it replaced.
 
 use std::collections::HashMap;
@@ -27,8 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::builtin::Embedded;
-use crate::capabilities::{GrantPolicy, Trust};
 use crate::config::expand_modules;
+use crate::policy::grants::{GrantPolicy, Trust};
 use crate::registry::{ModuleSlot, Registry, Serving};
 use crate::runtime::{LoadError, LoadedModule};
 use crate::scheduler::{RunEnv, Scheduler};
@@ -140,7 +140,8 @@ impl Watcher {
             return Err(format!("embedded {} describes itself as {:?}", e.name, loaded.meta.name));
         }
         let serving = self.serving(loaded, Trust::Embedded);
-        crate::fair::admit(&serving.module.meta, &serving.limits).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::policy::shares::admit(&serving.module.meta, &serving.limits)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(serving)
     }
 
@@ -409,7 +410,7 @@ impl Watcher {
             }
         }
         let serving = self.serving(loaded.clone(), self.grants.identify(path, &sha));
-        if let Err(e) = crate::fair::admit(&loaded.meta, &serving.limits) {
+        if let Err(e) = crate::policy::shares::admit(&loaded.meta, &serving.limits) {
             let e = format!("{}: {e}", path.display());
             tracing::error!(file = %path.display(), module = %name, error = %e, "module not loaded");
             return Err(e);

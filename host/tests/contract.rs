@@ -84,7 +84,7 @@ async fn the_builtins_declare_exactly_the_kinds_they_emit() {
     for e in nthlayer_host::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
         assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
-        let table = nthlayer_host::emissions::Emits::builtin(e.name);
+        let table = nthlayer_host::policy::emissions::Emits::builtin(e.name);
         assert!(!table.is_empty(), "{} has no BUILTIN entry", e.name);
         assert_eq!(
             m.meta.emits.as_ref(),

@@ -34,7 +34,7 @@ async fn memory_limit_below_initial_memory_fails_instantiation_by_name() {
 /// and the rights that come back are the restored version's, not the failed one's.
 #[tokio::test]
 async fn probation_rolls_back_with_the_last_good_versions_rights() {
-    use nthlayer_host::capabilities::{Capability, Grants, Trust};
+    use nthlayer_host::policy::grants::{Capability, Grants, Trust};
     use nthlayer_host::registry::{ModuleSlot, SlotChange};
     let env = test_support::run_env();
     let v1 = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
@@ -71,8 +71,8 @@ async fn probation_rolls_back_with_the_last_good_versions_rights() {
 /// says so, and a rollback narrows it again.
 #[tokio::test]
 async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback() {
-    use nthlayer_host::capabilities::{GrantPolicy, Trust};
-    use nthlayer_host::emissions::Record;
+    use nthlayer_host::policy::emissions::Record;
+    use nthlayer_host::policy::grants::{GrantPolicy, Trust};
     use nthlayer_host::registry::{ModuleSlot, SlotChange};
     let env = test_support::run_env();
     let policy = GrantPolicy::parse(&["swapper=core,assessment:*".into()]).unwrap();

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::capabilities::{GrantPolicy, Trust};
+use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::{inspect, LoadedModule, Runtime};
 use crate::services::Services;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::builtin::{self, Embedded};
-use crate::capabilities::GrantPolicy;
 use crate::config::{HostConfig, ServeArgs};
+use crate::policy::grants::GrantPolicy;
 use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
 use crate::scheduler::RunEnv;

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 
 use super::load::cache_dir;
 use crate::bindings::CycleInput;
-use crate::capabilities::{GrantPolicy, Trust};
 use crate::config::{HostConfig, ServeArgs};
+use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
 use crate::services::Services;

@@ -111,12 +111,14 @@ impl Runtime {
             needs: info.needs,
             emits: None,
         };
-        let checked = crate::caps::describe(&meta)
+        let checked = crate::policy::caps::describe(&meta)
             .and_then(|()| validate(&meta))
-            .and_then(|()| declares.then(|| crate::emissions::declared(&info.emits)).transpose());
+            .and_then(|()| declares.then(|| crate::policy::emissions::declared(&info.emits)).transpose());
         match checked {
             Ok(emits) => meta.emits = emits,
-            Err(reason) => return Err(LoadError::Info { path: p, module: crate::caps::shown(&meta.name), reason }),
+            Err(reason) => {
+                return Err(LoadError::Info { path: p, module: crate::policy::caps::shown(&meta.name), reason })
+            }
         }
         Ok(Arc::new(LoadedModule {
             meta,
@@ -158,10 +160,10 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
         crate::wake::validate(&t.name, &t.wake)?;
     }
     for n in &m.needs {
-        if crate::capabilities::Capability::parse(n).is_none() {
+        if crate::policy::grants::Capability::parse(n).is_none() {
             return Err(format!(
                 "unknown capability {n:?} in needs (known: {}, log)",
-                crate::capabilities::Capability::known()
+                crate::policy::grants::Capability::known()
             ));
         }
     }

@@ -38,7 +38,7 @@ pub struct ModuleMeta {
     /// The records it declares it emits (contract 0.3.0 on); None: built against an older
     /// contract, which cannot declare (emissions.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub emits: Option<crate::emissions::Emits>,
+    pub emits: Option<crate::policy::emissions::Emits>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -15,9 +15,9 @@ use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
 use super::{stamp, Watcher};
-use crate::capabilities::{Capability, GrantPolicy};
 use crate::config::HostConfig;
 use crate::outbox::{Outbox, OutboxConfig};
+use crate::policy::grants::{Capability, GrantPolicy};
 use crate::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::runtime::limits::Limits;
 use crate::runtime::Runtime;

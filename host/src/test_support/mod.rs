@@ -10,9 +10,9 @@ pub use http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capabilities::Grants;
 use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
+use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
 use crate::runtime::Runtime;

@@ -8,7 +8,7 @@ use crate::bindings::HostError;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
-use crate::emissions;
+use crate::policy::emissions;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 pub use crate::capability::Capability;
-use crate::emissions::{Emission, EmitRights, Emits};
+use crate::policy::emissions::{Emission, EmitRights, Emits};
 
 /// A set of capabilities, and the records the module may emit (emissions.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -161,7 +161,7 @@ impl GrantPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emissions::Record;
+    use crate::policy::emissions::Record;
 
     #[test]
     fn trusted_code_gets_its_needs_strangers_get_nothing_whatever_their_name() {
