@@ -4,11 +4,11 @@
 //! (scripts/build-modules).
 
 use nthlayer_host::bindings::Contract;
-use nthlayer_host::registry::Serving;
+use nthlayer_host::lifecycle::registry::Serving;
+use nthlayer_host::lifecycle::scheduler::run_once;
+use nthlayer_host::lifecycle::wake::{FieldTest, Record, WakeRule};
 use nthlayer_host::runtime::LoadError;
-use nthlayer_host::scheduler::run_once;
 use nthlayer_host::test_support;
-use nthlayer_host::wake::{FieldTest, Record, WakeRule};
 use nthlayer_test_paths::components;
 use serde_json::json;
 

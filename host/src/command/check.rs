@@ -111,7 +111,7 @@ async fn check_one(
 /// Declared / granted / effective / missing emissions under `policy`, and the `--grant` value
 /// that would grant the missing ones (emissions.rs has the rule).
 fn emissions(m: &Arc<LoadedModule>, policy: &GrantPolicy, trust: Trust) -> Value {
-    let serving = crate::registry::Serving {
+    let serving = crate::lifecycle::registry::Serving {
         grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &trust),
         limits: Default::default(),
         trust,

@@ -7,12 +7,12 @@ use anyhow::Result;
 
 use crate::builtin::{self, Embedded};
 use crate::config::{HostConfig, ServeArgs};
+use crate::lifecycle::registry::Registry;
+use crate::lifecycle::scheduler::RunEnv;
+use crate::lifecycle::swap::Watcher;
 use crate::policy::grants::GrantPolicy;
-use crate::registry::Registry;
 use crate::runtime::{cache, Runtime};
-use crate::scheduler::RunEnv;
 use crate::services::Services;
-use crate::swap::Watcher;
 
 pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
     if args.no_cache {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::load::{load, Loaded};
 use crate::config::ServeArgs;
-use crate::scheduler::run_once;
+use crate::lifecycle::scheduler::run_once;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {

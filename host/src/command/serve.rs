@@ -7,12 +7,12 @@ use anyhow::Result;
 
 use super::load::{load, Loaded};
 use crate::config::ServeArgs;
-use crate::heartbeat::Heartbeat;
+use crate::lifecycle::heartbeat::Heartbeat;
+use crate::lifecycle::scheduler::Scheduler;
+use crate::lifecycle::state::StateStore;
+use crate::lifecycle::status::HostStatus;
 use crate::outbox::sender::Sender;
 use crate::outbox::{Outbox, OutboxConfig};
-use crate::scheduler::Scheduler;
-use crate::state::StateStore;
-use crate::status::HostStatus;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;

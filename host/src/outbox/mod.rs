@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
 use crate::capability::shared::envelope::RecordKind;
-use crate::scheduler::{CycleHook, CycleInfo};
+use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of records one cycle may hold before committing: a module cannot make the host

@@ -25,8 +25,8 @@ use crate::capability::core::CoreClient;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::retry::RetryPolicy;
 use crate::capability::shared::ClientError;
+use crate::lifecycle::status::HostStatus;
 use crate::services::Services;
-use crate::status::HostStatus;
 
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;

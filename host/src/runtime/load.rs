@@ -102,7 +102,7 @@ impl Runtime {
                 .tasks
                 .into_iter()
                 .map(|t| TaskMeta {
-                    wake: t.wake.iter().map(crate::wake::WakeRule::from).collect(),
+                    wake: t.wake.iter().map(crate::lifecycle::wake::WakeRule::from).collect(),
                     name: t.name,
                     interval_seconds: t.interval_seconds,
                     summary: t.summary,
@@ -157,7 +157,7 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
         if !seen.insert(&t.name) {
             return Err(format!("task {:?} declared twice", t.name));
         }
-        crate::wake::validate(&t.name, &t.wake)?;
+        crate::lifecycle::wake::validate(&t.name, &t.wake)?;
     }
     for n in &m.needs {
         if crate::policy::grants::Capability::parse(n).is_none() {

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
+use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
 use crate::runtime::Runtime;
-use crate::scheduler::RunEnv;
 use crate::services::Services;
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with

@@ -16,14 +16,14 @@ use serde_json::{json, Value};
 
 use super::{stamp, Watcher};
 use crate::config::HostConfig;
+use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
+use crate::lifecycle::scheduler::{RunEnv, Scheduler};
+use crate::lifecycle::state::StateStore;
+use crate::lifecycle::status::HostStatus;
 use crate::outbox::{Outbox, OutboxConfig};
 use crate::policy::grants::{Capability, GrantPolicy};
-use crate::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::runtime::limits::Limits;
 use crate::runtime::Runtime;
-use crate::scheduler::{RunEnv, Scheduler};
-use crate::state::StateStore;
-use crate::status::HostStatus;
 
 /// A host without core: watcher, registry and scheduler over one `--modules` directory.
 struct Host {

@@ -23,14 +23,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
 use crate::config::HostConfig;
-use crate::registry::{ModuleSlot, Serving, SlotChange};
+use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
+use crate::lifecycle::state::{Restored, StateStore};
+use crate::lifecycle::status::HostStatus;
+pub use crate::lifecycle::status::TaskStats;
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
 use crate::services::Services;
-use crate::state::{Restored, StateStore};
-use crate::status::HostStatus;
-pub use crate::status::TaskStats;
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]
@@ -271,7 +271,7 @@ impl Scheduler {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
-                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                    if let (crate::lifecycle::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
                     }
@@ -417,7 +417,7 @@ mod tests {
 
     use super::*;
     use crate::capability::shared::retry::RetryPolicy;
-    use crate::registry::Registry;
+    use crate::lifecycle::registry::Registry;
 
     /// Counts cycles and vetoes every one after the first `allow`.
     struct Gatekeeper {

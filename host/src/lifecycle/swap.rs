@@ -28,10 +28,10 @@ use sha2::{Digest, Sha256};
 
 use crate::builtin::Embedded;
 use crate::config::expand_modules;
+use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
+use crate::lifecycle::scheduler::{RunEnv, Scheduler};
 use crate::policy::grants::{GrantPolicy, Trust};
-use crate::registry::{ModuleSlot, Registry, Serving};
 use crate::runtime::{LoadError, LoadedModule};
-use crate::scheduler::{RunEnv, Scheduler};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
