@@ -3,15 +3,16 @@
 //!
 //! Where things live (each module's doc says why it is shaped the way it is):
 //! - [`bindings`]: the WIT contract, one Rust module per contract version.
-//! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle.
+//! - [`runtime`]: engine, artifact cache, limits, loading, one fresh instance per cycle; the
+//!   built-in modules embedded in the binary (and the identity they give).
 //! - [`capability`]: one room per capability (core, prometheus, tempo, llm, arbiter, log):
-//!   its client, its import (the host side of its WIT interface), its flags; the table.
+//!   its client, its import (the host side of its WIT interface), its flags; the table;
+//!   `Services`, the backends built from it that every cycle shares.
 //! - [`policy`]: who may do what — grants and trust, emissions, the bounded contract's caps,
 //!   fair shares between modules.
 //! - [`lifecycle`]: running tasks and modules — the registry (swappable handles with
 //!   rollback), swap (watching and swapping module files), the scheduler (before/after-cycle
 //!   hooks), event wake, state in core, heartbeats, the host's status.
-//! - [`builtin`]: the built-in modules embedded in the binary (and the identity they give).
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
@@ -21,7 +22,6 @@
 //!   store data for in-process tests.
 
 pub mod bindings;
-pub mod builtin;
 pub mod capability;
 pub mod command;
 pub mod config;
@@ -29,7 +29,6 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
-pub mod services;
 pub mod tape;
 #[cfg(feature = "test-support")]
 pub mod test_support;

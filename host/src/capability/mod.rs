@@ -11,6 +11,7 @@
 //! retries, core's breaker, the CloudEvents envelope, the import steps).
 
 pub mod log;
+pub mod services;
 pub mod shared;
 
 use std::time::Duration;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::builtin::{self, Embedded};
+use crate::capability::services::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::lifecycle::registry::Registry;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::lifecycle::swap::Watcher;
 use crate::policy::grants::GrantPolicy;
+use crate::runtime::builtin::{self, Embedded};
 use crate::runtime::{cache, Runtime};
-use crate::services::Services;
 
 pub fn cache_dir(args: &ServeArgs) -> Option<std::path::PathBuf> {
     if args.no_cache {

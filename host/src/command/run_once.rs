@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use super::load::cache_dir;
 use crate::bindings::CycleInput;
+use crate::capability::services::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::services::Services;
 use crate::tape::{Replay, Tape};
 
 #[derive(Debug, Clone, clap::Args)]

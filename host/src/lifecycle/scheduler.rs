@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
+use crate::capability::services::Services;
 use crate::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
 use crate::lifecycle::state::{Restored, StateStore};
@@ -30,7 +31,6 @@ pub use crate::lifecycle::status::TaskStats;
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::services::Services;
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::builtin::Embedded;
 use crate::config::expand_modules;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
 use crate::policy::grants::{GrantPolicy, Trust};
+use crate::runtime::builtin::Embedded;
 use crate::runtime::{LoadError, LoadedModule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

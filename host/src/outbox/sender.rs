@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 use super::spool::{Entry, What};
 use super::Outbox;
 use crate::capability::core::CoreClient;
+use crate::capability::services::Services;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::retry::RetryPolicy;
 use crate::capability::shared::ClientError;
 use crate::lifecycle::status::HostStatus;
-use crate::services::Services;
 
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;

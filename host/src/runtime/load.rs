@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{cycle, LoadedModule, ModuleMeta, Runtime, TaskMeta};
 use crate::bindings::WorkerPre;
-use crate::services::Services;
+use crate::capability::services::Services;
 
 /// Why a file could not become a module. Every variant names the file; the log line and the
 /// `check` command print it as is.

@@ -7,6 +7,7 @@
 //! throwaway instance. The result, a [`LoadedModule`], is immutable; a new file version is a
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
+pub mod builtin;
 pub mod cache;
 pub mod cpu;
 pub mod cycle;
@@ -68,7 +69,7 @@ pub struct LoadedModule {
 impl LoadedModule {
     /// Loaded from the bytes embedded in the binary, not from a file.
     pub fn embedded(&self) -> bool {
-        self.path.to_string_lossy().starts_with(crate::builtin::EMBEDDED_PREFIX)
+        self.path.to_string_lossy().starts_with(crate::runtime::builtin::EMBEDDED_PREFIX)
     }
 
     /// The `nthlayer:worker` version the component was built against.

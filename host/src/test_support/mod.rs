@@ -10,6 +10,7 @@ pub use http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::capability::services::Services;
 use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
@@ -17,7 +18,6 @@ use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
 use crate::runtime::Runtime;
-use crate::services::Services;
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
 /// `grants` and `limits`; its deadline is `limits.wall_ms` from now. No component is
