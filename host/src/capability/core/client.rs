@@ -79,11 +79,6 @@ impl CoreClient {
         CoreClient { retry, ..self.clone() }
     }
 
-    /// Whether core is known to be down (the breaker is open).
-    pub fn is_down(&self) -> bool {
-        self.breaker.is_open()
-    }
-
     /// One request with the retry policy, unless the breaker says core is down: then it
     /// fails at once, or makes one attempt when it is the probe. Returns the 2xx body.
     async fn send(
