@@ -15,16 +15,14 @@ use serde_json::{json, Value};
 use crate::capability::services::Services;
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
+use crate::runtime::config::CacheArgs;
 use crate::runtime::{inspect, LoadedModule, Runtime};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
     pub files: Vec<PathBuf>,
-    /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
-    #[arg(long)]
-    pub cache_dir: Option<PathBuf>,
-    #[arg(long)]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// As `serve --grant`: the report lists which declared emissions this would grant.
     #[arg(long = "grant", value_name = "MODULE=CAPS")]
     pub grants: Vec<String>,
@@ -35,9 +33,8 @@ pub struct CheckArgs {
 
 /// `nthlayer-host check`: the flags read as `serve` reads them, then [`check`].
 pub async fn command(a: CheckArgs) -> Result<bool> {
-    let cache = if a.no_cache { None } else { a.cache_dir.or_else(crate::runtime::cache::default_dir) };
     let policy = GrantPolicy::parse(&a.grants)?.with_trusted_dirs(&a.trusted_dirs)?;
-    check(a.files, cache, policy).await
+    check(a.files, a.cache.dir(), policy).await
 }
 
 /// One line of JSON per file; `Ok(false)` when any file fails.

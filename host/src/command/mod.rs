@@ -4,6 +4,7 @@
 pub mod check;
 pub mod gate;
 pub mod load;
+pub mod module_flags;
 pub mod new;
 pub mod run;
 pub mod run_once;

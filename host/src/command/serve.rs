@@ -12,7 +12,7 @@ use crate::lifecycle::scheduler::Scheduler;
 use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
 use crate::outbox::sender::Sender;
-use crate::outbox::{Outbox, OutboxConfig};
+use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;
@@ -26,22 +26,22 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     status.set_outbox(outbox.report());
     let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone(), Some(outbox.clone()));
     let services = env.services.clone();
-    let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.max_concurrent_cycles);
+    let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
     let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
-        scheduler.start_module(slot, Duration::from_millis(args.start_jitter_ms));
+        scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));
     }
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
     // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
-    tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.watch_interval_ms)));
+    tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.swap.watch_interval_ms)));
     tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
-        modules = registry.all().len(), spool = %args.state_dir()?.display(), "serving");
+        modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
 
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
-    scheduler.stop(Duration::from_secs(args.shutdown_grace_seconds)).await;
+    scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
     // The background sender ends after its current pass (stop cancelled the shutdown token);
     // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
     // cut off mid-send is re-sent at the next start (core dedups).
@@ -62,11 +62,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
 const DRAIN_SECONDS: u64 = 5;
 
 fn open_outbox(args: &ServeArgs) -> Result<Arc<Outbox>> {
-    Outbox::open(OutboxConfig {
-        dir: args.state_dir()?,
-        max_bytes: args.spool_max_bytes,
-        max_age: Duration::from_secs(args.spool_max_age_seconds),
-    })
+    Outbox::open(args.outbox.config(&args.instance_id)?)
 }
 
 async fn wait_for_signal() {

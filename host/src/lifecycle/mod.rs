@@ -7,6 +7,7 @@
 //! - [`heartbeat`]: telling core we are alive.
 //! - [`status`]: the one place the host's condition is written and read (heartbeats).
 
+pub mod config;
 pub mod heartbeat;
 pub mod registry;
 pub mod scheduler;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::config::expand_modules;
+use crate::lifecycle::config::expand_modules;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
 use crate::policy::grants::{GrantPolicy, Trust};

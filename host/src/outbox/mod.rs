@@ -9,6 +9,7 @@
 //! crash repeats ids core can reject, never new ones. docs/OUTBOX.md is the module author's
 //! view of this.
 
+pub mod config;
 pub mod sender;
 pub mod spool;
 

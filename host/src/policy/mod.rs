@@ -6,6 +6,7 @@
 //! - [`shares`]: fair shares between modules (execution slots, per-module caps).
 
 pub mod caps;
+pub mod config;
 pub mod emissions;
 pub mod grants;
 pub mod shares;

@@ -9,6 +9,7 @@
 
 pub mod builtin;
 pub mod cache;
+pub mod config;
 pub mod cpu;
 pub mod cycle;
 pub mod engine;
