@@ -3,9 +3,10 @@
 //! it): a scripted loopback HTTP server, and a cycle's store data built without a component,
 //! so a test can call an import the way a guest would.
 
-pub mod http_fake;
-
-pub use http_fake::{HttpFake, Matcher, Reply, Seen, Step};
+/// The scripted HTTP fake lives in its own small crate, so crates that need no host (the
+/// integration harness, nthlayer-llm's tests) use it without linking the runtime.
+pub use nthlayer_http_fake as http_fake;
+pub use nthlayer_http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 
 use std::sync::Arc;
 use std::time::Duration;
