@@ -111,7 +111,8 @@ impl Runtime {
             needs: info.needs,
             emits: None,
         };
-        let checked = crate::policy::caps::describe(&meta)
+        let checked = meta
+            .check_caps()
             .and_then(|()| validate(&meta))
             .and_then(|()| declares.then(|| crate::policy::emissions::declared(&info.emits)).transpose());
         match checked {
