@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 host=${NTHLAYER_HOST:-nthlayer-host}
-python3 -m unittest -q test_burn_rate
+python3 -m unittest -q test_module
 wasm=${WASM:-$(./build.sh)}
 out=$(mktemp)
 "$host" run-once "$wasm" --task burn-rate-python --fixtures fixtures --grant burn-rate-python=core,prometheus,assessment:burn_rate > "$out"

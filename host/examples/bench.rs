@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nthlayer_host::capability::services::Services;
 use nthlayer_host::capability::shared::envelope::RecordKind;
 use nthlayer_host::config::HostConfig;
+use nthlayer_host::lifecycle::registry::Serving;
+use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
 use nthlayer_host::outbox::{Emitted, Outbox, OutboxConfig};
-use nthlayer_host::registry::Serving;
 use nthlayer_host::runtime::Runtime;
-use nthlayer_host::scheduler::{run_once, RunEnv};
-use nthlayer_host::services::Services;
 use serde_json::json;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {

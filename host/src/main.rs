@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use nthlayer_host::command::gate::GateArgs;
+use nthlayer_host::command::run::RunArgs;
 use nthlayer_host::config::ServeArgs;
-use nthlayer_host::gate::{GateArgs, RunArgs};
 
 #[derive(Parser)]
 #[command(
@@ -34,26 +35,13 @@ enum Command {
     /// the imports before compiling (a foreign one is refused at once, naming the build flag
     /// that removes it), then compile and describe. One JSON line per file (with the record
     /// kinds declared, granted under --grant/--trusted-dir, and missing); exit 1 if any fails.
-    Check {
-        files: Vec<std::path::PathBuf>,
-        /// Where compiled components are cached (default: $NTHLAYER_CACHE_DIR or ~/.cache/nthlayer-host).
-        #[arg(long)]
-        cache_dir: Option<std::path::PathBuf>,
-        #[arg(long)]
-        no_cache: bool,
-        /// As `serve --grant`: the report lists which declared emissions this would grant.
-        #[arg(long = "grant", value_name = "MODULE=CAPS")]
-        grants: Vec<String>,
-        /// As `serve --trusted-dir`.
-        #[arg(long = "trusted-dir", value_name = "DIR")]
-        trusted_dirs: Vec<std::path::PathBuf>,
-    },
+    Check(nthlayer_host::command::check::CheckArgs),
     /// One cycle of a module file against recorded answers (fixtures); prints what it would
     /// submit and its new state. Exit 1 on a failed cycle or a call no fixture answers.
-    RunOnce(Box<nthlayer_host::run_once::RunOnceArgs>),
+    RunOnce(Box<nthlayer_host::command::run_once::RunOnceArgs>),
     /// Create a module project (templates/<lang>/ + the newest contract's WIT): README,
     /// build.sh that installs its toolchain from the registries, a sample task, test.sh.
-    New(nthlayer_host::new::NewArgs),
+    New(nthlayer_host::command::new::NewArgs),
 }
 
 /// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
@@ -92,32 +80,26 @@ fn expand_shorthand(args: Vec<String>) -> Vec<String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
     let default = match cli.command {
-        Command::Gate(_) | Command::Check { .. } | Command::RunOnce(_) | Command::New(_) => "warn",
+        Command::Gate(_) | Command::Check(_) | Command::RunOnce(_) | Command::New(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     init_logging(&cli.log_format, default);
     let r: Result<ExitCode> = match cli.command {
-        Command::Serve(a) => nthlayer_host::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
-        Command::Gate(a) => nthlayer_host::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
-        Command::Run(a) => nthlayer_host::gate::run(*a).await.map(|_| ExitCode::SUCCESS),
-        Command::New(a) => nthlayer_host::new::new(a).map(|_| ExitCode::SUCCESS),
-        Command::RunOnce(a) => {
-            nthlayer_host::run_once::run_once(*a).await.map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-        }
-        Command::Check { files, cache_dir, no_cache, grants, trusted_dirs } => {
-            let cache = if no_cache { None } else { cache_dir.or_else(nthlayer_host::runtime::cache::default_dir) };
-            match nthlayer_host::capabilities::GrantPolicy::parse(&grants)
-                .and_then(|p| p.with_trusted_dirs(&trusted_dirs))
-            {
-                Ok(policy) => nthlayer_host::check::check(files, cache, policy).await.map(|ok| {
-                    if ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
-                }),
-                Err(e) => Err(e),
+        Command::Serve(a) => nthlayer_host::command::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
+        Command::Gate(a) => nthlayer_host::command::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
+        Command::Run(a) => nthlayer_host::command::run::run(*a).await.map(|_| ExitCode::SUCCESS),
+        Command::New(a) => nthlayer_host::command::new::new(a).map(|_| ExitCode::SUCCESS),
+        Command::RunOnce(a) => nthlayer_host::command::run_once::run_once(*a).await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
+        }),
+        Command::Check(a) => {
+            nthlayer_host::command::check::command(a)
+                .await
+                .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     };
     match r {

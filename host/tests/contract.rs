@@ -4,11 +4,11 @@
 //! (scripts/build-modules).
 
 use nthlayer_host::bindings::Contract;
-use nthlayer_host::registry::Serving;
+use nthlayer_host::lifecycle::registry::Serving;
+use nthlayer_host::lifecycle::scheduler::run_once;
+use nthlayer_host::lifecycle::wake::{FieldTest, Record, WakeRule};
 use nthlayer_host::runtime::LoadError;
-use nthlayer_host::scheduler::run_once;
 use nthlayer_host::test_support;
-use nthlayer_host::wake::{FieldTest, Record, WakeRule};
 use nthlayer_test_paths::components;
 use serde_json::json;
 
@@ -81,10 +81,10 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
 #[tokio::test]
 async fn the_builtins_declare_exactly_the_kinds_they_emit() {
     let env = test_support::run_env();
-    for e in nthlayer_host::builtin::all() {
+    for e in nthlayer_host::runtime::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
         assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
-        let table = nthlayer_host::emissions::Emits::builtin(e.name);
+        let table = nthlayer_host::policy::emissions::Emits::builtin(e.name);
         assert!(!table.is_empty(), "{} has no BUILTIN entry", e.name);
         assert_eq!(
             m.meta.emits.as_ref(),

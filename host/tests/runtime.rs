@@ -2,10 +2,10 @@
 //! by scripts/build-modules): a cycle runs and returns state; a memory limit below the
 //! component's initial memory fails at instantiation with the limit named, not as a trap.
 
-use nthlayer_host::registry::Serving;
+use nthlayer_host::lifecycle::registry::Serving;
+use nthlayer_host::lifecycle::scheduler::run_once;
 use nthlayer_host::runtime::limits::Limits;
 use nthlayer_host::runtime::CycleError;
-use nthlayer_host::scheduler::run_once;
 use nthlayer_host::test_support;
 use nthlayer_test_paths::components;
 use serde_json::json;
@@ -34,8 +34,8 @@ async fn memory_limit_below_initial_memory_fails_instantiation_by_name() {
 /// and the rights that come back are the restored version's, not the failed one's.
 #[tokio::test]
 async fn probation_rolls_back_with_the_last_good_versions_rights() {
-    use nthlayer_host::capabilities::{Capability, Grants, Trust};
-    use nthlayer_host::registry::{ModuleSlot, SlotChange};
+    use nthlayer_host::lifecycle::registry::{ModuleSlot, SlotChange};
+    use nthlayer_host::policy::grants::{Capability, Grants, Trust};
     let env = test_support::run_env();
     let v1 = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
     let v2 = env.runtime.load(&components::SWAPPER_V2.built(), env.services.clone()).await.unwrap();
@@ -71,9 +71,9 @@ async fn probation_rolls_back_with_the_last_good_versions_rights() {
 /// says so, and a rollback narrows it again.
 #[tokio::test]
 async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback() {
-    use nthlayer_host::capabilities::{GrantPolicy, Trust};
-    use nthlayer_host::emissions::Record;
-    use nthlayer_host::registry::{ModuleSlot, SlotChange};
+    use nthlayer_host::lifecycle::registry::{ModuleSlot, SlotChange};
+    use nthlayer_host::policy::emissions::Record;
+    use nthlayer_host::policy::grants::{GrantPolicy, Trust};
     let env = test_support::run_env();
     let policy = GrantPolicy::parse(&["swapper=core,assessment:*".into()]).unwrap();
     let serving = |m: &std::sync::Arc<nthlayer_host::runtime::LoadedModule>| Serving {

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 host=${NTHLAYER_HOST:-nthlayer-host}
-python3 -m unittest -q test_{{name_snake}}
+python3 -m unittest -q test_module
 wasm=$(./build.sh)
 "$host" check "$wasm" >/dev/null
 out=$(mktemp)

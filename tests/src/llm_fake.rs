@@ -5,18 +5,14 @@
 //!
 //! A [`FakeLlm`] records every request and answers each one with whatever its handler returns,
 //! so a test can script answers per schema and per attempt (e.g. a malformed first answer that
-//! forces a re-ask). Synchronous, like the rest of the harness: one std thread accepts, one
-//! thread serves each connection (`Connection: close`).
+//! forces a re-ask). It is the scripted HTTP fake with one computed step, on a runtime of its
+//! own (the harness is synchronous).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nthlayer_http_fake::{BlockingHttpFake, HttpFake, Reply, Seen, Step};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -66,110 +62,47 @@ impl Recorded {
 /// What the handler answers: HTTP status and JSON body.
 pub type Answer = (u16, Value);
 
-type Handler = dyn Fn(&Recorded, &[Recorded]) -> Answer + Send + Sync;
-
-/// A scripted provider on `127.0.0.1:<free port>`. Stops accepting on Drop.
+/// A scripted provider on `127.0.0.1:<free port>`. Stops on Drop.
 pub struct FakeLlm {
-    url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    stop: Arc<AtomicBool>,
-    port: u16,
-    thread: Option<JoinHandle<()>>,
+    fake: BlockingHttpFake,
+}
+
+impl Recorded {
+    fn from_seen(s: &Seen) -> Recorded {
+        Recorded {
+            method: s.method.clone(),
+            path: s.path.clone(),
+            headers: s.headers.clone(),
+            body: serde_json::from_str(&s.body).unwrap_or(Value::Null),
+        }
+    }
 }
 
 impl FakeLlm {
     /// `handler(request, earlier_requests)` decides each answer; `earlier_requests` are the
     /// ones received before this one, so a handler can tell a first attempt from a re-ask.
     pub fn start(handler: impl Fn(&Recorded, &[Recorded]) -> Answer + Send + Sync + 'static) -> FakeLlm {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let handler: Arc<Handler> = Arc::new(handler);
-        let (rec, stopped) = (requests.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stopped.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(sock) = conn else { continue };
-                let (rec, handler) = (rec.clone(), handler.clone());
-                std::thread::spawn(move || serve_one(sock, &rec, &*handler));
-            }
-        });
-        FakeLlm { url: format!("http://127.0.0.1:{port}"), requests, stop, port, thread: Some(thread) }
+        let fake = HttpFake::start_blocking(vec![Step::serve(move |req, earlier| {
+            let earlier: Vec<Recorded> = earlier.iter().map(Recorded::from_seen).collect();
+            let (status, body) = handler(&Recorded::from_seen(req), &earlier);
+            Reply::json(status, &body)
+        })]);
+        FakeLlm { fake }
     }
 
     /// `http://127.0.0.1:<port>` — the Anthropic base URL; OpenAI's is [`FakeLlm::openai_base`].
     pub fn url(&self) -> &str {
-        &self.url
+        self.fake.url()
     }
 
     /// `http://127.0.0.1:<port>/v1`, what `OPENAI_API_BASE` holds.
     pub fn openai_base(&self) -> String {
-        format!("{}/v1", self.url)
+        format!("{}/v1", self.fake.url())
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.fake.seen().iter().map(Recorded::from_seen).collect()
     }
-}
-
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn serve_one(mut sock: TcpStream, rec: &Mutex<Vec<Recorded>>, handler: &Handler) {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        match sock.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split_whitespace();
-    let method = first.next().unwrap_or("").to_owned();
-    let path = first.next().unwrap_or("").to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + len {
-        match sock.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
-    let req = Recorded { method, path, headers, body };
-    let (status, answer) = {
-        // Decide and record under one lock, so "earlier requests" is exact under concurrency.
-        let mut all = rec.lock().unwrap();
-        let a = handler(&req, &all);
-        all.push(req);
-        a
-    };
-    let body = answer.to_string();
-    let out = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = sock.write_all(out.as_bytes());
-    let _ = sock.flush();
 }
 
 // ----- the two wire formats -----

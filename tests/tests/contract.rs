@@ -72,7 +72,7 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_mo
         "--log-format",
         "json",
         "--grant",
-        // Strangers' code emits only the record kinds granted here (host/src/emissions.rs).
+        // Strangers' code emits only the record kinds granted here (host/src/policy/emissions.rs).
         "contract-v010=core,prometheus,assessment:contract_probe",
         "--grant",
         "contract-v020=core,assessment:contract_wake",

@@ -360,31 +360,6 @@ fn without_a_grant_the_go_module_is_denied_and_core_stores_nothing() {
     assert!(host.terminate(SHUTDOWN).success());
 }
 
-/// What `nthlayer-host new` writes, for a host without `new`: `templates/<lang>/` with the
-/// placeholders `{{name}}` / `{{name_snake}}` replaced (in paths and text), and the newest
-/// contract folder as `wit/nthlayer-worker@X.Y.Z/`.
-fn render_template(lang: &str, name: &str, project: &Path) {
-    fn copy(from: &Path, to: &Path, subst: &dyn Fn(&str) -> String) {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            let dest = to.join(subst(&e.file_name().to_string_lossy()));
-            if e.file_type().unwrap().is_dir() {
-                copy(&e.path(), &dest, subst);
-            } else {
-                std::fs::write(&dest, subst(&std::fs::read_to_string(e.path()).unwrap())).unwrap();
-                std::fs::set_permissions(&dest, e.metadata().unwrap().permissions()).unwrap();
-            }
-        }
-    }
-    let snake = name.replace('-', "_");
-    let subst = |s: &str| s.replace("{{name}}", name).replace("{{name_snake}}", &snake);
-    copy(&workspace_root().join("templates").join(lang), project, &subst);
-    let newest = newest_contract();
-    let folder = newest.file_name().unwrap();
-    copy(&newest, &project.join("wit").join(folder), &|s: &str| s.to_string());
-}
-
 /// The newest `wit/nthlayer-worker@X.Y.Z/` folder (by version, not name order).
 fn newest_contract() -> PathBuf {
     let wit = workspace_root().join("wit");
@@ -402,19 +377,13 @@ fn newest_contract() -> PathBuf {
     wit.join(newest)
 }
 
-/// `new NAME --lang L` (or [`render_template`] on a host without `new`), then the project's
-/// own test.sh, which builds the component from source, checks it and runs it.
+/// `new NAME --lang L`, then the project's own test.sh, which builds the component from source, checks it and runs it.
 fn template_project_passes_its_test(lang: &str) {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("demo-{lang}");
     let project = dir.path().join(&name);
-    let has_new = host_command(&["--help"]).stdout.lines().any(|l| l.trim_start().starts_with("new "));
-    if has_new {
-        let rendered = host_command(&["new", &name, "--lang", lang, "--dir", project.to_str().unwrap()]);
-        assert_eq!(rendered.code, 0, "{}\n{}", rendered.stdout, rendered.stderr);
-    } else {
-        render_template(lang, &name, &project);
-    }
+    let rendered = host_command(&["new", &name, "--lang", lang, "--dir", project.to_str().unwrap()]);
+    assert_eq!(rendered.code, 0, "{}\n{}", rendered.stdout, rendered.stderr);
     // The repository's toolchain cache unless the caller points elsewhere (CI: a cache that
     // outlives the clone; each toolchain costs under a minute cold).
     let toolchains =

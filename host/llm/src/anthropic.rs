@@ -3,8 +3,8 @@
 use serde_json::{json, Value};
 
 use crate::config::LlmConfig;
-use crate::conversation::Turn;
 use crate::error::LlmError;
+use crate::exchange::{tool_description, Turn};
 use crate::route::Route;
 
 pub(crate) const API_VERSION: &str = "2023-06-01";
@@ -23,7 +23,7 @@ impl Conversation {
             "system": system,
             "tools": [{
                 "name": name,
-                "description": crate::openai::tool_description(name, schema),
+                "description": tool_description(name, schema),
                 "input_schema": schema,
             }],
             // As Instructor sends it: without disable_parallel_tool_use the model may emit the

@@ -5,18 +5,10 @@ use serde_json::Value;
 
 use crate::config::{LlmConfig, OpenAiMode};
 use crate::error::LlmError;
+use crate::exchange::Turn;
 use crate::http::{Endpoint, Failure};
 use crate::route::{Route, Wire};
 use crate::{anthropic, openai};
-
-/// What one reply yielded: the candidate answer (or, in words the model can act on, why there
-/// is none), its token counts, and the assistant turn to echo back on a re-ask.
-pub(crate) struct Turn {
-    pub candidate: Result<Value, String>,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub echo: Value,
-}
 
 pub(crate) struct Prompt<'a> {
     pub system: &'a str,

@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod conversation;
 mod error;
+mod exchange;
 mod http;
 mod metrics;
 mod openai;

@@ -4,8 +4,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::config::LlmConfig;
-use crate::conversation::Turn;
 use crate::error::LlmError;
+use crate::exchange::{tool_description, Turn};
 use crate::route::Route;
 
 const DEFAULT_BASE: &str = "https://api.openai.com/v1";
@@ -14,16 +14,6 @@ const DEFAULT_BASE: &str = "https://api.openai.com/v1";
 pub(crate) enum Structure {
     Tools,
     JsonSchema,
-}
-
-/// Instructor's tool description: the schema's own (pydantic: the class docstring), else its
-/// stock sentence.
-pub(crate) fn tool_description(name: &str, schema: &Value) -> String {
-    schema
-        .get("description")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("Correctly extracted `{name}` with all the required parameters with correct types"))
 }
 
 /// Instructor's `parameters`: the schema minus `title`/`description`, `required` sorted.

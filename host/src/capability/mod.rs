@@ -11,6 +11,7 @@
 //! retries, core's breaker, the CloudEvents envelope, the import steps).
 
 pub mod log;
+pub mod services;
 pub mod shared;
 
 use std::time::Duration;
@@ -157,7 +158,6 @@ mod tests {
         for c in Capability::ALL {
             assert_eq!(Capability::parse(c.name()), Some(Some(*c)));
         }
-        assert_eq!(crate::tape::format::INTERFACES, Capability::NAMES);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::spool::{Entry, NewEntry, What};
 use super::{Emitted, Outbox};
 use crate::capability::core::CoreClient;
 use crate::capability::shared::ClientError;
-use crate::services::Services;
+use crate::capability::services::Services;
 
 /// One held effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -185,7 +185,7 @@ mod tests {
         // The reduction waits in the task's arbiter lane, not behind (or in front of) core's.
         let lane = outbox.with(|s| s.head(&arbiter_lane("t"), 10)).await.unwrap();
         assert_eq!(lane.iter().map(|e| e.what).collect::<Vec<_>>(), [What::Autonomy]);
-        let status = crate::status::HostStatus::new(Arc::new(Default::default()), Default::default());
+        let status = crate::lifecycle::status::HostStatus::new(Arc::new(Default::default()), Default::default());
         let sender = Sender::new(outbox.clone(), services, status, "i".into());
         sender.drain(Duration::from_secs(30)).await;
         let b = outbox.backlog();

@@ -17,7 +17,7 @@ use super::spool::LocalState;
 use super::Outbox;
 use crate::capability::core::CoreClient;
 use crate::capability::shared::ClientError;
-use crate::state::{self, Restored, MARKER_KEY};
+use crate::lifecycle::state::{self, Restored, MARKER_KEY};
 
 /// Which core: its URL and the marker it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]

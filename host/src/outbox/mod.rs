@@ -10,6 +10,7 @@
 //! crash repeats ids core can reject, never new ones. docs/OUTBOX.md is the module author's
 //! view of this.
 
+pub mod config;
 pub mod effects;
 pub mod identity;
 pub mod sender;
@@ -26,7 +27,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
 use crate::capability::shared::envelope::RecordKind;
-use crate::scheduler::{CycleHook, CycleInfo};
+use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of records one cycle may hold before committing: a module cannot make the host
@@ -114,7 +115,7 @@ impl Outbox {
         let entries: Vec<NewEntry> = held.into_iter().map(|e| e.into().entry()).collect();
         let core = self.known_identity();
         let state = state.map(|s| {
-            let packed = crate::state::pack(module, version, task, s);
+            let packed = crate::lifecycle::state::pack(module, version, task, s);
             let saved_at = packed["hysteresis_state"]["saved_at"].as_str().map(str::to_string);
             let local = LocalState { module: module.into(), version: version.into(), state: s.clone(), saved_at, core };
             let put = NewEntry {

@@ -22,11 +22,11 @@ use tokio_util::sync::CancellationToken;
 use super::spool::{Entry, What};
 use super::Outbox;
 use crate::capability::core::CoreClient;
+use crate::capability::services::Services;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::retry::RetryPolicy;
 use crate::capability::shared::ClientError;
-use crate::services::Services;
-use crate::status::HostStatus;
+use crate::lifecycle::status::HostStatus;
 
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;
@@ -211,7 +211,7 @@ impl Sender {
                 Err(err) => return Fate::Refused(0, format!("spooled state is not JSON: {err}")),
             },
             What::Heartbeat => match serde_json::from_str::<Value>(&e.body) {
-                Ok(state) => core.heartbeat(crate::heartbeat::COMPONENT, &self.instance_id, &state).await,
+                Ok(state) => core.heartbeat(crate::lifecycle::heartbeat::COMPONENT, &self.instance_id, &state).await,
                 Err(err) => return Fate::Refused(0, format!("spooled heartbeat is not JSON: {err}")),
             },
         };
@@ -224,8 +224,8 @@ impl Sender {
             Err(err) => return Fate::Refused(0, format!("spooled record is not a JSON object: {err}")),
         };
         let (kind, record, what) = match e.what {
-            What::Verdict => (RecordKind::Verdict, crate::wake::Record::Verdict, "verdict"),
-            _ => (RecordKind::Assessment, crate::wake::Record::Assessment, "assessment"),
+            What::Verdict => (RecordKind::Verdict, crate::lifecycle::wake::Record::Verdict, "verdict"),
+            _ => (RecordKind::Assessment, crate::lifecycle::wake::Record::Assessment, "assessment"),
         };
         let r = core.submit(kind, &map, &e.component).await;
         let duplicate = matches!(&r, Err(ClientError::Rejected { status: 409, .. }));

@@ -12,8 +12,8 @@ use super::limits::Limits;
 use super::store::{CycleCtx, StoreData};
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
-use crate::capabilities::Grants;
-use crate::services::Services;
+use crate::capability::services::Services;
+use crate::policy::grants::Grants;
 
 /// Why a cycle produced nothing. A failed cycle commits no state.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

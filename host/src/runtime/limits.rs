@@ -35,7 +35,7 @@ pub struct Limits {
     pub stdio_bytes: usize,
     /// Timeout of one host call (core, Prometheus, Tempo); LLM calls use their own.
     pub call_ms: u64,
-    /// Cycles of this module in flight at once (its share; host/src/fair.rs).
+    /// Cycles of this module in flight at once (its share; host/src/policy/shares.rs).
     pub max_concurrent: usize,
     /// Tasks a module may declare; a module declaring more is refused at load.
     pub max_tasks: usize,

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{cycle, LoadedModule, ModuleMeta, Runtime, TaskMeta};
 use crate::bindings::WorkerPre;
-use crate::services::Services;
+use crate::capability::services::Services;
 
 /// Why a file could not become a module. Every variant names the file; the log line and the
 /// `check` command print it as is.
@@ -102,7 +102,7 @@ impl Runtime {
                 .tasks
                 .into_iter()
                 .map(|t| TaskMeta {
-                    wake: t.wake.iter().map(crate::wake::WakeRule::from).collect(),
+                    wake: t.wake.iter().map(crate::lifecycle::wake::WakeRule::from).collect(),
                     name: t.name,
                     interval_seconds: t.interval_seconds,
                     summary: t.summary,
@@ -111,12 +111,15 @@ impl Runtime {
             needs: info.needs,
             emits: None,
         };
-        let checked = crate::caps::describe(&meta)
+        let checked = meta
+            .check_caps()
             .and_then(|()| validate(&meta))
-            .and_then(|()| declares.then(|| crate::emissions::declared(&info.emits)).transpose());
+            .and_then(|()| declares.then(|| crate::policy::emissions::declared(&info.emits)).transpose());
         match checked {
             Ok(emits) => meta.emits = emits,
-            Err(reason) => return Err(LoadError::Info { path: p, module: crate::caps::shown(&meta.name), reason }),
+            Err(reason) => {
+                return Err(LoadError::Info { path: p, module: crate::policy::caps::shown(&meta.name), reason })
+            }
         }
         Ok(Arc::new(LoadedModule {
             meta,
@@ -155,13 +158,13 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
         if !seen.insert(&t.name) {
             return Err(format!("task {:?} declared twice", t.name));
         }
-        crate::wake::validate(&t.name, &t.wake)?;
+        crate::lifecycle::wake::validate(&t.name, &t.wake)?;
     }
     for n in &m.needs {
-        if crate::capabilities::Capability::parse(n).is_none() {
+        if crate::policy::grants::Capability::parse(n).is_none() {
             return Err(format!(
                 "unknown capability {n:?} in needs (known: {}, log)",
-                crate::capabilities::Capability::known()
+                crate::policy::grants::Capability::known()
             ));
         }
     }

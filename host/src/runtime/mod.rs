@@ -7,7 +7,9 @@
 //! throwaway instance. The result, a [`LoadedModule`], is immutable; a new file version is a
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
+pub mod builtin;
 pub mod cache;
+pub mod config;
 pub mod cpu;
 pub mod cycle;
 pub mod engine;
@@ -24,6 +26,7 @@ use wasmtime::component::Linker;
 use wasmtime::Engine;
 
 use crate::bindings::WorkerPre;
+use crate::policy::caps;
 pub use cycle::CycleError;
 pub use load::LoadError;
 use store::StoreData;
@@ -38,7 +41,42 @@ pub struct ModuleMeta {
     /// The records it declares it emits (contract 0.3.0 on); None: built against an older
     /// contract, which cannot declare (emissions.rs).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub emits: Option<crate::emissions::Emits>,
+    pub emits: Option<crate::policy::emissions::Emits>,
+}
+
+impl ModuleMeta {
+    /// Every cap on what `describe()` returned (policy/caps.rs; names' alphabet and
+    /// namespace are checked after this, in load.rs).
+    pub fn check_caps(&self) -> Result<(), String> {
+        caps::bytes("module name", self.name.len(), caps::NAME_BYTES)?;
+        caps::bytes("version", self.version.len(), caps::VERSION_BYTES)?;
+        if self.version.is_empty() || self.version.chars().any(char::is_control) {
+            return Err("version must be 1-64 bytes without control characters".into());
+        }
+        caps::count("needs", self.needs.len(), caps::NEEDS)?;
+        for n in &self.needs {
+            caps::bytes("a needs entry", n.len(), caps::NAME_BYTES)?;
+        }
+        for t in &self.tasks {
+            caps::bytes("task name", t.name.len(), caps::NAME_BYTES)?;
+            let task = &t.name;
+            caps::bytes(&format!("summary of task {task:?}"), t.summary.len(), caps::SUMMARY_BYTES)?;
+            for r in &t.wake {
+                caps::bytes(&format!("task {task:?}: a wake rule's kind"), r.kind.len(), caps::WAKE_TEXT_BYTES)?;
+                for test in &r.tests {
+                    caps::bytes(
+                        &format!("task {task:?}: a wake rule's field path"),
+                        test.path.len(),
+                        caps::WAKE_TEXT_BYTES,
+                    )?;
+                    for v in &test.values {
+                        caps::bytes(&format!("task {task:?}: a wake rule's value"), v.len(), caps::WAKE_TEXT_BYTES)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -48,7 +86,7 @@ pub struct TaskMeta {
     pub summary: String,
     /// Records that wake the task between intervals (contract 0.2.0; empty before).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub wake: Vec<crate::wake::WakeRule>,
+    pub wake: Vec<crate::lifecycle::wake::WakeRule>,
 }
 
 /// One compiled, validated version of a module file.
@@ -68,7 +106,7 @@ pub struct LoadedModule {
 impl LoadedModule {
     /// Loaded from the bytes embedded in the binary, not from a file.
     pub fn embedded(&self) -> bool {
-        self.path.to_string_lossy().starts_with(crate::builtin::EMBEDDED_PREFIX)
+        self.path.to_string_lossy().starts_with(crate::runtime::builtin::EMBEDDED_PREFIX)
     }
 
     /// The `nthlayer:worker` version the component was built against.
@@ -113,5 +151,31 @@ impl Runtime {
     /// Whether loading a component of `sha256` would compile it (no cached artifact).
     pub fn needs_compile(&self, sha256: &str) -> bool {
         !self.cache.has(sha256)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(version: &str, summary: &str) -> ModuleMeta {
+        ModuleMeta {
+            name: "m".into(),
+            version: version.into(),
+            tasks: vec![TaskMeta { name: "m".into(), interval_seconds: 1, summary: summary.into(), wake: vec![] }],
+            needs: vec![],
+            emits: None,
+        }
+    }
+
+    #[test]
+    fn describe_caps_name_the_cap_and_its_value() {
+        assert!(meta("1.2.3", "fine").check_caps().is_ok());
+        let big = "9".repeat(2 << 20);
+        assert_eq!(meta(&big, "").check_caps().unwrap_err(), "version of 2097152 bytes exceeds the cap of 64 bytes");
+        let e = meta("1", &"s".repeat(300)).check_caps().unwrap_err();
+        assert_eq!(e, "summary of task \"m\" of 300 bytes exceeds the cap of 256 bytes");
+        assert!(meta("1\n2", "").check_caps().unwrap_err().contains("control characters"));
+        assert!(meta("", "").check_caps().is_err());
     }
 }

@@ -14,8 +14,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::cpu::GuestClock;
 use super::limits::{Limiter, Limits};
-use crate::capabilities::Grants;
-use crate::services::Services;
+use crate::capability::services::Services;
+use crate::policy::grants::Grants;
 
 /// Who is running and with what rights; read by every import.
 pub struct CycleCtx {

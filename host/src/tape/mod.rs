@@ -7,6 +7,7 @@
 //! module asked. The sandbox's clock and randomness are part of the tape, which is what
 //! makes record ids, timestamps and query times of a replay equal to the recording's.
 
+pub mod config;
 pub mod format;
 pub mod record;
 pub mod replay;

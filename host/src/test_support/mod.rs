@@ -3,21 +3,22 @@
 //! it): a scripted loopback HTTP server, and a cycle's store data built without a component,
 //! so a test can call an import the way a guest would.
 
-pub mod http_fake;
-
-pub use http_fake::{HttpFake, Matcher, Reply, Seen, Step};
+/// The scripted HTTP fake lives in its own small crate, so crates that need no host (the
+/// integration harness, nthlayer-llm's tests) use it without linking the runtime.
+pub use nthlayer_http_fake as http_fake;
+pub use nthlayer_http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capabilities::Grants;
+use crate::capability::services::Services;
 use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
+use crate::lifecycle::scheduler::RunEnv;
+use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::{CycleCtx, StoreData};
 use crate::runtime::Runtime;
-use crate::scheduler::RunEnv;
-use crate::services::Services;
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
 /// `grants` and `limits`; its deadline is `limits.wall_ms` from now. No component is

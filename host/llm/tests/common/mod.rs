@@ -1,15 +1,13 @@
-//! A scripted HTTP/1.1 server on 127.0.0.1 that records requests and plays back canned
-//! replies in order (the last one repeats). One request per connection (`Connection: close`),
-//! which is all reqwest needs.
+//! The provider side of these tests: the scripted HTTP fake answering with canned replies
+//! in order (the last one repeats), recording what the client sent; and the client side's
+//! configuration, requests and provider replies.
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nthlayer_http_fake::{HttpFake, Step};
 use nthlayer_llm::{CallContext, CycleBudget, LlmClient, LlmConfig, LlmRequest, Policy};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Clone, Debug)]
 pub enum Reply {
@@ -45,91 +43,45 @@ impl Recorded {
 
 pub struct Server {
     pub url: String,
-    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    fake: HttpFake,
 }
 
 impl Server {
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.fake
+            .seen()
+            .into_iter()
+            .map(|s| Recorded {
+                path: s.path,
+                headers: s.headers,
+                body: serde_json::from_str(&s.body).unwrap_or(Value::Null),
+            })
+            .collect()
     }
 }
 
+/// Request n gets `replies[n]`, or the last reply once they run out.
 pub async fn serve(replies: Vec<Reply>) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let rec = requests.clone();
-    let script = Arc::new(Mutex::new((replies, 0usize)));
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, _)) = listener.accept().await else {
-                return;
+    let last = replies.len().saturating_sub(1);
+    let steps = replies
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let step = match r {
+                Reply::Hang => Step::any().hang(),
+                Reply::Json { status, headers, body } => {
+                    headers.iter().fold(Step::any().reply(status, &body.to_string()), |s, (k, v)| s.header(k, v))
+                }
             };
-            let rec = rec.clone();
-            let script = script.clone();
-            tokio::spawn(async move { handle(sock, rec, script).await });
-        }
-    });
-    Server { url, requests }
-}
-
-type Script = Arc<Mutex<(Vec<Reply>, usize)>>;
-
-async fn handle(mut sock: TcpStream, rec: Arc<Mutex<Vec<Recorded>>>, script: Script) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines.next().and_then(|l| l.split_whitespace().nth(1)).unwrap_or("").to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = match sock.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..head_end + len]).unwrap_or(Value::Null);
-    rec.lock().unwrap().push(Recorded { path, headers, body });
-    let reply = {
-        let mut s = script.lock().unwrap();
-        let i = s.1.min(s.0.len() - 1);
-        s.1 += 1;
-        s.0[i].clone()
-    };
-    match reply {
-        Reply::Hang => {
-            tokio::time::sleep(Duration::from_secs(120)).await;
-        }
-        Reply::Json { status, headers, body } => {
-            let body = body.to_string();
-            let mut out = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-                body.len()
-            );
-            for (k, v) in headers {
-                out.push_str(&format!("{k}: {v}\r\n"));
+            if i == last {
+                step.always()
+            } else {
+                step
             }
-            out.push_str("\r\n");
-            out.push_str(&body);
-            let _ = sock.write_all(out.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        }
-    }
+        })
+        .collect();
+    let fake = HttpFake::start(steps);
+    Server { url: fake.url().to_string(), fake }
 }
 
 pub const ANTHROPIC_KEY: &str = "sk-ant-api03-TESTKEYtestkeyTESTKEY0123456789";

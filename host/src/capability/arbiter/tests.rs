@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Grants;
+use crate::policy::grants::Grants;
 use crate::capability::Capability;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::StoreData;

@@ -8,8 +8,8 @@ use crate::bindings::HostError;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
-use crate::emissions;
 use crate::outbox::{effects, Effect, Emitted};
+use crate::policy::emissions;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Write};
 
@@ -96,8 +96,8 @@ impl StoreData {
         let id = tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, fresh, live).await?;
         self.cx.emitted += 1;
         let record = match kind {
-            RecordKind::Assessment => crate::wake::Record::Assessment,
-            RecordKind::Verdict => crate::wake::Record::Verdict,
+            RecordKind::Assessment => crate::lifecycle::wake::Record::Assessment,
+            RecordKind::Verdict => crate::lifecycle::wake::Record::Verdict,
         };
         let woken = self.cx.services.wake.publish(&self.cx.task, record, &map, &id);
         tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");

@@ -8,10 +8,10 @@ use serde_json::{json, Value};
 
 use crate::bindings::latest::nthlayer::worker::core::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Grants;
+use crate::policy::grants::Grants;
 use crate::capability::Capability;
-use crate::emissions::{EmitRights, Emission, Emits};
 use crate::outbox::Effect;
+use crate::policy::emissions::{EmitRights, Emission, Emits};
 use crate::runtime::limits::Limits;
 use crate::runtime::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};

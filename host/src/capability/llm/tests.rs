@@ -7,7 +7,7 @@ use nthlayer_llm::LlmConfig;
 
 use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest};
 use crate::bindings::HostError;
-use crate::capabilities::Grants;
+use crate::policy::grants::Grants;
 use crate::capability::Capability;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::StoreData;

@@ -2,7 +2,7 @@
 //! dropped and counted, and long text is cut.
 
 use crate::bindings::latest::nthlayer::worker::log::{Host, Level};
-use crate::capabilities::Grants;
+use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::test_support;
 

@@ -6,11 +6,11 @@ use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
-use crate::caps;
+use crate::policy::caps;
 use crate::runtime::store::StoreData;
 use crate::tape::{self, Tape};
 
-/// The PromQL cap (crate::caps), as the `invalid` error a module gets.
+/// The PromQL cap (crate::policy::caps), as the `invalid` error a module gets.
 fn check_promql(promql: &str) -> Result<(), HostError> {
     caps::bytes("PromQL", promql.len(), caps::PROMQL_BYTES).map_err(HostError::Invalid)
 }

@@ -7,7 +7,7 @@ use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
-use crate::caps;
+use crate::policy::caps;
 use crate::runtime::store::StoreData;
 use crate::tape;
 

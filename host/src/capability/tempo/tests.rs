@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
-use crate::capabilities::Grants;
+use crate::policy::grants::Grants;
 use crate::capability::Capability;
-use crate::caps;
+use crate::policy::caps;
 use crate::runtime::limits::Limits;
 use crate::runtime::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};

@@ -2,7 +2,7 @@
 //! wait. With one global slot per cycle in flight it held every slot of
 //! `--max-concurrent-cycles 8` and its neighbours ran nothing; now it holds its share
 //! (`max_concurrent`) of its own cycles and no execution slot while it sleeps
-//! (host/src/fair.rs). State `{"n": n+1}` per task.
+//! (host/src/policy/shares.rs). State `{"n": n+1}` per task.
 
 use std::time::Duration;
 

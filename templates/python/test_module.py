@@ -1,8 +1,8 @@
-"""Native unit tests of {{name_snake}}.py: python3 -m unittest"""
+"""Native unit tests of module.py: python3 -m unittest"""
 
 import unittest
 
-import {{name_snake}} as module
+import module
 
 
 class FakeHost(module.Host):

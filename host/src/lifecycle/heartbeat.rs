@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capability::core::CoreClient;
 use crate::capability::shared::retry::RetryPolicy;
+use crate::lifecycle::status::HostStatus;
 use crate::outbox::Outbox;
-use crate::status::HostStatus;
 
 pub const COMPONENT: &str = "workers";
 

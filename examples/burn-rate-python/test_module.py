@@ -1,12 +1,12 @@
-"""Native unit tests of burn_rate.py (plain CPython: python3 -m unittest)."""
+"""Native unit tests of module.py (plain CPython: python3 -m unittest)."""
 
 import unittest
 
-import burn_rate
-from burn_rate import WINDOWS, evaluate, run, window_query
+import module
+from module import WINDOWS, evaluate, run, window_query
 
 
-class FakeHost(burn_rate.Host):
+class FakeHost(module.Host):
     def __init__(self, manifests, answers=None):
         self.manifests, self.answers, self.posted, self.logs = manifests, answers or {}, [], []
 
@@ -64,7 +64,7 @@ class BurnRateTest(unittest.TestCase):
         ]}]
         answers = {window_query('sli{service="checkout"}', w, s): scalar("0.98") for w, s in WINDOWS}
         host = FakeHost(manifests, answers)
-        state, emitted = run(host, burn_rate.NAME, None, None)
+        state, emitted = run(host, module.NAME, None, None)
         self.assertEqual((state, emitted), ({"seq": 3}, 2))
         self.assertEqual(host.posted[0]["data"]["status"], "PAGE")
         self.assertEqual(host.posted[0]["data"]["evaluated_at"], 1795532880)

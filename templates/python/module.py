@@ -1,14 +1,23 @@
 """{{name}}: one `slo_snapshot` assessment per service in core: each SLO's current SLI from
 its indicator query, and whether it meets its objective.
 
-The logic, free of WIT types: `run(host, task, state)` takes any object with the methods of
-`Host`, so `python3 -m unittest` tests it with plain CPython; app.py adapts the component's
-imports to it.
+The logic, free of WIT types: `run(host, task, state, args)` takes any object with the
+methods of `Host`, so `python3 -m unittest` tests it with plain CPython; app.py (the glue,
+the same in every project) adapts the component's imports to it and builds `describe()`
+from the declarations below.
 """
 
 import datetime
 
 NAME = "{{name}}"
+VERSION = "0.1.0"
+# (task, interval seconds, summary)
+TASKS = [(NAME, 300, "slo_snapshot per service: current SLI against objective")]
+# Asking is not getting: the operator grants these
+# (--grant {{name}}=core,prometheus,assessment:slo_snapshot).
+NEEDS = ["core", "prometheus"]
+# Every record kind run() submits; the host refuses any other.
+EMITS = ["assessment:slo_snapshot"]
 
 
 class HostError(Exception):
@@ -55,7 +64,7 @@ def iso(unix_seconds):
     return datetime.datetime.fromtimestamp(unix_seconds, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
-def run(host, task, state):
+def run(host, task, state, args=None):
     """One cycle; returns (new state, records emitted)."""
     if task != NAME:
         raise ValueError(f"unknown task {task!r}")

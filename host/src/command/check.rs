@@ -12,10 +12,30 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::capabilities::{GrantPolicy, Trust};
+use crate::capability::services::Services;
+use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
+use crate::runtime::config::CacheArgs;
 use crate::runtime::{inspect, LoadedModule, Runtime};
-use crate::services::Services;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// As `serve --grant`: the report lists which declared emissions this would grant.
+    #[arg(long = "grant", value_name = "MODULE=CAPS")]
+    pub grants: Vec<String>,
+    /// As `serve --trusted-dir`.
+    #[arg(long = "trusted-dir", value_name = "DIR")]
+    pub trusted_dirs: Vec<PathBuf>,
+}
+
+/// `nthlayer-host check`: the flags read as `serve` reads them, then [`check`].
+pub async fn command(a: CheckArgs) -> Result<bool> {
+    let policy = GrantPolicy::parse(&a.grants)?.with_trusted_dirs(&a.trusted_dirs)?;
+    check(a.files, a.cache.dir(), policy).await
+}
 
 /// One line of JSON per file; `Ok(false)` when any file fails.
 pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: GrantPolicy) -> Result<bool> {
@@ -23,7 +43,7 @@ pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: Gran
     let cached = cache_dir.is_some();
     let runtime = Runtime::new(cache_dir)?;
     let targets: Vec<(PathBuf, Option<&[u8]>)> = if files.is_empty() {
-        crate::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
+        crate::runtime::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
     } else {
         files.into_iter().map(|f| (f, None)).collect()
     };
@@ -88,7 +108,7 @@ async fn check_one(
 /// Declared / granted / effective / missing emissions under `policy`, and the `--grant` value
 /// that would grant the missing ones (emissions.rs has the rule).
 fn emissions(m: &Arc<LoadedModule>, policy: &GrantPolicy, trust: Trust) -> Value {
-    let serving = crate::registry::Serving {
+    let serving = crate::lifecycle::registry::Serving {
         grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &trust),
         limits: Default::default(),
         trust,

@@ -1,29 +1,12 @@
-//! On-demand tasks from the CLI: `gate` (observe's deploy gate) and `run` (any task once).
-//!
-//! The gate is not special-cased in the host: it is the `observe.gate` task (interval 0) of
-//! the observe component, run once with the CLI's arguments. Its result carries the exit
-//! code, stdout and stderr the reference's `nthlayer-workers gate` would produce.
+//! `nthlayer-host run`: any task once from the command line, loaded as `serve` would load
+//! it; `gate` is this with observe's gate task and its own output.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::load::{load, Loaded};
 use crate::config::ServeArgs;
-use crate::scheduler::run_once;
-use crate::serve::{load, Loaded};
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct GateArgs {
-    #[arg(long)]
-    pub service: String,
-    #[arg(long)]
-    pub tier: Option<String>,
-    #[arg(long)]
-    pub commit_sha: Option<String>,
-    /// The host's flags, as for `serve` (the module providing `observe.gate` is used: the
-    /// embedded observe unless `--modules` replaces it).
-    #[command(flatten, next_help_heading = "Host options (as for serve)")]
-    pub host: ServeArgs,
-}
+use crate::lifecycle::scheduler::run_once;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -43,7 +26,7 @@ pub struct RunArgs {
 /// Loads the modules as `serve` does (same flags, same configuration, same grants) and runs
 /// `task` once; returns the cycle's state and result. Of the built-ins, only the one the
 /// task belongs to (tasks are named `<module>[.<task>]`) is compiled.
-async fn run_task(
+pub(super) async fn run_task(
     host: &ServeArgs,
     task: &str,
     state: Option<Value>,
@@ -61,26 +44,6 @@ async fn run_task(
         .await
         .with_context(|| format!("{task} on {}", serving.module.label()))?;
     Ok((out.state, out.result))
-}
-
-/// `nthlayer-host gate`: prints what the gate printed and returns its exit code
-/// (0 approved/warning, 2 blocked, 1 error).
-pub async fn gate(a: GateArgs) -> Result<i32> {
-    let args = json!({"service": a.service, "tier": a.tier, "commit_sha": a.commit_sha});
-    let (_, result) = run_task(&a.host, "observe.gate", None, Some(args)).await?;
-    let Some(result) = result else { bail!("observe.gate returned no result") };
-    let text = |k: &str| result.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let (stdout, stderr) = (text("stdout"), text("stderr"));
-    print!("{stdout}");
-    if !stdout.is_empty() && !stdout.ends_with('\n') {
-        println!();
-    }
-    eprint!("{stderr}");
-    if !stderr.is_empty() && !stderr.ends_with('\n') {
-        eprintln!();
-    }
-    let code = result.get("exit_code").and_then(Value::as_i64).context("observe.gate result has no exit_code")?;
-    Ok(code as i32)
 }
 
 /// `nthlayer-host run`: one cycle of any task; prints `{"state","result"}`.

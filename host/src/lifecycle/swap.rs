@@ -16,7 +16,7 @@
 //! The built-in modules embedded in the binary load after the files, for every name no file
 //! provides; a file that provides a built-in's name replaces it (now or later, as a swap),
 //! and when that file goes away the embedded version serves again. Every version's grants
-//! and limits are resolved anew from what its code is (capabilities.rs), so a swap can
+//! and limits are resolved anew from what its code is (policy/grants.rs), so a swap can
 //! never inherit the rights of the version it replaced.
 //!
 //! Two files claiming one module name is an error logged with both files and the winner, and
@@ -34,12 +34,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 
-use crate::builtin::Embedded;
-use crate::capabilities::{GrantPolicy, Trust};
-use crate::config::expand_modules;
-use crate::registry::{ModuleSlot, Registry, Serving};
+use crate::lifecycle::config::expand_modules;
+use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
+use crate::lifecycle::scheduler::{RunEnv, Scheduler};
+use crate::policy::grants::{GrantPolicy, Trust};
+use crate::runtime::builtin::Embedded;
 use crate::runtime::{LoadError, LoadedModule};
-use crate::scheduler::{RunEnv, Scheduler};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
@@ -148,7 +148,8 @@ impl Watcher {
             return Err(format!("embedded {} describes itself as {:?}", e.name, loaded.meta.name));
         }
         let serving = self.serving(loaded, Trust::Embedded);
-        crate::fair::admit(&serving.module.meta, &serving.limits).map_err(|e| format!("{}: {e}", path.display()))?;
+        crate::policy::shares::admit(&serving.module.meta, &serving.limits)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(serving)
     }
 
@@ -425,7 +426,7 @@ impl Watcher {
             }
         }
         let serving = self.serving(loaded.clone(), self.grants.identify(path, &sha));
-        if let Err(e) = crate::fair::admit(&loaded.meta, &serving.limits) {
+        if let Err(e) = crate::policy::shares::admit(&loaded.meta, &serving.limits) {
             let e = format!("{}: {e}", path.display());
             tracing::error!(file = %path.display(), module = %name, error = %e, "module not loaded");
             return Err(e);

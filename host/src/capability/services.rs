@@ -21,7 +21,7 @@ pub struct Services {
     /// task state without core, the last good manifests. Set once, after loading.
     pub outbox: std::sync::OnceLock<Arc<crate::outbox::Outbox>>,
     /// Who wakes on which submitted records (contract 0.2.0).
-    pub wake: crate::wake::WakeBus,
+    pub wake: crate::lifecycle::wake::WakeBus,
     /// `--record DIR`: every cycle's import calls are written there as fixtures.
     pub record: Option<Arc<crate::tape::RecordTo>>,
 }

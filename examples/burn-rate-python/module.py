@@ -2,8 +2,9 @@
 SRE workbook's multi-window multi-burn-rate rules.
 
 The module logic, free of WIT types: `run(host, task, state, args)` takes any object with
-the methods of `Host` below, so it is unit-tested with plain CPython (test_burn_rate.py);
-app.py adapts the component's imports to it. examples/burn-rate-rust implements the same
+the methods of `Host` below, so it is unit-tested with plain CPython (test_module.py);
+app.py, the Python template's glue (linked), adapts the component's imports to it and
+builds `describe()` from the declarations below. examples/burn-rate-rust implements the same
 arithmetic in the same order: the two must produce identical records on the same data.
 """
 
@@ -12,6 +13,12 @@ import json
 import math
 
 NAME = "burn-rate-python"
+VERSION = "0.1.0"
+# (task, interval seconds, summary)
+TASKS = [(NAME, 60, "burn_rate per SLO: SRE-workbook multi-window multi-burn-rate alerts")]
+NEEDS = ["core", "prometheus"]
+# The one kind run() submits; the operator grants it (--grant …=assessment:burn_rate).
+EMITS = ["assessment:burn_rate"]
 
 # Every window a rule reads, with the resolution of its subquery.
 WINDOWS = [("5m", "1m"), ("30m", "1m"), ("1h", "1m"), ("2h", "1m"), ("6h", "5m"), ("1d", "15m"), ("3d", "30m")]
@@ -202,8 +209,3 @@ def run(host, task, state, args):
         except HostError as e:
             host.log("warn", "burn_rate_submit_failed", [("service", service), ("slo", name), ("error", e.text)])
     return {"seq": seq}, emitted
-
-
-def dumps(value):
-    # Without NaN: JSON has no NaN, and core would refuse it.
-    return json.dumps(value, allow_nan=False)

@@ -22,16 +22,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
+use crate::capability::services::Services;
 use crate::config::HostConfig;
+use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
+use crate::lifecycle::state::{Restored, StateStore};
+use crate::lifecycle::status::HostStatus;
+pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
-use crate::registry::{ModuleSlot, Serving, SlotChange};
 use crate::runtime::cycle::{CycleError, CycleOutcome};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::services::Services;
-use crate::state::{Restored, StateStore};
-use crate::status::HostStatus;
-pub use crate::status::TaskStats;
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]
@@ -88,10 +88,10 @@ pub struct Scheduler {
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
     /// Execution slots (`--max-concurrent-cycles`): held only while guest code runs, taken
-    /// back at every host call (see [`crate::fair`]).
+    /// back at every host call (see [`crate::policy::shares`]).
     slots: Arc<Semaphore>,
     /// Each module's cap on its cycles in flight (its `max_concurrent` limit).
-    shares: crate::fair::Shares,
+    shares: crate::policy::shares::Shares,
     hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
@@ -249,7 +249,7 @@ impl Scheduler {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
-            let interval = crate::fair::interval(
+            let interval = crate::policy::shares::interval(
                 self.env.config.interval_for(&task, meta.interval_seconds),
                 serving.limits.min_interval_seconds,
             );
@@ -282,7 +282,7 @@ impl Scheduler {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
-                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                    if let (crate::lifecycle::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
                     }
@@ -428,7 +428,7 @@ mod tests {
 
     use super::*;
     use crate::capability::shared::retry::RetryPolicy;
-    use crate::registry::Registry;
+    use crate::lifecycle::registry::Registry;
 
     /// Counts cycles and vetoes every one after the first `allow`.
     struct Gatekeeper {

@@ -6,7 +6,14 @@
 //! body matcher), so concurrent requests (a Prometheus batch) need no fixed order; a step
 //! can be used `times(n)`. A request no step matches gets a 500 naming itself and is kept in
 //! [`HttpFake::unexpected`]; [`HttpFake::finish`] fails the test on those and on unused
-//! steps. The server runs on the caller's tokio runtime until the fake is dropped.
+//! steps. The server runs on the caller's tokio runtime until the fake is dropped;
+//! [`HttpFake::start_blocking`] gives it a runtime of its own, for synchronous tests.
+//!
+//! A stand-in whose answer depends on what came before (an LLM provider asked again after a
+//! bad answer, a backend switched down mid-test) is one [`Step::serve`] step: a function of
+//! the request and the earlier ones. One fake for every test keeps one HTTP stack (hyper,
+//! the server the host's own clients are written against) instead of a socket loop per test
+//! file; a mock-server crate would add a second stack and no capability the tests need.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,6 +57,28 @@ pub enum Reply {
     Close,
     /// Read the request and never answer (the client's timeout decides).
     Hang,
+    /// Computed from the request and the ones received before it (see [`Step::serve`]).
+    With(Handler),
+}
+
+impl Reply {
+    /// `status` with a JSON body.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Reply::Respond { status, headers: Vec::new(), body: body.to_string() }
+    }
+}
+
+/// A computed answer: the request, then every request received before it.
+type Answer = dyn Fn(&Seen, &[Seen]) -> Reply + Send + Sync;
+
+/// What [`Step::serve`] answers with.
+#[derive(Clone)]
+pub struct Handler(Arc<Answer>);
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handler(..)")
+    }
 }
 
 /// One expected request and its answer.
@@ -62,6 +91,8 @@ pub struct Step {
     reply: Reply,
     delay: Duration,
     times: usize,
+    /// Serves any number of requests and is never reported unused.
+    always: bool,
 }
 
 impl Step {
@@ -74,6 +105,7 @@ impl Step {
             reply: Reply::Respond { status: 200, headers: Vec::new(), body: String::new() },
             delay: Duration::ZERO,
             times: 1,
+            always: false,
         }
     }
     pub fn get(path: &str) -> Self {
@@ -88,6 +120,19 @@ impl Step {
     /// Any method on any path (for scripts about answers, not requests).
     pub fn any() -> Self {
         Self::new(None, None)
+    }
+    /// Every request (that no earlier step takes) answered by `f(request, earlier requests)`,
+    /// decided under the same lock that records it, so "earlier" is exact under concurrency.
+    pub fn serve(f: impl Fn(&Seen, &[Seen]) -> Reply + Send + Sync + 'static) -> Self {
+        let mut s = Self::new(None, None).always();
+        s.reply = Reply::With(Handler(Arc::new(f)));
+        s
+    }
+    /// The step serves any number of requests (a reply that repeats) and `finish` does not
+    /// require it to be used.
+    pub fn always(mut self) -> Self {
+        self.always = true;
+        self
     }
     pub fn query(mut self, m: Matcher) -> Self {
         self.query = Some(m);
@@ -191,7 +236,7 @@ impl HttpFake {
         std_listener.set_nonblocking(true).expect("non-blocking listener");
         let url = format!("http://{}", std_listener.local_addr().expect("local address"));
         let listener = tokio::net::TcpListener::from_std(std_listener).expect("inside a tokio runtime");
-        let steps = script.into_iter().map(|s| (s.clone(), s.times)).collect();
+        let steps = script.into_iter().map(|s| (s.clone(), if s.always { usize::MAX } else { s.times })).collect();
         let book = Arc::new(Mutex::new(Book { steps, ..Default::default() }));
         let shared = book.clone();
         let server = tokio::spawn(async move {
@@ -227,12 +272,43 @@ impl HttpFake {
     pub fn finish(&self) {
         let b = self.lock();
         assert!(b.unexpected.is_empty(), "requests the script did not expect: {:#?}", b.unexpected);
-        let unused: Vec<&Step> = b.steps.iter().filter(|(_, left)| *left > 0).map(|(s, _)| s).collect();
+        let unused: Vec<&Step> = b.steps.iter().filter(|(s, left)| *left > 0 && !s.always).map(|(s, _)| s).collect();
         assert!(unused.is_empty(), "steps never requested: {unused:#?}");
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// An [`HttpFake`] on a runtime of its own, for tests without one (the integration harness
+/// is synchronous). Dereferences to the fake; dropping it stops the server, then the runtime.
+pub struct BlockingHttpFake {
+    fake: HttpFake,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl std::ops::Deref for BlockingHttpFake {
+    type Target = HttpFake;
+    fn deref(&self) -> &HttpFake {
+        &self.fake
+    }
+}
+
+impl HttpFake {
+    /// [`HttpFake::start`] on one background worker thread; call outside any runtime.
+    pub fn start_blocking(script: Vec<Step>) -> BlockingHttpFake {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("http-fake")
+            .enable_all()
+            .build()
+            .expect("a runtime for the HTTP fake");
+        let fake = {
+            let _inside = runtime.enter();
+            HttpFake::start(script)
+        };
+        BlockingHttpFake { fake, _runtime: runtime }
     }
 }
 
@@ -270,13 +346,23 @@ async fn answer(book: Arc<Mutex<Book>>, req: Request<Incoming>) -> Result<Respon
     };
     let step = {
         let mut b = book.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        b.seen.push(seen.clone());
-        match b.steps.iter_mut().find(|(s, left)| *left > 0 && s.matches(&seen)) {
+        let found = match b.steps.iter_mut().find(|(s, left)| *left > 0 && s.matches(&seen)) {
             Some((s, left)) => {
                 *left -= 1;
                 Some(s.clone())
             }
+            None => None,
+        };
+        match found {
+            Some(mut s) => {
+                if let Reply::With(Handler(f)) = &s.reply {
+                    s.reply = f(&seen, &b.seen);
+                }
+                b.seen.push(seen.clone());
+                Some(s)
+            }
             None => {
+                b.seen.push(seen.clone());
                 b.unexpected.push(seen.clone());
                 None
             }
@@ -291,6 +377,7 @@ async fn answer(book: Arc<Mutex<Book>>, req: Request<Incoming>) -> Result<Respon
         Reply::Respond { status, headers, body } => Ok(response(status, &headers, body)),
         Reply::Close => Err(Closed),
         Reply::Hang => std::future::pending().await,
+        Reply::With(_) => Ok(response(500, &[], "http_fake: a handler answered with a handler".into())),
     }
 }
 
@@ -352,6 +439,39 @@ mod tests {
         assert!(!e.is_timeout(), "{e:?}");
         assert!(http.get(format!("{}/slow", fake.url())).send().await.unwrap_err().is_timeout());
         assert!(http.get(format!("{}/hang", fake.url())).send().await.unwrap_err().is_timeout());
+        fake.finish();
+    }
+
+    #[tokio::test]
+    async fn a_served_step_answers_from_the_request_and_the_ones_before() {
+        let fake = HttpFake::start(vec![
+            Step::get("/first").reply(200, "{}"),
+            Step::serve(|r, earlier| {
+                if r.path == "/down" {
+                    return Reply::Respond { status: 503, headers: vec![], body: "down".into() };
+                }
+                Reply::json(200, &serde_json::json!({"path": r.path, "earlier": earlier.len()}))
+            }),
+        ]);
+        let get = |p: &str| reqwest::get(format!("{}{p}", fake.url()));
+        assert_eq!(get("/first").await.unwrap().text().await.unwrap(), "{}");
+        let v: serde_json::Value = get("/x").await.unwrap().json().await.unwrap();
+        assert_eq!(v, serde_json::json!({"path": "/x", "earlier": 1}));
+        let v: serde_json::Value = get("/y").await.unwrap().json().await.unwrap();
+        assert_eq!(v["earlier"], 2);
+        assert_eq!(get("/down").await.unwrap().status(), 503);
+        assert_eq!(fake.seen().len(), 4);
+        fake.finish();
+    }
+
+    #[test]
+    fn a_blocking_fake_serves_callers_without_a_runtime() {
+        let fake = HttpFake::start_blocking(vec![Step::get("/a").reply(200, r#"{"a":1}"#).always()]);
+        for _ in 0..2 {
+            let r = reqwest::blocking::get(format!("{}/a", fake.url())).unwrap();
+            assert_eq!(r.text().unwrap(), r#"{"a":1}"#);
+        }
+        assert_eq!(fake.seen().len(), 2);
         fake.finish();
     }
 }

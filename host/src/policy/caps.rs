@@ -6,9 +6,8 @@
 //! `describe()`, naming the file), never truncated into something else; the message names
 //! the cap and its value. Sizes that an operator may need to tune per module (records,
 //! responses, state) are [`crate::runtime::limits::Limits`] instead. docs/SANDBOX.md has the
-//! table.
-
-use crate::runtime::ModuleMeta;
+//! table. The caps on `describe()` are applied where its answer is read (runtime/mod.rs,
+//! `ModuleMeta::check_caps`), so this file needs nothing from the runtime.
 
 /// Module and task names (component-state keys, log fields): bytes.
 pub const NAME_BYTES: usize = 64;
@@ -62,60 +61,9 @@ pub fn shown(name: &str) -> String {
     name.to_string()
 }
 
-/// Every cap on what `describe()` returned (names' alphabet and namespace are checked
-/// after this, in runtime/load.rs).
-pub fn describe(m: &ModuleMeta) -> Result<(), String> {
-    bytes("module name", m.name.len(), NAME_BYTES)?;
-    bytes("version", m.version.len(), VERSION_BYTES)?;
-    if m.version.is_empty() || m.version.chars().any(char::is_control) {
-        return Err("version must be 1-64 bytes without control characters".into());
-    }
-    count("needs", m.needs.len(), NEEDS)?;
-    for n in &m.needs {
-        bytes("a needs entry", n.len(), NAME_BYTES)?;
-    }
-    for t in &m.tasks {
-        bytes("task name", t.name.len(), NAME_BYTES)?;
-        let task = &t.name;
-        bytes(&format!("summary of task {task:?}"), t.summary.len(), SUMMARY_BYTES)?;
-        for r in &t.wake {
-            bytes(&format!("task {task:?}: a wake rule's kind"), r.kind.len(), WAKE_TEXT_BYTES)?;
-            for test in &r.tests {
-                bytes(&format!("task {task:?}: a wake rule's field path"), test.path.len(), WAKE_TEXT_BYTES)?;
-                for v in &test.values {
-                    bytes(&format!("task {task:?}: a wake rule's value"), v.len(), WAKE_TEXT_BYTES)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::TaskMeta;
-
-    fn meta(version: &str, summary: &str) -> ModuleMeta {
-        ModuleMeta {
-            name: "m".into(),
-            version: version.into(),
-            tasks: vec![TaskMeta { name: "m".into(), interval_seconds: 1, summary: summary.into(), wake: vec![] }],
-            needs: vec![],
-            emits: None,
-        }
-    }
-
-    #[test]
-    fn describe_caps_name_the_cap_and_its_value() {
-        assert!(describe(&meta("1.2.3", "fine")).is_ok());
-        let big = "9".repeat(2 << 20);
-        assert_eq!(describe(&meta(&big, "")).unwrap_err(), "version of 2097152 bytes exceeds the cap of 64 bytes");
-        let e = describe(&meta("1", &"s".repeat(300))).unwrap_err();
-        assert_eq!(e, "summary of task \"m\" of 300 bytes exceeds the cap of 256 bytes");
-        assert!(describe(&meta("1\n2", "")).unwrap_err().contains("control characters"));
-        assert!(describe(&meta("", "")).is_err());
-    }
 
     #[test]
     fn shown_cuts_long_names_on_a_char_boundary() {

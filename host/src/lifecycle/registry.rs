@@ -6,7 +6,7 @@
 //! fail, the slot puts the last good version back. One success ends probation.
 //!
 //! Grants and limits belong to a version, not to the slot: they are resolved for each
-//! version from what its code is (capabilities.rs), so a swap or a rollback changes them
+//! version from what its code is (policy/grants.rs), so a swap or a rollback changes them
 //! with the code.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
-use crate::capabilities::{Grants, Trust};
+use crate::policy::grants::{Grants, Trust};
 use crate::runtime::limits::Limits;
 use crate::runtime::LoadedModule;
 
@@ -67,7 +67,7 @@ impl Serving {
             .meta
             .needs
             .iter()
-            .filter(|n| crate::capabilities::Capability::parse(n).flatten().is_some_and(|c| !self.grants.allows(c)))
+            .filter(|n| crate::policy::grants::Capability::parse(n).flatten().is_some_and(|c| !self.grants.allows(c)))
             .cloned()
             .collect()
     }
@@ -78,7 +78,7 @@ impl Serving {
     pub fn grant_line(&self) -> String {
         let mut caps: Vec<String> = self.grants.names().iter().map(|c| c.to_string()).collect();
         caps.extend(self.ungranted_needs());
-        caps.sort_by_key(|c| crate::capabilities::Capability::ALL.iter().position(|k| k.name() == c));
+        caps.sort_by_key(|c| crate::policy::grants::Capability::ALL.iter().position(|k| k.name() == c));
         caps.dedup();
         caps.extend(self.grants.emits.granted.labels());
         caps.extend(self.grants.emits.missing().labels());

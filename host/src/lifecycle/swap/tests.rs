@@ -15,15 +15,15 @@ use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
 use super::{stamp, Startup, Watcher};
-use crate::capabilities::{Capability, GrantPolicy};
 use crate::config::HostConfig;
+use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
+use crate::lifecycle::scheduler::{RunEnv, Scheduler};
+use crate::lifecycle::state::StateStore;
+use crate::lifecycle::status::HostStatus;
 use crate::outbox::{Outbox, OutboxConfig};
-use crate::registry::{ModuleSlot, Registry, Serving, SlotChange};
+use crate::policy::grants::{Capability, GrantPolicy};
 use crate::runtime::limits::Limits;
 use crate::runtime::Runtime;
-use crate::scheduler::{RunEnv, Scheduler};
-use crate::state::StateStore;
-use crate::status::HostStatus;
 
 /// A host without core: watcher, registry and scheduler over one `--modules` directory.
 struct Host {
@@ -41,7 +41,7 @@ impl Host {
     async fn new(rollback_after: u32, trusted: bool, limits: BTreeMap<String, Limits>) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let spool = tempfile::tempdir().unwrap();
-        let services = Arc::new(crate::services::Services::offline().unwrap());
+        let services = Arc::new(crate::capability::services::Services::offline().unwrap());
         let outbox = Outbox::open(OutboxConfig {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
@@ -270,8 +270,8 @@ async fn a_swap_to_a_malformed_file_keeps_the_old_version_serving() {
 /// component calling itself `observe`; `observe.wasm` is byte-identical to the built-in.
 mod conflicts {
     use super::*;
-    use crate::builtin;
-    use crate::capabilities::Trust;
+    use crate::runtime::builtin;
+    use crate::policy::grants::Trust;
 
     async fn host(with_builtins: bool) -> Host {
         let mut h = Host::new(3, false, BTreeMap::new()).await;

@@ -10,12 +10,11 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::bindings::CycleInput;
-use crate::capabilities::{GrantPolicy, Trust};
+use crate::capability::services::Services;
 use crate::config::{HostConfig, ServeArgs};
+use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
-use crate::serve::cache_dir;
-use crate::services::Services;
 use crate::tape::{Replay, Tape};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,11 +49,11 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
     let state = parse("state", &a.state)?.or_else(|| replay.cycle.state.clone());
     let args = parse("args", &a.args)?.or_else(|| replay.cycle.args.clone());
     let config = HostConfig::from_args(&a.host)?;
-    let policy = GrantPolicy::parse(&a.host.grants)?;
+    let policy = GrantPolicy::parse(&a.host.policy.grants)?;
     // Nothing is reachable but the fixtures, so the module gets what it asks for unless a
     // `--grant` for it says otherwise (to exercise its `denied` paths).
     let services = Arc::new(Services::build(&a.host.caps.offline())?);
-    let runtime = Runtime::new(cache_dir(&a.host))?;
+    let runtime = Runtime::new(a.host.cache.dir())?;
     let module = runtime.load(&a.file, services.clone()).await?;
     let meta = &module.meta;
     if !meta.tasks.iter().any(|t| t.name == a.task) {

@@ -4,13 +4,13 @@
 //! Core accepts any `kind` and `type` and stores only the record, so without this a module
 //! with the `core` grant could post `portfolio_status` assessments or `triage` verdicts
 //! indistinguishable from observe's or respond's. The rule, in the same table as the
-//! capabilities (`--grant`, capabilities.rs):
+//! capabilities (`--grant`, grants.rs):
 //! - a module built against contract 0.3.0 or later declares what it emits (`describe()`
 //!   `emits`); it may emit what is both declared and granted ([`EmitRights`]), so it can never
 //!   emit what it did not announce, and a declaration never grants anything;
 //! - granted is the `--grant` line's emissions (`--grant MODULE=core,assessment:burn_rate,
 //!   verdict:triage`; `assessment:*`, `verdict:*` grant every kind/type), else, for trusted
-//!   code (capabilities.rs `Trust`), what it declares — as with `needs` — else nothing;
+//!   code (policy/grants.rs `Trust`), what it declares — as with `needs` — else nothing;
 //! - a 0.1.0/0.2.0 module declares nothing and may emit what is granted; trusted code of a
 //!   built-in's name is granted what that built-in emits ([`BUILTIN`]).
 //!
@@ -107,8 +107,8 @@ impl Emission {
             "verdict" => Record::Verdict,
             _ => return Some(Err(format!("unknown emission {token:?} (assessment:KIND or verdict:TYPE)"))),
         };
-        if name.is_empty() || name.len() > crate::caps::NAME_BYTES {
-            return Some(Err(format!("{token:?}: the kind must be 1-{} bytes", crate::caps::NAME_BYTES)));
+        if name.is_empty() || name.len() > crate::policy::caps::NAME_BYTES {
+            return Some(Err(format!("{token:?}: the kind must be 1-{} bytes", crate::policy::caps::NAME_BYTES)));
         }
         Some(Ok(Emission { record, name: name.to_string() }))
     }
@@ -165,24 +165,28 @@ impl Emits {
     }
 }
 
-/// A 0.3.0 module's `describe()` `emits`, checked: at most [`crate::caps::EMITS`] entries,
-/// each kind 1-[`crate::caps::NAME_BYTES`] bytes that a `--grant` line can name (no `*`, `,`,
+/// A 0.3.0 module's `describe()` `emits`, checked: at most [`crate::policy::caps::EMITS`] entries,
+/// each kind 1-[`crate::policy::caps::NAME_BYTES`] bytes that a `--grant` line can name (no `*`, `,`,
 /// whitespace or control characters), none twice. The error becomes an `invalid` load error.
 pub fn declared(list: &[crate::bindings::Emission]) -> Result<Emits, String> {
     use crate::bindings::RecordKind as Wit;
-    crate::caps::count("emits", list.len(), crate::caps::EMITS)?;
+    crate::policy::caps::count("emits", list.len(), crate::policy::caps::EMITS)?;
     let mut out = Emits::default();
     for e in list {
         let record = match e.record {
             Wit::Assessment => Record::Assessment,
             Wit::Verdict => Record::Verdict,
         };
-        let label = format!("{}:{}", record.prefix(), crate::caps::shown(&e.kind));
-        crate::caps::bytes(&format!("emits entry {label:?}: the kind"), e.kind.len(), crate::caps::NAME_BYTES)?;
+        let label = format!("{}:{}", record.prefix(), crate::policy::caps::shown(&e.kind));
+        crate::policy::caps::bytes(
+            &format!("emits entry {label:?}: the kind"),
+            e.kind.len(),
+            crate::policy::caps::NAME_BYTES,
+        )?;
         if e.kind.is_empty() || e.kind.chars().any(|c| c == '*' || c == ',' || c.is_whitespace() || c.is_control()) {
             return Err(format!(
                 "emits entry {label:?}: a kind is 1-{} bytes without '*', ',', whitespace or control characters (declarations name exact kinds; no wildcard)",
-                crate::caps::NAME_BYTES
+                crate::policy::caps::NAME_BYTES
             ));
         }
         let em = Emission { record, name: e.kind.clone() };
@@ -235,7 +239,7 @@ impl EmitRights {
         if self.allows(record, name) {
             return Ok(());
         }
-        let (what, shown) = (record.prefix(), crate::caps::shown(name));
+        let (what, shown) = (record.prefix(), crate::policy::caps::shown(name));
         if let Some(d) = self.declared.as_ref().filter(|d| !d.allows(record, name)) {
             return Err(format!(
                 "module {module} may not emit {what} {shown:?}: it did not declare it in describe() emits (declares: {}); a module emits only what it declares, whatever it is granted",
@@ -285,7 +289,7 @@ pub fn check_producer(module: &str, map: &Map<String, Value>) -> Result<(), Stri
     match producer(map) {
         Some(p) if p != own => Err(format!(
             "record names producer {:?}; a record from module {module} may only name {own:?}",
-            crate::caps::shown(p)
+            crate::policy::caps::shown(p)
         )),
         _ => Ok(()),
     }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use crate::capability::llm::LlmService;
-use crate::registry::Registry;
+use crate::lifecycle::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{warn_ungranted, Watcher};
-use crate::registry::{ModuleSlot, Serving};
-use crate::scheduler::Scheduler;
+use crate::lifecycle::registry::{ModuleSlot, Serving};
+use crate::lifecycle::scheduler::Scheduler;
 
 /// Whether a load is part of `serve`'s start-up (where a built-in keeps its name).
 #[derive(Debug, Clone, Copy)]

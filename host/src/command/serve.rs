@@ -1,0 +1,75 @@
+//! `nthlayer-host serve`: load modules, schedule their tasks, heartbeat, shut down cleanly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::load::{load, Loaded};
+use crate::config::ServeArgs;
+use crate::lifecycle::heartbeat::Heartbeat;
+use crate::lifecycle::scheduler::Scheduler;
+use crate::lifecycle::state::StateStore;
+use crate::lifecycle::status::HostStatus;
+use crate::outbox::sender::Sender;
+use crate::outbox::Outbox;
+
+pub async fn serve(args: ServeArgs) -> Result<()> {
+    let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;
+    if registry.all().is_empty() {
+        tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
+    }
+    let core = env.services.backends.core.clone();
+    let status = HostStatus::new(registry.clone(), env.services.backends.llm.clone());
+    let outbox = open_outbox(&args)?;
+    env.services.outbox.set(outbox.clone()).ok().expect("the outbox is set once");
+    status.set_outbox(outbox.report());
+    let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone(), Some(outbox.clone()));
+    let services = env.services.clone();
+    let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
+    scheduler.add_hook(outbox.clone());
+    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
+    for (_, slot) in registry.all() {
+        scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));
+    }
+    let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
+    // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
+    tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.swap.watch_interval_ms)));
+    tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
+        modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
+
+    wait_for_signal().await;
+    tracing::info!("shutdown requested; finishing in-flight cycles");
+    scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
+    // The background sender ends after its current pass (stop cancelled the shutdown token);
+    // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
+    // cut off mid-send is re-sent at the next start (core dedups).
+    let drain = Duration::from_secs(DRAIN_SECONDS);
+    let t = std::time::Instant::now();
+    let mut sending = sending;
+    if tokio::time::timeout(drain, &mut sending).await.is_err() {
+        sending.abort();
+    }
+    sender.drain(drain.saturating_sub(t.elapsed())).await;
+    hb.abort();
+    heartbeat.last(Duration::from_secs(2)).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// How long a stopping host keeps delivering the spool to core.
+const DRAIN_SECONDS: u64 = 5;
+
+fn open_outbox(args: &ServeArgs) -> Result<Arc<Outbox>> {
+    Outbox::open(args.outbox.config(&args.instance_id)?)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

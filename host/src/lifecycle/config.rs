@@ -1,0 +1,92 @@
+//! The lifecycle room's flags, flattened into `serve`'s (same names, environment and
+//! defaults): which module files to watch and swap, and how tasks are scheduled.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// Module files, hot swap and rollback (swap.rs, registry.rs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SwapArgs {
+    /// Module components in addition to the built-in ones: files and globs (quoted globs
+    /// are expanded by the host and watched for new files). A file providing a built-in's
+    /// name replaces it. Also NTHLAYER_MODULES, space-separated.
+    #[arg(long, num_args = 1.., env = "NTHLAYER_MODULES", value_delimiter = ' ')]
+    pub modules: Vec<String>,
+    /// Serve only `--modules`, not the built-in modules embedded in the binary.
+    #[arg(long)]
+    pub no_builtin: bool,
+    /// Trust module files under this directory as built-in code: they get what they declare
+    /// without `--grant` (repeatable; see docs/SANDBOX.md).
+    #[arg(long = "trusted-dir", value_name = "DIR")]
+    pub trusted_dirs: Vec<PathBuf>,
+    /// How often module files are checked for changes (0 disables hot swap).
+    #[arg(long, default_value_t = 500)]
+    pub watch_interval_ms: u64,
+    /// Roll a swapped-in version back when its first N cycles all fail.
+    #[arg(long, default_value_t = 3)]
+    pub rollback_after: u32,
+}
+
+/// `--failed-cycle-retry-seconds`' default, also `HostConfig::default`'s.
+pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
+
+/// When tasks run and how many at once (scheduler.rs).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SchedulerArgs {
+    /// Override any task's interval: TASK=SECONDS (repeatable).
+    #[arg(long = "interval", value_name = "TASK=SECONDS")]
+    pub intervals: Vec<String>,
+    /// Guests executing at once across all modules. A slot is held only while guest code
+    /// runs (not while it waits in a host call or a WASI sleep) and is shared first-come
+    /// first-served; a module's cycles in flight are capped by its `max_concurrent` limit.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrent_cycles: usize,
+    /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+    /// First-cycle jitter cap, milliseconds (spreads start-up load).
+    #[arg(long, default_value_t = 500)]
+    pub start_jitter_ms: u64,
+    /// A cycle that failed (or was refused) runs again after this many seconds, doubling
+    /// up to the task's interval, instead of waiting a whole interval.
+    #[arg(long, default_value_t = FAILED_CYCLE_RETRY_SECONDS)]
+    pub failed_cycle_retry_seconds: u64,
+}
+
+/// Expands `--modules` entries: plain paths as given, globs against the file system as it
+/// is now (the watcher calls this on every poll, so files that appear later are found).
+pub fn expand_modules(specs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for spec in specs.iter().flat_map(|s| s.split_whitespace()) {
+        if spec.contains(['*', '?', '[']) {
+            for entry in glob::glob(spec).with_context(|| format!("--modules {spec:?}: bad glob"))? {
+                files.push(entry?);
+            }
+        } else {
+            files.push(PathBuf::from(spec));
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_specs_expand_globs_and_keep_explicit_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.wasm", "a.wasm", "notes.txt"] {
+            std::fs::write(dir.path().join(f), b"").unwrap();
+        }
+        let glob = format!("{}/*.wasm", dir.path().display());
+        let explicit = dir.path().join("a.wasm").display().to_string();
+        let missing = "/nonexistent/x.wasm".to_string();
+        let files = expand_modules(&[glob, explicit, missing.clone()]).unwrap();
+        // Sorted, deduplicated; an explicit path is kept even if absent (the watcher reports it).
+        assert_eq!(files, vec![PathBuf::from(&missing), dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
+    }
+}

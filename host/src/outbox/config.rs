@@ -1,0 +1,53 @@
+//! The outbox's flags, flattened into `serve`'s (same names, environment and defaults).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::OutboxConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutboxArgs {
+    /// Where the host keeps its durable outbox (spool.db: undelivered records, task state,
+    /// last good manifests). Default: $XDG_STATE_HOME/nthlayer-host/<instance-id>, else
+    /// ~/.local/state/nthlayer-host/<instance-id>. Give each host its own.
+    #[arg(long, env = "NTHLAYER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Undelivered bytes the spool may hold before it counts as full (then heartbeats are
+    /// dropped and new cycles of tasks with undelivered records are refused; no record is).
+    #[arg(long, default_value_t = 536_870_912)]
+    pub spool_max_bytes: u64,
+    /// Age of the oldest undelivered entry beyond which the spool counts as full.
+    #[arg(long, default_value_t = 86_400)]
+    pub spool_max_age_seconds: u64,
+}
+
+impl OutboxArgs {
+    /// `--state-dir`, or the default under the XDG state directory, per instance id.
+    pub fn dir(&self, instance_id: &str) -> Result<PathBuf> {
+        if let Some(d) = &self.state_dir {
+            return Ok(d.clone());
+        }
+        let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+            Some(x) => PathBuf::from(x),
+            None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+                Some(h) => PathBuf::from(h).join(".local/state"),
+                None => bail!("no --state-dir given and neither XDG_STATE_HOME nor HOME is set"),
+            },
+        };
+        // The instance id names a directory: nothing in it may climb out.
+        let name: String =
+            instance_id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+        let name = if name.chars().all(|c| c == '.') { format!("_{name}") } else { name };
+        Ok(base.join("nthlayer-host").join(name))
+    }
+
+    pub fn config(&self, instance_id: &str) -> Result<OutboxConfig> {
+        Ok(OutboxConfig {
+            dir: self.dir(instance_id)?,
+            max_bytes: self.spool_max_bytes,
+            max_age: Duration::from_secs(self.spool_max_age_seconds),
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! Who may do what: one room for the operator's and the code's rights, one name per file.
+//! - [`grants`]: Grants (capabilities + emissions), Trust (what the code is), GrantPolicy
+//!   (`--grant`, `--trusted-dir`).
+//! - [`emissions`]: which record kinds a module may post; the stamp on every record.
+//! - [`caps`]: the bounded contract (a cap on every string and list a module hands the host).
+//! - [`shares`]: fair shares between modules (execution slots, per-module caps).
+
+pub mod caps;
+pub mod config;
+pub mod emissions;
+pub mod grants;
+pub mod shares;
