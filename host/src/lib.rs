@@ -32,4 +32,3 @@ pub mod runtime;
 pub mod tape;
 #[cfg(feature = "test-support")]
 pub mod test_support;
-

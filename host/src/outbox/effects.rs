@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use super::spool::{Entry, NewEntry, What};
 use super::{Emitted, Outbox};
 use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
 use crate::capability::services::Services;
+use crate::capability::shared::ClientError;
 
 /// One held effect.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
-use super::{stamp, Startup, Watcher};
+use super::{stamp, Watcher};
 use crate::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
@@ -77,7 +77,7 @@ impl Host {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, file).unwrap();
-        self.watcher.handle(file, stamp(file), None, Startup(false)).await
+        self.watcher.handle(file, stamp(file), None).await
     }
 
     fn slot(&self, module: &str) -> Arc<ModuleSlot> {
@@ -270,8 +270,8 @@ async fn a_swap_to_a_malformed_file_keeps_the_old_version_serving() {
 /// component calling itself `observe`; `observe.wasm` is byte-identical to the built-in.
 mod conflicts {
     use super::*;
-    use crate::runtime::builtin;
     use crate::policy::grants::Trust;
+    use crate::runtime::builtin;
 
     async fn host(with_builtins: bool) -> Host {
         let mut h = Host::new(3, false, BTreeMap::new()).await;
