@@ -119,6 +119,7 @@ fn open_outbox(args: &ServeArgs) -> Result<Arc<Outbox>> {
         dir: args.state_dir()?,
         max_bytes: args.spool_max_bytes,
         max_age: Duration::from_secs(args.spool_max_age_seconds),
+        retry_window: Duration::from_secs(args.delivery_retry_seconds),
     })
 }
 
