@@ -46,6 +46,7 @@ impl Host {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
             max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(3600),
         })
         .unwrap();
         services.outbox.set(outbox.clone()).ok().expect("a fresh Services has no outbox");
