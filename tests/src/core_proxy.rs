@@ -3,7 +3,9 @@
 //! every write: reads still reach core, so a host starts) gets core's own 500 (`internal_error`, what core 4.0.1 answers for any store error, a
 //! passing "database is locked" included); a request the refusal rule picks gets a 400 in
 //! core's error shape (a payload core will never take); everything else is forwarded to
-//! core and core's answer returned as it is.
+//! core and core's answer returned as it is. A stall ([`CoreProxy::stall_nth`]) holds one
+//! chosen request unanswered until [`CoreProxy::release`]: a call that hangs mid-cycle, so a
+//! test can kill the host while a cycle is in flight.
 //!
 //! Synchronous like the rest of the harness: one std thread accepts, one thread serves
 //! each connection (`Connection: close`), forwarding with a blocking client.
@@ -11,13 +13,26 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 /// Decides, from a POST's JSON body, whether core "refuses" it with a 400.
 pub type Refusal = dyn Fn(&Value) -> bool + Send + Sync;
+
+/// Picks, from a request's method and path (query included), the requests a stall counts.
+pub type StallRule = dyn Fn(&str, &str) -> bool + Send + Sync;
+
+/// One stall: the `nth` request matching `rule` is held until released.
+struct Stall {
+    rule: Box<StallRule>,
+    nth: u64,
+    seen: u64,
+    /// Requests held right now.
+    held: u64,
+    released: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -37,6 +52,8 @@ struct Shared {
     failed: AtomicU64,
     refused: AtomicU64,
     stop: AtomicBool,
+    stall: Mutex<Option<Stall>>,
+    unstall: Condvar,
 }
 
 pub struct CoreProxy {
@@ -60,6 +77,8 @@ impl CoreProxy {
             failed: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            stall: Mutex::new(None),
+            unstall: Condvar::new(),
         });
         let sh = shared.clone();
         std::thread::spawn(move || {
@@ -93,11 +112,32 @@ impl CoreProxy {
     pub fn refused(&self) -> u64 {
         self.shared.refused.load(Ordering::Relaxed)
     }
+
+    /// Holds the `nth` (1-based) request that `rule(method, path)` picks, counted from now,
+    /// unanswered until [`CoreProxy::release`]; the others pass. Replaces an earlier stall.
+    pub fn stall_nth(&self, nth: u64, rule: impl Fn(&str, &str) -> bool + Send + Sync + 'static) {
+        *self.shared.stall.lock().unwrap() =
+            Some(Stall { rule: Box::new(rule), nth, seen: 0, held: 0, released: false });
+    }
+
+    /// Requests held by the stall right now.
+    pub fn stalled(&self) -> u64 {
+        self.shared.stall.lock().unwrap().as_ref().map_or(0, |s| s.held)
+    }
+
+    /// Lets a held request go on to core (its client may be gone by then).
+    pub fn release(&self) {
+        if let Some(s) = self.shared.stall.lock().unwrap().as_mut() {
+            s.released = true;
+        }
+        self.shared.unstall.notify_all();
+    }
 }
 
 impl Drop for CoreProxy {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.release();
         let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
     }
 }
@@ -132,6 +172,7 @@ fn serve_one(mut sock: TcpStream, sh: &Shared, client: &reqwest::blocking::Clien
         }
     }
     let body = buf[head_end..head_end + len].to_vec();
+    hold_if_stalled(sh, &method, &path);
     let failing = match sh.mode.load(Ordering::SeqCst) {
         m if m == Mode::FailAll as u8 => true,
         m if m == Mode::FailWrites as u8 => method != "GET",
@@ -155,6 +196,24 @@ fn serve_one(mut sock: TcpStream, sh: &Shared, client: &reqwest::blocking::Clien
     let _ = sock.write_all(out.as_bytes());
     let _ = sock.write_all(&answer);
     let _ = sock.flush();
+}
+
+/// Blocks while this request is the one the stall holds.
+fn hold_if_stalled(sh: &Shared, method: &str, path: &str) {
+    let mut guard = sh.stall.lock().unwrap();
+    let Some(stall) = guard.as_mut() else { return };
+    if !(stall.rule)(method, path) {
+        return;
+    }
+    stall.seen += 1;
+    if stall.seen != stall.nth {
+        return;
+    }
+    stall.held += 1;
+    let mut guard = sh.unstall.wait_while(guard, |s| s.as_ref().is_some_and(|s| !s.released)).unwrap();
+    if let Some(stall) = guard.as_mut() {
+        stall.held -= 1;
+    }
 }
 
 /// Core's answer to the same request; no answer from core becomes a dropped connection's
