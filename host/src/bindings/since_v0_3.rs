@@ -46,16 +46,23 @@ pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
     v0_3::add_to_linker::<StoreData, D>(linker, |s| s)
 }
 
-/// A 0.3.0 module declares no emissions: `emits` is empty, and the loader knows from the
-/// contract that empty here means "not declared", not "declares nothing".
+/// A 0.3.0 module's declaration, carried over record by record.
 pub(super) fn module_info(m: v0_3::ModuleInfo) -> new::ModuleInfo {
     new::ModuleInfo {
         name: m.name,
         version: m.version,
         tasks: m.tasks.into_iter().map(task).collect(),
         needs: m.needs,
-        emits: Vec::new(),
+        emits: m.emits.into_iter().map(emission).collect(),
     }
+}
+
+fn emission(e: v0_3::Emission) -> new::Emission {
+    let record = match e.record {
+        v0_3::RecordKind::Assessment => new::RecordKind::Assessment,
+        v0_3::RecordKind::Verdict => new::RecordKind::Verdict,
+    };
+    new::Emission { record, kind: e.kind }
 }
 
 fn task(t: v0_3::Task) -> new::Task {
