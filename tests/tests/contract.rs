@@ -56,13 +56,12 @@ fn snapshots(core: &Core) -> Vec<Assessment> {
 }
 
 #[test]
-fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_4_0_ones_and_wakes_reach_other_modules() {
+fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_modules() {
     let core = Core::start(&fixtures_dir().join("manifests"));
     let prom = Prometheus::start(PromOpts::default());
     let files = [
         components::CONTRACT_V010,
         components::CONTRACT_V020,
-        components::CONTRACT_V030,
         components::WAKE_EMITTER,
         components::WAKE_SUBSCRIBER,
         components::TICKER,
@@ -77,8 +76,6 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_4_0_ones_and_wakes_reach_other_mo
         "contract-v010=core,prometheus,assessment:contract_probe",
         "--grant",
         "contract-v020=core,assessment:contract_wake",
-        "--grant",
-        "contract-v030=core,assessment:contract_v030",
         "--grant",
         "wake-emitter=core,verdict:quality_breach",
         "--grant",
@@ -167,10 +164,9 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_4_0_ones_and_wakes_reach_other_mo
     let want = [
         ("contract-v010", "0.1.0", json!(["assessment:contract_probe"])),
         ("contract-v020", "0.2.0", json!(["assessment:contract_wake"])),
-        ("contract-v030", "0.3.0", json!(["assessment:contract_v030"])),
-        ("wake-emitter", "0.4.0", json!(["verdict:quality_breach"])),
-        ("wake-subscriber", "0.4.0", json!(["assessment:correlation_snapshot"])),
-        ("ticker", "0.4.0", json!([])),
+        ("wake-emitter", "0.3.0", json!(["verdict:quality_breach"])),
+        ("wake-subscriber", "0.3.0", json!(["assessment:correlation_snapshot"])),
+        ("ticker", "0.3.0", json!([])),
     ];
     let components = wait_until("a heartbeat lists every component", START, || {
         let hb = core.heartbeat("workers", "contract-test")?;
@@ -182,10 +178,7 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_4_0_ones_and_wakes_reach_other_mo
         assert_eq!((&c["contract"], &c["emits"]), (&json!(contract), &emits), "{c}");
     }
 
-    // 0.3.0, now behind its layer: its declared kind reached core.
-    assert!(persisted(&core, "contract-v030").is_some_and(|s| s["n"].as_u64() >= Some(2)), "contract-v030 did not run");
-    assert!(!core.assessments(Some("contract-v030"), Some("contract_v030")).is_empty(), "contract-v030's records");
-    // The SDK-built ticker, now on 0.4.0, still runs.
+    // The SDK-built ticker, now on 0.3.0, still runs.
     assert!(persisted(&core, "ticker").is_some_and(|s| s["n"].as_u64() >= Some(2)), "ticker did not keep running");
     host.sigterm();
     assert!(host.wait_with_timeout(Duration::from_secs(20)).is_some_and(|s| s.success()), "host did not stop cleanly");

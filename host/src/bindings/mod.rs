@@ -12,7 +12,6 @@
 mod frozen;
 mod since_v0_1;
 mod since_v0_2;
-mod since_v0_3;
 
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store};
@@ -23,7 +22,7 @@ use crate::runtime::store::StoreData;
 pub mod latest {
     wasmtime::component::bindgen!({
         world: "worker",
-        path: "../wit/nthlayer-worker@0.4.0",
+        path: "../wit/nthlayer-worker@0.3.0",
         imports: { default: async },
         exports: { default: async },
     });
@@ -34,7 +33,7 @@ pub use latest::nthlayer::worker::types::{
 };
 
 /// Contract versions this host serves, oldest first. The last one is [`latest`].
-pub const SERVED: [Contract; 4] = [Contract::V0_1, Contract::V0_2, Contract::V0_3, Contract::V0_4];
+pub const SERVED: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
 /// A contract version this host serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -45,8 +44,6 @@ pub enum Contract {
     V0_2,
     #[serde(rename = "0.3.0")]
     V0_3,
-    #[serde(rename = "0.4.0")]
-    V0_4,
 }
 
 impl Contract {
@@ -55,7 +52,6 @@ impl Contract {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
             Contract::V0_3 => "0.3.0",
-            Contract::V0_4 => "0.4.0",
         }
     }
 
@@ -131,24 +127,21 @@ pub fn contract_of_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<C
 pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     latest::Worker::add_to_linker::<StoreData, HasSelf<StoreData>>(linker, |s| s)?;
     since_v0_1::add_to_linker(linker)?;
-    since_v0_2::add_to_linker(linker)?;
-    since_v0_3::add_to_linker(linker)
+    since_v0_2::add_to_linker(linker)
 }
 
 /// A component pre-instantiated against the bindings of the version it imports.
 pub enum WorkerPre {
     V0_1(since_v0_1::WorkerPre<StoreData>),
     V0_2(since_v0_2::WorkerPre<StoreData>),
-    V0_3(since_v0_3::WorkerPre<StoreData>),
-    V0_4(latest::WorkerPre<StoreData>),
+    V0_3(latest::WorkerPre<StoreData>),
 }
 
 /// One instance of a component, in its version's bindings.
 pub enum Worker {
     V0_1(since_v0_1::Worker),
     V0_2(since_v0_2::Worker),
-    V0_3(since_v0_3::Worker),
-    V0_4(latest::Worker),
+    V0_3(latest::Worker),
 }
 
 impl WorkerPre {
@@ -157,8 +150,7 @@ impl WorkerPre {
         Ok(match contract {
             Contract::V0_1 => WorkerPre::V0_1(since_v0_1::WorkerPre::new(pre)?),
             Contract::V0_2 => WorkerPre::V0_2(since_v0_2::WorkerPre::new(pre)?),
-            Contract::V0_3 => WorkerPre::V0_3(since_v0_3::WorkerPre::new(pre)?),
-            Contract::V0_4 => WorkerPre::V0_4(latest::WorkerPre::new(pre)?),
+            Contract::V0_3 => WorkerPre::V0_3(latest::WorkerPre::new(pre)?),
         })
     }
 
@@ -167,7 +159,6 @@ impl WorkerPre {
             WorkerPre::V0_1(_) => Contract::V0_1,
             WorkerPre::V0_2(_) => Contract::V0_2,
             WorkerPre::V0_3(_) => Contract::V0_3,
-            WorkerPre::V0_4(_) => Contract::V0_4,
         }
     }
 
@@ -176,7 +167,6 @@ impl WorkerPre {
             WorkerPre::V0_1(p) => Worker::V0_1(p.instantiate_async(store).await?),
             WorkerPre::V0_2(p) => Worker::V0_2(p.instantiate_async(store).await?),
             WorkerPre::V0_3(p) => Worker::V0_3(p.instantiate_async(store).await?),
-            WorkerPre::V0_4(p) => Worker::V0_4(p.instantiate_async(store).await?),
         })
     }
 }
@@ -187,8 +177,7 @@ impl Worker {
         match self {
             Worker::V0_1(w) => Ok(since_v0_1::module_info(w.call_describe(store).await?)),
             Worker::V0_2(w) => Ok(since_v0_2::module_info(w.call_describe(store).await?)),
-            Worker::V0_3(w) => Ok(since_v0_3::module_info(w.call_describe(store).await?)),
-            Worker::V0_4(w) => w.call_describe(store).await,
+            Worker::V0_3(w) => w.call_describe(store).await,
         }
     }
 
@@ -205,10 +194,7 @@ impl Worker {
             Worker::V0_2(w) => {
                 Ok(w.call_run_cycle(store, &since_v0_2::cycle_input(input)).await?.map(since_v0_2::cycle_output))
             }
-            Worker::V0_3(w) => {
-                Ok(w.call_run_cycle(store, &since_v0_3::cycle_input(input)).await?.map(since_v0_3::cycle_output))
-            }
-            Worker::V0_4(w) => w.call_run_cycle(store, input).await,
+            Worker::V0_3(w) => w.call_run_cycle(store, input).await,
         }
     }
 }
@@ -240,10 +226,7 @@ mod tests {
     fn unknown_mixed_or_missing_versions_are_refused_with_the_served_list() {
         let future = r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#;
         let e = contract_of_wat(future).unwrap_err();
-        assert!(
-            e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0, 0.4.0"),
-            "{e}"
-        );
+        assert!(e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0"), "{e}");
         let mixed = r#"(component (import "nthlayer:worker/types@0.1.0" (instance)) (import "nthlayer:worker/log@0.2.0" (instance)))"#;
         assert!(contract_of_wat(mixed).unwrap_err().contains("several nthlayer:worker versions (0.1.0, 0.2.0)"));
         let none = r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#;

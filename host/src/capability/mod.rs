@@ -116,7 +116,6 @@ capabilities! {
     Tempo => "tempo", tempo::Tempo;
     Llm => "llm", llm::Llm;
     Arbiter => "arbiter", arbiter::Arbiter;
-    Webhook => "webhook", webhook::Webhook;
 }
 
 impl Capability {

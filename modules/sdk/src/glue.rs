@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::bindings::nthlayer::worker::{arbiter, core, llm, log, prometheus, tempo, types as wit, webhook};
+use crate::bindings::nthlayer::worker::{arbiter, core, llm, log, prometheus, tempo, types as wit};
 use crate::host::{Host, HostError, Level, LlmRequest, LlmResponse, VerdictQuery};
 use crate::types::{CycleInput, Module};
 
@@ -75,9 +75,6 @@ impl Host for WasmHost {
     }
     fn arbiter_reduce_autonomy(&self, agent: &str, reason: &str) -> Result<(), HostError> {
         arbiter::reduce_autonomy(agent, reason).map_err(err)
-    }
-    fn webhook_post(&self, body: &str) -> Result<(), HostError> {
-        webhook::post(body).map_err(err)
     }
     fn tempo_metrics_range(&self, q: &str, start: f64, end: f64, step: &str) -> Result<Value, HostError> {
         parse(tempo::metrics_range(q, start, end, step))

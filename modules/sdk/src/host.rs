@@ -148,11 +148,6 @@ pub trait Host {
         Err(not_provided("arbiter_reduce_autonomy"))
     }
 
-    // --- webhook (scratch) ---
-    fn webhook_post(&self, _body: &str) -> Result<(), HostError> {
-        Err(not_provided("webhook_post"))
-    }
-
     // --- log, clock, randomness ---
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]);
     /// Unix time in seconds (wall clock).

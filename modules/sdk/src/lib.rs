@@ -30,7 +30,7 @@ pub use serde_json;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "worker",
-        path: "../../wit/nthlayer-worker@0.4.0",
+        path: "../../wit/nthlayer-worker@0.3.0",
         pub_export_macro: true,
         export_macro_name: "__export_worker",
         default_bindings_module: "nthlayer_sdk::bindings",
