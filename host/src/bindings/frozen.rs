@@ -57,6 +57,8 @@ mod tests {
         );
     }
 
+    /// Every folder is served, and every one but the newest is published: the newest may be
+    /// open (scripts/new-contract-version made it, a release pins it with `--publish`).
     #[test]
     fn every_contract_folder_is_published_and_served() {
         let published: Vec<String> = published().into_iter().map(|(v, _)| v).collect();
@@ -64,9 +66,13 @@ mod tests {
         for e in std::fs::read_dir(wit_dir()).expect("wit/") {
             let name = e.expect("dir entry").file_name().to_string_lossy().into_owned();
             let Some(v) = name.strip_prefix("nthlayer-worker@") else { continue };
-            assert!(published.iter().any(|p| p == v), "{name} is not pinned in wit/published.sha256");
-            assert!(served.contains(&v), "{name} is published but this host does not serve it");
+            assert!(served.contains(&v), "{name} is in wit/ but this host does not serve it");
         }
-        assert_eq!(published, served, "wit/published.sha256 and bindings::SERVED list different versions");
+        let open = &served[published.len().min(served.len())..];
+        assert!(
+            served.starts_with(&published.iter().map(String::as_str).collect::<Vec<_>>()) && open.len() <= 1,
+            "wit/published.sha256 ({published:?}) must list every served version ({served:?}) but the newest, \
+             which may be open until a release publishes it"
+        );
     }
 }
