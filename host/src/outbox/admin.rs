@@ -78,6 +78,11 @@ pub fn outbox(args: OutboxArgs) -> Result<()> {
                 Some(file) => corrected(&a, &file)?,
                 None => (None, None),
             };
+            if a.what == "state" {
+                let local =
+                    spool.local_state(&a.task).with_context(|| ctx(&format!("read task {:?}'s state", a.task)))?;
+                stale_state(&a, body.as_deref().unwrap_or(&a.body), local.and_then(|l| l.saved_at).as_deref())?;
+            }
             let seq = spool
                 .requeue(id, body.as_deref(), record_id.as_deref())
                 .with_context(|| ctx(&format!("requeue entry {id}")))?
@@ -112,6 +117,25 @@ fn corrected(a: &Aside, file: &std::path::Path) -> Result<(Option<String>, Optio
     }
     let id = v.get("id").and_then(Value::as_str).filter(|_| record).map(str::to_string);
     Ok((Some(v.to_string()), id))
+}
+
+/// A state PUT replaces the task's whole row in core, so only the task's newest committed
+/// state may go back in the lane: an older one would overwrite what core should hold.
+fn stale_state(a: &Aside, body: &str, newest: Option<&str>) -> Result<()> {
+    let saved_at = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.pointer("/hysteresis_state/saved_at").and_then(Value::as_str).map(str::to_string));
+    match (saved_at.as_deref(), newest) {
+        (Some(this), Some(newest)) if this != newest => bail!(
+            "entry {} is task {:?}'s state saved at {this}, but the task has committed a newer one (saved at \
+             {newest}), which is delivered on its own; requeueing this one would overwrite it in core. Drop it: \
+             nthlayer-host outbox drop {}",
+            a.id,
+            a.task,
+            a.id
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn when(ms: i64) -> String {

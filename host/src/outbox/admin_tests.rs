@@ -81,3 +81,24 @@ fn a_state_dir_without_a_spool_is_named() {
     let e = run(dir.path(), OutboxCommand::List { json: true }).unwrap_err().to_string();
     assert!(e.contains("no spool in state directory") && e.contains(&dir.path().display().to_string()), "{e}");
 }
+
+#[test]
+fn only_the_newest_state_of_a_task_may_be_requeued() {
+    let a = Aside {
+        id: 9,
+        task: "measure".into(),
+        what: "state".into(),
+        component: "measure".into(),
+        record_id: String::new(),
+        status: 422,
+        error: String::new(),
+        attempts: 1,
+        spooled_at_ms: None,
+        set_aside_at_ms: 0,
+        body: json!({"hysteresis_state": {"saved_at": "2026-12-01T00:00:00Z"}}).to_string(),
+    };
+    let e = stale_state(&a, &a.body, Some("2026-12-02T00:00:00Z")).unwrap_err().to_string();
+    assert!(e.contains("committed a newer one") && e.contains("outbox drop 9"), "{e}");
+    assert!(stale_state(&a, &a.body, Some("2026-12-01T00:00:00Z")).is_ok(), "the newest state goes back");
+    assert!(stale_state(&a, &a.body, None).is_ok(), "no local state to protect");
+}
