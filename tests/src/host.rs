@@ -216,6 +216,24 @@ impl HostProcess {
         Self::spawn_raw(serve_args(core_url, prometheus_url, instance_id, modules, extra))
     }
 
+    /// A spooler test component (the outbox suites) granted core and its record kind, retrying
+    /// a failed cycle after 1 s, starting at once, logging JSON; Prometheus unreachable.
+    pub fn serve_spooler(module: &std::path::Path, core_url: &str, instance_id: &str, extra: &[&str]) -> Self {
+        let m = module.display().to_string();
+        let mut flags = vec![
+            "--grant",
+            "spooler=core,assessment:spool_probe",
+            "--failed-cycle-retry-seconds",
+            "1",
+            "--start-jitter-ms",
+            "0",
+            "--log-format",
+            "json",
+        ];
+        flags.extend_from_slice(extra);
+        Self::serve_modules(core_url, "http://127.0.0.1:9", instance_id, &[m.as_str()], &flags)
+    }
+
     /// As [`HostProcess::serve_modules`] with extra environment variables (e.g. measure's
     /// `MEASURE_*` knobs, which the host reads from its environment).
     pub fn serve_modules_env(

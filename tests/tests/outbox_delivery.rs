@@ -32,22 +32,9 @@ const WAIT: Duration = Duration::from_secs(300);
 /// A hang guard for the backlog's drain, not a limit on its speed.
 const DRAIN_GUARD: Duration = Duration::from_secs(3600);
 const SHUTDOWN: Duration = Duration::from_secs(30);
-const DEAD_PROMETHEUS: &str = "http://127.0.0.1:9";
 
 fn serve(module: nthlayer_tests::Component, core_url: &str, instance: &str, extra: &[&str]) -> HostProcess {
-    let m = module.built().display().to_string();
-    let mut flags = vec![
-        "--grant",
-        "spooler=core,assessment:spool_probe",
-        "--failed-cycle-retry-seconds",
-        "1",
-        "--start-jitter-ms",
-        "0",
-        "--log-format",
-        "json",
-    ];
-    flags.extend_from_slice(extra);
-    HostProcess::serve_modules(core_url, DEAD_PROMETHEUS, instance, &[m.as_str()], &flags)
+    HostProcess::serve_spooler(&module.built(), core_url, instance, extra)
 }
 
 fn events(log: &str) -> Vec<Value> {

@@ -34,26 +34,9 @@ const LAST: u64 = 30;
 /// Loading (the first start compiles components) plus many cycles on a loaded machine.
 const WAIT: Duration = Duration::from_secs(180);
 const SHUTDOWN: Duration = Duration::from_secs(30);
-const DEAD_PROMETHEUS: &str = "http://127.0.0.1:9";
-
-fn spooler() -> String {
-    components::SPOOLER.built().display().to_string()
-}
 
 fn serve_spooler(core: &Core, instance: &str, extra: &[&str]) -> HostProcess {
-    let m = spooler();
-    let mut flags = vec![
-        "--grant",
-        "spooler=core,assessment:spool_probe",
-        "--failed-cycle-retry-seconds",
-        "1",
-        "--start-jitter-ms",
-        "0",
-        "--log-format",
-        "json",
-    ];
-    flags.extend_from_slice(extra);
-    HostProcess::serve_modules(&core.url(), DEAD_PROMETHEUS, instance, &[m.as_str()], &flags)
+    HostProcess::serve_spooler(&components::SPOOLER.built(), &core.url(), instance, extra)
 }
 
 /// A random number from the standard library's randomly seeded hasher.
