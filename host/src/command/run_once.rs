@@ -13,8 +13,8 @@ use crate::bindings::CycleInput;
 use crate::capability::services::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::policy::grants::{GrantPolicy, Trust};
-use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
+use crate::store::CycleCtx;
 use crate::tape::{Replay, Tape};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -68,7 +68,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
     }
     let grants = policy.resolve(&meta.name, &meta.needs, meta.emits.as_ref(), &Trust::TrustedDir(a.fixtures.clone()));
     let mut cx = CycleCtx::new(&meta.name, &meta.version, &a.task, services, grants, config.limits_for(&meta.name));
-    cx.tape = Some(Tape::Replay(replay.clone()));
+    cx.cx.tape = Some(Tape::Replay(replay.clone()));
     let input = CycleInput {
         task: a.task.clone(),
         state: state.as_ref().map(Value::to_string),

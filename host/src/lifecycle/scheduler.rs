@@ -30,8 +30,8 @@ use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
 use crate::runtime::cycle::{CycleError, CycleOutcome};
-use crate::runtime::store::CycleCtx;
 use crate::runtime::Runtime;
+use crate::store::CycleCtx;
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ async fn run_with(
     let mut cx =
         CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
     let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
-    cx.tape = recorder.clone().map(crate::tape::Tape::Record);
+    cx.cx.tape = recorder.clone().map(crate::tape::Tape::Record);
     cx.slots = slots;
     if hold {
         cx = cx.holding();

@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use super::spool::{Entry, NewEntry, What};
 use super::{Emitted, Outbox};
 use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
 use crate::capability::services::Services;
+use crate::capability::shared::ClientError;
 
 /// One held effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,27 @@ pub enum Effect {
     Case { id: String, case: Value },
     /// The arbiter's autonomy reduction: no id, delivered in the task's arbiter lane.
     Autonomy { agent: String, reason: String },
+}
+
+/// A scheduled cycle's effects of one room, in call order, held until the cycle commits.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub effects: Vec<Effect>,
+    /// Bytes of every held effect, capped at [`MAX_HELD_BYTES`].
+    pub bytes: usize,
+}
+
+impl Held {
+    /// Keeps one effect for the commit; every kind counts against [`MAX_HELD_BYTES`], so a
+    /// module cannot make the host buffer without bound. `Err` is the module's error text.
+    pub fn hold(&mut self, effect: Effect, bytes: usize) -> Result<(), String> {
+        if self.bytes + bytes > super::MAX_HELD_BYTES {
+            return Err(format!("this cycle's effects exceed {} bytes held for one commit", super::MAX_HELD_BYTES));
+        }
+        self.bytes += bytes;
+        self.effects.push(effect);
+        Ok(())
+    }
 }
 
 impl From<Emitted> for Effect {

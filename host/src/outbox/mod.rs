@@ -16,7 +16,7 @@ pub mod identity;
 pub mod sender;
 pub mod spool;
 
-pub use effects::Effect;
+pub use effects::{Effect, Held};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

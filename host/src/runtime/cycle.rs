@@ -9,11 +9,11 @@ use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 use super::cpu::{AfterHook, CpuExceeded};
 use super::engine::TICK;
 use super::limits::Limits;
-use super::store::{CycleCtx, StoreData};
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
 use crate::capability::services::Services;
 use crate::policy::grants::Grants;
+use crate::store::{CycleCtx, StoreData};
 
 /// Why a cycle produced nothing. A failed cycle commits no state.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -44,7 +44,7 @@ pub struct CycleOutcome {
     pub emitted: u32,
     pub cpu_ms: u64,
     pub log_dropped: u32,
-    /// Effects the cycle made while holding (see `CycleCtx::holding`), in order.
+    /// Effects the cycle made while holding (see `CycleCtx::holding`), in order per lane.
     pub held: Vec<crate::outbox::Effect>,
 }
 
@@ -64,8 +64,8 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
     ) -> wasmtime::Result<()> {
         let entering = matches!(hook, CallHook::CallingWasm | CallHook::ReturningFromHost);
         if entering {
-            let d = store.data_mut();
-            let wanted = if d.slot.is_none() { d.cx.slots.clone() } else { None };
+            let d = &mut store.data_mut().sandbox;
+            let wanted = if d.slot.is_none() { d.slots.clone() } else { None };
             if let Some(slots) = wanted {
                 // A free slot is taken without awaiting: `acquire` counts against tokio's
                 // cooperative budget and would park the guest every 128 host calls even
@@ -75,12 +75,12 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
                     Ok(p) => p,
                     Err(_) => slots.acquire_owned().await.map_err(wasmtime::Error::new)?,
                 };
-                store.data_mut().slot = Some(permit);
+                store.data_mut().sandbox.slot = Some(permit);
             }
         } else {
-            store.data_mut().slot = None;
+            store.data_mut().sandbox.slot = None;
         }
-        let after = store.data_mut().cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
+        let after = store.data_mut().sandbox.cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
         if after == AfterHook::RearmDeadline {
             store.set_epoch_deadline(1);
         }
@@ -90,7 +90,7 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
 
 fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
     let mut store = Store::new(rt.engine(), StoreData::new(cx));
-    store.limiter(|d| &mut d.limiter);
+    store.limiter(|d| &mut d.sandbox.limiter);
     store.call_hook_async(Transitions);
     // Runs at the first epoch check after each tick of guest execution (inside the host
     // bracket: the clock is stopped). Over budget, the cycle ends here, within one tick of
@@ -98,7 +98,7 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
     // back, it yields to tokio, so a spinning guest neither starves other tasks nor escapes
     // the wall-clock timeout; time spent waiting in the run queue is not charged.
     store.epoch_deadline_callback(|mut ctx| {
-        let clock = &mut ctx.data_mut().cpu;
+        let clock = &mut ctx.data_mut().sandbox.cpu;
         clock.check().map_err(wasmtime::Error::new)?;
         if !clock.should_yield(TICK) {
             return Ok(UpdateDeadline::Continue(1));
@@ -112,7 +112,7 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
 /// The last non-empty lines of guest stderr: usually the panic message behind a trap. Taken
 /// from the stream's tail, so it is there even when earlier output filled the kept head.
 fn stderr_tail(store: &Store<StoreData>) -> String {
-    let bytes = store.data().stderr.tail();
+    let bytes = store.data().sandbox.stderr.tail();
     let text = String::from_utf8_lossy(&bytes);
     // Rust's "note: run with `RUST_BACKTRACE=1`…" says nothing here: no backtrace to show.
     let lines: Vec<&str> =
@@ -121,7 +121,7 @@ fn stderr_tail(store: &Store<StoreData>) -> String {
 }
 
 fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
-    if let Some(r) = &store.data().limiter.refused {
+    if let Some(r) = &store.data().sandbox.limiter.refused {
         return CycleError::Memory(r.clone());
     }
     if e.downcast_ref::<CpuExceeded>().is_some() {
@@ -141,7 +141,7 @@ fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
 /// the first `stdio_bytes` of each stream, then one warning counting what was dropped).
 fn drain_stdio(store: &Store<StoreData>) {
     let d = store.data();
-    for (stream, pipe) in [("stdout", &d.stdout), ("stderr", &d.stderr)] {
+    for (stream, pipe) in [("stdout", &d.sandbox.stdout), ("stderr", &d.sandbox.stderr)] {
         let bytes = pipe.contents();
         for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
             tracing::info!(module = %d.cx.module, task = %d.cx.task, stream, "{line}");
@@ -155,10 +155,14 @@ fn drain_stdio(store: &Store<StoreData>) {
 }
 
 /// Calls `describe()` with log as the only capability and tight limits.
-pub(super) async fn describe(rt: &Runtime, pre: &WorkerPre, services: Arc<Services>) -> Result<ModuleInfo, CycleError> {
+pub(super) async fn describe(
+    rt: &Runtime,
+    pre: &WorkerPre<StoreData>,
+    services: Arc<Services>,
+) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
     let cx = CycleCtx::new("(describe)", "", "describe", services, Grants::none(), limits);
-    let wall = cx.limits.wall_ms;
+    let wall = cx.cx.limits.wall_ms;
     let mut store = new_store(rt, cx);
     let run = async {
         let worker = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
@@ -209,8 +213,8 @@ impl Runtime {
         input: CycleInput,
         cx: CycleCtx,
     ) -> Result<CycleOutcome, CycleError> {
-        let limits = cx.limits.clone();
-        let deadline = cx.deadline;
+        let limits = cx.cx.limits.clone();
+        let deadline = cx.cx.deadline;
         let mut store = new_store(self, cx);
         let run = async {
             let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
@@ -224,15 +228,14 @@ impl Runtime {
             Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
             Ok(Ok(Ok(out))) => out,
         };
-        let held = store.data_mut().cx.held.take().unwrap_or_default();
-        let d = store.data();
+        let done = store.data_mut().finish();
         Ok(CycleOutcome {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,
-            emitted: d.cx.emitted.max(out.emitted),
-            cpu_ms: d.cpu.used().as_millis() as u64,
-            log_dropped: d.cx.log_dropped,
-            held,
+            emitted: done.emitted.max(out.emitted),
+            cpu_ms: store.data().sandbox.cpu.used().as_millis() as u64,
+            log_dropped: done.log_dropped,
+            held: done.held,
         })
     }
 }

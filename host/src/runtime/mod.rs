@@ -16,7 +16,7 @@ pub mod engine;
 pub mod inspect;
 pub mod limits;
 pub mod load;
-pub mod store;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,9 +27,9 @@ use wasmtime::Engine;
 
 use crate::bindings::WorkerPre;
 use crate::policy::caps;
+use crate::store::StoreData;
 pub use cycle::CycleError;
 pub use load::LoadError;
-use store::StoreData;
 
 /// Static description of a loaded module version, as `describe()` returned it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -100,7 +100,7 @@ pub struct LoadedModule {
     /// Compiling, or loading the cached artifact (`origin` says which), in milliseconds.
     pub compile_ms: u64,
     pub size_bytes: u64,
-    pre: WorkerPre,
+    pre: WorkerPre<StoreData>,
 }
 
 impl LoadedModule {
@@ -136,9 +136,7 @@ pub struct Runtime {
 impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>> {
         let engine = engine::new_engine()?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        crate::bindings::add_to_linker(&mut linker)?;
+        let linker = crate::store::link::linker(&engine)?;
         let cache = cache::ArtifactCache::new(&engine, cache_dir);
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Arc::new(Runtime { engine, linker, cache, _ticker: ticker }))
