@@ -223,6 +223,23 @@ mod tests {
         assert!(Contract::V0_3.declares_emissions() && !Contract::V0_2.declares_emissions());
     }
 
+    /// The rooms linked under each version's names (store/link.rs) are exactly what that
+    /// version's world imports: one too few and its components fail to pre-instantiate; one
+    /// too many and a name no published contract has would be served.
+    #[test]
+    fn each_version_links_exactly_the_interfaces_its_world_imports() {
+        for c in SERVED {
+            let path = format!("{}/../wit/nthlayer-worker@{}/world.wit", env!("CARGO_MANIFEST_DIR"), c.version());
+            let world = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let mut imported: Vec<&str> =
+                world.lines().filter_map(|l| l.trim().strip_prefix("import ")?.strip_suffix(';')).collect();
+            let mut linked = c.interfaces().to_vec();
+            imported.sort();
+            linked.sort();
+            assert_eq!(linked, imported, "{}", c.version());
+        }
+    }
+
     #[test]
     fn unknown_mixed_or_missing_versions_are_refused_with_the_served_list() {
         let future = r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#;

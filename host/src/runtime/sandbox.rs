@@ -9,7 +9,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::cpu::GuestClock;
 use super::limits::{Limiter, Limits};
@@ -63,6 +63,35 @@ impl Sandbox {
     pub fn wasi(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
+}
+
+/// What the runtime needs of a store's data, and all it knows of it: the sandbox, who runs
+/// (for log lines), the limits and the deadline, and what a finished cycle leaves behind.
+/// The data itself — the shared context and the capability rooms — is composed above the
+/// runtime (`crate::store`), so the runtime names no capability, outbox or backend.
+pub trait CycleData: WasiView + Send + Sized + 'static {
+    /// What a throwaway store for `describe()` is built from (for the host: its backends).
+    type Env: Send + Sync + 'static;
+    /// The effects a cycle holds for its commit.
+    type Held: std::fmt::Debug + Clone + PartialEq + Send;
+
+    /// Data for a `describe()` call: no grants, the given limits.
+    fn describing(env: Self::Env, limits: Limits) -> Self;
+    fn sandbox(&mut self) -> &mut Sandbox;
+    fn sandbox_ref(&self) -> &Sandbox;
+    /// The module and task, for the log lines of the guest's stdio.
+    fn who(&self) -> (&str, &str);
+    fn limits(&self) -> &Limits;
+    fn deadline(&self) -> tokio::time::Instant;
+    /// Takes what the cycle held and counted, once its call returned.
+    fn finish(&mut self) -> Finished<Self::Held>;
+}
+
+/// What a finished cycle's data hands back besides the guest's output.
+pub struct Finished<H> {
+    pub held: H,
+    pub emitted: u32,
+    pub log_dropped: u32,
 }
 
 /// Bytes of a stream's most recent output kept for error messages (a panic message comes

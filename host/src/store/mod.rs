@@ -16,7 +16,17 @@ use crate::capability::{Ctx, HasRooms, Rooms};
 use crate::outbox::Effect;
 use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
-use crate::runtime::sandbox::Sandbox;
+use crate::runtime::sandbox::{CycleData, Finished, Sandbox};
+
+/// The runtime, a loaded module and a cycle's outcome, over this store data.
+pub type Runtime = crate::runtime::Runtime<StoreData>;
+pub type LoadedModule = crate::runtime::LoadedModule<StoreData>;
+pub type CycleOutcome = crate::runtime::cycle::CycleOutcome<Vec<Effect>>;
+
+/// The host's runtime: every served contract version linked to [`StoreData`].
+pub fn runtime(cache_dir: Option<std::path::PathBuf>) -> anyhow::Result<Arc<Runtime>> {
+    crate::runtime::Runtime::new(cache_dir, |engine| Ok(link::linker(engine)?))
+}
 
 /// What a cycle is started with: who runs, with what rights, and how its effects leave.
 pub struct CycleCtx {
@@ -52,14 +62,6 @@ pub struct StoreData {
     pub rooms: Rooms,
 }
 
-/// What a finished cycle leaves behind besides its output.
-pub struct Finished {
-    /// Effects the cycle held (core's, then the arbiter's: separate lanes), in call order.
-    pub held: Vec<Effect>,
-    pub emitted: u32,
-    pub log_dropped: u32,
-}
-
 impl StoreData {
     pub fn new(c: CycleCtx) -> Self {
         let tape = c.cx.tape.clone();
@@ -71,9 +73,39 @@ impl StoreData {
         let rooms = Rooms::new(&c.services, &c.cx);
         StoreData { sandbox, cx: c.cx, rooms }
     }
+}
+
+impl CycleData for StoreData {
+    type Env = Arc<Services>;
+    /// Core's effects, then the arbiter's (separate lanes), each in call order.
+    type Held = Vec<Effect>;
+
+    fn describing(services: Arc<Services>, limits: Limits) -> Self {
+        StoreData::new(CycleCtx::new("(describe)", "", "describe", services, Grants::none(), limits))
+    }
+
+    fn sandbox(&mut self) -> &mut Sandbox {
+        &mut self.sandbox
+    }
+
+    fn sandbox_ref(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    fn who(&self) -> (&str, &str) {
+        (&self.cx.module, &self.cx.task)
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.cx.limits
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        self.cx.deadline
+    }
 
     /// Takes what the rooms kept for the cycle's commit and counted.
-    pub fn finish(&mut self) -> Finished {
+    fn finish(&mut self) -> Finished<Vec<Effect>> {
         let core = std::mem::take(&mut self.rooms.core.held.effects);
         let arbiter = std::mem::take(&mut self.rooms.arbiter.held.effects);
         Finished {

@@ -17,7 +17,6 @@ use crate::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
-use crate::runtime::Runtime;
 use crate::store::{CycleCtx, StoreData};
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
@@ -49,7 +48,7 @@ pub fn granted(caps: &[Capability]) -> Grants {
 /// pointed at no backend, the default configuration.
 pub fn run_env() -> RunEnv {
     RunEnv {
-        runtime: Runtime::new(None).expect("runtime"),
+        runtime: crate::store::runtime(None).expect("runtime"),
         services: Arc::new(Services::offline().expect("offline services")),
         config: Arc::new(HostConfig::default()),
     }
