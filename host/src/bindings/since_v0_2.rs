@@ -6,7 +6,7 @@
 //! structurally at pre-instantiation).
 //!
 //! Exports: 0.2.0's `module-info` has no `emits` list, so a 0.2.0 module declares nothing and
-//! its emissions are what the operator (or its trust) grants (capabilities.rs). Its `task`,
+//! its emissions are what the operator (or its trust) grants (policy/grants.rs). Its `task`,
 //! `cycle-input` and `cycle-output` have the newest shapes but are distinct Rust types, so
 //! they are converted field by field.
 

@@ -1,6 +1,7 @@
 //! Every external effect a scheduled cycle makes, as one type from the import to the spool
-//! to the sender: held in the cycle's context, written with the cycle's commit, delivered in
-//! order after it — or, when the cycle fails, never.
+//! to the sender: held in the room that made it (core's or the arbiter's per-cycle state),
+//! written with the cycle's commit, delivered in order after it — or, when the cycle fails,
+//! never.
 //!
 //! Each kind is idempotent at its target where the target allows it: records, outcome
 //! resolutions and cases carry the id core stores them under (409 = delivered). The arbiter's
