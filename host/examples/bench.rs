@@ -94,8 +94,12 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 /// on this machine's disk, and spool bytes per 1,000 records.
 async fn spool_bench() -> anyhow::Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
-    let config =
-        OutboxConfig { dir: dir.path().to_path_buf(), max_bytes: u64::MAX, max_age: Duration::from_secs(86400) };
+    let config = OutboxConfig {
+        dir: dir.path().to_path_buf(),
+        max_bytes: u64::MAX,
+        max_age: Duration::from_secs(86400),
+        retry_window: Duration::from_secs(86400),
+    };
     let outbox = Outbox::open(config)?;
     let state = json!({"seq": 12345, "note": "a typical small state"});
     let mut small = Vec::new();

@@ -42,6 +42,10 @@ enum Command {
     /// Create a module project (templates/<lang>/ + the newest contract's WIT): README,
     /// build.sh that installs its toolchain from the registries, a sample task, test.sh.
     New(nthlayer_host::command::new::NewArgs),
+    /// The spool's set-aside entries (core refused them, or their retry window ran out):
+    /// list, show, requeue (optionally with a corrected body), drop. Works while `serve`
+    /// runs on the same state directory.
+    Outbox(nthlayer_host::outbox::admin::OutboxArgs),
 }
 
 /// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
@@ -61,7 +65,7 @@ fn init_logging(format: &str, default: &str) {
 /// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
 /// without the host knowing any module. The shorthand must come first on the line.
 fn expand_shorthand(args: Vec<String>) -> Vec<String> {
-    const COMMANDS: [&str; 7] = ["serve", "gate", "run", "check", "run-once", "new", "help"];
+    const COMMANDS: [&str; 8] = ["serve", "gate", "run", "check", "run-once", "new", "outbox", "help"];
     let (Some(module), Some(verb)) = (args.get(1), args.get(2)) else { return args };
     if module.starts_with('-') || verb.starts_with('-') || COMMANDS.contains(&module.as_str()) {
         return args;
@@ -80,7 +84,7 @@ fn expand_shorthand(args: Vec<String>) -> Vec<String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
     let default = match cli.command {
-        Command::Gate(_) | Command::Check(_) | Command::RunOnce(_) | Command::New(_) => "warn",
+        Command::Gate(_) | Command::Check(_) | Command::RunOnce(_) | Command::New(_) | Command::Outbox(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     init_logging(&cli.log_format, default);
@@ -89,6 +93,7 @@ async fn main() -> ExitCode {
         Command::Gate(a) => nthlayer_host::command::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
         Command::Run(a) => nthlayer_host::command::run::run(*a).await.map(|_| ExitCode::SUCCESS),
         Command::New(a) => nthlayer_host::command::new::new(a).map(|_| ExitCode::SUCCESS),
+        Command::Outbox(a) => nthlayer_host::outbox::admin::outbox(a).map(|_| ExitCode::SUCCESS),
         Command::RunOnce(a) => nthlayer_host::command::run_once::run_once(*a).await.map(|ok| {
             if ok {
                 ExitCode::SUCCESS

@@ -2,6 +2,7 @@
 //!
 //! Everything here drives *real* processes on loopback ports:
 //! * [`core::Core`] — the Python `nthlayer-core` 4.0.1 HTTP API with a throw-away SQLite store;
+//! * [`core_proxy::CoreProxy`] — a loopback proxy in front of it that answers 500 or 400 on cue;
 //! * [`prometheus::Prometheus`] — Debian's Prometheus 2.42, optionally backfilled with
 //!   `promtool tsdb create-blocks-from openmetrics`, scraping an in-process
 //!   [`exporter::Exporter`];
@@ -20,6 +21,7 @@
 pub use nthlayer_test_paths::{components, modules, Component, Module};
 
 pub mod core;
+pub mod core_proxy;
 pub mod exporter;
 pub mod host;
 pub mod llm_fake;

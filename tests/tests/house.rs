@@ -141,25 +141,20 @@ fn grants_follow_the_code_not_the_name() {
     let c = wait_until("embedded observe serving", WAIT, || component(&core, instance, "observe"));
     assert_eq!((c["trust"].clone(), c["grants"].clone()), (json!("embedded"), json!(["core", "prometheus"])));
 
-    // A stranger's file calling itself `observe` and declaring everything replaces the
-    // embedded observe — and gets nothing, since no --grant names it.
+    // A stranger's file calling itself `observe` and declaring everything cannot take the
+    // built-in's place: it is refused (an error naming both), and the embedded observe keeps
+    // serving with its own grants.
     let fake = dir.path().join("observe.wasm");
     install(&fake, &components::IMPOSTOR_OBSERVE.bytes());
-    let st = wait_until("the impostor observe ran", WAIT, || persisted(&core, "observe.impostor"));
-    for cap in ["core", "prometheus", "llm"] {
-        let o = &st["calls"][cap];
-        assert_eq!(o["denied"], json!(true), "{cap}: {st}");
-        assert!(o["error"].as_str().unwrap().contains(&format!("--grant observe={cap}")), "{o}");
-    }
-    let c = wait_until("impostor observe reported", WAIT, || {
-        component(&core, instance, "observe").filter(|c| c["version"] == "6.6.6")
+    wait_until("the impostor observe refused", WAIT, || {
+        host.log().lines().any(|l| l.contains("module name conflict") && l.contains("observe.wasm")).then_some(())
     });
-    assert_eq!((c["trust"].clone(), c["grants"].clone()), (json!("untrusted"), json!([])), "{c}");
     let log = host.log();
-    assert!(
-        log.lines().any(|l| l.contains("module swapped") && l.contains("revoked core,prometheus")),
-        "the swap logs the rights it took away"
-    );
+    let line = log.lines().find(|l| l.contains("module name conflict")).unwrap();
+    assert!(line.contains("trusted code wins over untrusted"), "{line}");
+    assert!(persisted(&core, "observe.impostor").is_none(), "the impostor ran");
+    let c = component(&core, instance, "observe").unwrap();
+    assert_eq!((c["trust"].clone(), c["grants"].clone()), (json!("embedded"), json!(["core", "prometheus"])), "{c}");
 
     // A swap that adds a need (llm) runs with it denied: the new version's rights are
     // computed afresh (here: the explicit grant, core only), and the missing grant is logged.

@@ -14,18 +14,19 @@
 //! replaces that built-in then, as any swap does.
 //!
 //! The built-in modules embedded in the binary load after the files, for every name no file
-//! provides; a file that provides a built-in's name replaces it (now or later, as a swap),
-//! and when that file goes away the embedded version serves again. Every version's grants
+//! provides; a trusted file (byte-identical to a built-in, or under `--trusted-dir`) that
+//! provides a built-in's name replaces it (now or later, as a swap), and when that file goes
+//! away the embedded version serves again. Every version's grants
 //! and limits are resolved anew from what its code is (policy/grants.rs), so a swap can
 //! never inherit the rights of the version it replaced.
 //!
 //! Two files claiming one module name is an error logged with both files and the winner, and
 //! the winner never depends on the order files sort in: trusted code (byte-identical to a
 //! built-in, or under `--trusted-dir`) wins over untrusted code, and between equals the file
-//! already serving keeps serving. At start-up an untrusted file claiming a built-in's name
-//! does not displace it: the built-in serves (a stranger's file must not take a working
-//! module away just by being there first); a file added while the host runs may still
-//! replace an embedded built-in, as a swap, with the rights its own code earns.
+//! already serving keeps serving. A built-in is trusted code, so an untrusted file claiming
+//! its name never displaces it, at start-up or later: a stranger's file must not take a
+//! working module away just by being there (an operator replaces a built-in with their own
+//! build by putting it under `--trusted-dir`, or serves without built-ins: `--no-builtin`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -209,7 +210,7 @@ impl Watcher {
             if self.defer(&path, s).await {
                 continue;
             }
-            if !self.handle(&path, s, scheduler, Startup(true)).await {
+            if !self.handle(&path, s, scheduler).await {
                 failures += 1;
             }
         }
@@ -256,7 +257,7 @@ impl Watcher {
                 tracing::info!(file = %d.path.display(), module = %m.label(), compile_ms = m.compile_ms,
                     ready_ms = d.started.elapsed().as_millis() as u64, "background compile finished");
             }
-            let r = self.install_loaded(&d.path, d.sha256, loaded, d.started, Some(scheduler), Startup(true));
+            let r = self.install_loaded(&d.path, d.sha256, loaded, d.started, Some(scheduler));
             self.settle(&d.path, r);
             scheduler.status.touch();
         }
@@ -314,7 +315,7 @@ impl Watcher {
                 continue;
             }
             k.pending = None;
-            self.handle(&path, now, Some(scheduler), Startup(false)).await;
+            self.handle(&path, now, Some(scheduler)).await;
             changed = true;
         }
         // The set of serving versions (or rejected files) changed: tell core now rather than
@@ -345,14 +346,8 @@ impl Watcher {
 
     /// Loads (or reloads) one file and installs it. Returns false if the file was rejected;
     /// the reason is kept for heartbeats until the file changes or goes away.
-    async fn handle(
-        &mut self,
-        path: &Path,
-        s: Option<Stamp>,
-        scheduler: Option<&Arc<Scheduler>>,
-        startup: Startup,
-    ) -> bool {
-        let r = self.install(path, s, scheduler, startup).await;
+    async fn handle(&mut self, path: &Path, s: Option<Stamp>, scheduler: Option<&Arc<Scheduler>>) -> bool {
+        let r = self.install(path, s, scheduler).await;
         self.settle(path, r)
     }
 
@@ -375,7 +370,6 @@ impl Watcher {
         path: &Path,
         s: Option<Stamp>,
         scheduler: Option<&Arc<Scheduler>>,
-        startup: Startup,
     ) -> Result<(), String> {
         let started = Instant::now();
         let k = self.known.entry(path.to_path_buf()).or_default();
@@ -393,7 +387,7 @@ impl Watcher {
         }
         let loaded =
             self.env.runtime.load_bytes(path, bytes, self.env.services.clone()).await.map_err(|e| e.to_string());
-        self.install_loaded(path, sha, loaded, started, scheduler, startup)
+        self.install_loaded(path, sha, loaded, started, scheduler)
     }
 
     /// Installs a loaded (or refused) version of `path`: new module, swap, or rejection.
@@ -404,7 +398,6 @@ impl Watcher {
         loaded: Result<Arc<LoadedModule>, String>,
         started: Instant,
         scheduler: Option<&Arc<Scheduler>>,
-        startup: Startup,
     ) -> Result<(), String> {
         let previous_module = self.known.get(path).and_then(|k| k.module.clone());
         let loaded = match loaded {
@@ -434,6 +427,12 @@ impl Watcher {
         }
         let k = self.known.get_mut(path).expect("known entry");
         match self.registry.get(&name) {
+            // A built-in is trusted code: only trusted code (an operator's own build under
+            // --trusted-dir) replaces it, so a stranger's file cannot take it away by name.
+            Some(slot) if previous_module.is_none() && slot.current().embedded() && !serving.trust.trusted() => {
+                let builtin = slot.current().path.clone();
+                return Err(conflict_error(&name, path, &builtin, &builtin, "trusted code wins over untrusted"));
+            }
             Some(slot) if previous_module.is_some() || slot.current().embedded() => {
                 let old = slot.swap(serving);
                 let new = slot.serving();
@@ -449,9 +448,9 @@ impl Watcher {
                 }
             }
             Some(slot) => return self.conflict(path, sha, serving, &slot, scheduler),
-            None if startup.0 && !serving.trust.trusted() && self.builtins.iter().any(|e| e.name == name) => {
+            None if !serving.trust.trusted() && self.builtins.iter().any(|e| e.name == name) => {
                 let builtin = self.builtins.iter().find(|e| e.name == name).expect("found").path();
-                return Err(conflict_error(&name, path, &builtin, &builtin, "the built-in serves at start-up"));
+                return Err(conflict_error(&name, path, &builtin, &builtin, "trusted code wins over untrusted"));
             }
             None => {
                 tracing::info!(load_ms = started.elapsed().as_millis() as u64, compile_ms = loaded.compile_ms,
@@ -494,7 +493,7 @@ fn warn_ungranted(s: &Serving) {
 }
 
 mod conflict;
-use conflict::{conflict_error, Startup};
+use conflict::conflict_error;
 
 #[cfg(test)]
 mod tests;

@@ -204,7 +204,12 @@ mod tests {
     /// the packed row as core holds it once delivered.
     async fn committed(url: &str, marker: &str, delivered: bool) -> (tempfile::TempDir, Arc<Outbox>, Value) {
         let dir = tempfile::tempdir().unwrap();
-        let config = OutboxConfig { dir: dir.path().into(), max_bytes: 1 << 20, max_age: Duration::from_secs(3600) };
+        let config = OutboxConfig {
+            dir: dir.path().into(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(3600),
+        };
         let outbox = Outbox::open(config).unwrap();
         let id = CoreIdentity { url: url.into(), marker: marker.into() };
         *outbox.identity.lock().unwrap() = Some((0, id));

@@ -5,14 +5,17 @@
 //! core will store each under). When the cycle succeeds, [`Outbox::commit`] writes its
 //! effects and its new state to the spool in one fsynced transaction; a failed cycle is
 //! dropped with its store, so it delivers nothing. The
-//! [`sender`] then delivers in order per task, with backoff, counting core's 409 (an id it
+//! [`sender`] then delivers in order per task, retrying what core cannot take now, counting core's 409 (an id it
 //! already has) as delivered — record ids are spooled with the records, so a replay after a
 //! crash repeats ids core can reject, never new ones. docs/OUTBOX.md is the module author's
 //! view of this.
 
+pub mod admin;
+pub mod aside;
 pub mod config;
 pub mod effects;
 pub mod identity;
+pub mod retry;
 pub mod sender;
 pub mod spool;
 
@@ -53,6 +56,9 @@ pub struct OutboxConfig {
     pub max_bytes: u64,
     /// Age of the oldest undelivered entry beyond which the spool is full.
     pub max_age: Duration,
+    /// How long an entry core cannot take (no answer, 5xx, 429) is retried before it is
+    /// set aside.
+    pub retry_window: Duration,
 }
 
 pub struct Outbox {
@@ -234,6 +240,9 @@ impl Outbox {
             "bytes": b.bytes,
             "oldest_age_seconds": oldest_age(&b).map(|a| a.as_secs()),
             "rejected": b.rejected,
+            "retrying": b.retrying,
+            "oldest_failure_age_seconds": b.oldest_failure_ms.map(|at| age_of(at).as_secs()),
+            "last_error": b.last_error,
             "full": self.full(),
             "max_bytes": self.config.max_bytes,
             "max_age_seconds": self.config.max_age.as_secs(),
@@ -246,8 +255,11 @@ impl Outbox {
 }
 
 fn oldest_age(b: &Backlog) -> Option<Duration> {
-    let at = b.oldest_ms?;
-    Some(Duration::from_millis((chrono::Utc::now().timestamp_millis() - at).max(0) as u64))
+    Some(age_of(b.oldest_ms?))
+}
+
+fn age_of(at_ms: i64) -> Duration {
+    Duration::from_millis((chrono::Utc::now().timestamp_millis() - at_ms).max(0) as u64)
 }
 
 /// When the spool is full, new cycles of tasks with undelivered records are refused: they
@@ -286,7 +298,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_spool_refuses_tasks_with_records_drops_heartbeats_and_keeps_records() {
         let dir = tempfile::tempdir().unwrap();
-        let config = OutboxConfig { dir: dir.path().into(), max_bytes: 600, max_age: Duration::from_secs(3600) };
+        let config = OutboxConfig {
+            dir: dir.path().into(),
+            max_bytes: 600,
+            max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(60),
+        };
         let outbox = Outbox::open(config).unwrap();
         outbox.heartbeat(&json!({"alive": true})).await;
         assert_eq!(outbox.backlog().entries, 0, "backlog is refreshed by commits and sender passes");
@@ -311,7 +328,12 @@ mod tests {
     #[tokio::test]
     async fn the_last_good_copy_comes_back_with_its_age() {
         let dir = tempfile::tempdir().unwrap();
-        let config = OutboxConfig { dir: dir.path().into(), max_bytes: 1 << 20, max_age: Duration::from_secs(3600) };
+        let config = OutboxConfig {
+            dir: dir.path().into(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(60),
+        };
         let outbox = Outbox::open(config).unwrap();
         assert!(outbox.cache_get("manifests").await.is_none());
         outbox.cache_put("manifests", &json!([{"service": "a"}])).await;

@@ -1,24 +1,32 @@
 //! The background sender: delivers the spool to core, in `seq` order within each lane
 //! (task), lanes side by side. A lane stops at its first entry core could not take and
-//! waits for the next pass, so a task's records never overtake each other.
+//! backs off on its own (the other lanes go on), so a task's records never overtake each other.
 //!
-//! Per entry, core's answer decides:
+//! Per entry, core's answer decides, by class (never by count):
 //! - 2xx, or 409 on a record (core has that id: an earlier attempt or run delivered it) —
 //!   delivered; the tasks a delivered record matches are woken (wake.rs), so a woken task
 //!   finds the record in core;
-//! - no answer (down, timeout, 429/502/503/504, circuit open) — kept; the pass backs off;
-//! - 5xx — kept and retried, [`MAX_5XX`] times, then refused for good;
-//! - another 4xx — refused for good: moved to the spool's `rejected` table and logged with
-//!   the task and id, counted in the heartbeat. Never silently dropped.
+//! - no answer (down, timeout, circuit open), 5xx, 429, or 409 on a state/heartbeat —
+//!   transient: kept and retried with capped, jittered exponential backoff for the retry
+//!   window (`--delivery-retry-seconds`); attempts and first failure are kept in the spool.
+//!   Core 4.0.1 answers 500 for every store error, a passing "database is locked" included,
+//!   so a 5xx says nothing about the payload;
+//! - another 4xx — a payload core will never take: set aside at once (the spool's
+//!   `rejected` table) with core's status and answer, for the operator (`outbox` commands);
+//! - a transient failure past the window, or a spooled body that is not JSON — set aside too.
+//!
+//! Delivery never waits for a commit while something is due: a pass that made progress is
+//! followed at once by the next; the sender sleeps only when every lane is empty or backing off.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::retry::{classify, Backoff, Class};
 use super::spool::{Entry, What};
 use super::Outbox;
 use crate::capability::core::CoreClient;
@@ -30,26 +38,24 @@ use crate::lifecycle::status::HostStatus;
 
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;
-/// Attempts of an entry that core answers with 5xx before it is refused for good.
-pub const MAX_5XX: u32 = 5;
-/// Backoff between passes while core does not answer.
-const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 pub struct Sender {
     outbox: Arc<Outbox>,
     services: Arc<Services>,
     status: Arc<HostStatus>,
     instance_id: String,
-    /// Entries core answered with 5xx, and how often (across passes).
-    failures_5xx: Mutex<HashMap<i64, u32>>,
+    /// How long an entry is retried after its first failure before it is set aside.
+    window: Duration,
+    /// Lanes backing off after a failure: not tried again before their time.
+    waits: Mutex<HashMap<String, Backoff>>,
 }
 
 /// What happened to one entry.
-enum Fate {
+pub(super) enum Fate {
     Delivered,
-    /// Core did not take it now; try again later.
+    /// Core did not answer; try again later.
     Later(String),
+    /// Core answered this status (classified by [`classify`]) or, with 0, the body is corrupt.
     Refused(u16, String),
 }
 
@@ -57,12 +63,24 @@ enum Fate {
 #[derive(Default)]
 struct LaneRun {
     delivered: Vec<i64>,
+    /// Entries set aside (progress too: the lane moved on).
+    set_aside: usize,
     stalled: bool,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Pass {
+    /// Entries delivered or set aside: the next pass follows at once.
+    pub progress: usize,
+    /// The earliest time a backing-off lane is due again.
+    pub next_due: Option<Instant>,
 }
 
 impl Sender {
     pub fn new(outbox: Arc<Outbox>, services: Arc<Services>, status: Arc<HostStatus>, instance_id: String) -> Self {
-        Sender { outbox, services, status, instance_id, failures_5xx: Mutex::default() }
+        let window = outbox.config.retry_window;
+        Sender { outbox, services, status, instance_id, window, waits: Mutex::default() }
     }
 
     /// The sender owns retrying: one attempt per entry per pass (the breaker makes an
@@ -76,8 +94,10 @@ impl Sender {
     /// the spool for the next start.
     pub async fn drain(&self, within: Duration) {
         let core = self.core();
+        // Backoffs do not apply: this is the last chance before the host stops.
+        self.waits.lock().expect("waits lock").clear();
         let drained = tokio::time::timeout(within, async {
-            while self.outbox.backlog().entries > 0 && !self.pass(&core).await {}
+            while self.outbox.backlog().entries > 0 && self.pass(&core, true).await.progress > 0 {}
         })
         .await;
         let b = self.outbox.backlog();
@@ -95,47 +115,59 @@ impl Sender {
 
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let core = self.core();
-        let mut backoff = FIRST_BACKOFF;
-        let mut last_report = std::time::Instant::now();
+        let mut last_report = Instant::now();
         loop {
-            let stalled = self.pass(&core).await;
+            let pass = self.pass(&core, false).await;
             self.report(&mut last_report);
-            let wait = if stalled {
-                let w = backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                Some(w)
-            } else {
-                backoff = FIRST_BACKOFF;
-                None
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if pass.progress > 0 {
+                // More may be due (a lane holds more than a batch): no waiting for a commit.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let due = async {
+                match pass.next_due {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = async {
-                    match wait {
-                        Some(w) => tokio::time::sleep(w).await,
-                        None => self.outbox.kick.notified().await,
-                    }
-                } => {}
+                _ = self.outbox.kick.notified() => {}
+                _ = due => {}
             }
         }
     }
 
-    /// One pass over every lane; true when some lane could not deliver.
-    async fn pass(&self, core: &CoreClient) -> bool {
+    /// One pass over every lane that is due (all of them with `all`).
+    async fn pass(&self, core: &CoreClient, all: bool) -> Pass {
         let lanes = match self.outbox.with(|s| s.lanes()).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the spool");
-                return true;
+                return Pass { progress: 0, next_due: Some(Instant::now() + Duration::from_secs(1)) };
             }
         };
-        if lanes.is_empty() {
-            return false;
-        }
-        let mut stalled = false;
-        let runs = join_all(lanes.iter().map(|lane| self.lane(core, lane))).await;
-        for run in runs {
-            stalled |= run.stalled;
+        let now = Instant::now();
+        let due: Vec<&String> = {
+            let mut waits = self.waits.lock().expect("waits lock");
+            waits.retain(|lane, _| lanes.contains(lane));
+            lanes.iter().filter(|l| all || waits.get(*l).is_none_or(|w| w.due() <= now)).collect()
+        };
+        let mut pass = Pass::default();
+        let runs = join_all(due.iter().map(|lane| self.lane(core, lane))).await;
+        for (lane, run) in due.iter().zip(runs) {
+            pass.progress += run.delivered.len() + run.set_aside;
+            {
+                let mut waits = self.waits.lock().expect("waits lock");
+                if run.stalled {
+                    waits.entry((*lane).clone()).or_default().fail();
+                } else {
+                    waits.remove(*lane);
+                }
+            }
             let seqs = run.delivered;
             if !seqs.is_empty() {
                 if let Err(e) = self.outbox.with(move |s| s.delivered(&seqs)).await {
@@ -143,11 +175,12 @@ impl Sender {
                 }
             }
         }
+        pass.next_due = self.waits.lock().expect("waits lock").values().map(Backoff::due).min();
         match self.outbox.with(|s| s.backlog()).await {
             Ok(b) => self.outbox.set_backlog(b),
             Err(e) => tracing::error!(error = %e, "cannot read the spool's backlog"),
         }
-        stalled
+        pass
     }
 
     /// Delivers one lane's head in order until core cannot take an entry.
@@ -163,39 +196,52 @@ impl Sender {
             }
         };
         for e in head {
-            match self.deliver(core, &e).await {
-                Fate::Delivered => run.delivered.push(e.seq),
-                Fate::Later(why) => {
-                    tracing::debug!(task = lane, seq = e.seq, error = %why, "core cannot take the entry yet");
+            let (status, why) = match classify(self.deliver(core, &e).await) {
+                Class::Delivered => {
+                    run.delivered.push(e.seq);
+                    continue;
+                }
+                Class::Permanent(status, why) => {
+                    self.refuse(&e, status, &why, 1).await;
+                    run.set_aside += 1;
+                    continue;
+                }
+                Class::Transient(status, why) => (status, why),
+            };
+            let (seq, w) = (e.seq, why.clone());
+            let failures = match self.outbox.with(move |s| s.failed(seq, status, &w)).await {
+                Ok(f) => f,
+                Err(err) => {
+                    tracing::error!(task = lane, seq, error = %err, "cannot record the failed attempt in the spool");
                     run.stalled = true;
                     break;
                 }
-                Fate::Refused(status, why) if status >= 500 => {
-                    let n = {
-                        let mut f = self.failures_5xx.lock().expect("5xx lock");
-                        let n = f.entry(e.seq).or_default();
-                        *n += 1;
-                        *n
-                    };
-                    if n < MAX_5XX {
-                        tracing::warn!(task = lane, id = %e.record_id, status, attempts = n, error = %why, "core failed on a spooled entry; will retry");
-                        run.stalled = true;
-                        break;
-                    }
-                    self.failures_5xx.lock().expect("5xx lock").remove(&e.seq);
-                    self.refuse(&e, status, &why).await;
-                }
-                Fate::Refused(status, why) => self.refuse(&e, status, &why).await,
+            };
+            let failing_ms = (super::spool::now_ms() - failures.first_failed_ms).max(0) as u64;
+            if Duration::from_millis(failing_ms) >= self.window {
+                let why = format!(
+                    "retry window of {} s ran out after {} attempts; last error: {why}",
+                    self.window.as_secs(),
+                    failures.attempts
+                );
+                self.refuse(&e, status, &why, 0).await;
+                run.set_aside += 1;
+                continue;
             }
+            tracing::debug!(task = lane, seq, id = %e.record_id, status, attempts = failures.attempts,
+                failing_s = failing_ms / 1000, error = %why, "core cannot take the entry yet; will retry");
+            run.stalled = true;
+            break;
         }
         run
     }
 
-    async fn refuse(&self, e: &Entry, status: u16, why: &str) {
+    /// Sets an entry aside; `uncounted` as in [`super::spool::Spool::set_aside`].
+    async fn refuse(&self, e: &Entry, status: u16, why: &str, uncounted: u32) {
         tracing::error!(task = %e.lane, what = e.what.as_str(), id = %e.record_id, status, error = %why,
-            "core refused a spooled entry for good; kept in the spool's rejected table");
+            "spooled entry set aside; kept in the spool's rejected table (nthlayer-host outbox list)");
         let (entry, why) = (e.clone(), why.to_string());
-        if let Err(err) = self.outbox.with(move |s| s.reject(&entry, status, &why)).await {
+        if let Err(err) = self.outbox.with(move |s| s.set_aside(&entry, status, &why, uncounted)).await {
             tracing::error!(error = %err, "cannot move the refused entry aside; it stays queued");
         }
     }
@@ -245,14 +291,16 @@ impl Sender {
 
     /// Puts the spool's condition into the status (heartbeats) and, while records wait,
     /// into the log every 10 s.
-    fn report(&self, last: &mut std::time::Instant) {
+    fn report(&self, last: &mut Instant) {
         let report = self.outbox.report();
         self.status.set_outbox(report.clone());
         let b = self.outbox.backlog();
-        if b.records > 0 && last.elapsed() >= Duration::from_secs(10) {
-            *last = std::time::Instant::now();
+        if (b.records > 0 || b.retrying > 0) && last.elapsed() >= Duration::from_secs(10) {
+            *last = Instant::now();
             tracing::warn!(records = b.records, entries = b.entries, bytes = b.bytes,
-                oldest_age_s = ?report["oldest_age_seconds"].as_u64(), full = ?self.outbox.full(),
+                oldest_age_s = ?report["oldest_age_seconds"].as_u64(), rejected = b.rejected,
+                retrying = b.retrying, oldest_failure_age_s = ?report["oldest_failure_age_seconds"].as_u64(),
+                last_error = ?b.last_error, full = ?self.outbox.full(),
                 "spool backlog waiting for core");
         }
     }
@@ -264,6 +312,13 @@ fn fate(r: Result<(), ClientError>) -> Fate {
         // A 2xx whose body was not JSON: core took it.
         Err(ClientError::Invalid(_)) => Fate::Delivered,
         Err(ClientError::Unavailable(m) | ClientError::Timeout(m)) => Fate::Later(m),
-        Err(ClientError::Rejected { status, code, detail }) => Fate::Refused(status, format!("{code}: {detail}")),
+        // Core's answer in its own shape, kept with the entry if it is set aside.
+        Err(ClientError::Rejected { status, code, detail }) => {
+            Fate::Refused(status, serde_json::json!({"error": code, "detail": detail}).to_string())
+        }
     }
 }
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;

@@ -10,10 +10,13 @@
 //! Tables:
 //! - `outbox`: what is still to be sent to core, in `seq` order per `lane` (the task; the
 //!   heartbeat has its own lane, a task's arbiter reductions theirs). `what` is assessment /
-//!   verdict / outcome / case / autonomy / state / heartbeat.
+//!   verdict / outcome / case / autonomy / state / heartbeat. An entry that failed keeps its
+//!   attempt count, first failure and last error here (aside.rs), so a restart does not reset
+//!   its retry window.
 //! - `task_state`: the last committed state of each task (restores without core), with its
 //!   `saved_at` and the core it is for (url + marker, outbox/identity.rs).
-//! - `rejected`: records core refused for good (4xx other than 409), kept for the operator.
+//! - `rejected`: entries set aside (core refused them, their retry window ran out, or their
+//!   body is corrupt), kept for the operator (`nthlayer-host outbox`, admin.rs).
 //! - `cache`: the last good copy of reads modules need to work (manifests).
 //!
 //! All calls are blocking; [`super::Outbox`] runs them on the blocking pool.
@@ -104,8 +107,13 @@ pub struct Backlog {
     pub bytes: u64,
     /// Spool time of the oldest undelivered entry (unix ms), if any.
     pub oldest_ms: Option<i64>,
-    /// Records core refused for good, kept in `rejected`.
+    /// Entries set aside (core refused them, or their retry window ran out), in `rejected`.
     pub rejected: u64,
+    /// Entries that failed at least once and wait for another attempt.
+    pub retrying: u64,
+    /// First failure of the longest-failing entry (unix ms), and its last error.
+    pub oldest_failure_ms: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 /// A task's last committed state.
@@ -122,25 +130,64 @@ pub struct LocalState {
 }
 
 pub struct Spool {
-    db: Connection,
+    pub(super) db: Connection,
+    /// The host's lock file, held open (and locked) for the life of the spool.
+    _lock: Option<std::fs::File>,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 impl Spool {
-    /// Opens (or creates) `<dir>/spool.db`. Fails when another process holds it: two hosts
-    /// sharing one spool would deliver each other's records twice.
+    /// Opens (or creates) `<dir>/spool.db` for a host. Fails when another process holds
+    /// its lock file: two hosts sharing one spool would deliver each other's records twice.
+    /// The lock is a separate file, not SQLite's exclusive mode, so that `outbox` commands
+    /// can work on the spool while the host runs (SQLite's own locking orders their short
+    /// transactions against the host's).
     pub fn open(dir: &Path) -> anyhow::Result<Spool> {
         use anyhow::Context;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create state directory {}", dir.display()))?;
         let path = dir.join("spool.db");
-        let db = Connection::open(&path).with_context(|| format!("cannot open spool {}", path.display()))?;
-        // EXCLUSIVE: this process holds the lock from the first write until it exits.
+        let lock_path = dir.join("spool.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "spool {} is in use by another process (another host with the same --state-dir?)",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(anyhow::Error::new(e).context(format!("cannot lock {}", lock_path.display())))
+            }
+        }
+        let mut spool = Spool::connect(&path)?;
+        spool._lock = Some(lock);
+        Ok(spool)
+    }
+
+    /// Opens an existing spool without the host's lock, for the `outbox` commands: they run
+    /// beside a serving host and rely on SQLite's locking for their short transactions.
+    pub fn open_shared(dir: &Path) -> anyhow::Result<Spool> {
+        let path = dir.join("spool.db");
+        if !path.is_file() {
+            anyhow::bail!("no spool in state directory {} (no {} file)", dir.display(), path.display());
+        }
+        Spool::connect(&path)
+    }
+
+    fn connect(path: &Path) -> anyhow::Result<Spool> {
+        use anyhow::Context;
+        let db = Connection::open(path).with_context(|| format!("cannot open spool {}", path.display()))?;
+        // A command's transaction and the host's wait for each other instead of failing.
+        db.busy_timeout(std::time::Duration::from_secs(10))?;
         db.execute_batch(
-            "PRAGMA locking_mode=EXCLUSIVE;
-             PRAGMA journal_mode=WAL;
+            "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
              BEGIN IMMEDIATE;
              CREATE TABLE IF NOT EXISTS outbox(
@@ -157,9 +204,10 @@ impl Spool {
                  record_id TEXT NOT NULL, body TEXT NOT NULL, status INTEGER NOT NULL,
                  error TEXT NOT NULL, rejected_at INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS cache(
-                 key TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL);
-             COMMIT;",
+                 key TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL);",
         )
+        .and_then(|()| super::aside::migrate(&db))
+        .and_then(|()| db.execute_batch("COMMIT;"))
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => anyhow::anyhow!(
                 "spool {} is in use by another process (another host with the same --state-dir?)",
@@ -168,7 +216,7 @@ impl Spool {
             _ => anyhow::Error::new(e).context(format!("cannot initialise spool {}", path.display())),
         })?;
         add_identity_columns(&db).with_context(|| format!("cannot upgrade spool {}", path.display()))?;
-        Ok(Spool { db })
+        Ok(Spool { db, _lock: None })
     }
 
     /// A cycle's commit, in one transaction: its records, then (if it returned one) its new
@@ -260,18 +308,6 @@ impl Spool {
         tx.commit()
     }
 
-    /// Moves an entry core refused for good to `rejected`.
-    pub fn reject(&mut self, e: &Entry, status: u16, error: &str) -> rusqlite::Result<()> {
-        let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO rejected(seq, lane, what, record_id, body, status, error, rejected_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![e.seq, e.lane, e.what.as_str(), e.record_id, e.body, status, error, now_ms()],
-        )?;
-        tx.execute("DELETE FROM outbox WHERE seq = ?1", params![e.seq])?;
-        tx.commit()
-    }
-
     /// Drops undelivered heartbeats (the first thing given up when the spool is full).
     pub fn drop_heartbeats(&mut self) -> rusqlite::Result<usize> {
         self.db.execute("DELETE FROM outbox WHERE lane = ?1", params![HEARTBEAT_LANE])
@@ -287,12 +323,16 @@ impl Spool {
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, Option<i64>>(3)?)),
         )?;
         let rejected: i64 = self.db.query_row("SELECT COUNT(*) FROM rejected", [], |r| r.get(0))?;
+        let (retrying, oldest_failure_ms, last_error) = self.failing()?;
         Ok(Backlog {
             records: records as u64,
             entries: entries as u64,
             bytes: bytes as u64,
             oldest_ms,
             rejected: rejected as u64,
+            retrying,
+            oldest_failure_ms,
+            last_error,
         })
     }
 

@@ -8,10 +8,6 @@ use super::{warn_ungranted, Watcher};
 use crate::lifecycle::registry::{ModuleSlot, Serving};
 use crate::lifecycle::scheduler::Scheduler;
 
-/// Whether a load is part of `serve`'s start-up (where a built-in keeps its name).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Startup(pub(super) bool);
-
 impl Watcher {
     /// `path` claims a module name another file serves. Trusted code wins over untrusted;
     /// between equals the one serving keeps serving. The loser is refused with an error

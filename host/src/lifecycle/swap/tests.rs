@@ -14,7 +14,7 @@ use std::time::Duration;
 use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
-use super::{stamp, Startup, Watcher};
+use super::{stamp, Watcher};
 use crate::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
@@ -45,6 +45,7 @@ impl Host {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
             max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(3600),
         })
         .unwrap();
         services.outbox.set(outbox.clone()).ok().expect("a fresh Services has no outbox");
@@ -76,7 +77,7 @@ impl Host {
         let tmp = file.with_extension("tmp");
         std::fs::write(&tmp, bytes).unwrap();
         std::fs::rename(&tmp, file).unwrap();
-        self.watcher.handle(file, stamp(file), None, Startup(false)).await
+        self.watcher.handle(file, stamp(file), None).await
     }
 
     fn slot(&self, module: &str) -> Arc<ModuleSlot> {

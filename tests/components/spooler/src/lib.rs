@@ -7,13 +7,25 @@
 //! - state `{"n": cycle}`.
 //!
 //! After LAST it keeps its state and posts nothing, so a test can wait for quiet.
+//!
+//! Built a second way (variants.txt, feature `flood`): `spooler-flood` posts 5,000 records
+//! a cycle for 10 cycles and never fails, a 50,000-record backlog
+//! (tests/tests/outbox_delivery.rs).
 
 use nthlayer_sdk::host::HostExt;
 use nthlayer_sdk::serde_json::{json, Value};
 use nthlayer_sdk::{export_module, time, CycleInput, CycleOutput, Host, Module, ModuleInfo, Task};
 
+#[cfg(not(feature = "flood"))]
 pub const RECORDS: u64 = 10;
+#[cfg(not(feature = "flood"))]
 pub const LAST: u64 = 30;
+#[cfg(feature = "flood")]
+pub const RECORDS: u64 = 5_000;
+#[cfg(feature = "flood")]
+pub const LAST: u64 = 10;
+/// Whether one cycle in four fails half-way.
+const FAILING: bool = cfg!(not(feature = "flood"));
 
 pub struct Spooler;
 
@@ -34,7 +46,7 @@ impl Module for Spooler {
             return Ok(CycleOutput { state: Some(json!({ "n": done })), result: None, emitted: 0 });
         }
         let n = done + 1;
-        let fail = host.random_u64() % 4 == 0;
+        let fail = FAILING && host.random_u64() % 4 == 0;
         for i in 0..RECORDS {
             if fail && i == RECORDS / 2 {
                 return Err(format!("planned failure half-way through cycle {n}"));
