@@ -26,7 +26,7 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{classify, Backoff, Class};
+use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
 use super::Outbox;
 use crate::capability::core::CoreClient;
@@ -48,15 +48,6 @@ pub struct Sender {
     window: Duration,
     /// Lanes backing off after a failure: not tried again before their time.
     waits: Mutex<HashMap<String, Backoff>>,
-}
-
-/// What happened to one entry.
-pub(super) enum Fate {
-    Delivered,
-    /// Core did not answer; try again later.
-    Later(String),
-    /// Core answered this status (classified by [`classify`]) or, with 0, the body is corrupt.
-    Refused(u16, String),
 }
 
 /// What one lane's pass did.

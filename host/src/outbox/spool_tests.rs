@@ -35,10 +35,7 @@ fn commits_survive_reopen_in_order_and_states_supersede() {
     let head = s.head("t", 10).unwrap();
     let order: Vec<(&str, What)> = head.iter().map(|e| (e.record_id.as_str(), e.what)).collect();
     // State 1 was superseded by state 2, which follows the records of its cycle.
-    assert_eq!(
-        order,
-        [("a", What::Assessment), ("b", What::Assessment), ("c", What::Assessment), ("", What::State)]
-    );
+    assert_eq!(order, [("a", What::Assessment), ("b", What::Assessment), ("c", What::Assessment), ("", What::State)]);
     assert_eq!(head[3].body, "2");
     assert_eq!(s.local_state("t").unwrap().unwrap().state, json!({"n": 2}));
     assert_eq!(s.local_state("u").unwrap(), None);
