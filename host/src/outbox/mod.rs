@@ -15,6 +15,7 @@ pub mod aside;
 pub mod config;
 pub mod effects;
 pub mod identity;
+pub mod posted;
 pub mod retry;
 pub mod sender;
 pub mod spool;

@@ -8,6 +8,7 @@ use crate::bindings::HostError;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
+use crate::outbox::posted::{posted, Posted};
 use crate::outbox::{effects, Effect, Emitted};
 use crate::policy::emissions;
 use super::State;
@@ -73,9 +74,9 @@ impl View<'_, State> {
         let component = self.source_component(source)?;
         self.check_emission(kind, &map)?;
         emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
-        let (what, call, write) = match kind {
-            RecordKind::Assessment => ("assessment", "submit-assessment", Write::Assessment),
-            RecordKind::Verdict => ("verdict", "submit-verdict", Write::Verdict),
+        let (call, write) = match kind {
+            RecordKind::Assessment => ("submit-assessment", Write::Assessment),
+            RecordKind::Verdict => ("submit-verdict", Write::Verdict),
         };
         if self.cx.holding {
             // The module gets the record's own id, the one core will store it under.
@@ -88,23 +89,15 @@ impl View<'_, State> {
             return tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, || id.clone(), live)
                 .await;
         }
-        let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("").to_string();
-        let service = map.get("service").and_then(Value::as_str).unwrap_or("").to_string();
         let sink = self.state.services.records.clone();
         let budget = self.cx.budget();
         let fresh = || map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let live = bounded("core", budget, sink.submit(kind, &map, &component));
         let id = tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, fresh, live).await?;
         self.state.emitted += 1;
-        let record = match kind {
-            RecordKind::Assessment => crate::lifecycle::wake::Record::Assessment,
-            RecordKind::Verdict => crate::lifecycle::wake::Record::Verdict,
-        };
-        let woken = self.state.services.wake.publish(&self.cx.task, record, &map, &id);
-        tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");
-        if !woken.is_empty() {
-            tracing::debug!(task = %self.cx.task, %id, ?woken, "record wakes subscribed tasks");
-        }
+        let (task, record) = (self.cx.task.as_str(), &map);
+        let p = Posted { task, component: &component, kind, record, id: &id, duplicate: false, spooled_ms: 0 };
+        posted(&self.state.services.wake, p);
         Ok(id)
     }
 

@@ -195,3 +195,25 @@ async fn without_holding_outcomes_and_cases_go_to_core_at_once() {
     s.core().create_case(case.to_string()).await.unwrap();
     fake.finish();
 }
+
+/// A one-shot command posts directly, so it announces the record itself, through the same
+/// function the sender calls on delivery (outbox/posted.rs): a subscribed task wakes. A held
+/// record wakes no one until the sender delivers it.
+#[tokio::test]
+async fn a_direct_post_wakes_subscribers_and_a_held_one_does_not() {
+    use crate::lifecycle::wake::{Record, WakeRule};
+    let fake = HttpFake::start(vec![Step::post("/assessments").reply(201, r#"{"id":"asm-1"}"#)]);
+    let mut s = store(&fake, grants(), Limits::default());
+    let rule = WakeRule { record: Record::Assessment, kind: "slo_status".into(), tests: vec![] };
+    let watcher = s.rooms.core.services.wake.subscribe("watcher", &[rule]);
+
+    s.cx.holding = true;
+    s.core().submit_assessment(record(json!({})), None).await.unwrap();
+    assert!(watcher.cause().is_none(), "a held record wakes no one before its delivery");
+
+    s.cx.holding = false;
+    s.core().submit_assessment(record(json!({})), None).await.unwrap();
+    fake.finish();
+    let (cause, _) = watcher.cause().expect("the direct post woke the subscriber");
+    assert!(cause.contains("asm-1"), "{cause}");
+}
