@@ -59,8 +59,8 @@ impl View<'_, State> {
     /// names its own.
     fn check_emission(&self, kind: RecordKind, map: &Map<String, Value>) -> Result<(), HostError> {
         let module = &self.cx.module;
-        let (record, name) = (emissions::Record::from(kind), emissions::kind_of(kind, map));
-        self.cx.grants.emits.check(module, &self.cx.grants.names(), record, name).map_err(HostError::Denied)?;
+        let name = emissions::kind_of(kind, map);
+        self.cx.grants.emits.check(module, &self.cx.grants.names(), kind, name).map_err(HostError::Denied)?;
         emissions::check_producer(module, map).map_err(HostError::Denied)
     }
 
