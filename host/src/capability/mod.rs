@@ -2,13 +2,16 @@
 //! side of its WIT interface (`import.rs`), its flags (`config.rs`) and the [`Unit`] that
 //! ties them together (`mod.rs`). The [`capabilities!`] table below is the only list of
 //! capabilities: the `Capability` enum, its names and parsing, the `--grant` help, the
-//! fixture files of a recording, the flags of `serve`/`gate`/`run` and the backends every
-//! cycle shares ([`Backends`], inside `Services`) all come from it. Adding a capability is
-//! its folder, its WIT and one line here (docs/ARCHITECTURE.md, "Adding a capability").
+//! fixture files of a recording, the flags of `serve`/`gate`/`run`, the backends every
+//! cycle shares ([`Backends`], inside `Services`), each cycle's room states ([`Rooms`]) and
+//! the linking of every room under every served contract version ([`link`]) all come from
+//! it. Adding a capability is its folder, its WIT and one line here (docs/ARCHITECTURE.md,
+//! "Adding a capability").
 //!
-//! `log` has a room (its import) but no line: it needs no backend and no flag, and every
-//! module has it. `shared/` is the plumbing the rooms have in common (client errors,
-//! retries, core's breaker, the CloudEvents envelope, the import steps).
+//! `log` has a room (its import and its counters) but no line: it needs no backend and no
+//! flag, and every module has it. `shared/` is the plumbing the rooms have in common (client
+//! errors, retries, core's breaker, the CloudEvents envelope, the cycle's shared context and
+//! the import steps).
 
 pub mod log;
 pub mod services;
