@@ -13,7 +13,7 @@ use nthlayer_host::config::HostConfig;
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
 use nthlayer_host::outbox::{Emitted, Outbox, OutboxConfig};
-use nthlayer_host::runtime::Runtime;
+
 use serde_json::json;
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -30,11 +30,11 @@ async fn main() -> anyhow::Result<()> {
 
     // Load times: no cache (compiles every time) vs a warm cache directory.
     let cache = tempfile::tempdir()?;
-    let cold_rt = Runtime::new(None)?;
+    let cold_rt = nthlayer_host::store::runtime(None)?;
     let t = Instant::now();
     cold_rt.load(&observe, services.clone()).await?;
     let cold = t.elapsed();
-    let warm_rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+    let warm_rt = nthlayer_host::store::runtime(Some(cache.path().to_path_buf()))?;
     warm_rt.load(&observe, services.clone()).await?; // fills the cache
     let t = Instant::now();
     let cached_module = warm_rt.load(&observe, services.clone()).await?;
@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     assert_eq!(cached_module.origin, nthlayer_host::runtime::cache::Origin::Cached);
 
     // Per-cycle overhead on the trivial module.
-    let rt = Runtime::new(Some(cache.path().to_path_buf()))?;
+    let rt = nthlayer_host::store::runtime(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let serving = Serving::bare(module.clone());
     let config = Arc::new(HostConfig::default());

@@ -29,6 +29,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
+pub mod store;
 pub mod tape;
 #[cfg(feature = "test-support")]
 pub mod test_support;

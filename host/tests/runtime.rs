@@ -76,7 +76,7 @@ async fn emissions_follow_the_versions_declaration_across_a_swap_and_a_rollback(
     use nthlayer_host::policy::grants::{GrantPolicy, Trust};
     let env = test_support::run_env();
     let policy = GrantPolicy::parse(&["swapper=core,assessment:*".into()]).unwrap();
-    let serving = |m: &std::sync::Arc<nthlayer_host::runtime::LoadedModule>| Serving {
+    let serving = |m: &std::sync::Arc<nthlayer_host::store::LoadedModule>| Serving {
         grants: policy.resolve(&m.meta.name, &m.meta.needs, m.meta.emits.as_ref(), &Trust::Untrusted),
         ..Serving::bare(m.clone())
     };

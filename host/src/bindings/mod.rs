@@ -13,10 +13,8 @@ mod frozen;
 mod since_v0_1;
 mod since_v0_2;
 
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Store};
-
-use crate::runtime::store::StoreData;
 
 /// The newest contract version: the one the imports implement and the SDK is built from.
 pub mod latest {
@@ -52,6 +50,15 @@ impl Contract {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
             Contract::V0_3 => "0.3.0",
+        }
+    }
+
+    /// The interfaces with functions this version's `worker` world imports (besides `types`),
+    /// each linked to the newest implementation under this version's name (store/link.rs).
+    pub fn interfaces(self) -> &'static [&'static str] {
+        match self {
+            Contract::V0_1 => &["core", "prometheus", "tempo", "llm", "log"],
+            Contract::V0_2 | Contract::V0_3 => &["core", "prometheus", "tempo", "llm", "log", "arbiter"],
         }
     }
 
@@ -123,18 +130,12 @@ pub fn contract_of_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<C
     }
 }
 
-/// Links every served version's imports.
-pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    latest::Worker::add_to_linker::<StoreData, HasSelf<StoreData>>(linker, |s| s)?;
-    since_v0_1::add_to_linker(linker)?;
-    since_v0_2::add_to_linker(linker)
-}
-
 /// A component pre-instantiated against the bindings of the version it imports.
-pub enum WorkerPre {
-    V0_1(since_v0_1::WorkerPre<StoreData>),
-    V0_2(since_v0_2::WorkerPre<StoreData>),
-    V0_3(latest::WorkerPre<StoreData>),
+/// Generic over the store data, so the generated types sit below whatever composes it.
+pub enum WorkerPre<T: 'static> {
+    V0_1(since_v0_1::WorkerPre<T>),
+    V0_2(since_v0_2::WorkerPre<T>),
+    V0_3(latest::WorkerPre<T>),
 }
 
 /// One instance of a component, in its version's bindings.
@@ -144,9 +145,9 @@ pub enum Worker {
     V0_3(latest::Worker),
 }
 
-impl WorkerPre {
+impl<T: Send + 'static> WorkerPre<T> {
     /// Checks the exports of `pre` against `contract`'s world.
-    pub fn new(contract: Contract, pre: InstancePre<StoreData>) -> wasmtime::Result<Self> {
+    pub fn new(contract: Contract, pre: InstancePre<T>) -> wasmtime::Result<Self> {
         Ok(match contract {
             Contract::V0_1 => WorkerPre::V0_1(since_v0_1::WorkerPre::new(pre)?),
             Contract::V0_2 => WorkerPre::V0_2(since_v0_2::WorkerPre::new(pre)?),
@@ -162,7 +163,7 @@ impl WorkerPre {
         }
     }
 
-    pub async fn instantiate_async(&self, store: &mut Store<StoreData>) -> wasmtime::Result<Worker> {
+    pub async fn instantiate_async(&self, store: &mut Store<T>) -> wasmtime::Result<Worker> {
         Ok(match self {
             WorkerPre::V0_1(p) => Worker::V0_1(p.instantiate_async(store).await?),
             WorkerPre::V0_2(p) => Worker::V0_2(p.instantiate_async(store).await?),
@@ -173,7 +174,7 @@ impl WorkerPre {
 
 impl Worker {
     /// `describe()`, in the newest version's types.
-    pub async fn call_describe(&self, store: &mut Store<StoreData>) -> wasmtime::Result<ModuleInfo> {
+    pub async fn call_describe<T: Send>(&self, store: &mut Store<T>) -> wasmtime::Result<ModuleInfo> {
         match self {
             Worker::V0_1(w) => Ok(since_v0_1::module_info(w.call_describe(store).await?)),
             Worker::V0_2(w) => Ok(since_v0_2::module_info(w.call_describe(store).await?)),
@@ -182,9 +183,9 @@ impl Worker {
     }
 
     /// `run-cycle()`, in the newest version's types.
-    pub async fn call_run_cycle(
+    pub async fn call_run_cycle<T: Send>(
         &self,
-        store: &mut Store<StoreData>,
+        store: &mut Store<T>,
         input: &CycleInput,
     ) -> wasmtime::Result<Result<CycleOutput, String>> {
         match self {
@@ -220,6 +221,23 @@ mod tests {
         let v3 = r#"(component (import "nthlayer:worker/core@0.3.0" (instance)))"#;
         assert_eq!(contract_of_wat(v3), Ok(Contract::V0_3));
         assert!(Contract::V0_3.declares_emissions() && !Contract::V0_2.declares_emissions());
+    }
+
+    /// The rooms linked under each version's names (store/link.rs) are exactly what that
+    /// version's world imports: one too few and its components fail to pre-instantiate; one
+    /// too many and a name no published contract has would be served.
+    #[test]
+    fn each_version_links_exactly_the_interfaces_its_world_imports() {
+        for c in SERVED {
+            let path = format!("{}/../wit/nthlayer-worker@{}/world.wit", env!("CARGO_MANIFEST_DIR"), c.version());
+            let world = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let mut imported: Vec<&str> =
+                world.lines().filter_map(|l| l.trim().strip_prefix("import ")?.strip_suffix(';')).collect();
+            let mut linked = c.interfaces().to_vec();
+            imported.sort();
+            linked.sort();
+            assert_eq!(linked, imported, "{}", c.version());
+        }
     }
 
     #[test]

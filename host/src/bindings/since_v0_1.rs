@@ -2,7 +2,8 @@
 //!
 //! Imports: 0.1.0's interfaces (core, prometheus, tempo, llm, log) have exactly the shape of
 //! the newest version's, so their implementations are linked under the 0.1.0 names as they
-//! are: no code per function, and nothing here to drift. wasmtime type-checks each import
+//! are (store/link.rs, by [`super::Contract::interfaces`]): no code per function, and
+//! nothing here to drift. wasmtime type-checks each import
 //! structurally at pre-instantiation, so a shape that did differ would be refused at load,
 //! naming the function. When a later version changes an import, that import gets a
 //! forwarding `Host` impl in this file instead.
@@ -10,10 +11,7 @@
 //! Exports: 0.1.0's `task` has no `wake` list and its `module-info` no `emits` (0.3.0); its
 //! records are converted to the newest ones.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use super::latest;
-use crate::runtime::store::StoreData;
 
 wasmtime::component::bindgen!({
     world: "worker",
@@ -30,24 +28,6 @@ wasmtime::component::bindgen!({
 });
 
 use nthlayer::worker::types as v0_1;
-
-/// Only types; nothing to implement.
-impl v0_1::Host for StoreData {}
-
-/// Links the newest implementations under the 0.1.0 interface names.
-pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    use latest::nthlayer::worker::{core, llm, log, prometheus, tempo};
-    type D = HasSelf<StoreData>;
-    core::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/core@0.1.0")?, |s| s)?;
-    prometheus::add_to_linker_instance::<StoreData, D>(
-        &mut linker.instance("nthlayer:worker/prometheus@0.1.0")?,
-        |s| s,
-    )?;
-    tempo::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/tempo@0.1.0")?, |s| s)?;
-    llm::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/llm@0.1.0")?, |s| s)?;
-    log::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/log@0.1.0")?, |s| s)?;
-    v0_1::add_to_linker::<StoreData, D>(linker, |s| s)
-}
 
 /// 0.1.0 tasks wake on nothing (interval only) and declare no emissions (the loader knows
 /// from the contract that the empty `emits` means "cannot declare").

@@ -2,18 +2,15 @@
 //!
 //! Imports: 0.2.0's interfaces (core, prometheus, tempo, llm, log, arbiter) have exactly the
 //! shape of the newest version's, so their implementations are linked under the 0.2.0 names
-//! as they are (see since_v0_1.rs for why that is safe: wasmtime type-checks every import
+//! as they are (store/link.rs; see since_v0_1.rs for why that is safe: wasmtime type-checks every import
 //! structurally at pre-instantiation).
 //!
 //! Exports: 0.2.0's `module-info` has no `emits` list, so a 0.2.0 module declares nothing and
-//! its emissions are what the operator (or its trust) grants (capabilities.rs). Its `task`,
+//! its emissions are what the operator (or its trust) grants (policy/grants.rs). Its `task`,
 //! `cycle-input` and `cycle-output` have the newest shapes but are distinct Rust types, so
 //! they are converted field by field.
 
-use wasmtime::component::{HasSelf, Linker};
-
 use super::latest::nthlayer::worker::types as new;
-use crate::runtime::store::StoreData;
 
 wasmtime::component::bindgen!({
     world: "worker",
@@ -31,25 +28,6 @@ wasmtime::component::bindgen!({
 });
 
 use nthlayer::worker::types as v0_2;
-
-/// Only types; nothing to implement.
-impl v0_2::Host for StoreData {}
-
-/// Links the newest implementations under the 0.2.0 interface names.
-pub(super) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    use super::latest::nthlayer::worker::{arbiter, core, llm, log, prometheus, tempo};
-    type D = HasSelf<StoreData>;
-    core::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/core@0.2.0")?, |s| s)?;
-    prometheus::add_to_linker_instance::<StoreData, D>(
-        &mut linker.instance("nthlayer:worker/prometheus@0.2.0")?,
-        |s| s,
-    )?;
-    tempo::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/tempo@0.2.0")?, |s| s)?;
-    llm::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/llm@0.2.0")?, |s| s)?;
-    log::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/log@0.2.0")?, |s| s)?;
-    arbiter::add_to_linker_instance::<StoreData, D>(&mut linker.instance("nthlayer:worker/arbiter@0.2.0")?, |s| s)?;
-    v0_2::add_to_linker::<StoreData, D>(linker, |s| s)
-}
 
 /// A 0.2.0 module declares no emissions: `emits` is empty, and the loader knows from the
 /// contract that empty here means "not declared", not "declares nothing".

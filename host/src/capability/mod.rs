@@ -2,27 +2,53 @@
 //! side of its WIT interface (`import.rs`), its flags (`config.rs`) and the [`Unit`] that
 //! ties them together (`mod.rs`). The [`capabilities!`] table below is the only list of
 //! capabilities: the `Capability` enum, its names and parsing, the `--grant` help, the
-//! fixture files of a recording, the flags of `serve`/`gate`/`run` and the backends every
-//! cycle shares ([`Backends`], inside `Services`) all come from it. Adding a capability is
-//! its folder, its WIT and one line here (docs/ARCHITECTURE.md, "Adding a capability").
+//! fixture files of a recording, the flags of `serve`/`gate`/`run`, the backends every
+//! cycle shares ([`Backends`], inside `Services`), each cycle's room states ([`Rooms`]) and
+//! the linking of every room under every served contract version ([`link`]) all come from
+//! it. Adding a capability is its folder, its WIT and one line here (docs/ARCHITECTURE.md,
+//! "Adding a capability").
 //!
-//! `log` has a room (its import) but no line: it needs no backend and no flag, and every
-//! module has it. `shared/` is the plumbing the rooms have in common (client errors,
-//! retries, core's breaker, the CloudEvents envelope, the import steps).
+//! `log` has a room (its import and its counters) but no line: it needs no backend and no
+//! flag, and every module has it. `shared/` is the plumbing the rooms have in common (client
+//! errors, retries, core's breaker, the CloudEvents envelope, the cycle's shared context and
+//! the import steps).
 
 pub mod log;
 pub mod services;
 pub mod shared;
 
+use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// What a capability room gives the host: flags to parse and, from them, the backend its
-/// import calls. Modelled on Spin's factors, cut down to the two things every room has: a
-/// room needs no hook into instantiation (its import is a plain `Host` impl on the store
-/// data, linked by `bindings`), and no per-cycle state beyond what `CycleCtx` already
-/// carries, so a trait of one config type, one backend type and one constructor is enough.
-/// Associated types rather than `Box<dyn Any>` keep each backend statically typed in
-/// `Services`, so an import reads `services.backends.tempo` with no downcast.
+use wasmtime::component::{HasData, Linker, LinkerInstance};
+
+use services::Services;
+pub use shared::context::Ctx;
+
+/// What a room's import is implemented on: the room's own per-cycle state and the cycle's
+/// shared context, borrowed from the store for the length of one call.
+pub struct View<'a, S> {
+    pub state: &'a mut S,
+    pub cx: &'a mut Ctx,
+}
+
+/// The `HasData` projection of a room whose state is `S` (wasmtime-wasi's `WasiCtxView`
+/// pattern): the linker hands its `Host` implementation a [`View`] instead of the whole
+/// store data.
+pub struct Room<S>(PhantomData<S>);
+
+impl<S: 'static> HasData for Room<S> {
+    type Data<'a> = View<'a, S>;
+}
+
+/// What a capability room gives the host: flags to parse, the backend its import calls, and
+/// the state one cycle's calls share. Modelled on Spin's factors: each room owns its
+/// per-cycle state (`State`, built from the shared backends and the cycle's context) and
+/// implements its WIT interface's `Host` on a [`View`] of it — the room's state plus the
+/// shared [`Ctx`] — linked through wasmtime's `HasData` projection ([`Room`]). Associated
+/// types rather than `Box<dyn Any>` keep each backend and state statically typed, so an
+/// import reads `self.state.client` with no downcast.
 pub trait Unit {
     /// The room's flags, flattened into the commands' arguments (`ServeArgs`). Flag names,
     /// `env` names and defaults are the reference's and must not change.
@@ -30,7 +56,20 @@ pub trait Unit {
     /// What the import calls, built once and shared by every cycle.
     type Backend: Send + Sync;
 
+    /// What one cycle's calls of this room share (held effects, counters, budgets).
+    type State: Send + 'static;
+
     fn build(cfg: &Self::Config, shared: &Shared) -> anyhow::Result<Self::Backend>;
+
+    /// A fresh state for one cycle.
+    fn state(services: &Arc<Services>, cx: &Ctx) -> Self::State;
+
+    /// Links the room's `Host` implementation into one instance of the linker (the room's
+    /// interface under one served contract version's name).
+    fn link<T: Send + 'static>(
+        inst: &mut LinkerInstance<'_, T>,
+        get: fn(&mut T) -> View<'_, Self::State>,
+    ) -> wasmtime::Result<()>;
 
     /// The same configuration pointed at no backend: for commands that must not reach one
     /// (`check`, `run-once`, whose answers come from fixtures) and for tests. The default
@@ -106,6 +145,46 @@ macro_rules! capabilities {
             pub fn build(args: &CapabilityArgs, shared: &Shared) -> anyhow::Result<Self> {
                 Ok(Backends { $($field: <$field::$unit as Unit>::build(&args.$field, shared)?,)+ })
             }
+        }
+
+        /// Every room's per-cycle state, one field per line of the table, and `log`'s.
+        pub struct Rooms {
+            $(pub $field: <$field::$unit as Unit>::State,)+
+            pub log: log::State,
+        }
+
+        impl Rooms {
+            pub fn new(services: &Arc<Services>, cx: &Ctx) -> Self {
+                Rooms { $($field: <$field::$unit as Unit>::state(services, cx),)+ log: log::State::default() }
+            }
+        }
+
+        /// Store data that carries the rooms: each room's [`View`] is projected from it.
+        pub trait HasRooms: Send + 'static {
+            fn rooms(&mut self) -> (&mut Rooms, &mut Ctx);
+
+            $(fn $field(&mut self) -> View<'_, <$field::$unit as Unit>::State> {
+                let (rooms, cx) = self.rooms();
+                View { state: &mut rooms.$field, cx }
+            })+
+
+            fn log(&mut self) -> View<'_, log::State> {
+                let (rooms, cx) = self.rooms();
+                View { state: &mut rooms.log, cx }
+            }
+        }
+
+        /// Links every room's import under one contract version's interface names
+        /// (`nthlayer:worker/<room>@<version>`), skipping rooms the version does not have.
+        pub fn link<T: HasRooms>(linker: &mut Linker<T>, version: &str, has: &[&str]) -> wasmtime::Result<()> {
+            let name = |room: &str| format!("nthlayer:worker/{room}@{version}");
+            $(if has.contains(&$name) {
+                <$field::$unit as Unit>::link(&mut linker.instance(&name($name))?, |t: &mut T| t.$field())?;
+            })+
+            if has.contains(&"log") {
+                log::link(&mut linker.instance(&name("log"))?, |t: &mut T| t.log())?;
+            }
+            Ok(())
         }
     };
 }

@@ -16,7 +16,8 @@ use crate::capability::services::Services;
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::config::CacheArgs;
-use crate::runtime::{inspect, LoadedModule, Runtime};
+use crate::runtime::inspect;
+use crate::store::{LoadedModule, Runtime};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
@@ -41,7 +42,7 @@ pub async fn command(a: CheckArgs) -> Result<bool> {
 pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: GrantPolicy) -> Result<bool> {
     let services = Arc::new(Services::offline()?);
     let cached = cache_dir.is_some();
-    let runtime = Runtime::new(cache_dir)?;
+    let runtime = crate::store::runtime(cache_dir)?;
     let targets: Vec<(PathBuf, Option<&[u8]>)> = if files.is_empty() {
         crate::runtime::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
     } else {

@@ -12,7 +12,6 @@ use crate::lifecycle::scheduler::RunEnv;
 use crate::lifecycle::swap::Watcher;
 use crate::policy::grants::GrantPolicy;
 use crate::runtime::builtin::{self, Embedded};
-use crate::runtime::Runtime;
 
 /// What every command builds from the same flags: configuration, backends, runtime, and
 /// the modules loaded (files first, then the built-ins no file replaces).
@@ -37,7 +36,7 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool
     let mut services = Services::build(&args.caps)?;
     services.record = args.tape.record.clone().map(|dir| Arc::new(crate::tape::RecordTo::new(dir)));
     let services = Arc::new(services);
-    let runtime = Runtime::new(args.cache.dir())?;
+    let runtime = crate::store::runtime(args.cache.dir())?;
     let registry = Arc::new(Registry::default());
     let env = RunEnv { runtime, services, config };
     let builtins: &'static [Embedded] = match (args.swap.no_builtin, only_builtin) {

@@ -13,8 +13,7 @@ use crate::bindings::CycleInput;
 use crate::capability::services::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::policy::grants::{GrantPolicy, Trust};
-use crate::runtime::store::CycleCtx;
-use crate::runtime::Runtime;
+use crate::store::{CycleCtx, StoreData};
 use crate::tape::{Replay, Tape};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +52,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
     // Nothing is reachable but the fixtures, so the module gets what it asks for unless a
     // `--grant` for it says otherwise (to exercise its `denied` paths).
     let services = Arc::new(Services::build(&a.host.caps.offline())?);
-    let runtime = Runtime::new(a.host.cache.dir())?;
+    let runtime = crate::store::runtime(a.host.cache.dir())?;
     let module = runtime.load(&a.file, services.clone()).await?;
     let meta = &module.meta;
     if !meta.tasks.iter().any(|t| t.name == a.task) {
@@ -68,7 +67,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
     }
     let grants = policy.resolve(&meta.name, &meta.needs, meta.emits.as_ref(), &Trust::TrustedDir(a.fixtures.clone()));
     let mut cx = CycleCtx::new(&meta.name, &meta.version, &a.task, services, grants, config.limits_for(&meta.name));
-    cx.tape = Some(Tape::Replay(replay.clone()));
+    cx.cx.tape = Some(Tape::Replay(replay.clone()));
     let input = CycleInput {
         task: a.task.clone(),
         state: state.as_ref().map(Value::to_string),
@@ -76,7 +75,7 @@ pub async fn run_once(a: RunOnceArgs) -> Result<bool> {
         args: args.as_ref().map(Value::to_string),
     };
     let started = std::time::Instant::now();
-    let outcome = runtime.run_cycle(&module, input, cx).await;
+    let outcome = runtime.run_cycle(&module, input, StoreData::new(cx)).await;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
     let unmatched = replay.unmatched();
     let ok = outcome.is_ok() && unmatched.is_empty();

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use crate::policy::grants::{Grants, Trust};
 use crate::runtime::limits::Limits;
-use crate::runtime::LoadedModule;
+use crate::store::LoadedModule;
 
 /// A version with the rights it runs under.
 pub struct Serving {

@@ -29,9 +29,9 @@ use crate::lifecycle::state::{Restored, StateStore};
 use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
-use crate::runtime::cycle::{CycleError, CycleOutcome};
-use crate::runtime::store::CycleCtx;
-use crate::runtime::Runtime;
+use crate::runtime::cycle::CycleError;
+use crate::store::CycleCtx;
+use crate::store::{CycleOutcome, Runtime, StoreData};
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]
@@ -139,7 +139,7 @@ async fn run_with(
     let mut cx =
         CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
     let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
-    cx.tape = recorder.clone().map(crate::tape::Tape::Record);
+    cx.cx.tape = recorder.clone().map(crate::tape::Tape::Record);
     cx.slots = slots;
     if hold {
         cx = cx.holding();
@@ -150,7 +150,7 @@ async fn run_with(
         config: env.config.module_config.to_string(),
         args: args.map(Value::to_string),
     };
-    let out = env.runtime.run_cycle(module, input, cx).await;
+    let out = env.runtime.run_cycle(module, input, StoreData::new(cx)).await;
     if let (Some(to), Some(rec)) = (record, recorder) {
         rec.finish(&to, task, state, args);
     }
@@ -461,7 +461,7 @@ mod tests {
         let services = Arc::new(Services::offline().unwrap());
         let core = services.backends.core.with_retry(RetryPolicy::none());
         let config = Arc::new(HostConfig::default());
-        let env = RunEnv { runtime: Runtime::new(None).unwrap(), services, config };
+        let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services, config };
         let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
         let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
         let sched = Scheduler::new(env, StateStore::new(core), status.clone(), 2);

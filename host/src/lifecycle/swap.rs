@@ -40,7 +40,8 @@ use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::builtin::Embedded;
-use crate::runtime::{LoadError, LoadedModule};
+use crate::runtime::LoadError;
+use crate::store::LoadedModule;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {

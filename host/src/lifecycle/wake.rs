@@ -32,22 +32,8 @@ const MAX_RULES: usize = 16;
 const MAX_TESTS: usize = 8;
 const MAX_VALUES: usize = 64;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Record {
-    Assessment,
-    Verdict,
-}
-
-impl Record {
-    /// The key that names the record's subtype.
-    fn subtype_key(self) -> &'static str {
-        match self {
-            Record::Assessment => "kind",
-            Record::Verdict => "type",
-        }
-    }
-}
+/// Assessment or verdict (the host's one spelling, capability/shared/envelope.rs).
+pub use crate::capability::shared::envelope::RecordKind as Record;
 
 /// One `wake-on` of a task, as the host keeps it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,6 +1,7 @@
 //! Every external effect a scheduled cycle makes, as one type from the import to the spool
-//! to the sender: held in the cycle's context, written with the cycle's commit, delivered in
-//! order after it — or, when the cycle fails, never.
+//! to the sender: held in the room that made it (core's or the arbiter's per-cycle state),
+//! written with the cycle's commit, delivered in order after it — or, when the cycle fails,
+//! never.
 //!
 //! Each kind is idempotent at its target where the target allows it: records, outcome
 //! resolutions and cases carry the id core stores them under (409 = delivered). The arbiter's
@@ -26,6 +27,27 @@ pub enum Effect {
     Case { id: String, case: Value },
     /// The arbiter's autonomy reduction: no id, delivered in the task's arbiter lane.
     Autonomy { agent: String, reason: String },
+}
+
+/// A scheduled cycle's effects of one room, in call order, held until the cycle commits.
+#[derive(Debug, Default)]
+pub struct Held {
+    pub effects: Vec<Effect>,
+    /// Bytes of every held effect, capped at [`MAX_HELD_BYTES`].
+    pub bytes: usize,
+}
+
+impl Held {
+    /// Keeps one effect for the commit; every kind counts against [`MAX_HELD_BYTES`], so a
+    /// module cannot make the host buffer without bound. `Err` is the module's error text.
+    pub fn hold(&mut self, effect: Effect, bytes: usize) -> Result<(), String> {
+        if self.bytes + bytes > super::MAX_HELD_BYTES {
+            return Err(format!("this cycle's effects exceed {} bytes held for one commit", super::MAX_HELD_BYTES));
+        }
+        self.bytes += bytes;
+        self.effects.push(effect);
+        Ok(())
+    }
 }
 
 impl From<Emitted> for Effect {

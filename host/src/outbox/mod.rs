@@ -1,7 +1,7 @@
 //! The durable outbox: nothing a committed cycle produced is lost while core is down.
 //!
 //! A scheduled cycle's effects — records, outcome resolutions, cases, arbiter reductions
-//! ([`effects::Effect`]) — are held in the cycle's context (the module gets at once the id
+//! ([`effects::Effect`]) — are held in the rooms' per-cycle state (the module gets at once the id
 //! core will store each under). When the cycle succeeds, [`Outbox::commit`] writes its
 //! effects and its new state to the spool in one fsynced transaction; a failed cycle is
 //! dropped with its store, so it delivers nothing. The
@@ -15,11 +15,12 @@ pub mod aside;
 pub mod config;
 pub mod effects;
 pub mod identity;
+pub mod posted;
 pub mod retry;
 pub mod sender;
 pub mod spool;
 
-pub use effects::Effect;
+pub use effects::{Effect, Held};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -33,8 +34,9 @@ use crate::capability::shared::envelope::RecordKind;
 use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
-/// Bytes of records one cycle may hold before committing: a module cannot make the host
-/// buffer without bound (the spool's cap then bounds what is kept across cycles).
+/// Bytes of effects one room (core, the arbiter) may hold in one cycle before committing: a
+/// module cannot make the host buffer without bound (the spool's cap then bounds what is
+/// kept across cycles).
 pub const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// A record a cycle submitted, held until the cycle commits.

@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::sender::Fate;
-
 /// First wait of a lane after a failure; doubles per failure up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -22,6 +20,15 @@ pub enum Class {
     Transient(u16, String),
     /// Set aside now: a 4xx core will never take, or a corrupt body (status 0).
     Permanent(u16, String),
+}
+
+/// What happened to one entry.
+pub(super) enum Fate {
+    Delivered,
+    /// Core did not answer; try again later.
+    Later(String),
+    /// Core answered this status (classified by [`classify`]) or, with 0, the body is corrupt.
+    Refused(u16, String),
 }
 
 /// Classifies what delivering one entry came to. A 409 on a record never gets here: the

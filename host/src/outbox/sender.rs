@@ -26,7 +26,8 @@ use futures_util::future::join_all;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::retry::{classify, Backoff, Class};
+use super::posted::{posted, Posted};
+use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
 use super::Outbox;
 use crate::capability::core::CoreClient;
@@ -48,15 +49,6 @@ pub struct Sender {
     window: Duration,
     /// Lanes backing off after a failure: not tried again before their time.
     waits: Mutex<HashMap<String, Backoff>>,
-}
-
-/// What happened to one entry.
-pub(super) enum Fate {
-    Delivered,
-    /// Core did not answer; try again later.
-    Later(String),
-    /// Core answered this status (classified by [`classify`]) or, with 0, the body is corrupt.
-    Refused(u16, String),
 }
 
 /// What one lane's pass did.
@@ -269,22 +261,18 @@ impl Sender {
             Ok(m) => m,
             Err(err) => return Fate::Refused(0, format!("spooled record is not a JSON object: {err}")),
         };
-        let (kind, record, what) = match e.what {
-            What::Verdict => (RecordKind::Verdict, crate::lifecycle::wake::Record::Verdict, "verdict"),
-            _ => (RecordKind::Assessment, crate::lifecycle::wake::Record::Assessment, "assessment"),
+        let kind = match e.what {
+            What::Verdict => RecordKind::Verdict,
+            _ => RecordKind::Assessment,
         };
         let r = core.submit(kind, &map, &e.component).await;
         let duplicate = matches!(&r, Err(ClientError::Rejected { status: 409, .. }));
         let f = if duplicate { Fate::Delivered } else { fate(r.map(|_| ())) };
         if let Fate::Delivered = f {
-            let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
-            let service = map.get("service").and_then(Value::as_str).unwrap_or("");
             let spooled_ms = chrono::Utc::now().timestamp_millis() - e.spooled_at_ms;
-            tracing::info!(task = %e.lane, id = %e.record_id, kind = sub, service, duplicate, spooled_ms, "posted {what}");
-            let woken = self.services.wake.publish(&e.lane, record, &map, &e.record_id);
-            if !woken.is_empty() {
-                tracing::debug!(task = %e.lane, id = %e.record_id, ?woken, "record wakes subscribed tasks");
-            }
+            let (task, component, id) = (e.lane.as_str(), e.component.as_str(), e.record_id.as_str());
+            let p = Posted { task, component, kind, record: &map, id, duplicate, spooled_ms };
+            posted(&self.services.wake, p);
         }
         f
     }

@@ -74,29 +74,8 @@ pub struct Emission {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Record {
-    Assessment,
-    Verdict,
-}
-
-impl Record {
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Record::Assessment => "assessment",
-            Record::Verdict => "verdict",
-        }
-    }
-}
-
-impl From<RecordKind> for Record {
-    fn from(k: RecordKind) -> Self {
-        match k {
-            RecordKind::Assessment => Record::Assessment,
-            RecordKind::Verdict => Record::Verdict,
-        }
-    }
-}
+/// Assessment or verdict (the host's one spelling, capability/shared/envelope.rs).
+pub use crate::capability::shared::envelope::RecordKind as Record;
 
 impl Emission {
     /// `assessment:KIND` or `verdict:TYPE`; None for anything else (a capability name).

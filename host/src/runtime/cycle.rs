@@ -1,19 +1,15 @@
 //! Running one call into a module in a fresh store, under its limits, and saying precisely
 //! why it failed when it does.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 
 use super::cpu::{AfterHook, CpuExceeded};
 use super::engine::TICK;
 use super::limits::Limits;
-use super::store::{CycleCtx, StoreData};
+use super::sandbox::CycleData;
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
-use crate::capability::services::Services;
-use crate::policy::grants::Grants;
 
 /// Why a cycle produced nothing. A failed cycle commits no state.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
@@ -38,14 +34,14 @@ pub enum CycleError {
 
 /// The returned value of a successful cycle, parsed and within limits.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CycleOutcome {
+pub struct CycleOutcome<H> {
     pub state: Option<Value>,
     pub result: Option<Value>,
     pub emitted: u32,
     pub cpu_ms: u64,
     pub log_dropped: u32,
-    /// Effects the cycle made while holding (see `CycleCtx::holding`), in order.
-    pub held: Vec<crate::outbox::Effect>,
+    /// Effects the cycle held for its commit (the store data's, see [`CycleData::finish`]).
+    pub held: H,
 }
 
 /// Runs at every guest/host transition (wasmtime's call hooks): gives the execution slot
@@ -56,16 +52,12 @@ pub struct CycleOutcome {
 struct Transitions;
 
 #[async_trait::async_trait]
-impl wasmtime::CallHookHandler<StoreData> for Transitions {
-    async fn handle_call_event(
-        &self,
-        mut store: StoreContextMut<'_, StoreData>,
-        hook: CallHook,
-    ) -> wasmtime::Result<()> {
+impl<T: CycleData> wasmtime::CallHookHandler<T> for Transitions {
+    async fn handle_call_event(&self, mut store: StoreContextMut<'_, T>, hook: CallHook) -> wasmtime::Result<()> {
         let entering = matches!(hook, CallHook::CallingWasm | CallHook::ReturningFromHost);
         if entering {
-            let d = store.data_mut();
-            let wanted = if d.slot.is_none() { d.cx.slots.clone() } else { None };
+            let d = store.data_mut().sandbox();
+            let wanted = if d.slot.is_none() { d.slots.clone() } else { None };
             if let Some(slots) = wanted {
                 // A free slot is taken without awaiting: `acquire` counts against tokio's
                 // cooperative budget and would park the guest every 128 host calls even
@@ -75,12 +67,12 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
                     Ok(p) => p,
                     Err(_) => slots.acquire_owned().await.map_err(wasmtime::Error::new)?,
                 };
-                store.data_mut().slot = Some(permit);
+                store.data_mut().sandbox().slot = Some(permit);
             }
         } else {
-            store.data_mut().slot = None;
+            store.data_mut().sandbox().slot = None;
         }
-        let after = store.data_mut().cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
+        let after = store.data_mut().sandbox().cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
         if after == AfterHook::RearmDeadline {
             store.set_epoch_deadline(1);
         }
@@ -88,9 +80,9 @@ impl wasmtime::CallHookHandler<StoreData> for Transitions {
     }
 }
 
-fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
-    let mut store = Store::new(rt.engine(), StoreData::new(cx));
-    store.limiter(|d| &mut d.limiter);
+fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> Store<T> {
+    let mut store = Store::new(rt.engine(), data);
+    store.limiter(|d| &mut d.sandbox().limiter);
     store.call_hook_async(Transitions);
     // Runs at the first epoch check after each tick of guest execution (inside the host
     // bracket: the clock is stopped). Over budget, the cycle ends here, within one tick of
@@ -98,7 +90,7 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
     // back, it yields to tokio, so a spinning guest neither starves other tasks nor escapes
     // the wall-clock timeout; time spent waiting in the run queue is not charged.
     store.epoch_deadline_callback(|mut ctx| {
-        let clock = &mut ctx.data_mut().cpu;
+        let clock = &mut ctx.data_mut().sandbox().cpu;
         clock.check().map_err(wasmtime::Error::new)?;
         if !clock.should_yield(TICK) {
             return Ok(UpdateDeadline::Continue(1));
@@ -111,8 +103,8 @@ fn new_store(rt: &Runtime, cx: CycleCtx) -> Store<StoreData> {
 
 /// The last non-empty lines of guest stderr: usually the panic message behind a trap. Taken
 /// from the stream's tail, so it is there even when earlier output filled the kept head.
-fn stderr_tail(store: &Store<StoreData>) -> String {
-    let bytes = store.data().stderr.tail();
+fn stderr_tail<T: CycleData>(store: &Store<T>) -> String {
+    let bytes = store.data().sandbox_ref().stderr.tail();
     let text = String::from_utf8_lossy(&bytes);
     // Rust's "note: run with `RUST_BACKTRACE=1`…" says nothing here: no backtrace to show.
     let lines: Vec<&str> =
@@ -120,12 +112,12 @@ fn stderr_tail(store: &Store<StoreData>) -> String {
     lines[lines.len().saturating_sub(3)..].join(" | ")
 }
 
-fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
-    if let Some(r) = &store.data().limiter.refused {
+fn classify<T: CycleData>(e: wasmtime::Error, store: &Store<T>) -> CycleError {
+    if let Some(r) = &store.data().sandbox_ref().limiter.refused {
         return CycleError::Memory(r.clone());
     }
     if e.downcast_ref::<CpuExceeded>().is_some() {
-        return CycleError::Cpu(store.data().cx.limits.cpu_ms);
+        return CycleError::Cpu(store.data().limits().cpu_ms);
     }
     let tail = stderr_tail(store);
     let with_tail = |m: String| if tail.is_empty() { m } else { format!("{m}; guest stderr: {tail}") };
@@ -139,27 +131,31 @@ fn classify(e: wasmtime::Error, store: &Store<StoreData>) -> CycleError {
 
 /// Forwards guest stdout/stderr into the log, tagged, after the call (bounded by the pipe:
 /// the first `stdio_bytes` of each stream, then one warning counting what was dropped).
-fn drain_stdio(store: &Store<StoreData>) {
-    let d = store.data();
-    for (stream, pipe) in [("stdout", &d.stdout), ("stderr", &d.stderr)] {
+fn drain_stdio<T: CycleData>(store: &Store<T>) {
+    let (module, task) = store.data().who();
+    let sandbox = store.data().sandbox_ref();
+    for (stream, pipe) in [("stdout", &sandbox.stdout), ("stderr", &sandbox.stderr)] {
         let bytes = pipe.contents();
         for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.trim().is_empty()) {
-            tracing::info!(module = %d.cx.module, task = %d.cx.task, stream, "{line}");
+            tracing::info!(module = %module, task = %task, stream, "{line}");
         }
         let dropped = pipe.dropped();
         if dropped > 0 {
-            tracing::warn!(module = %d.cx.module, task = %d.cx.task, stream, dropped_bytes = dropped,
+            tracing::warn!(module = %module, task = %task, stream, dropped_bytes = dropped,
                 limit_bytes = pipe.capacity(), "guest output beyond the stdio limit dropped");
         }
     }
 }
 
 /// Calls `describe()` with log as the only capability and tight limits.
-pub(super) async fn describe(rt: &Runtime, pre: &WorkerPre, services: Arc<Services>) -> Result<ModuleInfo, CycleError> {
+pub(super) async fn describe<T: CycleData>(
+    rt: &Runtime<T>,
+    pre: &WorkerPre<T>,
+    env: T::Env,
+) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
-    let cx = CycleCtx::new("(describe)", "", "describe", services, Grants::none(), limits);
-    let wall = cx.limits.wall_ms;
-    let mut store = new_store(rt, cx);
+    let wall = limits.wall_ms;
+    let mut store = new_store(rt, T::describing(env, limits));
     let run = async {
         let worker = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
         worker.call_describe(&mut store).await.map_err(Stage::Call)
@@ -181,7 +177,7 @@ enum Stage {
 }
 
 impl Stage {
-    fn classify(self, store: &Store<StoreData>) -> CycleError {
+    fn classify<T: CycleData>(self, store: &Store<T>) -> CycleError {
         match self {
             Stage::Call(e) => classify(e, store),
             Stage::Instantiate(e) => match classify(e, store) {
@@ -200,18 +196,18 @@ fn parse_output(what: &str, text: Option<String>, max: usize) -> Result<Option<V
     serde_json::from_str(&text).map(Some).map_err(|e| CycleError::Output(format!("{what} is not valid JSON: {e}")))
 }
 
-impl Runtime {
-    /// Runs one cycle of `module` in a fresh instance. The cycle context carries grants,
+impl<T: CycleData> Runtime<T> {
+    /// Runs one cycle of `module` in a fresh instance. The store data carries grants,
     /// limits and the deadline; nothing from this call survives it except the outcome.
     pub async fn run_cycle(
         &self,
-        module: &LoadedModule,
+        module: &LoadedModule<T>,
         input: CycleInput,
-        cx: CycleCtx,
-    ) -> Result<CycleOutcome, CycleError> {
-        let limits = cx.limits.clone();
-        let deadline = cx.deadline;
-        let mut store = new_store(self, cx);
+        data: T,
+    ) -> Result<CycleOutcome<T::Held>, CycleError> {
+        let limits = data.limits().clone();
+        let deadline = data.deadline();
+        let mut store = new_store(self, data);
         let run = async {
             let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
             worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
@@ -224,15 +220,14 @@ impl Runtime {
             Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
             Ok(Ok(Ok(out))) => out,
         };
-        let held = store.data_mut().cx.held.take().unwrap_or_default();
-        let d = store.data();
+        let done = store.data_mut().finish();
         Ok(CycleOutcome {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,
-            emitted: d.cx.emitted.max(out.emitted),
-            cpu_ms: d.cpu.used().as_millis() as u64,
-            log_dropped: d.cx.log_dropped,
-            held,
+            emitted: done.emitted.max(out.emitted),
+            cpu_ms: store.data().sandbox_ref().cpu.used().as_millis() as u64,
+            log_dropped: done.log_dropped,
+            held: done.held,
         })
     }
 }

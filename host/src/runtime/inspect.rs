@@ -8,7 +8,7 @@ use wasmparser::{Parser, Payload};
 use crate::bindings::SERVED;
 
 /// Interfaces the host links besides `nthlayer:worker`: wasmtime-wasi's p2 set. Everything
-/// in them grants nothing (store.rs); they are here so guest runtimes (Python, JS, Go) load.
+/// in them grants nothing (sandbox.rs); they are here so guest runtimes (Python, JS, Go) load.
 const WASI_LINKED: [&str; 6] =
     ["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
 

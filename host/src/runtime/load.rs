@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::sandbox::CycleData;
 use super::{cycle, LoadedModule, ModuleMeta, Runtime, TaskMeta};
 use crate::bindings::WorkerPre;
-use crate::capability::services::Services;
 
 /// Why a file could not become a module. Every variant names the file; the log line and the
 /// `check` command print it as is.
@@ -43,14 +43,15 @@ fn check_preamble(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-impl Runtime {
+impl<T: CycleData> Runtime<T> {
     /// Loads and validates one module file. Compilation runs on the blocking pool so the
     /// scheduler's threads keep serving cycles while a large module compiles.
-    pub async fn load(self: &Arc<Self>, path: &Path, services: Arc<Services>) -> Result<Arc<LoadedModule>, LoadError> {
+    /// `env` builds the throwaway store `describe()` runs in.
+    pub async fn load(self: &Arc<Self>, path: &Path, env: T::Env) -> Result<Arc<LoadedModule<T>>, LoadError> {
         let p = path.to_path_buf();
         let bytes =
             tokio::fs::read(path).await.map_err(|e| LoadError::Read { path: p.clone(), reason: e.to_string() })?;
-        self.load_bytes(path, bytes, services).await
+        self.load_bytes(path, bytes, env).await
     }
 
     /// As [`Runtime::load`], for bytes already read (the watcher reads once and hashes).
@@ -58,8 +59,8 @@ impl Runtime {
         self: &Arc<Self>,
         path: &Path,
         bytes: Vec<u8>,
-        services: Arc<Services>,
-    ) -> Result<Arc<LoadedModule>, LoadError> {
+        env: T::Env,
+    ) -> Result<Arc<LoadedModule<T>>, LoadError> {
         let p = path.to_path_buf();
         check_preamble(&bytes).map_err(|reason| LoadError::NotComponent { path: p.clone(), reason })?;
         // Milliseconds, where compiling a Python component takes seconds: refuse early.
@@ -91,7 +92,7 @@ impl Runtime {
             .map_err(|e| LoadError::Contract { path: p.clone(), reason: format!("{e:#}") })?;
         let pre = WorkerPre::new(contract, pre)
             .map_err(|e| LoadError::Contract { path: p.clone(), reason: format!("{e:#}") })?;
-        let info = cycle::describe(self, &pre, services)
+        let info = cycle::describe(self, &pre, env)
             .await
             .map_err(|e| LoadError::Describe { path: p.clone(), reason: e.to_string() })?;
         let declares = pre.contract().declares_emissions();

@@ -16,7 +16,7 @@ pub mod engine;
 pub mod inspect;
 pub mod limits;
 pub mod load;
-pub mod store;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::bindings::WorkerPre;
 use crate::policy::caps;
 pub use cycle::CycleError;
 pub use load::LoadError;
-use store::StoreData;
+use sandbox::CycleData;
 
 /// Static description of a loaded module version, as `describe()` returned it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -90,7 +90,7 @@ pub struct TaskMeta {
 }
 
 /// One compiled, validated version of a module file.
-pub struct LoadedModule {
+pub struct LoadedModule<T: 'static> {
     pub meta: ModuleMeta,
     pub path: PathBuf,
     pub sha256: String,
@@ -100,10 +100,10 @@ pub struct LoadedModule {
     /// Compiling, or loading the cached artifact (`origin` says which), in milliseconds.
     pub compile_ms: u64,
     pub size_bytes: u64,
-    pre: WorkerPre,
+    pre: WorkerPre<T>,
 }
 
-impl LoadedModule {
+impl<T: Send + 'static> LoadedModule<T> {
     /// Loaded from the bytes embedded in the binary, not from a file.
     pub fn embedded(&self) -> bool {
         self.path.to_string_lossy().starts_with(crate::runtime::builtin::EMBEDDED_PREFIX)
@@ -126,19 +126,20 @@ impl LoadedModule {
     }
 }
 
-pub struct Runtime {
+/// Generic over the store data (`CycleData`), which is composed above the runtime
+/// (`crate::store`): the runtime knows the sandbox, never a capability.
+pub struct Runtime<T: 'static> {
     engine: Engine,
-    linker: Linker<StoreData>,
+    linker: Linker<T>,
     cache: cache::ArtifactCache,
     _ticker: engine::EpochTicker,
 }
 
-impl Runtime {
-    pub fn new(cache_dir: Option<PathBuf>) -> Result<Arc<Self>> {
+impl<T: CycleData> Runtime<T> {
+    /// `link` defines every import the store data offers.
+    pub fn new(cache_dir: Option<PathBuf>, link: impl FnOnce(&Engine) -> Result<Linker<T>>) -> Result<Arc<Self>> {
         let engine = engine::new_engine()?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        crate::bindings::add_to_linker(&mut linker)?;
+        let linker = link(&engine)?;
         let cache = cache::ArtifactCache::new(&engine, cache_dir);
         let ticker = engine::EpochTicker::start(engine.clone());
         Ok(Arc::new(Runtime { engine, linker, cache, _ticker: ticker }))

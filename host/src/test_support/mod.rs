@@ -17,12 +17,12 @@ use crate::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
-use crate::runtime::store::{CycleCtx, StoreData};
-use crate::runtime::Runtime;
+use crate::store::{CycleCtx, StoreData};
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with
 /// `grants` and `limits`; its deadline is `limits.wall_ms` from now. No component is
-/// involved: call the imports' `Host` methods on it directly.
+/// involved: call the imports' `Host` methods on a room's view of it (`s.core()`, `s.log()`,
+/// … from `capability::HasRooms`), as the linker would.
 pub fn store(module: &str, services: Arc<Services>, grants: Grants, limits: Limits) -> StoreData {
     StoreData::new(CycleCtx::new(module, "1.0.0", module, services, grants, limits))
 }
@@ -48,7 +48,7 @@ pub fn granted(caps: &[Capability]) -> Grants {
 /// pointed at no backend, the default configuration.
 pub fn run_env() -> RunEnv {
     RunEnv {
-        runtime: Runtime::new(None).expect("runtime"),
+        runtime: crate::store::runtime(None).expect("runtime"),
         services: Arc::new(Services::offline().expect("offline services")),
         config: Arc::new(HostConfig::default()),
     }

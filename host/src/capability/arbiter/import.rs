@@ -7,21 +7,23 @@ use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
-use crate::runtime::store::StoreData;
+use super::State;
+use crate::capability::View;
 use crate::tape::{self, Write};
 
-impl Host for StoreData {
+impl Host for View<'_, State> {
     async fn reduce_autonomy(&mut self, agent: String, reason: String) -> Result<(), HostError> {
-        self.guard(Capability::Arbiter)?;
-        self.check_request("agent and reason", agent.len() + reason.len())?;
-        let arbiter = self.cx.services.backends.arbiter.clone();
-        let budget = self.call_budget(arbiter.as_ref().map_or(std::time::Duration::ZERO, |a| a.worst_case()));
+        self.cx.guard(Capability::Arbiter)?;
+        self.cx.check_request("agent and reason", agent.len() + reason.len())?;
+        let arbiter = self.state.client.clone();
+        let budget = self.cx.call_budget(arbiter.as_ref().map_or(std::time::Duration::ZERO, |a| a.worst_case()));
         let args = serde_json::json!({"agent": agent, "reason": reason});
         // A scheduled cycle's reduction goes out only once the cycle commits (outbox/). With
         // no arbiter there is nothing to hold: the live path below answers `unavailable` at once.
-        if self.cx.held.is_some() && arbiter.is_some() {
+        if self.cx.holding && arbiter.is_some() {
             let bytes = agent.len() + reason.len();
-            self.hold(crate::outbox::Effect::Autonomy { agent: agent.clone(), reason: reason.clone() }, bytes)?;
+            let effect = crate::outbox::Effect::Autonomy { agent: agent.clone(), reason: reason.clone() };
+            self.state.held.hold(effect, bytes).map_err(HostError::Invalid)?;
             let live = std::future::ready(Ok(()));
             let captured = (Write::Autonomy, args.clone());
             return tape::write(self.cx.tape.clone(), "arbiter", "reduce-autonomy", captured, args, || (), live).await;

@@ -8,9 +8,11 @@ use crate::bindings::HostError;
 use crate::capability::shared::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
+use crate::outbox::posted::{posted, Posted};
 use crate::outbox::{effects, Effect, Emitted};
 use crate::policy::emissions;
-use crate::runtime::store::StoreData;
+use super::State;
+use crate::capability::View;
 use crate::tape::{self, Write};
 
 /// Keys core requires (presence only) plus what makes core answer 500 instead of 422 when
@@ -36,7 +38,7 @@ fn parse_record(kind: RecordKind, text: &str) -> Result<Map<String, Value>, Host
     Ok(map)
 }
 
-impl StoreData {
+impl View<'_, State> {
     /// The CloudEvents source component: the module itself or one of its sub-components,
     /// never another module's name.
     fn source_component(&self, source: Option<String>) -> Result<String, HostError> {
@@ -57,14 +59,14 @@ impl StoreData {
     /// names its own.
     fn check_emission(&self, kind: RecordKind, map: &Map<String, Value>) -> Result<(), HostError> {
         let module = &self.cx.module;
-        let (record, name) = (emissions::Record::from(kind), emissions::kind_of(kind, map));
-        self.cx.grants.emits.check(module, &self.cx.grants.names(), record, name).map_err(HostError::Denied)?;
+        let name = emissions::kind_of(kind, map);
+        self.cx.grants.emits.check(module, &self.cx.grants.names(), kind, name).map_err(HostError::Denied)?;
         emissions::check_producer(module, map).map_err(HostError::Denied)
     }
 
     async fn submit(&mut self, kind: RecordKind, record: String, source: Option<String>) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        self.check_request("record", record.len())?;
+        self.cx.guard(Capability::Core)?;
+        self.cx.check_request("record", record.len())?;
         let mut map = parse_record(kind, &record)?;
         // The tape keeps the record as the module wrote it (before the host's stamp), so a
         // fixture replays the same on any host version.
@@ -72,11 +74,11 @@ impl StoreData {
         let component = self.source_component(source)?;
         self.check_emission(kind, &map)?;
         emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
-        let (what, call, write) = match kind {
-            RecordKind::Assessment => ("assessment", "submit-assessment", Write::Assessment),
-            RecordKind::Verdict => ("verdict", "submit-verdict", Write::Verdict),
+        let (call, write) = match kind {
+            RecordKind::Assessment => ("submit-assessment", Write::Assessment),
+            RecordKind::Verdict => ("submit-verdict", Write::Verdict),
         };
-        if self.cx.held.is_some() {
+        if self.cx.holding {
             // The module gets the record's own id, the one core will store it under.
             let id = map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
             let held = Emitted { kind, component, record: map, id: id.clone() };
@@ -87,23 +89,15 @@ impl StoreData {
             return tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, || id.clone(), live)
                 .await;
         }
-        let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("").to_string();
-        let service = map.get("service").and_then(Value::as_str).unwrap_or("").to_string();
-        let sink = self.cx.services.records.clone();
-        let budget = self.budget();
+        let sink = self.state.services.records.clone();
+        let budget = self.cx.budget();
         let fresh = || map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
         let live = bounded("core", budget, sink.submit(kind, &map, &component));
         let id = tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, fresh, live).await?;
-        self.cx.emitted += 1;
-        let record = match kind {
-            RecordKind::Assessment => crate::lifecycle::wake::Record::Assessment,
-            RecordKind::Verdict => crate::lifecycle::wake::Record::Verdict,
-        };
-        let woken = self.cx.services.wake.publish(&self.cx.task, record, &map, &id);
-        tracing::info!(module = %self.cx.module, task = %self.cx.task, %id, kind = sub, service, "posted {what}");
-        if !woken.is_empty() {
-            tracing::debug!(task = %self.cx.task, %id, ?woken, "record wakes subscribed tasks");
-        }
+        self.state.emitted += 1;
+        let (task, record) = (self.cx.task.as_str(), &map);
+        let p = Posted { task, component: &component, kind, record, id: &id, duplicate: false, spooled_ms: 0 };
+        posted(&self.state.services.wake, p);
         Ok(id)
     }
 
@@ -111,12 +105,21 @@ impl StoreData {
     /// across an await).
     fn cache_ctx(&self, key: String) -> CacheCtx {
         CacheCtx {
-            outbox: self.cx.services.outbox.get().cloned(),
+            outbox: self.state.services.outbox.get().cloned(),
             module: self.cx.module.clone(),
             task: self.cx.task.clone(),
-            budget: self.budget(),
+            budget: self.cx.budget(),
             key,
         }
+    }
+}
+
+impl View<'_, State> {
+    /// Keeps one effect for the cycle's commit (outbox/), in call order.
+    fn hold(&mut self, effect: Effect, bytes: usize) -> Result<(), HostError> {
+        self.state.held.hold(effect, bytes).map_err(HostError::Invalid)?;
+        self.state.emitted += 1;
+        Ok(())
     }
 }
 
@@ -152,22 +155,22 @@ async fn cached_read(
     }
 }
 
-impl Host for StoreData {
+impl Host for View<'_, State> {
     async fn get_manifests(&mut self) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        let core = self.cx.services.backends.core.clone();
+        self.cx.guard(Capability::Core)?;
+        let core = self.state.client.clone();
         let live = cached_read(self.cache_ctx("manifests".into()), core.get_manifests());
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
-        self.respond("manifests", v)
+        self.cx.respond("manifests", v)
     }
 
     async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        let core = self.cx.services.backends.core.clone();
+        self.cx.guard(Capability::Core)?;
+        let core = self.state.client.clone();
         let args = json!({ "service": service });
         let live = cached_read(self.cache_ctx(format!("manifest/{service}")), core.get_manifest(&service));
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
-        self.respond("manifest", v)
+        self.cx.respond("manifest", v)
     }
 
     async fn submit_assessment(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {
@@ -179,19 +182,19 @@ impl Host for StoreData {
     }
 
     async fn query_assessments(&mut self, q: AssessmentQuery) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        let core = self.cx.services.backends.core.clone();
+        self.cx.guard(Capability::Core)?;
+        let core = self.state.client.clone();
         let args = json!({"q": {"service": q.service, "kind": q.kind, "limit": q.limit}});
         let limit = q.limit.clamp(1, 1000);
         let fut = core.get_assessments(q.service.as_deref(), q.kind.as_deref(), limit);
-        let live = bounded("core", self.budget(), fut);
+        let live = bounded("core", self.cx.budget(), fut);
         let v = tape::read(self.cx.tape.clone(), "core", "query-assessments", args, live).await?;
-        self.respond("assessments", v)
+        self.cx.respond("assessments", v)
     }
 
     async fn query_verdicts(&mut self, q: VerdictQuery) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        let core = self.cx.services.backends.core.clone();
+        self.cx.guard(Capability::Core)?;
+        let core = self.state.client.clone();
         let args = json!({"q": {"service": q.service, "verdict-type": q.verdict_type,
             "created-after": q.created_after, "created-before": q.created_before, "limit": q.limit}});
         let f = VerdictFilter {
@@ -201,41 +204,41 @@ impl Host for StoreData {
             created_before: q.created_before,
             limit: q.limit.clamp(1, 1000),
         };
-        let live = bounded("core", self.budget(), core.get_verdicts(&f));
+        let live = bounded("core", self.cx.budget(), core.get_verdicts(&f));
         let v = tape::read(self.cx.tape.clone(), "core", "query-verdicts", args, live).await?;
-        self.respond("verdicts", v)
+        self.cx.respond("verdicts", v)
     }
 
     async fn verdict_descendants(&mut self, id: String) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        let core = self.cx.services.backends.core.clone();
+        self.cx.guard(Capability::Core)?;
+        let core = self.state.client.clone();
         let args = json!({ "id": id });
-        let live = bounded("core", self.budget(), core.get_descendants(&id));
+        let live = bounded("core", self.cx.budget(), core.get_descendants(&id));
         let v = tape::read(self.cx.tape.clone(), "core", "verdict-descendants", args, live).await?;
-        self.respond("descendants", v)
+        self.cx.respond("descendants", v)
     }
 
     async fn resolve_outcome(&mut self, id: String, body: String) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        self.check_request("outcome", body.len())?;
+        self.cx.guard(Capability::Core)?;
+        self.cx.check_request("outcome", body.len())?;
         let body: Value =
             serde_json::from_str(&body).map_err(|e| HostError::Invalid(format!("outcome body is not JSON: {e}")))?;
         if !body.is_object() {
             return Err(HostError::Invalid("outcome body must be a JSON object".into()));
         }
-        let core = self.cx.services.backends.core.clone();
+        let core = self.state.client.clone();
         let args = json!({"id": id, "body": body});
         // Core names the new verdict after the body's id, by default `out-<id>`.
         let out_id = body.get("id").and_then(Value::as_str).map_or_else(|| format!("out-{id}"), str::to_string);
         let fresh = || out_id.clone();
-        if self.cx.held.is_some() {
+        if self.cx.holding {
             let bytes = id.len() + body.to_string().len();
             self.hold(Effect::Outcome { verdict: id.clone(), id: out_id.clone(), body: body.clone() }, bytes)?;
             let live = std::future::ready(Ok(out_id.clone()));
             return tape::write(self.cx.tape.clone(), "core", "resolve-outcome", (Write::Outcome, args.clone()), args, fresh, live)
                 .await;
         }
-        let live = bounded("core", self.budget(), core.resolve_outcome(&id, &body));
+        let live = bounded("core", self.cx.budget(), core.resolve_outcome(&id, &body));
         let out = tape::write(
             self.cx.tape.clone(),
             "core",
@@ -246,17 +249,17 @@ impl Host for StoreData {
             live,
         )
         .await?;
-        self.cx.emitted += 1;
+        self.state.emitted += 1;
         Ok(out)
     }
 
     async fn create_case(&mut self, case: String) -> Result<String, HostError> {
-        self.guard(Capability::Core)?;
-        self.check_request("case", case.len())?;
+        self.cx.guard(Capability::Core)?;
+        self.cx.check_request("case", case.len())?;
         let bytes = case.len();
         let case: Value =
             serde_json::from_str(&case).map_err(|e| HostError::Invalid(format!("case is not JSON: {e}")))?;
-        let core = self.cx.services.backends.core.clone();
+        let core = self.state.client.clone();
         let args = json!({ "case": case });
         // What core answers: the id and the priority it stores (named, or derived as core does).
         let answer = match &case {
@@ -264,7 +267,7 @@ impl Host for StoreData {
             _ => json!({"id": null, "priority": "P3"}),
         };
         let fresh = || answer.clone();
-        if self.cx.held.is_some() {
+        if self.cx.holding {
             let Value::Object(map) = &case else {
                 return Err(HostError::Invalid("case must be a JSON object".into()));
             };
@@ -279,14 +282,14 @@ impl Host for StoreData {
             let live = std::future::ready(Ok(answer.clone()));
             let v = tape::write(self.cx.tape.clone(), "core", "create-case", (Write::Case, case.clone()), args, fresh, live)
                 .await?;
-            return self.respond("case", v);
+            return self.cx.respond("case", v);
         }
-        let live = bounded("core", self.budget(), core.create_case(&case));
+        let live = bounded("core", self.cx.budget(), core.create_case(&case));
         let v =
             tape::write(self.cx.tape.clone(), "core", "create-case", (Write::Case, case.clone()), args, fresh, live)
                 .await?;
-        self.cx.emitted += 1;
-        self.respond("case", v)
+        self.state.emitted += 1;
+        self.cx.respond("case", v)
     }
 }
 

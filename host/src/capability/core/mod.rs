@@ -11,13 +11,41 @@ pub use config::CoreArgs;
 use std::time::Duration;
 
 use super::shared::retry::RetryPolicy;
-use super::{Shared, Unit};
+use std::sync::Arc;
+
+use wasmtime::component::LinkerInstance;
+
+use super::services::Services;
+use super::{Ctx, Room, Shared, Unit, View};
+
+/// A cycle's core calls: the client, where one-shot records go, the outbox (its last good
+/// manifests), the wake bus, and in a scheduled cycle the effects held for its commit.
+pub struct State {
+    pub client: CoreClient,
+    /// Where one-shot records go (`records`), the outbox and the wake bus.
+    pub services: Arc<Services>,
+    pub held: crate::outbox::Held,
+    /// Records, outcomes and cases made (held or sent).
+    pub emitted: u32,
+}
 
 pub struct Core;
 
 impl Unit for Core {
     type Config = CoreArgs;
     type Backend = CoreClient;
+    type State = State;
+
+    fn state(services: &Arc<Services>, _: &Ctx) -> State {
+        State { client: services.backends.core.clone(), services: services.clone(), held: Default::default(), emitted: 0 }
+    }
+
+    fn link<T: Send + 'static>(
+        inst: &mut LinkerInstance<'_, T>,
+        get: fn(&mut T) -> View<'_, State>,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::latest::nthlayer::worker::core::add_to_linker_instance::<T, Room<State>>(inst, get)
+    }
 
     fn build(cfg: &CoreArgs, shared: &Shared) -> anyhow::Result<CoreClient> {
         let mut retry = RetryPolicy::default();

@@ -13,7 +13,8 @@ use crate::capability::Capability;
 use crate::outbox::Effect;
 use crate::policy::emissions::{EmitRights, Emission, Emits};
 use crate::runtime::limits::Limits;
-use crate::runtime::store::StoreData;
+use crate::capability::HasRooms;
+use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};
 
 fn grants() -> Grants {
@@ -42,11 +43,11 @@ fn store(fake: &HttpFake, grants: Grants, limits: Limits) -> StoreData {
 async fn without_the_grant_nothing_reaches_core_and_the_error_names_the_flag() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(&fake, Grants::none(), Limits::default());
-    let e = s.get_manifests().await.unwrap_err();
+    let e = s.core().get_manifests().await.unwrap_err();
     let want = "module mine has no 'core' grant; start the host with --grant mine=core (currently: log only)";
     assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
-    assert!(matches!(s.submit_assessment(record(json!({})), None).await, Err(HostError::Denied(_))));
-    assert!(matches!(s.create_case("{}".into()).await, Err(HostError::Denied(_))));
+    assert!(matches!(s.core().submit_assessment(record(json!({})), None).await, Err(HostError::Denied(_))));
+    assert!(matches!(s.core().create_case("{}".into()).await, Err(HostError::Denied(_))));
     fake.finish();
 }
 
@@ -56,10 +57,10 @@ async fn requests_over_the_cap_are_invalid_naming_it() {
     let limits = Limits { max_request_bytes: 256, ..Limits::default() };
     let mut s = store(&fake, grants(), limits);
     let big = record(json!({"data": {"note": "x".repeat(300)}}));
-    let e = s.submit_assessment(big.clone(), None).await.unwrap_err();
+    let e = s.core().submit_assessment(big.clone(), None).await.unwrap_err();
     let want = format!("record of {} bytes exceeds the limit of 256 bytes (max_request_bytes)", big.len());
     assert!(matches!(&e, HostError::Invalid(m) if *m == want), "{e:?}");
-    let e = s.resolve_outcome("v-1".into(), json!({"note": "x".repeat(300)}).to_string()).await.unwrap_err();
+    let e = s.core().resolve_outcome("v-1".into(), json!({"note": "x".repeat(300)}).to_string()).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("outcome of") && m.contains("max_request_bytes")));
     fake.finish();
 }
@@ -69,7 +70,7 @@ async fn a_slow_core_is_cut_at_the_cycle_deadline() {
     let fake = HttpFake::start(vec![Step::get("/manifests").delay(Duration::from_secs(3)).reply(200, "[]")]);
     let mut s = store(&fake, grants(), test_support::limits_with_wall(Duration::from_millis(300)));
     let t = Instant::now();
-    let e = s.get_manifests().await.unwrap_err();
+    let e = s.core().get_manifests().await.unwrap_err();
     assert!(matches!(&e, HostError::Timeout(m) if m.starts_with("core did not answer within")), "{e:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
 }
@@ -86,26 +87,26 @@ async fn a_record_is_from_the_module_or_its_sub_components_only() {
     ]);
     let mut s = store(&fake, grants(), Limits::default());
     for other in ["observe", "mine.", "mine-x", "minex.gate"] {
-        let e = s.submit_assessment(record(json!({})), Some(other.into())).await.unwrap_err();
+        let e = s.core().submit_assessment(record(json!({})), Some(other.into())).await.unwrap_err();
         let want = format!("source {other:?} must be \"mine\" or \"mine.<name>\"");
         assert!(matches!(&e, HostError::Invalid(m) if *m == want), "{other}: {e:?}");
     }
-    let e = s.submit_assessment(record(json!({"producer": "nthlayer-observe"})), None).await.unwrap_err();
+    let e = s.core().submit_assessment(record(json!({"producer": "nthlayer-observe"})), None).await.unwrap_err();
     assert!(
         matches!(&e, HostError::Denied(m) if m.contains("\"nthlayer-observe\"") && m.contains("\"nthlayer-mine\""))
     );
-    let e = s.submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
+    let e = s.core().submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
     let want = "module mine may not emit assessment \"burn_rate\"; start the host with \
         --grant mine=core,assessment:slo_status,assessment:burn_rate (emits now: assessment:slo_status)";
     assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
 
-    let id = s.submit_assessment(record(json!({"producer": "nthlayer-mine"})), Some("mine.gate".into())).await;
+    let id = s.core().submit_assessment(record(json!({"producer": "nthlayer-mine"})), Some("mine.gate".into())).await;
     assert_eq!(id.unwrap(), "asm-1");
-    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    assert_eq!(s.core().submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
     fake.finish();
     let sent: Value = serde_json::from_str(&fake.seen()[0].body).unwrap();
     assert_eq!(sent["data"]["emitted_by"], json!({"module": "mine", "version": "1.0.0"}));
-    assert_eq!(s.cx.emitted, 2);
+    assert_eq!(s.rooms.core.emitted, 2);
 }
 
 /// A 0.3.0 module emits only what it declared, even when the operator granted more; the
@@ -121,14 +122,14 @@ async fn a_declaring_module_emits_only_what_it_declared() {
     let declared = Emits::default().with(Emission::parse("assessment:slo_status").unwrap().unwrap());
     let rights = EmitRights::new(granted, Some(declared));
     let mut s = store(&fake, test_support::granted(&[Capability::Core]).emitting(rights), Limits::default());
-    let e = s.submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
+    let e = s.core().submit_assessment(record(json!({"kind": "burn_rate"})), None).await.unwrap_err();
     assert!(
         matches!(&e, HostError::Denied(m) if m.contains("did not declare it in describe() emits (declares: assessment:slo_status)")),
         "{e:?}"
     );
-    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    assert_eq!(s.core().submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
     fake.finish();
-    assert_eq!(s.cx.emitted, 1);
+    assert_eq!(s.rooms.core.emitted, 1);
 }
 
 /// A scheduled cycle's writes are effects held for its commit: the module gets what core
@@ -137,20 +138,20 @@ async fn a_declaring_module_emits_only_what_it_declared() {
 async fn a_scheduled_cycle_holds_every_write_in_call_order_and_sends_nothing() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(&fake, grants(), Limits::default());
-    s.cx.held = Some(Vec::new());
-    assert_eq!(s.submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
-    assert_eq!(s.resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap(), "out-vrd-1");
-    assert_eq!(s.resolve_outcome("vrd-2".into(), r#"{"id":"mine-2"}"#.into()).await.unwrap(), "mine-2");
+    s.cx.holding = true;
+    assert_eq!(s.core().submit_assessment(record(json!({})), None).await.unwrap(), "asm-1");
+    assert_eq!(s.core().resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap(), "out-vrd-1");
+    assert_eq!(s.core().resolve_outcome("vrd-2".into(), r#"{"id":"mine-2"}"#.into()).await.unwrap(), "mine-2");
     let case = json!({"id": "case-1", "kind": "incident", "created_at": "t", "underlying_verdict": "vrd-1",
         "blast_radius": "production", "has_active_incident": true});
-    let answer: Value = serde_json::from_str(&s.create_case(case.to_string()).await.unwrap()).unwrap();
+    let answer: Value = serde_json::from_str(&s.core().create_case(case.to_string()).await.unwrap()).unwrap();
     assert_eq!(answer, json!({"id": "case-1", "priority": "P0"}));
     // What core would refuse is refused now, and nothing is held for it.
-    let e = s.create_case(json!({"id": "case-2", "kind": "incident", "created_at": "t"}).to_string()).await;
+    let e = s.core().create_case(json!({"id": "case-2", "kind": "incident", "created_at": "t"}).to_string()).await;
     assert!(matches!(&e, Err(HostError::Invalid(m)) if m.contains("'underlying_verdict'")), "{e:?}");
-    let e = s.resolve_outcome("vrd-3".into(), "[]".into()).await;
+    let e = s.core().resolve_outcome("vrd-3".into(), "[]".into()).await;
     assert!(matches!(&e, Err(HostError::Invalid(_))), "{e:?}");
-    let held = s.cx.held.take().unwrap();
+    let held = std::mem::take(&mut s.rooms.core.held.effects);
     let kinds: Vec<String> = held
         .iter()
         .map(|e| match e {
@@ -162,7 +163,7 @@ async fn a_scheduled_cycle_holds_every_write_in_call_order_and_sends_nothing() {
         .collect();
     assert_eq!(kinds, ["record asm-1", "outcome vrd-1 out-vrd-1", "outcome vrd-2 mine-2", "case case-1"]);
     assert_eq!(held[1], Effect::Outcome { verdict: "vrd-1".into(), id: "out-vrd-1".into(), body: json!({"resolution": "ok"}) });
-    assert_eq!(s.cx.emitted, 4);
+    assert_eq!(s.rooms.core.emitted, 4);
     fake.finish();
     assert!(fake.seen().is_empty(), "a held write reached core: {:?}", fake.seen());
 }
@@ -171,13 +172,13 @@ async fn a_scheduled_cycle_holds_every_write_in_call_order_and_sends_nothing() {
 async fn every_held_effect_counts_against_the_cycles_cap() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(&fake, grants(), Limits::default());
-    s.cx.held = Some(Vec::new());
-    s.cx.held_bytes = crate::outbox::MAX_HELD_BYTES - 8;
-    let e = s.resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap_err();
+    s.cx.holding = true;
+    s.rooms.core.held.bytes = crate::outbox::MAX_HELD_BYTES - 8;
+    let e = s.core().resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("this cycle's effects exceed")), "{e:?}");
     let case = json!({"id": "c", "kind": "k", "created_at": "t", "underlying_verdict": "v"});
-    assert!(matches!(s.create_case(case.to_string()).await, Err(HostError::Invalid(_))));
-    assert_eq!(s.cx.held.as_ref().map(Vec::len), Some(0));
+    assert!(matches!(s.core().create_case(case.to_string()).await, Err(HostError::Invalid(_))));
+    assert!(s.rooms.core.held.effects.is_empty());
     fake.finish();
 }
 
@@ -189,8 +190,30 @@ async fn without_holding_outcomes_and_cases_go_to_core_at_once() {
         Step::post("/cases").reply(201, r#"{"id":"case-1","priority":"P3"}"#),
     ]);
     let mut s = store(&fake, grants(), Limits::default());
-    assert_eq!(s.resolve_outcome("vrd-1".into(), "{}".into()).await.unwrap(), "out-vrd-1");
+    assert_eq!(s.core().resolve_outcome("vrd-1".into(), "{}".into()).await.unwrap(), "out-vrd-1");
     let case = json!({"id": "case-1", "kind": "k", "created_at": "t", "underlying_verdict": "vrd-1"});
-    s.create_case(case.to_string()).await.unwrap();
+    s.core().create_case(case.to_string()).await.unwrap();
     fake.finish();
+}
+
+/// A one-shot command posts directly, so it announces the record itself, through the same
+/// function the sender calls on delivery (outbox/posted.rs): a subscribed task wakes. A held
+/// record wakes no one until the sender delivers it.
+#[tokio::test]
+async fn a_direct_post_wakes_subscribers_and_a_held_one_does_not() {
+    use crate::lifecycle::wake::{Record, WakeRule};
+    let fake = HttpFake::start(vec![Step::post("/assessments").reply(201, r#"{"id":"asm-1"}"#)]);
+    let mut s = store(&fake, grants(), Limits::default());
+    let rule = WakeRule { record: Record::Assessment, kind: "slo_status".into(), tests: vec![] };
+    let watcher = s.rooms.core.services.wake.subscribe("watcher", &[rule]);
+
+    s.cx.holding = true;
+    s.core().submit_assessment(record(json!({})), None).await.unwrap();
+    assert!(watcher.cause().is_none(), "a held record wakes no one before its delivery");
+
+    s.cx.holding = false;
+    s.core().submit_assessment(record(json!({})), None).await.unwrap();
+    fake.finish();
+    let (cause, _) = watcher.cause().expect("the direct post woke the subscriber");
+    assert!(cause.contains("asm-1"), "{cause}");
 }

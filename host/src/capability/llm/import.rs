@@ -3,15 +3,16 @@
 use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest, StructuredResponse};
 use crate::bindings::HostError;
 use crate::capability::Capability;
-use crate::runtime::store::StoreData;
+use super::State;
+use crate::capability::View;
 use crate::tape;
 
-impl Host for StoreData {
+impl Host for View<'_, State> {
     async fn structured_call(&mut self, request: StructuredRequest) -> Result<StructuredResponse, HostError> {
-        self.guard(Capability::Llm)?;
-        self.check_request("llm request", request.system.len() + request.user.len() + request.schema.len())?;
-        let llm = self.cx.services.backends.llm.clone();
-        let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.cx.llm_cycle.clone());
+        self.cx.guard(Capability::Llm)?;
+        self.cx.check_request("llm request", request.system.len() + request.user.len() + request.schema.len())?;
+        let llm = self.state.service.clone();
+        let (deadline, module, cycle) = (self.cx.deadline, self.cx.module.clone(), self.state.cycle.clone());
         let schema = serde_json::from_str::<serde_json::Value>(&request.schema)
             .unwrap_or_else(|_| serde_json::Value::String(request.schema.clone()));
         let args = serde_json::json!({"request": {"system": request.system, "user": request.user, "schema": schema,

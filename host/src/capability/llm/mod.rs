@@ -8,7 +8,12 @@ mod import;
 pub use client::LlmService;
 pub use config::LlmArgs;
 
-use super::{Shared, Unit};
+use std::sync::Arc;
+
+use wasmtime::component::LinkerInstance;
+
+use super::services::Services;
+use super::{Ctx, Room, Shared, Unit, View};
 
 /// The stub answers every call with canned responses: fine for tests and demos, never for
 /// production, where it would feed made-up judgments into real decisions. Said once, at
@@ -16,11 +21,30 @@ use super::{Shared, Unit};
 pub const STUB_WARNING: &str =
     "NTHLAYER_LLM_STUB=canned is set: every LLM call answers with a canned response; never use it in production";
 
+/// A cycle's LLM calls: the service and the call counter the operator's
+/// `max_calls_per_cycle` is checked against.
+pub struct State {
+    pub service: LlmService,
+    pub cycle: std::sync::Arc<nthlayer_llm::CycleBudget>,
+}
+
 pub struct Llm;
 
 impl Unit for Llm {
     type Config = LlmArgs;
     type Backend = LlmService;
+    type State = State;
+
+    fn state(services: &Arc<Services>, _: &Ctx) -> State {
+        State { service: services.backends.llm.clone(), cycle: Default::default() }
+    }
+
+    fn link<T: Send + 'static>(
+        inst: &mut LinkerInstance<'_, T>,
+        get: fn(&mut T) -> View<'_, State>,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::latest::nthlayer::worker::llm::add_to_linker_instance::<T, Room<State>>(inst, get)
+    }
 
     fn build(cfg: &LlmArgs, _: &Shared) -> anyhow::Result<LlmService> {
         if cfg.provider.as_ref().is_some_and(|p| p.stub) {

@@ -10,7 +10,8 @@ use crate::bindings::HostError;
 use crate::policy::grants::Grants;
 use crate::capability::Capability;
 use crate::runtime::limits::Limits;
-use crate::runtime::store::StoreData;
+use crate::capability::HasRooms;
+use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};
 
 fn request(user: &str) -> StructuredRequest {
@@ -48,7 +49,7 @@ const ANSWER: &str = r#"{"choices":[{"message":{"content":"{\"severity\":2}"}}],
 async fn without_the_grant_no_model_is_asked_and_the_error_names_the_flag() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(Some(&fake), Grants::none(), Limits::default());
-    let e = s.structured_call(request("db down")).await.unwrap_err();
+    let e = s.llm().structured_call(request("db down")).await.unwrap_err();
     let want = "module mine has no 'llm' grant; start the host with --grant mine=llm (currently: log only)";
     assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
     fake.finish();
@@ -58,12 +59,12 @@ async fn without_the_grant_no_model_is_asked_and_the_error_names_the_flag() {
 async fn over_the_cap_is_invalid_and_no_provider_is_unavailable() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(Some(&fake), granted(), Limits { max_request_bytes: 64, ..Limits::default() });
-    let e = s.structured_call(request(&"x".repeat(100))).await.unwrap_err();
+    let e = s.llm().structured_call(request(&"x".repeat(100))).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("llm request of") && m.contains("max_request_bytes")));
     fake.finish();
 
     let mut s = store(None, granted(), Limits::default());
-    let e = s.structured_call(request("db down")).await.unwrap_err();
+    let e = s.llm().structured_call(request("db down")).await.unwrap_err();
     assert!(matches!(&e, HostError::Unavailable(m) if m == "not configured"), "{e:?}");
 }
 
@@ -75,12 +76,12 @@ async fn a_slow_model_is_cut_at_the_cycle_deadline_and_a_quick_one_answers() {
     ]);
     let mut s = store(Some(&fake), granted(), test_support::limits_with_wall(Duration::from_millis(300)));
     let t = Instant::now();
-    let e = s.structured_call(request("db down")).await.unwrap_err();
+    let e = s.llm().structured_call(request("db down")).await.unwrap_err();
     assert!(matches!(&e, HostError::Timeout(m) if m.contains("the cycle deadline")), "{e:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
 
     let mut s = store(Some(&fake), granted(), Limits::default());
-    let r = s.structured_call(request("db down")).await.unwrap();
+    let r = s.llm().structured_call(request("db down")).await.unwrap();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&r.value).unwrap(), serde_json::json!({"severity": 2}));
     assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (7, 3));
     fake.finish();

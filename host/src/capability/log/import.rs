@@ -1,7 +1,8 @@
 //! `nthlayer:worker/log`: guest log lines into the host's log, tagged and rate-bounded.
 
+use super::State;
 use crate::bindings::latest::nthlayer::worker::log::{Host, Level};
-use crate::runtime::store::StoreData;
+use crate::capability::View;
 
 /// Longest message or field value kept; longer ones are cut (with a marker).
 const MAX_TEXT: usize = 4096;
@@ -23,14 +24,14 @@ pub(super) fn cut(s: &str) -> std::borrow::Cow<'_, str> {
 /// keeps working when the host's code moves.
 pub const TARGET: &str = "nthlayer_host::module";
 
-impl Host for StoreData {
+impl Host for View<'_, State> {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        let cx = &mut self.cx;
-        if cx.log_lines >= cx.limits.log_lines {
-            cx.log_dropped += 1;
+        let (cx, count) = (&self.cx, &mut self.state);
+        if count.lines >= cx.limits.log_lines {
+            count.dropped += 1;
             return;
         }
-        cx.log_lines += 1;
+        count.lines += 1;
         let fields: Vec<String> =
             fields.iter().take(MAX_FIELDS).map(|(k, v)| format!("{}={}", cut(k), cut(v))).collect();
         let fields = fields.join(" ");

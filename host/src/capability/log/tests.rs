@@ -2,6 +2,7 @@
 //! dropped and counted, and long text is cut.
 
 use crate::bindings::latest::nthlayer::worker::log::{Host, Level};
+use crate::capability::HasRooms;
 use crate::policy::grants::Grants;
 use crate::runtime::limits::Limits;
 use crate::test_support;
@@ -11,9 +12,9 @@ async fn every_module_may_log_up_to_its_line_limit() {
     let services = test_support::services(|_| {});
     let mut s = test_support::store("stranger", services, Grants::none(), Limits { log_lines: 2, ..Limits::default() });
     for i in 0..5 {
-        s.log(Level::Info, format!("line {i}"), vec![("k".into(), "v".into())]).await;
+        s.log().log(Level::Info, format!("line {i}"), vec![("k".into(), "v".into())]).await;
     }
-    assert_eq!((s.cx.log_lines, s.cx.log_dropped), (2, 3));
+    assert_eq!((s.rooms.log.lines, s.rooms.log.dropped), (2, 3));
 }
 
 #[test]

@@ -7,13 +7,35 @@ mod import;
 pub use client::PrometheusClient;
 pub use config::PrometheusArgs;
 
-use super::{Shared, Unit};
+use std::sync::Arc;
+
+use wasmtime::component::LinkerInstance;
+
+use super::services::Services;
+use super::{Ctx, Room, Shared, Unit, View};
+
+/// A cycle's Prometheus calls: the client.
+pub struct State {
+    pub client: PrometheusClient,
+}
 
 pub struct Prometheus;
 
 impl Unit for Prometheus {
     type Config = PrometheusArgs;
     type Backend = PrometheusClient;
+    type State = State;
+
+    fn state(services: &Arc<Services>, _: &Ctx) -> State {
+        State { client: services.backends.prometheus.clone() }
+    }
+
+    fn link<T: Send + 'static>(
+        inst: &mut LinkerInstance<'_, T>,
+        get: fn(&mut T) -> View<'_, State>,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::latest::nthlayer::worker::prometheus::add_to_linker_instance::<T, Room<State>>(inst, get)
+    }
 
     fn build(cfg: &PrometheusArgs, shared: &Shared) -> anyhow::Result<PrometheusClient> {
         let client = PrometheusClient::new(&cfg.prometheus_url, shared.http_timeout)?;

@@ -9,7 +9,8 @@ use crate::policy::grants::Grants;
 use crate::capability::Capability;
 use crate::policy::caps;
 use crate::runtime::limits::Limits;
-use crate::runtime::store::StoreData;
+use crate::capability::HasRooms;
+use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};
 
 fn answer(n: u32) -> String {
@@ -30,11 +31,11 @@ fn granted() -> Grants {
 async fn without_the_grant_nothing_is_queried_and_the_error_names_the_flag() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(&fake, test_support::granted(&[Capability::Core]), Limits::default());
-    let e = s.query("up".into(), None).await.unwrap_err();
+    let e = s.prometheus().query("up".into(), None).await.unwrap_err();
     let want =
         "module mine has no 'prometheus' grant; start the host with --grant mine=core,prometheus (currently: core)";
     assert!(matches!(&e, HostError::Denied(m) if m == want), "{e:?}");
-    let batch = s.query_batch(vec!["a".into(), "b".into()], None).await;
+    let batch = s.prometheus().query_batch(vec!["a".into(), "b".into()], None).await;
     assert!(batch.len() == 2 && batch.iter().all(|r| matches!(r, Err(HostError::Denied(_)))));
     fake.finish();
 }
@@ -44,14 +45,14 @@ async fn queries_over_the_caps_are_invalid_naming_them() {
     let fake = HttpFake::start(vec![]);
     let mut s = store(&fake, granted(), Limits { max_request_bytes: 100, ..Limits::default() });
     let long = "x".repeat(caps::PROMQL_BYTES + 1);
-    let e = s.query(long.clone(), None).await.unwrap_err();
+    let e = s.prometheus().query(long.clone(), None).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("PromQL of") && m.contains("cap of 262144")), "{e:?}");
-    let e = s.query_range("up".into(), 0.0, 1.0, "1".repeat(caps::STEP_BYTES + 1)).await.unwrap_err();
+    let e = s.prometheus().query_range("up".into(), 0.0, 1.0, "1".repeat(caps::STEP_BYTES + 1)).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("step of")), "{e:?}");
-    let batch = s.query_batch(vec!["x".repeat(60), "y".repeat(60)], None).await;
+    let batch = s.prometheus().query_batch(vec!["x".repeat(60), "y".repeat(60)], None).await;
     assert!(batch.iter().all(|r| matches!(r, Err(HostError::Invalid(m)) if m.contains("max_request_bytes"))));
     let many = vec!["up".to_string(); caps::BATCH_QUERIES + 1];
-    let batch = s.query_batch(many, None).await;
+    let batch = s.prometheus().query_batch(many, None).await;
     assert!(
         matches!(&batch[0], Err(HostError::Invalid(m)) if m.contains("query batch: 257 entries")),
         "{:?}",
@@ -62,7 +63,7 @@ async fn queries_over_the_caps_are_invalid_naming_them() {
     // The answer is capped too.
     let fake = HttpFake::start(vec![Step::get("/api/v1/query").reply(200, &answer(1))]);
     let mut s = store(&fake, granted(), Limits { max_response_bytes: 10, ..Limits::default() });
-    let e = s.query("up".into(), None).await.unwrap_err();
+    let e = s.prometheus().query("up".into(), None).await.unwrap_err();
     assert!(matches!(&e, HostError::Invalid(m) if m.contains("exceeds the limit of 10 bytes")), "{e:?}");
 }
 
@@ -72,9 +73,9 @@ async fn a_slow_prometheus_is_cut_at_the_cycle_deadline() {
     let fake = HttpFake::start(vec![slow.times(3)]);
     let mut s = store(&fake, granted(), test_support::limits_with_wall(Duration::from_millis(300)));
     let t = Instant::now();
-    let e = s.query("up".into(), None).await.unwrap_err();
+    let e = s.prometheus().query("up".into(), None).await.unwrap_err();
     assert!(matches!(&e, HostError::Timeout(m) if m.starts_with("Prometheus did not answer within")), "{e:?}");
-    let batch = s.query_batch(vec!["a".into(), "b".into()], None).await;
+    let batch = s.prometheus().query_batch(vec!["a".into(), "b".into()], None).await;
     assert!(batch.iter().all(|r| matches!(r, Err(HostError::Timeout(_)))), "{batch:?}");
     assert!(t.elapsed() < Duration::from_secs(2), "took {:?}", t.elapsed());
 }
@@ -89,7 +90,7 @@ async fn a_batch_answers_in_input_order_whatever_order_prometheus_answers_in() {
     };
     let fake = HttpFake::start(vec![step(1, 150), step(2, 0), step(3, 50)]);
     let mut s = store(&fake, granted(), Limits::default());
-    let batch = s.query_batch(vec!["q1".into(), "q2".into(), "q3".into()], Some(5.0)).await;
+    let batch = s.prometheus().query_batch(vec!["q1".into(), "q2".into(), "q3".into()], Some(5.0)).await;
     let got: Vec<String> = batch.into_iter().map(Result::unwrap).collect();
     assert_eq!(got, [1, 2, 3].map(|n| format!(r#"{{"resultType":"scalar","result":[1,"{n}"]}}"#)));
     fake.finish();

@@ -38,7 +38,10 @@ pub const VERDICT_TYPES: &[&str] = &[
     "remediation",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Assessment or verdict: the one spelling the host uses, from the import's check to the
+/// emission rights (policy/emissions.rs), the wake rules (lifecycle/wake.rs) and the envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RecordKind {
     Assessment,
     Verdict,
@@ -46,13 +49,14 @@ pub enum RecordKind {
 
 impl RecordKind {
     /// The key that names the record's subtype (`kind` / `type`).
-    fn subtype_key(self) -> &'static str {
+    pub fn subtype_key(self) -> &'static str {
         match self {
             RecordKind::Assessment => "kind",
             RecordKind::Verdict => "type",
         }
     }
-    fn category(self) -> &'static str {
+    /// `assessment` / `verdict`: the CloudEvents category and the prefix of an emission.
+    pub fn prefix(self) -> &'static str {
         match self {
             RecordKind::Assessment => "assessment",
             RecordKind::Verdict => "verdict",
@@ -74,7 +78,7 @@ pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, depl
     let time = record.get("created_at").cloned().unwrap_or_else(|| Value::String(now_iso()));
     let mut env = json!({
         "specversion": "1.0",
-        "type": format!("io.nthlayer.{}.{}.v1", kind.category(), subtype),
+        "type": format!("io.nthlayer.{}.{}.v1", kind.prefix(), subtype),
         "source": format!("urn:nthlayer:{component}:{deployment_id}"),
         "id": record.get("id").cloned().unwrap_or(Value::Null),
         "time": time,

@@ -4,6 +4,7 @@
 //! wasm types, so the CLI (gate, state, heartbeats, the outbox's sender) uses them directly.
 
 pub mod breaker;
+pub mod context;
 pub mod envelope;
 pub(crate) mod import;
 pub mod retry;

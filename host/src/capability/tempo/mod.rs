@@ -7,7 +7,17 @@ mod import;
 pub use client::TempoClient;
 pub use config::TempoArgs;
 
-use super::{Shared, Unit};
+use std::sync::Arc;
+
+use wasmtime::component::LinkerInstance;
+
+use super::services::Services;
+use super::{Ctx, Room, Shared, Unit, View};
+
+/// A cycle's Tempo calls: the client (None without `--tempo-endpoint`).
+pub struct State {
+    pub client: Option<TempoClient>,
+}
 
 pub struct Tempo;
 
@@ -15,6 +25,18 @@ impl Unit for Tempo {
     type Config = TempoArgs;
     /// None without `--tempo-endpoint`: tempo calls answer unavailable("not configured").
     type Backend = Option<TempoClient>;
+    type State = State;
+
+    fn state(services: &Arc<Services>, _: &Ctx) -> State {
+        State { client: services.backends.tempo.clone() }
+    }
+
+    fn link<T: Send + 'static>(
+        inst: &mut LinkerInstance<'_, T>,
+        get: fn(&mut T) -> View<'_, State>,
+    ) -> wasmtime::Result<()> {
+        crate::bindings::latest::nthlayer::worker::tempo::add_to_linker_instance::<T, Room<State>>(inst, get)
+    }
 
     fn build(cfg: &TempoArgs, shared: &Shared) -> anyhow::Result<Option<TempoClient>> {
         let Some(url) = &cfg.tempo_endpoint else { return Ok(None) };

@@ -23,7 +23,6 @@ use crate::lifecycle::status::HostStatus;
 use crate::outbox::{Outbox, OutboxConfig};
 use crate::policy::grants::{Capability, GrantPolicy};
 use crate::runtime::limits::Limits;
-use crate::runtime::Runtime;
 
 /// A host without core: watcher, registry and scheduler over one `--modules` directory.
 struct Host {
@@ -51,7 +50,7 @@ impl Host {
         .unwrap();
         services.outbox.set(outbox.clone()).ok().expect("a fresh Services has no outbox");
         let config = Arc::new(HostConfig { limits, ..HostConfig::default() });
-        let env = RunEnv { runtime: Runtime::new(None).unwrap(), services: services.clone(), config };
+        let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services: services.clone(), config };
         let registry = Arc::new(Registry::default());
         let status = HostStatus::new(registry.clone(), Default::default());
         let sched = Scheduler::new(env.clone(), StateStore::new(services.backends.core.clone()), status, 2);

@@ -1,5 +1,5 @@
-//! What lives in a per-cycle `Store`: the WASI context (granting nothing), the limiter, and
-//! the cycle context every import consults (who is calling, what it may do, until when).
+//! The runtime's part of a per-cycle `Store`: the WASI context (granting nothing), the
+//! memory limiter, the CPU clock, the execution slot and the bounded stdio pipes.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -7,99 +7,36 @@ use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::cpu::GuestClock;
 use super::limits::{Limiter, Limits};
-use crate::capability::services::Services;
-use crate::policy::grants::Grants;
 
-/// Who is running and with what rights; read by every import.
-pub struct CycleCtx {
-    pub module: String,
-    /// The module version, on every log line the module writes (wit/log.wit promises it).
-    pub version: String,
-    pub task: String,
-    pub services: Arc<Services>,
-    pub grants: Grants,
-    pub limits: Limits,
-    /// The whole cycle (guest time plus host calls) must end by then.
-    pub deadline: Instant,
-    pub log_lines: u32,
-    pub log_dropped: u32,
-    pub emitted: u32,
-    /// Every external effect of a scheduled cycle (records, outcomes, cases, arbiter
-    /// reductions), in call order, held until it commits (outbox/); None: the cycle calls
-    /// core and the arbiter directly (one-shot commands such as the gate).
-    pub held: Option<Vec<crate::outbox::Effect>>,
-    /// Bytes of every held effect, capped at [`crate::outbox::MAX_HELD_BYTES`].
-    pub held_bytes: usize,
-    /// Per-cycle LLM call counter the operator's `max_calls_per_cycle` is checked against.
-    pub llm_cycle: Arc<nthlayer_llm::CycleBudget>,
-    /// Recording or replaying this cycle's imports (`--record`, `run-once`); None: live.
-    pub tape: Option<crate::tape::Tape>,
-    /// The host's execution slots (`--max-concurrent-cycles`): one is held while guest code
-    /// runs and given back at every host call (runtime/cycle.rs). None: unlimited (CLI runs).
-    pub slots: Option<Arc<Semaphore>>,
-}
-
-impl CycleCtx {
-    /// A context for one call, with its deadline `limits.wall_ms` from now and zeroed
-    /// counters.
-    pub fn new(
-        module: &str,
-        version: &str,
-        task: &str,
-        services: Arc<Services>,
-        grants: Grants,
-        limits: Limits,
-    ) -> Self {
-        CycleCtx {
-            module: module.to_string(),
-            version: version.to_string(),
-            task: task.to_string(),
-            services,
-            grants,
-            deadline: Instant::now() + limits.wall(),
-            limits,
-            log_lines: 0,
-            log_dropped: 0,
-            emitted: 0,
-            held: None,
-            held_bytes: 0,
-            llm_cycle: Default::default(),
-            tape: None,
-            slots: None,
-        }
-    }
-
-    /// Holds the cycle's effects for the outbox's commit instead of sending them.
-    pub fn holding(mut self) -> Self {
-        self.held = Some(Vec::new());
-        self
-    }
-}
-
-pub struct StoreData {
+/// The sandbox half of a cycle's store data: everything the runtime itself reads between
+/// guest calls (the memory limiter, the CPU clock, the execution slot, stdio). The rooms and
+/// the shared context sit beside it in `crate::store::StoreData`.
+pub struct Sandbox {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: Limiter,
-    pub cx: CycleCtx,
     /// Guest CPU charged against `cpu_ms` (runtime/cpu.rs), updated by the call hooks.
     pub cpu: GuestClock,
-    /// The execution slot held while guest code runs (see [`CycleCtx::slots`]).
+    /// The host's execution slots (`--max-concurrent-cycles`): one is held while guest code
+    /// runs and given back at every host call (runtime/cycle.rs). None: unlimited (CLI runs).
+    pub slots: Option<Arc<Semaphore>>,
+    /// The execution slot held while guest code runs.
     pub slot: Option<OwnedSemaphorePermit>,
     pub stdout: BoundedPipe,
     pub stderr: BoundedPipe,
 }
 
-impl StoreData {
-    pub fn new(cx: CycleCtx) -> Self {
-        let stdout = BoundedPipe::new(cx.limits.stdio_bytes);
-        let stderr = BoundedPipe::new(cx.limits.stdio_bytes);
+impl Sandbox {
+    /// `pin` may pin the clocks and randomness (a recorded or replayed cycle, tape/).
+    pub fn new(limits: &Limits, slots: Option<Arc<Semaphore>>, pin: impl FnOnce(&mut WasiCtxBuilder)) -> Self {
+        let stdout = BoundedPipe::new(limits.stdio_bytes);
+        let stderr = BoundedPipe::new(limits.stdio_bytes);
         // No preopens, no environment, no arguments, no network: a module sees the host only
         // through the nthlayer imports. Clocks and randomness are the real ones, unless the
         // cycle is recorded (noted) or replayed (pinned to the recording).
@@ -110,45 +47,51 @@ impl StoreData {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
-        if let Some(tape) = &cx.tape {
-            tape.pin_sandbox(&mut wasi);
-        }
-        let wasi = wasi.build();
-        StoreData {
-            wasi,
+        pin(&mut wasi);
+        Sandbox {
+            wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(&cx.limits),
-            cpu: GuestClock::new(std::time::Duration::from_millis(cx.limits.cpu_ms.max(1))),
+            limiter: Limiter::new(limits),
+            cpu: GuestClock::new(std::time::Duration::from_millis(limits.cpu_ms.max(1))),
+            slots,
             slot: None,
-            cx,
             stdout,
             stderr,
         }
     }
-}
 
-impl StoreData {
-    /// Keeps one of a scheduled cycle's effects for its commit (outbox/), in call order; every
-    /// kind counts against [`crate::outbox::MAX_HELD_BYTES`], so a module cannot make the
-    /// host buffer without bound.
-    pub fn hold(&mut self, effect: crate::outbox::Effect, bytes: usize) -> Result<(), crate::bindings::HostError> {
-        if self.cx.held_bytes + bytes > crate::outbox::MAX_HELD_BYTES {
-            return Err(crate::bindings::HostError::Invalid(format!(
-                "this cycle's effects exceed {} bytes held for one commit",
-                crate::outbox::MAX_HELD_BYTES
-            )));
-        }
-        self.cx.held_bytes += bytes;
-        self.cx.emitted += 1;
-        self.cx.held.get_or_insert_with(Vec::new).push(effect);
-        Ok(())
-    }
-}
-
-impl WasiView for StoreData {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
+    pub fn wasi(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
+}
+
+/// What the runtime needs of a store's data, and all it knows of it: the sandbox, who runs
+/// (for log lines), the limits and the deadline, and what a finished cycle leaves behind.
+/// The data itself — the shared context and the capability rooms — is composed above the
+/// runtime (`crate::store`), so the runtime names no capability, outbox or backend.
+pub trait CycleData: WasiView + Send + Sized + 'static {
+    /// What a throwaway store for `describe()` is built from (for the host: its backends).
+    type Env: Send + Sync + 'static;
+    /// The effects a cycle holds for its commit.
+    type Held: std::fmt::Debug + Clone + PartialEq + Send;
+
+    /// Data for a `describe()` call: no grants, the given limits.
+    fn describing(env: Self::Env, limits: Limits) -> Self;
+    fn sandbox(&mut self) -> &mut Sandbox;
+    fn sandbox_ref(&self) -> &Sandbox;
+    /// The module and task, for the log lines of the guest's stdio.
+    fn who(&self) -> (&str, &str);
+    fn limits(&self) -> &Limits;
+    fn deadline(&self) -> tokio::time::Instant;
+    /// Takes what the cycle held and counted, once its call returned.
+    fn finish(&mut self) -> Finished<Self::Held>;
+}
+
+/// What a finished cycle's data hands back besides the guest's output.
+pub struct Finished<H> {
+    pub held: H,
+    pub emitted: u32,
+    pub log_dropped: u32,
 }
 
 /// Bytes of a stream's most recent output kept for error messages (a panic message comes

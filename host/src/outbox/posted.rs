@@ -1,0 +1,40 @@
+//! The one place a record's arrival in core is announced: the `posted …` log line and the
+//! wake of the tasks that subscribed to it. The sender calls it on delivery; a one-shot
+//! command (`gate`, `run`), which posts directly, calls it after its own post, so both paths
+//! log and wake the same way.
+
+use serde_json::{Map, Value};
+
+use crate::capability::shared::envelope::RecordKind;
+use crate::lifecycle::wake::{self, WakeBus};
+
+/// A record core has taken.
+pub struct Posted<'a> {
+    /// The task that made it (the sender's lane).
+    pub task: &'a str,
+    /// The CloudEvents source component: the module or `<module>.<sub>`.
+    pub component: &'a str,
+    pub kind: RecordKind,
+    pub record: &'a Map<String, Value>,
+    pub id: &'a str,
+    /// Core already had it (409): an earlier attempt delivered it.
+    pub duplicate: bool,
+    /// How long it waited in the spool (0: posted directly).
+    pub spooled_ms: i64,
+}
+
+/// Logs `posted assessment|verdict` and wakes the tasks the record matches.
+pub fn posted(bus: &WakeBus, p: Posted<'_>) {
+    let (what, record) = match p.kind {
+        RecordKind::Assessment => ("assessment", wake::Record::Assessment),
+        RecordKind::Verdict => ("verdict", wake::Record::Verdict),
+    };
+    let sub = p.record.get("kind").or_else(|| p.record.get("type")).and_then(Value::as_str).unwrap_or("");
+    let service = p.record.get("service").and_then(Value::as_str).unwrap_or("");
+    tracing::info!(task = %p.task, component = %p.component, id = %p.id, kind = sub, service,
+        duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
+    let woken = bus.publish(p.task, record, p.record, p.id);
+    if !woken.is_empty() {
+        tracing::debug!(task = %p.task, id = %p.id, ?woken, "record wakes subscribed tasks");
+    }
+}
