@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nthlayer_test_paths::{components, Component};
@@ -102,28 +102,42 @@ fn version(slot: &ModuleSlot) -> String {
     slot.current().meta.version.clone()
 }
 
-/// The log lines written while `f` runs on this thread (the watcher logs on the caller's).
+/// The log lines written while `f` runs on this thread (the watcher logs on the caller's;
+/// `#[tokio::test]` runs the test on one thread).
+///
+/// One process-wide subscriber writes to a per-thread buffer, rather than a scoped
+/// `set_default` per call: with scoped subscribers, a callsite first hit by another test's
+/// thread (which has none) could have its interest cached as "never" while this thread's
+/// subscriber was being registered, and this test then captured nothing (seen in ~5 of 12
+/// full runs). A global subscriber is registered before any callsite is hit.
 async fn logged<T>(f: impl std::future::Future<Output = T>) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
+    thread_local! {
+        static CAPTURE: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
+    }
+    struct ThreadBuf;
+    impl Write for ThreadBuf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
+            CAPTURE.with(|c| {
+                if let Some(buf) = c.borrow_mut().as_mut() {
+                    buf.extend_from_slice(b);
+                }
+            });
             Ok(b.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let buf = Buf::default();
-    let w = buf.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || w.clone()).finish();
-    let out = {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        f.await
-    };
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (out, text)
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(|| ThreadBuf).finish();
+        // Another global subscriber would only mean no capture: the assertions say so.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    let out = f.await;
+    let bytes = CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (out, String::from_utf8(bytes).unwrap())
 }
 
 async fn first_load(h: &mut Host, file: &str, c: Component) {
