@@ -92,13 +92,30 @@ pub struct Core {
 impl Core {
     /// Spawn core serving `manifests_dir` and wait for `/health`. Panics (with the log tail)
     /// if it does not come up.
+    ///
+    /// The port is picked free, then released for core to bind, so another process of the
+    /// suite can take it in between; core then exits with "address already in use", and a
+    /// fresh port is tried (a few times) instead of failing the test.
     pub fn start(manifests_dir: &Path) -> Core {
-        let mut core = Core::stopped(manifests_dir);
-        if let Err(e) = core.try_spawn() {
-            core.print_log_tail();
-            panic!("nthlayer-core did not start: {e:#}");
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let mut core = Core::stopped(manifests_dir);
+            match core.try_spawn() {
+                Ok(()) => return core,
+                Err(e) if attempt < ATTEMPTS && core.port_was_taken() => {
+                    eprintln!("nthlayer-core: port {} was taken before core bound it ({e:#}); another port", core.port);
+                }
+                Err(e) => {
+                    core.print_log_tail();
+                    panic!("nthlayer-core did not start: {e:#}");
+                }
+            }
         }
-        core
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn port_was_taken(&self) -> bool {
+        std::fs::read_to_string(self.log_path()).is_ok_and(|l| l.contains("address already in use"))
     }
 
     /// Allocate a port, store and log without starting the process: the URL is known, but

@@ -192,11 +192,30 @@ impl Prometheus {
             opts.scrape_targets.iter().map(|t| format!("up{{job=\"exporter\",instance=\"{t}\"}} == 1")).collect();
         wait_for.extend(opts.wait_for.iter().cloned());
         let mut p = Prometheus { child: None, port, dir, args, wait_for, http: http_client() };
-        if let Err(e) = p.spawn_and_wait() {
-            util::print_log_tail("prometheus", &p.log_path());
-            return Err(e);
+        // The port is picked free and released for Prometheus to bind, so another process of
+        // the suite may take it in between: then a fresh port, a few times.
+        for attempt in 1..=5 {
+            match p.spawn_and_wait() {
+                Ok(()) => return Ok(p),
+                Err(_) if attempt < 5 && p.port_was_taken() => {
+                    let port = util::free_port();
+                    let listen = format!("--web.listen-address=127.0.0.1:{port}");
+                    for a in p.args.iter_mut().filter(|a| a.starts_with("--web.listen-address=")) {
+                        a.clone_from(&listen);
+                    }
+                    p.port = port;
+                }
+                Err(e) => {
+                    util::print_log_tail("prometheus", &p.log_path());
+                    return Err(e);
+                }
+            }
         }
-        Ok(p)
+        unreachable!("the last attempt returns")
+    }
+
+    fn port_was_taken(&self) -> bool {
+        std::fs::read_to_string(self.log_path()).is_ok_and(|l| l.contains("address already in use"))
     }
 
     fn spawn_and_wait(&mut self) -> Result<()> {
