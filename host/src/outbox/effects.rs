@@ -192,12 +192,7 @@ mod tests {
             c.arbiter.arbiter_url = Some(arbiter.url().into());
         });
         let dir = tempfile::tempdir().unwrap();
-        let config = OutboxConfig {
-            dir: dir.path().into(),
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(3600),
-            retry_window: Duration::from_secs(3600),
-        };
+        let config = OutboxConfig::in_dir(dir.path());
         let outbox = Outbox::open(config).unwrap();
         let case = json!({"id": "case-1", "kind": "k", "created_at": "t", "underlying_verdict": "vrd-1"});
         let held = vec![

@@ -183,7 +183,6 @@ impl Recheck {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
     use crate::outbox::OutboxConfig;
@@ -204,12 +203,7 @@ mod tests {
     /// the packed row as core holds it once delivered.
     async fn committed(url: &str, marker: &str, delivered: bool) -> (tempfile::TempDir, Arc<Outbox>, Value) {
         let dir = tempfile::tempdir().unwrap();
-        let config = OutboxConfig {
-            dir: dir.path().into(),
-            max_bytes: 1 << 20,
-            max_age: Duration::from_secs(3600),
-            retry_window: Duration::from_secs(3600),
-        };
+        let config = OutboxConfig::in_dir(dir.path());
         let outbox = Outbox::open(config).unwrap();
         let id = CoreIdentity { url: url.into(), marker: marker.into() };
         *outbox.identity.lock().unwrap() = Some((0, id));

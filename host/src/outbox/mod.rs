@@ -62,6 +62,19 @@ pub struct OutboxConfig {
     pub retry_window: Duration,
 }
 
+impl OutboxConfig {
+    /// A spool in `dir` with roomy caps (1 MiB, an hour, an hour's retry window): for tests.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        OutboxConfig {
+            dir: dir.into(),
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            retry_window: Duration::from_secs(3600),
+        }
+    }
+}
+
 pub struct Outbox {
     spool: Arc<Mutex<Spool>>,
     config: OutboxConfig,
