@@ -42,6 +42,10 @@ pub struct ServeArgs {
     pub tape: RecordArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub admin: crate::ops::admin::config::AdminArgs,
+    #[command(flatten)]
+    pub settings: crate::settings::SettingsArgs,
 }
 
 /// Configuration resolved from flags, shared by the scheduler.
@@ -121,7 +125,7 @@ impl HostConfig {
 }
 
 /// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
-struct LimitsView<'a>(&'a Limits);
+pub struct LimitsView<'a>(pub &'a Limits);
 
 impl serde::Serialize for LimitsView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -15,9 +15,11 @@
 //!   hooks), event wake, state in core, heartbeats, the host's status.
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
+//! - [`ops`]: the operations surface — the authenticated admin API, systemd notifications.
+//! - [`settings`]: the config file, turned into the flags it stands for.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
 //! - [`command`]: the CLI's commands, one file per subcommand (serve, gate, run, run-once,
-//!   check, new) plus `load`, the flags-to-modules path they share.
+//!   check, new, config, status) plus `load`, the flags-to-modules path they share.
 //! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
 //!   store data for in-process tests.
 
@@ -26,9 +28,11 @@ pub mod capability;
 pub mod command;
 pub mod config;
 pub mod lifecycle;
+pub mod ops;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
+pub mod settings;
 pub mod store;
 pub mod tape;
 #[cfg(feature = "test-support")]

@@ -2,6 +2,7 @@
 //! `load` is the path from flags to loaded modules they share. `main.rs` only dispatches.
 
 pub mod check;
+pub mod config;
 pub mod gate;
 pub mod load;
 pub mod module_flags;
@@ -9,3 +10,4 @@ pub mod new;
 pub mod run;
 pub mod run_once;
 pub mod serve;
+pub mod status;

@@ -28,6 +28,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
+    crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
+        .await?;
     let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
@@ -38,9 +40,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.swap.watch_interval_ms)));
     tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
         modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
+    crate::ops::systemd::ready(&scheduler.shutdown);
 
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
+    crate::ops::systemd::stopping();
     scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
     // The background sender ends after its current pass (stop cancelled the shutdown token);
     // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry

@@ -97,6 +97,8 @@ pub struct Scheduler {
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
     /// Tasks with a live loop: a swap starts loops only for tasks new in the new version.
     running: Mutex<HashSet<String>>,
+    /// The operator's pause / run-now (lifecycle/control.rs), set by serve.
+    pub control: std::sync::OnceLock<Arc<crate::lifecycle::control::TaskControl>>,
 }
 
 /// Removes a task from the running set when its loop ends, however it ends.
@@ -170,6 +172,7 @@ impl Scheduler {
             hooks: Mutex::new(Vec::new()),
             unsaved: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
+            control: Default::default(),
         })
     }
 
@@ -239,6 +242,9 @@ impl Scheduler {
         // its interval, instead of waiting a whole interval.
         let mut retry: Option<Duration> = None;
         loop {
+            if crate::lifecycle::control::hold(&self.control, &task, &self.shutdown).await.stops() {
+                return;
+            }
             if slot.retired() {
                 tracing::info!(%task, "module unloaded; task stopped");
                 return;
@@ -279,6 +285,7 @@ impl Scheduler {
                 }
                 _ => planned,
             };
+            self.status.record_task(&task, |s| s.next_run_at = Some(crate::lifecycle::control::at(next)));
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
@@ -336,6 +343,7 @@ impl Scheduler {
         self.status.record_task(task, |stats| {
             stats.last_duration_ms = elapsed.as_millis() as u64;
             stats.version = module.meta.version.clone();
+            (stats.last_run_at, stats.last_ok) = (Some(crate::lifecycle::control::now()), Some(ok));
             if let Some(cpu) = cpu_ms {
                 stats.last_cpu_ms = cpu;
             }

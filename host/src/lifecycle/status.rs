@@ -22,6 +22,11 @@ pub struct TaskStats {
     /// Guest CPU of the last successful cycle (runtime/cpu.rs: host calls never count).
     pub last_cpu_ms: u64,
     pub version: String,
+    /// When the last cycle ended and whether it committed, and when the next is planned
+    /// (RFC 3339): the admin API's and `status`'s "last run / outcome / next run".
+    pub last_run_at: Option<String>,
+    pub last_ok: Option<bool>,
+    pub next_run_at: Option<String>,
 }
 
 pub struct HostStatus {

@@ -215,6 +215,11 @@ impl WakeBus {
         s.wake.clone()
     }
 
+    /// Wakes one subscribed task (the admin API's run-now); false if it has no loop.
+    pub fn wake_task(&self, task: &str, cause: String) -> bool {
+        self.lock().get(task).map(|s| s.wake.wake(cause)).is_some()
+    }
+
     pub fn unsubscribe(&self, task: &str) {
         self.lock().remove(task);
     }
