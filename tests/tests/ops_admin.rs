@@ -332,5 +332,5 @@ fn systemd_unit_verifies_and_manifests_match_the_kubernetes_schemas() {
     let out = std::process::Command::new(validator).arg("--strict").args(&manifests).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("deployment/nthlayer-host passed"), "{text}");
+    assert!(text.contains("passed for resource deployment/nthlayer-host"), "{text}");
 }
