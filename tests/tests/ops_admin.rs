@@ -98,7 +98,7 @@ impl Admin {
 #[test]
 fn token_upload_unload_outbox_and_status() {
     let core = Core::start(&scenario::manifests_dir());
-    let a = serve(&core.url(), "ops-admin-api", with_swapper(), true, &[]);
+    let mut a = serve(&core.url(), "ops-admin-api", with_swapper(), true, &[]);
 
     // The token: none or a wrong one is 401, the right one 200; every call is logged.
     assert_eq!(a.call("GET", "/-/admin/modules", None, vec![]).0, 401);
@@ -142,6 +142,13 @@ fn token_upload_unload_outbox_and_status() {
     assert_eq!(code, 404, "{v}");
     assert!(v["error"].as_str().unwrap().contains("no set-aside entry 42"), "{v}");
     assert_eq!(a.post("/-/reload", vec![]).0, 200);
+    // SIGHUP re-reads too (the unit's ExecReload sends it).
+    // SAFETY: signals our own child by its pid.
+    unsafe { libc::kill(a.host.pid().unwrap() as i32, libc::SIGHUP) };
+    wait_until("SIGHUP handled", Duration::from_secs(30), || {
+        a.host.log().contains("SIGHUP: configuration re-read").then_some(())
+    });
+    assert!(a.host.is_running(), "SIGHUP must not stop the host");
 
     // `status` prints what the page shows, from the admin API.
     let url = a.url.clone();
