@@ -21,6 +21,7 @@
 //! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
 //!   store data for in-process tests.
 
+pub mod backend;
 pub mod bindings;
 pub mod capability;
 pub mod command;

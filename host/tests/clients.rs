@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use nthlayer_host::capability::core::{CoreClient, VerdictFilter};
-use nthlayer_host::capability::prometheus::PrometheusClient;
-use nthlayer_host::capability::shared::envelope::RecordKind;
-use nthlayer_host::capability::shared::retry::RetryPolicy;
-use nthlayer_host::capability::shared::ClientError;
+use nthlayer_host::backend::core::{CoreClient, VerdictFilter};
+use nthlayer_host::backend::envelope::RecordKind;
+use nthlayer_host::backend::prometheus::PrometheusClient;
+use nthlayer_host::backend::retry::RetryPolicy;
+use nthlayer_host::backend::ClientError;
 use nthlayer_host::test_support::{HttpFake, Step};
 use serde_json::{json, Value};
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
-use crate::capability::core::CoreClient;
-use crate::capability::shared::envelope::RecordKind;
-use crate::capability::shared::ClientError;
+use crate::backend::core::CoreClient;
+use crate::backend::envelope::RecordKind;
+use crate::backend::ClientError;
 use crate::capability::{Backends, CapabilityArgs, Shared};
 
 pub struct Services {

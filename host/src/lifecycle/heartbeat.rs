@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::capability::core::CoreClient;
-use crate::capability::shared::retry::RetryPolicy;
+use crate::backend::core::CoreClient;
+use crate::backend::retry::RetryPolicy;
 use crate::lifecycle::status::HostStatus;
 use crate::outbox::Outbox;
 

@@ -427,7 +427,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::capability::shared::retry::RetryPolicy;
+    use crate::backend::retry::RetryPolicy;
     use crate::lifecycle::registry::Registry;
 
     /// Counts cycles and vetoes every one after the first `allow`.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
+use crate::backend::core::CoreClient;
+use crate::backend::ClientError;
 
 pub const FORMAT: &str = "nthlayer-host/1";
 
@@ -107,7 +107,7 @@ impl StateStore {
 
     /// A copy that gives up after one attempt (shutdown must be bounded).
     pub fn impatient(&self) -> Self {
-        StateStore { core: self.core.with_retry(crate::capability::shared::retry::RetryPolicy::none()) }
+        StateStore { core: self.core.with_retry(crate::backend::retry::RetryPolicy::none()) }
     }
 }
 

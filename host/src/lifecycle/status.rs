@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::capability::llm::LlmService;
+use crate::backend::llm::LlmService;
 use crate::lifecycle::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.

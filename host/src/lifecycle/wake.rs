@@ -33,7 +33,7 @@ const MAX_TESTS: usize = 8;
 const MAX_VALUES: usize = 64;
 
 /// Assessment or verdict (the host's one spelling, capability/shared/envelope.rs).
-pub use crate::capability::shared::envelope::RecordKind as Record;
+pub use crate::backend::envelope::RecordKind as Record;
 
 /// One `wake-on` of a task, as the host keeps it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

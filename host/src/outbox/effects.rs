@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 
 use super::spool::{Entry, NewEntry, What};
 use super::{Emitted, Outbox};
-use crate::capability::core::CoreClient;
+use crate::backend::core::CoreClient;
+use crate::backend::ClientError;
 use crate::capability::services::Services;
-use crate::capability::shared::ClientError;
 
 /// One held effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +68,8 @@ impl Effect {
         let (what, component, record_id, body) = match self {
             Effect::Record(e) => {
                 let what = match e.kind {
-                    crate::capability::shared::envelope::RecordKind::Assessment => What::Assessment,
-                    crate::capability::shared::envelope::RecordKind::Verdict => What::Verdict,
+                    crate::backend::envelope::RecordKind::Assessment => What::Assessment,
+                    crate::backend::envelope::RecordKind::Verdict => What::Verdict,
                 };
                 (what, e.component, e.id, Value::Object(e.record))
             }
@@ -159,7 +159,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::capability::shared::envelope::RecordKind;
+    use crate::backend::envelope::RecordKind;
     use crate::outbox::{sender::Sender, OutboxConfig};
     use crate::test_support::{self, HttpFake, Matcher, Step};
 

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use super::spool::LocalState;
 use super::Outbox;
-use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
+use crate::backend::core::CoreClient;
+use crate::backend::ClientError;
 use crate::lifecycle::state::{self, Restored, MARKER_KEY};
 
 /// Which core: its URL and the marker it holds.
@@ -196,7 +196,7 @@ mod tests {
 
     fn client(fake: &HttpFake) -> CoreClient {
         let services = test_support::services(|c| c.core.core_url = fake.url().into());
-        services.backends.core.with_retry(crate::capability::shared::retry::RetryPolicy::none())
+        services.backends.core.with_retry(crate::backend::retry::RetryPolicy::none())
     }
 
     /// A spool whose task `t` committed state `{"n":1}` for core `url` with `marker`; returns
@@ -280,7 +280,7 @@ mod tests {
         let (_d, outbox, _) = committed("http://127.0.0.1:9", "a", true).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let services = test_support::services(|c| c.core.core_url = format!("http://127.0.0.1:{port}"));
-        let core = services.backends.core.with_retry(crate::capability::shared::retry::RetryPolicy::none());
+        let core = services.backends.core.with_retry(crate::backend::retry::RetryPolicy::none());
         assert!(matches!(outbox.vet("t", &core).await, Vetted::Unchecked(_)));
     }
 }

@@ -30,7 +30,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Map, Value};
 use tokio::sync::Notify;
 
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 

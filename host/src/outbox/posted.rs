@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 use crate::lifecycle::wake::{self, WakeBus};
 
 /// A record core has taken.

@@ -30,11 +30,11 @@ use super::posted::{posted, Posted};
 use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
 use super::Outbox;
-use crate::capability::core::CoreClient;
+use crate::backend::core::CoreClient;
+use crate::backend::envelope::RecordKind;
+use crate::backend::retry::RetryPolicy;
+use crate::backend::ClientError;
 use crate::capability::services::Services;
-use crate::capability::shared::envelope::RecordKind;
-use crate::capability::shared::retry::RetryPolicy;
-use crate::capability::shared::ClientError;
 use crate::lifecycle::status::HostStatus;
 
 /// Entries read per lane per pass (deletes are batched per pass).

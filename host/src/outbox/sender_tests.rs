@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::super::spool::{NewEntry, What};
 use super::super::{Emitted, Outbox, OutboxConfig};
 use super::Sender;
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 use crate::lifecycle::registry::Registry;
 use crate::lifecycle::status::HostStatus;
 use crate::test_support::{self, HttpFake, Step};

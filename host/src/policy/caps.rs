@@ -21,7 +21,7 @@ pub const NEEDS: usize = 16;
 pub const EMITS: usize = 64;
 /// A wake rule's kind, field path or value: bytes.
 pub const WAKE_TEXT_BYTES: usize = 256;
-/// One PromQL expression: bytes. Above [`crate::capability::prometheus::client::MAX_GET_PARAMS`] it is
+/// One PromQL expression: bytes. Above [`crate::backend::prometheus::MAX_GET_PARAMS`] it is
 /// sent as a POST form body.
 pub const PROMQL_BYTES: usize = 256 << 10;
 /// One TraceQL expression: bytes. Tempo takes it in the URL only, so it stays under the

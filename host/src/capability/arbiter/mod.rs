@@ -1,11 +1,10 @@
 //! `arbiter`: respond's one outward side effect (autonomy reductions), off unless the
 //! operator names an arbiter.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::ArbiterClient;
+use crate::backend::arbiter::ArbiterClient;
 pub use config::ArbiterArgs;
 
 use std::sync::Arc;

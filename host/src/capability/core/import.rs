@@ -2,10 +2,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::client::VerdictFilter;
+use crate::backend::core::VerdictFilter;
 use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
 use crate::bindings::HostError;
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
 use crate::capability::Capability;
 use crate::outbox::posted::{posted, Posted};
@@ -135,7 +135,7 @@ struct CacheCtx {
 /// when core cannot answer, that copy, with its age in the log.
 async fn cached_read(
     c: CacheCtx,
-    read: impl std::future::Future<Output = Result<Value, crate::capability::shared::ClientError>>,
+    read: impl std::future::Future<Output = Result<Value, crate::backend::ClientError>>,
 ) -> Result<Value, HostError> {
     match bounded("core", c.budget, read).await {
         Ok(v) => {

@@ -1,11 +1,10 @@
 //! `llm`: structured calls through the operator-controlled LLM service (the nthlayer-llm
 //! crate does routing, wire formats, retries and budgets).
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::LlmService;
+use crate::backend::llm::LlmService;
 pub use config::LlmArgs;
 
 use std::sync::Arc;

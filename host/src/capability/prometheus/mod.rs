@@ -1,10 +1,9 @@
 //! `prometheus`: instant, range and batched PromQL queries.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::PrometheusClient;
+use crate::backend::prometheus::PrometheusClient;
 pub use config::PrometheusArgs;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::client::TempoClient;
+use crate::backend::tempo::TempoClient;
 use super::State;
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;

@@ -1,10 +1,9 @@
 //! `tempo`: TraceQL metrics and search against Grafana Tempo, when the operator names one.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::TempoClient;
+use crate::backend::tempo::TempoClient;
 pub use config::TempoArgs;
 
 use std::sync::Arc;

@@ -13,10 +13,10 @@ use backon::Retryable;
 use reqwest::{Client, Method};
 use serde_json::{json, Map, Value};
 
-use crate::capability::shared::breaker::{Admit, Breaker};
-use crate::capability::shared::envelope::{wrap, RecordKind};
-use crate::capability::shared::retry::RetryPolicy;
-use crate::capability::shared::{describe, user_agent, ClientError};
+use crate::backend::breaker::{Admit, Breaker};
+use crate::backend::envelope::{wrap, RecordKind};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{describe, user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct CoreClient {

@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::capability::shared::describe;
-use crate::capability::shared::{user_agent, ClientError};
+use crate::backend::describe;
+use crate::backend::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct TempoClient {

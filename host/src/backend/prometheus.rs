@@ -10,8 +10,8 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::capability::shared::describe;
-use crate::capability::shared::{user_agent, ClientError};
+use crate::backend::describe;
+use crate::backend::{user_agent, ClientError};
 
 /// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
 /// common proxies accept); longer queries go as a POST form body.
