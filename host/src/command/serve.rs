@@ -9,9 +9,9 @@ use super::load::{load, Loaded};
 use crate::config::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
-use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
 use crate::outbox::sender::Sender;
+use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {

@@ -9,9 +9,9 @@
 
 pub mod config;
 pub mod heartbeat;
+pub mod hooks;
 pub mod registry;
 pub mod scheduler;
-pub mod state;
 pub mod status;
 pub mod swap;
 pub mod wake;

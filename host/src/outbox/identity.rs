@@ -17,7 +17,7 @@ use super::spool::LocalState;
 use super::Outbox;
 use crate::backend::core::CoreClient;
 use crate::backend::ClientError;
-use crate::lifecycle::state::{self, Restored, MARKER_KEY};
+use crate::outbox::state::{self, Restored, MARKER_KEY};
 
 /// Which core: its URL and the marker it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
