@@ -34,3 +34,4 @@ pub mod store;
 pub mod tape;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod wake;

@@ -3,12 +3,13 @@
 //! with the file and the served versions named. Components from dist/test-components
 //! (scripts/build-modules).
 
+use nthlayer_host::backend::envelope::RecordKind as Record;
 use nthlayer_host::bindings::Contract;
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::run_once;
-use nthlayer_host::lifecycle::wake::{FieldTest, Record, WakeRule};
 use nthlayer_host::runtime::LoadError;
 use nthlayer_host::test_support;
+use nthlayer_host::wake::{FieldTest, WakeRule};
 use nthlayer_test_paths::components;
 use serde_json::json;
 

@@ -18,6 +18,10 @@ use crate::backend::envelope::{wrap, RecordKind};
 use crate::backend::retry::RetryPolicy;
 use crate::backend::{describe, user_agent, ClientError};
 
+/// The component name the host's heartbeats and deliveries speak for at core: the
+/// reference's, so core's views of "the workers" stay the same.
+pub const COMPONENT: &str = "workers";
+
 #[derive(Clone)]
 pub struct CoreClient {
     http: Client,

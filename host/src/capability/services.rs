@@ -9,6 +9,7 @@ use crate::backend::core::CoreClient;
 use crate::backend::envelope::RecordKind;
 use crate::backend::ClientError;
 use crate::capability::{Backends, CapabilityArgs, Shared};
+use crate::wake::WakeBus;
 
 pub struct Services {
     /// One backend per capability (capability/mod.rs's table): `backends.core`,
@@ -21,7 +22,7 @@ pub struct Services {
     /// task state without core, the last good manifests. Set once, after loading.
     pub outbox: std::sync::OnceLock<Arc<crate::outbox::Outbox>>,
     /// Who wakes on which submitted records (contract 0.2.0).
-    pub wake: crate::lifecycle::wake::WakeBus,
+    pub wake: Arc<WakeBus>,
     /// `--record DIR`: every cycle's import calls are written there as fixtures.
     pub record: Option<Arc<crate::tape::RecordTo>>,
 }

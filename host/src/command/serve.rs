@@ -10,7 +10,7 @@ use crate::config::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
 use crate::lifecycle::status::HostStatus;
-use crate::outbox::sender::Sender;
+use crate::outbox::sender::{Sender, Targets};
 use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
@@ -28,7 +28,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    let targets = Targets {
+        core: services.backends.core.clone(),
+        arbiter: services.backends.arbiter.clone(),
+        wake: services.wake.clone(),
+    };
+    let sender = Arc::new(Sender::new(outbox.clone(), targets, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));

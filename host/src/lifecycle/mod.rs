@@ -14,4 +14,3 @@ pub mod registry;
 pub mod scheduler;
 pub mod status;
 pub mod swap;
-pub mod wake;

@@ -248,7 +248,7 @@ impl Scheduler {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
-                    if let (crate::lifecycle::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
                     }

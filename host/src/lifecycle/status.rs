@@ -102,3 +102,10 @@ impl HostStatus {
         })
     }
 }
+
+/// The sender tells the status how the spool's backlog changed.
+impl crate::outbox::sender::BacklogWatch for HostStatus {
+    fn backlog(&self, report: Value) {
+        self.set_outbox(report);
+    }
+}

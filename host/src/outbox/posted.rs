@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use crate::backend::envelope::RecordKind;
-use crate::lifecycle::wake::{self, WakeBus};
+use crate::wake::WakeBus;
 
 /// A record core has taken.
 pub struct Posted<'a> {
@@ -25,15 +25,15 @@ pub struct Posted<'a> {
 
 /// Logs `posted assessment|verdict` and wakes the tasks the record matches.
 pub fn posted(bus: &WakeBus, p: Posted<'_>) {
-    let (what, record) = match p.kind {
-        RecordKind::Assessment => ("assessment", wake::Record::Assessment),
-        RecordKind::Verdict => ("verdict", wake::Record::Verdict),
+    let what = match p.kind {
+        RecordKind::Assessment => "assessment",
+        RecordKind::Verdict => "verdict",
     };
     let sub = p.record.get("kind").or_else(|| p.record.get("type")).and_then(Value::as_str).unwrap_or("");
     let service = p.record.get("service").and_then(Value::as_str).unwrap_or("");
     tracing::info!(task = %p.task, component = %p.component, id = %p.id, kind = sub, service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
-    let woken = bus.publish(p.task, record, p.record, p.id);
+    let woken = bus.publish(p.task, p.kind, p.record, p.id);
     if !woken.is_empty() {
         tracing::debug!(task = %p.task, id = %p.id, ?woken, "record wakes subscribed tasks");
     }

@@ -86,7 +86,7 @@ pub struct TaskMeta {
     pub summary: String,
     /// Records that wake the task between intervals (contract 0.2.0; empty before).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub wake: Vec<crate::lifecycle::wake::WakeRule>,
+    pub wake: Vec<crate::wake::WakeRule>,
 }
 
 /// One compiled, validated version of a module file.

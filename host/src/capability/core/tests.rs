@@ -201,7 +201,8 @@ async fn without_holding_outcomes_and_cases_go_to_core_at_once() {
 /// record wakes no one until the sender delivers it.
 #[tokio::test]
 async fn a_direct_post_wakes_subscribers_and_a_held_one_does_not() {
-    use crate::lifecycle::wake::{Record, WakeRule};
+    use crate::backend::envelope::RecordKind as Record;
+    use crate::wake::WakeRule;
     let fake = HttpFake::start(vec![Step::post("/assessments").reply(201, r#"{"id":"asm-1"}"#)]);
     let mut s = store(&fake, grants(), Limits::default());
     let rule = WakeRule { record: Record::Assessment, kind: "slo_status".into(), tests: vec![] };
