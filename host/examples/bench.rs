@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nthlayer_host::backend::envelope::RecordKind;
-use nthlayer_host::capability::services::Services;
+use nthlayer_host::capability::Services;
 use nthlayer_host::config::HostConfig;
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};

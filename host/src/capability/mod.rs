@@ -14,8 +14,8 @@
 //! the import steps).
 
 pub mod log;
-pub mod services;
 pub mod shared;
+pub mod sink;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -23,8 +23,11 @@ use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, LinkerInstance};
 
-use services::Services;
+use crate::outbox::Outbox;
+use crate::tape::RecordTo;
+use crate::wake::WakeBus;
 pub use shared::context::Ctx;
+use sink::RecordSink;
 
 /// What a room's import is implemented on: the room's own per-cycle state and the cycle's
 /// shared context, borrowed from the store for the length of one call.
@@ -195,6 +198,43 @@ capabilities! {
     Tempo => "tempo", tempo::Tempo;
     Llm => "llm", llm::Llm;
     Arbiter => "arbiter", arbiter::Arbiter;
+}
+
+/// The backends behind the imports and what every cycle shares, built once per host.
+pub struct Services {
+    /// One backend per capability (capability/mod.rs's table): `backends.core`,
+    /// `backends.tempo`, ….
+    pub backends: Backends,
+    /// Where the `core` import posts records of cycles that do not hold them (one-shot
+    /// commands: gate, run). Scheduled cycles hold theirs for the outbox instead.
+    pub records: Arc<dyn RecordSink>,
+    /// The durable outbox (`serve` only): commits of scheduled cycles, the sender's queue,
+    /// task state without core, the last good manifests. Set once, after loading.
+    pub outbox: std::sync::OnceLock<Arc<Outbox>>,
+    /// Who wakes on which submitted records (contract 0.2.0).
+    pub wake: Arc<WakeBus>,
+    /// `--record DIR`: every cycle's import calls are written there as fixtures.
+    pub record: Option<Arc<RecordTo>>,
+}
+
+impl Services {
+    /// Every command and test builds its backends here, from the capability flags (use
+    /// [`CapabilityArgs::offline`] for a host that must reach none).
+    pub fn build(caps: &CapabilityArgs) -> anyhow::Result<Self> {
+        let backends = Backends::build(caps, &Shared::default())?;
+        Ok(Services {
+            records: Arc::new(backends.core.clone()),
+            backends,
+            outbox: Default::default(),
+            wake: Default::default(),
+            record: None,
+        })
+    }
+
+    /// Services reaching no backend, with every flag at its default.
+    pub fn offline() -> anyhow::Result<Self> {
+        Self::build(&CapabilityArgs::offline_defaults())
+    }
 }
 
 impl Capability {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::config::CacheArgs;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::lifecycle::registry::Registry;
 use crate::lifecycle::scheduler::RunEnv;

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::bindings::CycleInput;
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::config::{HostConfig, ServeArgs};
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::store::{CycleCtx, StoreData};

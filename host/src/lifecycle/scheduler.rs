@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
 use crate::lifecycle::status::HostStatus;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::capability::{Ctx, HasRooms, Rooms};
 use crate::outbox::Effect;
 use crate::policy::grants::Grants;

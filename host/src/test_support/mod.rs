@@ -11,7 +11,7 @@ pub use nthlayer_http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's arbiter calls: the client (None without `--arbiter-url`) and, in a scheduled

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's core calls: the client, where one-shot records go, the outbox (its last good

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// The stub answers every call with canned responses: fine for tests and demos, never for

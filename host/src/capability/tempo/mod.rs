@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's Tempo calls: the client (None without `--tempo-endpoint`).

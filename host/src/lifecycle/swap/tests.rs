@@ -40,7 +40,7 @@ impl Host {
     async fn new(rollback_after: u32, trusted: bool, limits: BTreeMap<String, Limits>) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let spool = tempfile::tempdir().unwrap();
-        let services = Arc::new(crate::capability::services::Services::offline().unwrap());
+        let services = Arc::new(crate::capability::Services::offline().unwrap());
         let outbox = Outbox::open(OutboxConfig {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
