@@ -10,6 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
+pub use super::spool::arbiter_lane;
 use super::spool::{Entry, NewEntry, What};
 use super::{Emitted, Outbox};
 use crate::backend::arbiter::ArbiterClient;
@@ -54,12 +55,6 @@ impl From<Emitted> for Effect {
     fn from(e: Emitted) -> Self {
         Effect::Record(e)
     }
-}
-
-/// The lane of a task's arbiter reductions: ordered within itself, apart from the task's
-/// core lane, so an arbiter that is down never holds back the task's records and state.
-pub fn arbiter_lane(task: &str) -> String {
-    format!("arbiter:{task}")
 }
 
 impl Effect {

@@ -9,28 +9,13 @@
 //! each local state the core it is for, and before a task trusts its local state checks it
 //! against the core now answering. docs/OUTBOX.md ("Start-up") states the rule.
 
-use std::fmt;
-
 use serde_json::{json, Value};
 
 use super::spool::LocalState;
 use super::Outbox;
 use crate::backend::core::CoreClient;
 use crate::backend::ClientError;
-use crate::outbox::state::{self, Restored, MARKER_KEY};
-
-/// Which core: its URL and the marker it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreIdentity {
-    pub url: String,
-    pub marker: String,
-}
-
-impl fmt::Display for CoreIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (marker {})", self.url, self.marker)
-    }
-}
+use crate::outbox::state::{self, CoreIdentity, Restored, MARKER_KEY};
 
 async fn read_marker(core: &CoreClient) -> Result<Option<String>, ClientError> {
     let row = core.get_component_state(MARKER_KEY).await?;

@@ -17,6 +17,7 @@ pub mod effects;
 pub mod identity;
 pub mod posted;
 pub mod retry;
+pub mod schema;
 pub mod sender;
 pub mod spool;
 pub mod state;
@@ -85,7 +86,7 @@ pub struct Outbox {
     cached: Mutex<std::collections::HashMap<String, u64>>,
     /// The core now answering (identity.rs), with the breaker's comeback count it was
     /// established at.
-    identity: Mutex<Option<(u64, identity::CoreIdentity)>>,
+    identity: Mutex<Option<(u64, state::CoreIdentity)>>,
 }
 
 fn hash(s: &str) -> u64 {

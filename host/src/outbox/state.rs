@@ -5,6 +5,7 @@
 //! We pack ours into `hysteresis_state` with a format tag, so we can tell our rows from rows
 //! another writer left (those restore as "no state", never as garbage).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +13,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::core::CoreClient;
 use crate::backend::ClientError;
+
+/// Which core: its URL and the marker it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreIdentity {
+    pub url: String,
+    pub marker: String,
+}
+
+impl fmt::Display for CoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (marker {})", self.url, self.marker)
+    }
+}
 
 pub const FORMAT: &str = "nthlayer-host/1";
 
