@@ -1,17 +1,16 @@
-//! One room per capability: each folder holds a backend's client (`client.rs`), the host
-//! side of its WIT interface (`import.rs`), its flags (`config.rs`) and the [`Unit`] that
-//! ties them together (`mod.rs`). The [`capabilities!`] table below is the only list of
-//! capabilities: the `Capability` enum, its names and parsing, the `--grant` help, the
-//! fixture files of a recording, the flags of `serve`/`gate`/`run`, the backends every
-//! cycle shares ([`Backends`], inside `Services`), each cycle's room states ([`Rooms`]) and
-//! the linking of every room under every served contract version ([`link`]) all come from
-//! it. Adding a capability is its folder, its WIT and one line here (docs/ARCHITECTURE.md,
-//! "Adding a capability").
+//! One room per capability: each folder holds the host side of its WIT interface
+//! (`import.rs`), its flags (`config.rs`) and the [`Unit`] that ties them to its backend's
+//! client (in `backend/`) (`mod.rs`). The one table of capabilities (policy/table.rs, which
+//! also makes the `Capability` enum there) is expanded here by [`capabilities!`] into the
+//! flags of `serve`/`gate`/`run`, the backends every cycle shares ([`Backends`], inside
+//! [`Services`]), each cycle's room states ([`Rooms`]) and the linking of every room under
+//! every served contract version ([`link`]). Adding a capability is its folder, its client,
+//! its WIT and one table line (docs/ARCHITECTURE.md, "Adding a capability").
 //!
 //! `log` has a room (its import and its counters) but no line: it needs no backend and no
-//! flag, and every module has it. `shared/` is the plumbing the rooms have in common (client
-//! errors, retries, core's breaker, the CloudEvents envelope, the cycle's shared context and
-//! the import steps).
+//! flag, and every module has it. `shared/` is what the rooms have in common: the cycle's
+//! shared context and the steps every import takes. `sink.rs`: where one-shot commands'
+//! records go.
 
 pub mod log;
 pub mod shared;
@@ -97,34 +96,12 @@ impl Default for Shared {
     }
 }
 
-/// The one table of capabilities. Each line: the enum variant, the name modules put in
-/// `needs` and operators in `--grant`, and `room::Unit`: the room's folder (declared here,
-/// and the field in [`CapabilityArgs`] and [`Backends`]) and its [`Unit`].
+/// What the one table of capabilities (policy/table.rs) expands to here: each line's
+/// `room::Unit` — the room's folder (declared here, and the field in [`CapabilityArgs`] and
+/// [`Backends`]) and its [`Unit`]. The variant and name make the `Capability` enum there.
 macro_rules! capabilities {
     ($($variant:ident => $name:literal, $field:ident :: $unit:ident;)+) => {
         $(pub mod $field;)+
-
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Capability { $($variant),+ }
-
-        impl Capability {
-            pub const ALL: &'static [Capability] = &[$(Capability::$variant),+];
-            /// The names, in table order (also the order `run-once` reports fixture files).
-            pub const NAMES: &'static [&'static str] = &[$($name),+];
-
-            pub fn name(self) -> &'static str {
-                match self { $(Capability::$variant => $name),+ }
-            }
-        }
-
-        /// `--grant`'s help, listing every capability.
-        pub const GRANT_HELP: &str = concat!(
-            "Capabilities and record kinds for a module (repeatable): MODULE=",
-            $($name, ",",)+
-            "assessment:KIND,verdict:TYPE or MODULE=none (`assessment:*` / `verdict:*`: any). Overrides \
-             what trusted code declares; the only way untrusted code gets any capability, or may post any \
-             record kind"
-        );
 
         /// Every room's flags.
         #[derive(Debug, Clone, clap::Args)]
@@ -192,13 +169,7 @@ macro_rules! capabilities {
     };
 }
 
-capabilities! {
-    Core => "core", core::Core;
-    Prometheus => "prometheus", prometheus::Prometheus;
-    Tempo => "tempo", tempo::Tempo;
-    Llm => "llm", llm::Llm;
-    Arbiter => "arbiter", arbiter::Arbiter;
-}
+crate::policy::table::capability_table!(capabilities);
 
 /// The backends behind the imports and what every cycle shares, built once per host.
 pub struct Services {
@@ -237,21 +208,6 @@ impl Services {
     }
 }
 
-impl Capability {
-    /// Parses a `needs` entry. `log` is accepted and always granted (`Some(None)`).
-    pub fn parse(s: &str) -> Option<Option<Capability>> {
-        if s == "log" {
-            return Some(None);
-        }
-        Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
-    }
-
-    /// `core, prometheus, tempo, llm, arbiter`: for help texts and error messages.
-    pub fn known() -> String {
-        Capability::NAMES.join(", ")
-    }
-}
-
 impl CapabilityArgs {
     /// Every flag's default (and environment), pointed at no backend: `check`, benches and
     /// tests, which have no command line of their own.
@@ -268,16 +224,6 @@ impl CapabilityArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_table_is_the_only_list() {
-        // A new line in the table extends these lists; it never needs them edited.
-        assert!(Capability::known().starts_with("core, prometheus, tempo, llm, arbiter"));
-        assert!(GRANT_HELP.contains(&format!("MODULE={},assessment:KIND", Capability::NAMES.join(","))));
-        for c in Capability::ALL {
-            assert_eq!(Capability::parse(c.name()), Some(Some(*c)));
-        }
-    }
 
     #[test]
     fn offline_reaches_nothing() {

@@ -14,8 +14,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use crate::capability::Capability;
 use crate::policy::emissions::{Emission, EmitRights, Emits};
+pub use crate::policy::table::Capability;
 
 /// A set of capabilities, and the records the module may emit (emissions.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

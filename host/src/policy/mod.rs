@@ -4,9 +4,11 @@
 //! - [`emissions`]: which record kinds a module may post; the stamp on every record.
 //! - [`caps`]: the bounded contract (a cap on every string and list a module hands the host).
 //! - [`shares`]: fair shares between modules (execution slots, per-module caps).
+//! - [`table`]: the one table of capabilities and the `Capability` enum it makes.
 
 pub mod caps;
 pub mod config;
 pub mod emissions;
 pub mod grants;
 pub mod shares;
+pub mod table;

@@ -11,11 +11,12 @@ pub use nthlayer_http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::capability::CapabilityArgs;
 use crate::capability::Services;
-use crate::capability::{Capability, CapabilityArgs};
 use crate::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
+use crate::policy::table::Capability;
 use crate::runtime::limits::Limits;
 use crate::store::{CycleCtx, StoreData};
 

@@ -7,7 +7,7 @@ use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, Ver
 use crate::bindings::HostError;
 use crate::backend::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::outbox::posted::{posted, Posted};
 use crate::outbox::{effects, Effect, Emitted};
 use crate::policy::emissions;

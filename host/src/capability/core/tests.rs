@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::bindings::latest::nthlayer::worker::core::Host;
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::outbox::Effect;
 use crate::policy::emissions::{EmitRights, Emission, Emits};
 use crate::runtime::limits::Limits;

@@ -8,7 +8,7 @@ use nthlayer_llm::LlmConfig;
 use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest};
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::runtime::limits::Limits;
 use crate::capability::HasRooms;
 use crate::store::StoreData;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::policy::caps;
 use crate::runtime::limits::Limits;
 use crate::capability::HasRooms;

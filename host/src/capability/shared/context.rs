@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::bindings::HostError;
-use crate::capability::Capability;
 use crate::policy::grants::Grants;
+use crate::policy::table::Capability;
 use crate::runtime::limits::Limits;
 
 pub struct Ctx {
