@@ -25,7 +25,6 @@ pub mod backend;
 pub mod bindings;
 pub mod capability;
 pub mod command;
-pub mod config;
 pub mod lifecycle;
 pub mod outbox;
 pub mod policy;

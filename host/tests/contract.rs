@@ -82,7 +82,7 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
 #[tokio::test]
 async fn the_builtins_declare_exactly_the_kinds_they_emit() {
     let env = test_support::run_env();
-    for e in nthlayer_host::runtime::builtin::all() {
+    for e in nthlayer_host::policy::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
         assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
         let table = nthlayer_host::policy::emissions::Emits::builtin(e.name);

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::load::{load, Loaded};
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
 use crate::lifecycle::status::HostStatus;

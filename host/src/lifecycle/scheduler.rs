@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
 use crate::capability::Services;
-use crate::config::HostConfig;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
 use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;

@@ -5,7 +5,7 @@
 //! each has a fixed cap. A value over its cap is refused with `invalid` (at load, for
 //! `describe()`, naming the file), never truncated into something else; the message names
 //! the cap and its value. Sizes that an operator may need to tune per module (records,
-//! responses, state) are [`crate::runtime::limits::Limits`] instead. docs/SANDBOX.md has the
+//! responses, state) are [`crate::policy::limits::Limits`] instead. docs/SANDBOX.md has the
 //! table. The caps on `describe()` are applied where its answer is read (runtime/mod.rs,
 //! `ModuleMeta::check_caps`), so this file needs nothing from the runtime.
 

@@ -15,7 +15,7 @@ use crate::capability::Services;
 use crate::capability::{Ctx, HasRooms, Rooms};
 use crate::outbox::Effect;
 use crate::policy::grants::Grants;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::runtime::sandbox::{CycleData, Finished, Sandbox};
 
 /// The runtime, a loaded module and a cycle's outcome, over this store data.

@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use crate::capability::CapabilityArgs;
 use crate::capability::Services;
-use crate::config::HostConfig;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
+use crate::policy::limits::Limits;
 use crate::policy::table::Capability;
-use crate::runtime::limits::Limits;
 use crate::store::{CycleCtx, StoreData};
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with

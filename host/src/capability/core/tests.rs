@@ -12,7 +12,7 @@ use crate::policy::grants::Grants;
 use crate::policy::table::Capability;
 use crate::outbox::Effect;
 use crate::policy::emissions::{EmitRights, Emission, Emits};
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::capability::HasRooms;
 use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};

@@ -8,7 +8,7 @@ use crate::bindings::HostError;
 use crate::policy::grants::Grants;
 use crate::policy::table::Capability;
 use crate::policy::caps;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::capability::HasRooms;
 use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};

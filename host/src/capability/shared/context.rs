@@ -9,8 +9,8 @@ use tokio::time::Instant;
 
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
+use crate::policy::limits::Limits;
 use crate::policy::table::Capability;
-use crate::runtime::limits::Limits;
 
 pub struct Ctx {
     pub module: String,
