@@ -70,6 +70,33 @@ impl RecordKind {
     }
 }
 
+/// A record a module emitted, as the host carries it from the guest's call to core: its
+/// kind, the payload (stamped with the host's `emitted_by`), the CloudEvents source
+/// component and its own `id` (what the module was told, what core stores and dedups on).
+/// The one record type: the core room holds it, the outbox commits it (a spool row is its
+/// stored form, read back by the sender), and [`Emitted::envelope`] wraps it for core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub kind: RecordKind,
+    /// CloudEvents source component (the module or `<module>.<sub>`).
+    pub component: String,
+    pub record: Map<String, Value>,
+    pub id: String,
+}
+
+impl Emitted {
+    /// The record's id is its own `id` field (empty if it has none: core then answers 422).
+    pub fn new(kind: RecordKind, component: String, record: Map<String, Value>) -> Self {
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        Emitted { kind, component, record, id }
+    }
+
+    /// The CloudEvents envelope POSTed to /assessments or /verdicts.
+    pub fn envelope(&self, deployment_id: &str) -> Value {
+        wrap(self.kind, &self.record, &self.component, deployment_id)
+    }
+}
+
 /// Wraps `record` (which must be a JSON object with an `id`) for POST /assessments or
 /// /verdicts. `created_at` defaults to now, as in the reference.
 pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, deployment_id: &str) -> Value {

@@ -2,30 +2,18 @@
 //! one-shot commands (gate, run), which post directly to core. Scheduled cycles hold
 //! theirs for the outbox instead.
 
-use futures_util::future::BoxFuture;
-use serde_json::{Map, Value};
-
 use crate::backend::core::CoreClient;
-use crate::backend::envelope::RecordKind;
+use crate::backend::envelope::Emitted;
 use crate::backend::ClientError;
+use futures_util::future::BoxFuture;
 
 /// Takes the records a module submits (assessments, verdicts) and answers the id stored.
 pub trait RecordSink: Send + Sync {
-    fn submit<'a>(
-        &'a self,
-        kind: RecordKind,
-        record: &'a Map<String, Value>,
-        component: &'a str,
-    ) -> BoxFuture<'a, Result<String, ClientError>>;
+    fn submit<'a>(&'a self, record: &'a Emitted) -> BoxFuture<'a, Result<String, ClientError>>;
 }
 
 impl RecordSink for CoreClient {
-    fn submit<'a>(
-        &'a self,
-        kind: RecordKind,
-        record: &'a Map<String, Value>,
-        component: &'a str,
-    ) -> BoxFuture<'a, Result<String, ClientError>> {
-        Box::pin(CoreClient::submit(self, kind, record, component))
+    fn submit<'a>(&'a self, record: &'a Emitted) -> BoxFuture<'a, Result<String, ClientError>> {
+        Box::pin(CoreClient::submit(self, record))
     }
 }

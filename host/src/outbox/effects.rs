@@ -12,9 +12,10 @@ use serde_json::{json, Map, Value};
 
 pub use super::spool::arbiter_lane;
 use super::spool::{Entry, NewEntry, What};
-use super::{Emitted, Outbox};
+use super::Outbox;
 use crate::backend::arbiter::ArbiterClient;
 use crate::backend::core::CoreClient;
+use crate::backend::envelope::Emitted;
 use crate::backend::ClientError;
 
 /// One held effect.

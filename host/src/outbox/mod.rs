@@ -28,27 +28,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::backend::envelope::RecordKind;
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of effects one room (core, the arbiter) may hold in one cycle before committing: a
 /// module cannot make the host buffer without bound (the spool's cap then bounds what is
 /// kept across cycles).
 pub const MAX_HELD_BYTES: usize = 64 << 20;
-
-/// A record a cycle submitted, held until the cycle commits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Emitted {
-    pub kind: RecordKind,
-    /// CloudEvents source component (the module or `<module>.<sub>`).
-    pub component: String,
-    pub record: Map<String, Value>,
-    /// The record's own `id`: what the module was told, what core will store and dedup on.
-    pub id: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -294,6 +282,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::envelope::{Emitted, RecordKind};
 
     fn emitted(id: &str) -> Emitted {
         let pad = "x".repeat(100);

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::posted::{posted, Posted};
@@ -33,7 +33,6 @@ use super::Outbox;
 use crate::backend::arbiter::ArbiterClient;
 use crate::backend::core::CoreClient;
 use crate::backend::core::COMPONENT;
-use crate::backend::envelope::RecordKind;
 use crate::backend::retry::RetryPolicy;
 use crate::backend::ClientError;
 use crate::wake::WakeBus;
@@ -279,21 +278,16 @@ impl Sender {
     }
 
     async fn deliver_record(&self, core: &CoreClient, e: &Entry) -> Fate {
-        let map: Map<String, Value> = match serde_json::from_str(&e.body) {
-            Ok(m) => m,
-            Err(err) => return Fate::Refused(0, format!("spooled record is not a JSON object: {err}")),
+        let record = match e.emitted() {
+            Ok(r) => r,
+            Err(why) => return Fate::Refused(0, why),
         };
-        let kind = match e.what {
-            What::Verdict => RecordKind::Verdict,
-            _ => RecordKind::Assessment,
-        };
-        let r = core.submit(kind, &map, &e.component).await;
+        let r = core.submit(&record).await;
         let duplicate = matches!(&r, Err(ClientError::Rejected { status: 409, .. }));
         let f = if duplicate { Fate::Delivered } else { fate(r.map(|_| ())) };
         if let Fate::Delivered = f {
             let spooled_ms = chrono::Utc::now().timestamp_millis() - e.spooled_at_ms;
-            let (task, component, id) = (e.lane.as_str(), e.component.as_str(), e.record_id.as_str());
-            let p = Posted { task, component, kind, record: &map, id, duplicate, spooled_ms };
+            let p = Posted { task: &e.lane, record: &record, id: &record.id, duplicate, spooled_ms };
             posted(&self.targets.wake, p);
         }
         f

@@ -8,8 +8,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::super::spool::{NewEntry, What};
-use super::super::{Emitted, Outbox, OutboxConfig};
+use super::super::{Outbox, OutboxConfig};
 use super::{Sender, Targets};
+use crate::backend::envelope::Emitted;
 use crate::backend::envelope::RecordKind;
 use crate::test_support::{self, HttpFake, Step};
 

@@ -25,6 +25,8 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::backend::envelope::{Emitted, RecordKind};
+
 /// The lane of a task's arbiter reductions: ordered within itself, apart from the task's
 /// core lane, so an arbiter that is down never holds back the task's records and state.
 pub fn arbiter_lane(task: &str) -> String {
@@ -100,6 +102,20 @@ pub struct Entry {
     pub record_id: String,
     pub body: String,
     pub spooled_at_ms: i64,
+}
+
+impl Entry {
+    /// A spooled assessment or verdict read back as the record it was committed as.
+    pub fn emitted(&self) -> Result<Emitted, String> {
+        let kind = match self.what {
+            What::Assessment => RecordKind::Assessment,
+            What::Verdict => RecordKind::Verdict,
+            other => return Err(format!("spool entry {} is a {}, not a record", self.seq, other.as_str())),
+        };
+        let record =
+            serde_json::from_str(&self.body).map_err(|e| format!("spooled record is not a JSON object: {e}"))?;
+        Ok(Emitted { kind, component: self.component.clone(), record, id: self.record_id.clone() })
+    }
 }
 
 /// What the spool holds, for heartbeats, logs and the size cap.
