@@ -39,7 +39,7 @@ pub const VERDICT_TYPES: &[&str] = &[
 ];
 
 /// Assessment or verdict: the one spelling the host uses, from the import's check to the
-/// emission rights (policy/emissions.rs), the wake rules (lifecycle/wake.rs) and the envelope.
+/// emission rights (policy/emissions.rs), the wake rules (wake/rules.rs) and the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {

@@ -1,6 +1,6 @@
 //! Prometheus HTTP API client (instant, range, batched instant queries).
 //!
-//! Basic auth (config.rs: the reference's environment) is sent with every query, not only
+//! Basic auth (capability/prometheus/config.rs: the reference's environment) is sent with every query, not only
 //! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
 //! against a protected Prometheus).
 

@@ -74,7 +74,7 @@ pub struct Emission {
     pub name: String,
 }
 
-/// Assessment or verdict (the host's one spelling, capability/shared/envelope.rs).
+/// Assessment or verdict (the host's one spelling, backend/envelope.rs).
 pub use crate::backend::envelope::RecordKind as Record;
 
 impl Emission {
