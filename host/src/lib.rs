@@ -23,10 +23,10 @@
 //! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
 //!   store data for in-process tests.
 
+pub mod backend;
 pub mod bindings;
 pub mod capability;
 pub mod command;
-pub mod config;
 pub mod lifecycle;
 pub mod ops;
 pub mod outbox;
@@ -37,3 +37,4 @@ pub mod store;
 pub mod tape;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod wake;

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use nthlayer_host::command::args::ServeArgs;
 use nthlayer_host::command::gate::GateArgs;
 use nthlayer_host::command::run::RunArgs;
-use nthlayer_host::config::ServeArgs;
 
 #[derive(Parser)]
 #[command(

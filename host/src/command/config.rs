@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, FromArgMatches, Subcommand};
 
-use crate::config::{HostConfig, ServeArgs};
+use crate::command::args::ServeArgs;
+use crate::lifecycle::config::HostConfig;
 use crate::settings::layer::{layer, serve_command};
 
 #[derive(Args, Debug)]

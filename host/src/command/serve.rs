@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::load::{load, Loaded};
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
-use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
-use crate::outbox::sender::Sender;
+use crate::outbox::sender::{Sender, Targets};
+use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
@@ -30,7 +30,12 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     scheduler.add_hook(outbox.clone());
     crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
         .await?;
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    let targets = Targets {
+        core: services.backends.core.clone(),
+        arbiter: services.backends.arbiter.clone(),
+        wake: services.wake.clone(),
+    };
+    let sender = Arc::new(Sender::new(outbox.clone(), targets, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));

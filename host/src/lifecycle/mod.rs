@@ -11,9 +11,8 @@
 pub mod config;
 pub mod control;
 pub mod heartbeat;
+pub mod hooks;
 pub mod registry;
 pub mod scheduler;
-pub mod state;
 pub mod status;
 pub mod swap;
-pub mod wake;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use crate::lifecycle::hooks::{CycleHook, CycleInfo, CycleReport};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -22,50 +22,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bindings::CycleInput;
-use crate::capability::services::Services;
-use crate::config::HostConfig;
+use crate::capability::Services;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
-use crate::lifecycle::state::{Restored, StateStore};
 use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
+use crate::outbox::state::{Restored, StateStore};
 use crate::runtime::cycle::CycleError;
 use crate::store::CycleCtx;
 use crate::store::{CycleOutcome, Runtime, StoreData};
-
-/// Which cycle a hook is called for.
-#[derive(Debug, Clone)]
-pub struct CycleInfo {
-    pub module: String,
-    pub version: String,
-    pub task: String,
-}
-
-/// How a cycle ended, for after-cycle hooks.
-#[derive(Debug, Clone)]
-pub struct CycleReport {
-    pub cycle: CycleInfo,
-    pub ok: bool,
-    pub error: Option<String>,
-    pub emitted: u32,
-    /// The cycle's state was committed: to the spool with its records (serve), or PUT to
-    /// core (false: failed cycle, or core unreachable without a spool).
-    pub state_saved: bool,
-    pub duration: Duration,
-}
-
-/// Code that runs around every scheduled cycle: HA's lease check attaches `before` (a lost
-/// lease skips the cycle), as does the outbox when its spool is full. Both default to nothing.
-pub trait CycleHook: Send + Sync {
-    /// Err skips the cycle (logged with the reason; the task's state is kept).
-    fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    /// After the cycle ran and its state was persisted (or not).
-    fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-}
 
 /// What a cycle left: whether it committed, and its new state if it returned one.
 pub(crate) struct Ran {
@@ -289,7 +255,7 @@ impl Scheduler {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
-                    if let (crate::lifecycle::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
                     }
@@ -435,8 +401,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::capability::shared::retry::RetryPolicy;
+    use crate::backend::retry::RetryPolicy;
     use crate::lifecycle::registry::Registry;
+    use futures_util::future::BoxFuture;
 
     /// Counts cycles and vetoes every one after the first `allow`.
     struct Gatekeeper {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::capability::llm::LlmService;
+use crate::backend::llm::LlmService;
 use crate::lifecycle::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.
@@ -105,5 +105,12 @@ impl HostStatus {
             "llm": self.llm.metrics(),
             "outbox": self.outbox.lock().expect("status lock").clone(),
         })
+    }
+}
+
+/// The sender tells the status how the spool's backlog changed.
+impl crate::outbox::sender::BacklogWatch for HostStatus {
+    fn backlog(&self, report: Value) {
+        self.set_outbox(report);
     }
 }

@@ -22,7 +22,7 @@ pub struct Layered {
 
 /// `serve`'s flags as a command of their own (for `config check` and reloads).
 pub fn serve_command() -> Command {
-    crate::config::ServeArgs::augment_args(Command::new("nthlayer-host-serve"))
+    crate::command::args::ServeArgs::augment_args(Command::new("nthlayer-host-serve"))
         .arg(clap::Arg::new("log_format").long("log-format").global(true).hide(true))
 }
 

@@ -160,7 +160,7 @@ async fn reload(axum::extract::State(ctx): axum::extract::State<Arc<AdminCtx>>) 
 /// `serve`'s admin set-up: the persisted pauses (before any task starts), the context, and
 /// if `--admin-listen` is set its listener and SIGHUP. Returns the context.
 pub async fn start(
-    args: &crate::config::ServeArgs,
+    args: &crate::command::args::ServeArgs,
     registry: Arc<Registry>,
     status: Arc<HostStatus>,
     scheduler: &Arc<Scheduler>,

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{ok, AdminCtx, Answer, ApiError};
-use crate::config::LimitsView;
+use crate::command::args::LimitsView;
 
 /// The largest component an upload may carry (an interpreted guest is ~20 MB).
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
@@ -162,7 +162,7 @@ async fn validate(
         .map_err(|e| unprocessable(e.to_string()))?;
     let name = loaded.meta.name.clone();
     let limits = ctx.env.config.limits_for(&name);
-    crate::policy::shares::admit(&loaded.meta, &limits)
+    crate::policy::shares::admit(&name, loaded.meta.tasks.len(), &limits)
         .map_err(|e| unprocessable(format!("{}: {e}", dest.display())))?;
     let trust = ctx.grants.identify(staged, sha);
     let conflict = |e: String| (StatusCode::CONFLICT, format!("{}: {e}", dest.display()));
