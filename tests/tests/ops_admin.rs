@@ -340,4 +340,9 @@ fn systemd_unit_verifies_and_manifests_match_the_kubernetes_schemas() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("passed for resource deployment/nthlayer-host"), "{text}");
+
+    // The sample config the package ships is one `serve` accepts.
+    let sample = root.join("packaging/nthlayer.yaml").display().to_string();
+    let (code, out, err) = run_env(&["config", "check", &sample], &[]);
+    assert_eq!(code, 0, "{out}{err}");
 }

@@ -241,3 +241,44 @@ fn merge(cmd: &Command, all: Vec<Setting>) -> Result<Vec<Setting>> {
     }
     Ok(by_id.into_values().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(yaml: &str) -> Result<BTreeMap<String, (Vec<String>, bool)>> {
+        let cmd = super::super::layer::serve_command();
+        Ok(parse(yaml, &cmd)?.into_iter().map(|s| (s.long, (s.values, s.switch))).collect())
+    }
+
+    #[test]
+    fn each_shape_of_value_becomes_the_flags_it_stands_for() {
+        let s = settings(
+            "host:\n  no_cache: true\n  no-builtin: false\n  modules: [a.wasm, b.wasm]\n  grant: {x: core}\n\
+             workers:\n  custom:\n    grant: [core, llm]\n    intervals: {custom.t: 5}\n  observe: {drift_interval: 9}\n",
+        )
+        .unwrap();
+        assert_eq!(s["no-cache"], (vec![], true));
+        assert_eq!(s["no-builtin"], (vec![], false));
+        assert_eq!(s["modules"].0, ["a.wasm", "b.wasm"]);
+        assert_eq!(s["grant"].0, ["x=core", "custom=core,llm"], "a repeatable flag takes both keys' lines");
+        assert_eq!(s["interval"].0, ["custom.t=5"]);
+        assert_eq!(s["drift-interval"].0, ["9"]);
+        assert!(settings("").unwrap().is_empty());
+        assert!(settings("host:\nworkers:\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn wrong_shapes_and_double_settings_name_their_keys() {
+        let e = |y: &str| format!("{:#}", settings(y).unwrap_err());
+        assert!(e("host:\n  no-cache: 1\n").contains("host.no-cache: expected true or false"));
+        assert!(e("host:\n  core-url: [a, b]\n").contains("host.core-url: expected a plain value"));
+        assert!(e("workers:\n  observe:\n    collect_interval: 5\n  x: 3\n").contains("workers.x: expected a mapping"));
+        let twice = e("host:\n  collect-interval: 5\nworkers:\n  observe: {collect_interval: 6}\n");
+        assert!(
+            twice.contains("host.collect-interval and workers.observe.collect_interval both set --collect-interval"),
+            "{twice}"
+        );
+        assert!(e("- a\n").contains("expected a mapping at the top"));
+    }
+}
