@@ -28,7 +28,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    let sender = Arc::new(
+        Sender::new(outbox.clone(), services, status, args.instance_id.clone())
+            .with_concurrency(args.outbox.delivery_concurrency),
+    );
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));

@@ -31,7 +31,8 @@ pub fn posted(bus: &WakeBus, p: Posted<'_>) {
     };
     let sub = p.record.get("kind").or_else(|| p.record.get("type")).and_then(Value::as_str).unwrap_or("");
     let service = p.record.get("service").and_then(Value::as_str).unwrap_or("");
-    tracing::info!(task = %p.task, component = %p.component, id = %p.id, kind = sub, service,
+    // Per record, so debug: the sender logs one `delivered to core` line per task and pass.
+    tracing::debug!(task = %p.task, component = %p.component, id = %p.id, kind = sub, service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
     let woken = bus.publish(p.task, record, p.record, p.id);
     if !woken.is_empty() {
