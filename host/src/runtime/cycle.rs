@@ -221,6 +221,9 @@ impl<T: CycleData> Runtime<T> {
             Ok(Ok(Ok(out))) => out,
         };
         let done = store.data_mut().finish();
+        if let Some(why) = done.refused {
+            return Err(CycleError::Output(why));
+        }
         Ok(CycleOutcome {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,

@@ -92,6 +92,9 @@ pub struct Finished<H> {
     pub held: H,
     pub emitted: u32,
     pub log_dropped: u32,
+    /// A per-cycle bound the rooms enforced outside wasm (records, held bytes): the cycle
+    /// fails with this, whatever the guest returned.
+    pub refused: Option<String>,
 }
 
 /// Bytes of a stream's most recent output kept for error messages (a panic message comes

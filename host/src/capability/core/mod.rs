@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod config;
+mod footprint;
 mod import;
 
 pub use client::{CoreClient, VerdictFilter};
