@@ -72,7 +72,9 @@ fn build_guests(root: &Path, names: &[String]) -> PathBuf {
         .arg(&target_dir)
         // As scripts/build-modules: no DWARF in guests (5x smaller, faster to compile).
         .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        // The host's release LTO (Cargo.toml) is for the native binary; guests keep theirs.
+        .env("CARGO_PROFILE_RELEASE_LTO", "false");
     // What cargo sets for build scripts must not leak into the guest build (a clippy or
     // sccache wrapper, the host's rustflags); the jobserver (CARGO_MAKEFLAGS) is kept so the
     // nested build shares the outer build's job slots.

@@ -50,26 +50,66 @@ async fn main() -> anyhow::Result<()> {
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
     let mut state = Some(json!({"n": 0}));
     let mut times = Vec::with_capacity(cycles);
+    for _ in 0..cycles / 10 {
+        run_once(&env, &serving, "swapper", state.as_ref(), None).await?; // warm the pool
+    }
+    let (switches_before, cpu_before) = (context_switches(), process_cpu());
     for _ in 0..cycles {
         let t = Instant::now();
         let out = run_once(&env, &serving, "swapper", state.as_ref(), None).await?;
         times.push(t.elapsed());
         state = out.state;
     }
+    let (switches_after, cpu_after) = (context_switches(), process_cpu());
+    let per_cycle = |a: u64, b: u64| (b - a) as f64 / cycles as f64;
     times.sort();
     let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / cycles as f64;
-    let spool = spool_bench().await?;
+    // BENCH_SPOOL=0: the per-cycle figures only (`scripts/bench cycle`).
+    let spool = if std::env::var("BENCH_SPOOL").as_deref() == Ok("0") { json!(null) } else { spool_bench().await? };
     println!(
         "{}",
         json!({
             "spool": spool,
             "cycle_overhead_us": {"module": "swapper-v1 (log + state in/out)", "cycles": cycles,
-                "p50": pct(&times, 0.5), "p99": pct(&times, 0.99), "mean": mean},
+                "p50": pct(&times, 0.5), "p99": pct(&times, 0.99), "mean": mean,
+                "process_cpu_us_per_cycle": (cpu_after - cpu_before).as_secs_f64() * 1e6 / cycles as f64,
+                "voluntary_switches_per_cycle": per_cycle(switches_before.0, switches_after.0),
+                "nonvoluntary_switches_per_cycle": per_cycle(switches_before.1, switches_after.1)},
+            "profile": PROFILE,
             "load_ms": {"module": "observe.wasm", "bytes": std::fs::metadata(&observe)?.len(),
                 "cold_compile": cold.as_secs_f64() * 1e3, "cached": cached.as_secs_f64() * 1e3},
         })
     );
     Ok(())
+}
+
+/// The cargo profile this bench was built with (`scripts/bench` reports it with each figure).
+const PROFILE: &str = if cfg!(debug_assertions) { "dev" } else { "release" };
+
+/// (voluntary, nonvoluntary) context switches of every thread of this process, summed over
+/// /proc/self/task/*/status (/proc/self/status counts the main thread only).
+fn context_switches() -> (u64, u64) {
+    let (mut v, mut n) = (0, 0);
+    for task in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        for line in status.lines() {
+            let num = |l: &str| l.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+            if line.starts_with("voluntary_ctxt_switches:") {
+                v += num(line);
+            } else if line.starts_with("nonvoluntary_ctxt_switches:") {
+                n += num(line);
+            }
+        }
+    }
+    (v, n)
+}
+
+/// CPU time of the whole process (every thread: the executor's workers and the epoch ticker).
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid, writable timespec; CLOCK_PROCESS_CPUTIME_ID exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// An slo_status as observe makes it (same keys, typical values).

@@ -192,6 +192,10 @@ impl Drop for Proc {
     }
 }
 
+/// `RUST_LOG` for suites that follow single records: each record's `posted …` line is at
+/// debug (the sender logs one summary per task and pass at info).
+pub const POSTED_LOG: &str = "info,nthlayer_host::outbox::posted=debug";
+
 /// `nthlayer-host serve …` — the binary under test.
 pub struct HostProcess(Proc);
 
@@ -231,7 +235,8 @@ impl HostProcess {
             "json",
         ];
         flags.extend_from_slice(extra);
-        Self::serve_modules(core_url, "http://127.0.0.1:9", instance_id, &[m.as_str()], &flags)
+        let env = [("RUST_LOG", POSTED_LOG)];
+        Self::serve_modules_env(core_url, "http://127.0.0.1:9", instance_id, &[m.as_str()], &flags, &env)
     }
 
     /// As [`HostProcess::serve_modules`] with extra environment variables (e.g. measure's

@@ -222,4 +222,12 @@ fn a_backlog_of_50000_records_drains_completely_without_further_commits() {
     assert_eq!(hb.state["outbox"]["rejected"], 0, "{:?}", hb.state["outbox"]);
     assert!(in_core(&core).values().all(|(n, _)| *n == 1), "a record reached core twice");
     assert!(set_aside(instance).is_empty());
+    // The heartbeat says how delivery went: every record (and the state) counted once as
+    // delivered by this run, with its lag, never more requests in flight than allowed.
+    let pace = &hb.state["outbox"]["delivery"];
+    eprintln!("outbox backlog: heartbeat delivery {pace}");
+    assert!(pace["delivered_total"].as_u64().is_some_and(|n| n >= total), "{pace}");
+    assert!(pace["max_lag_ms"].as_i64().is_some_and(|l| l > 0), "{pace}");
+    let peak = pace["peak_in_flight"].as_u64().unwrap_or(0);
+    assert!((1..=pace["concurrency"].as_u64().unwrap()).contains(&peak), "{pace}");
 }

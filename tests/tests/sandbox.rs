@@ -533,3 +533,6 @@ fn neighbours_keep_their_share_cpu_is_honest_and_the_contract_is_bounded() {
     let st = host.terminate(SHUTDOWN);
     assert!(st.success(), "exit status {st}");
 }
+
+#[path = "sandbox/flood.rs"]
+mod flood;

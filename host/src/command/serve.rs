@@ -35,7 +35,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         arbiter: services.backends.arbiter.clone(),
         wake: services.wake.clone(),
     };
-    let sender = Arc::new(Sender::new(outbox.clone(), targets, status, args.instance_id.clone()));
+    let sender = Arc::new(
+        Sender::new(outbox.clone(), targets, status, args.instance_id.clone())
+            .with_concurrency(args.outbox.delivery_concurrency),
+    );
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));

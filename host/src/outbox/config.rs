@@ -25,6 +25,10 @@ pub struct OutboxArgs {
     /// failure (kept across restarts), before it is set aside (`outbox list`; docs/OUTBOX.md).
     #[arg(long, default_value_t = 86_400)]
     pub delivery_retry_seconds: u64,
+    /// Requests to core the sender keeps in flight at once, across tasks (a task's records go
+    /// out concurrently only where their order does not matter: docs/OUTBOX.md).
+    #[arg(long, env = "NTHLAYER_DELIVERY_CONCURRENCY", default_value_t = super::sender::DEFAULT_CONCURRENCY)]
+    pub delivery_concurrency: usize,
 }
 
 impl OutboxArgs {

@@ -37,6 +37,8 @@ pub struct Held {
     pub effects: Vec<Effect>,
     /// Bytes of every held effect, capped at [`MAX_HELD_BYTES`].
     pub bytes: usize,
+    /// Why an effect was refused (a cap): the cycle fails when it returns.
+    pub refused: Option<String>,
 }
 
 impl Held {
@@ -121,11 +123,11 @@ pub async fn deliver(
     };
     match r {
         Err(ClientError::Rejected { status: 409, .. }) => {
-            tracing::info!(task = %e.lane, id = %e.record_id, what = e.what.as_str(), duplicate = true, "core already has it");
+            tracing::debug!(task = %e.lane, id = %e.record_id, what = e.what.as_str(), duplicate = true, "core already has it");
             Ok(())
         }
         Ok(()) => {
-            tracing::info!(task = %e.lane, id = %e.record_id, what = e.what.as_str(), "delivered");
+            tracing::debug!(task = %e.lane, id = %e.record_id, what = e.what.as_str(), "delivered");
             Ok(())
         }
         Err(err) => Err(err),

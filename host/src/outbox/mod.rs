@@ -15,6 +15,8 @@ pub mod aside;
 pub mod config;
 pub mod effects;
 pub mod identity;
+mod order;
+mod pace;
 pub mod posted;
 pub mod retry;
 pub mod schema;
@@ -35,8 +37,9 @@ use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of effects one room (core, the arbiter) may hold in one cycle before committing: a
 /// module cannot make the host buffer without bound (the spool's cap then bounds what is
-/// kept across cycles).
-pub const MAX_HELD_BYTES: usize = 64 << 20;
+/// kept across cycles). Records count at their parsed footprint (~2.5 KB for an observe
+/// slo_status): 128 MiB holds a 10,000-service collect (docs/SANDBOX.md).
+pub const MAX_HELD_BYTES: usize = 128 << 20;
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {

@@ -30,7 +30,8 @@ pub fn posted(bus: &WakeBus, p: Posted<'_>) {
     let (map, component) = (&p.record.record, &p.record.component);
     let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
     let service = map.get("service").and_then(Value::as_str).unwrap_or("");
-    tracing::info!(task = %p.task, component = %component, id = %p.id, kind = sub, service,
+    // Per record, so debug: the sender logs one `delivered to core` line per task and pass.
+    tracing::debug!(task = %p.task, component = %component, id = %p.id, kind = sub, service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
     let woken = bus.publish(p.task, p.record.kind, map, p.id);
     if !woken.is_empty() {

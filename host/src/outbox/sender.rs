@@ -1,5 +1,5 @@
 //! The background sender: delivers the spool to core, in `seq` order within each lane
-//! (task), lanes side by side. A lane stops at its first entry core could not take and
+//! (task) where order matters, lanes side by side. A lane stops at its first entry core could not take and
 //! backs off on its own (the other lanes go on), so a task's records never overtake each other.
 //!
 //! Per entry, core's answer decides, by class (never by count):
@@ -15,10 +15,16 @@
 //!   `rejected` table) with core's status and answer, for the operator (`outbox` commands);
 //! - a transient failure past the window, or a spooled body that is not JSON — set aside too.
 //!
+//! Requests to core in flight are bounded across lanes (`--delivery-concurrency`); within a
+//! lane only runs of order-free entries (order.rs: a cycle's `slo_status` records) go out
+//! concurrently, and the lane moves past a run only once every member is delivered.
+//! Delivery rate and lag go into the heartbeat's `outbox.delivery` (pace.rs).
+//!
 //! Delivery never waits for a commit while something is due: a pass that made progress is
 //! followed at once by the next; the sender sleeps only when every lane is empty or backing off.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +32,9 @@ use futures_util::future::join_all;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::Semaphore;
+
+use super::pace::Pace;
 use super::posted::{posted, Posted};
 use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
@@ -70,7 +79,18 @@ pub struct Sender {
     window: Duration,
     /// Lanes backing off after a failure: not tried again before their time.
     waits: Mutex<HashMap<String, Backoff>>,
+    /// Requests to core in flight at once, across lanes (`--delivery-concurrency`).
+    slots: Semaphore,
+    concurrency: usize,
+    pace: Mutex<Pace>,
+    /// Requests in flight now, and the most there ever were (the heartbeat's
+    /// `peak_in_flight`: whether `--delivery-concurrency` is what limits delivery).
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
 }
+
+/// Requests in flight when no `--delivery-concurrency` is given (outbox/config.rs).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 
 /// What one lane's pass did.
 #[derive(Default)]
@@ -79,6 +99,25 @@ struct LaneRun {
     /// Entries set aside (progress too: the lane moved on).
     set_aside: usize,
     stalled: bool,
+    /// Spooled -> delivered (ms) of the last delivered entry, and the largest.
+    newest_lag_ms: Option<i64>,
+    largest_lag_ms: Option<i64>,
+}
+
+impl LaneRun {
+    fn took(&mut self, e: &Entry) {
+        self.delivered.push(e.seq);
+        let lag = (super::spool::now_ms() - e.spooled_at_ms).max(0);
+        self.newest_lag_ms = Some(lag);
+        self.largest_lag_ms = self.largest_lag_ms.max(Some(lag));
+    }
+}
+
+/// What became of one attempted entry.
+enum Settled {
+    Delivered,
+    SetAside,
+    Stalled,
 }
 
 /// What one pass did.
@@ -93,7 +132,29 @@ pub struct Pass {
 impl Sender {
     pub fn new(outbox: Arc<Outbox>, targets: Targets, status: Arc<dyn BacklogWatch>, instance_id: String) -> Self {
         let window = outbox.config.retry_window;
-        Sender { outbox, targets, status, instance_id, window, waits: Mutex::default() }
+        let concurrency = DEFAULT_CONCURRENCY;
+        let (slots, pace) = (Semaphore::new(concurrency), Mutex::default());
+        let (in_flight, peak) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        Sender {
+            outbox,
+            targets,
+            status,
+            instance_id,
+            window,
+            waits: Mutex::default(),
+            slots,
+            concurrency,
+            pace,
+            in_flight,
+            peak,
+        }
+    }
+
+    /// At most `n` (at least 1) requests to core in flight at once, across all lanes.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self.slots = Semaphore::new(self.concurrency);
+        self
     }
 
     /// The sender owns retrying: one attempt per entry per pass (the breaker makes an
@@ -114,7 +175,7 @@ impl Sender {
         })
         .await;
         let b = self.outbox.backlog();
-        self.status.backlog(self.outbox.report());
+        self.status.backlog(self.full_report());
         if b.entries > 0 {
             let why = if drained.is_err() { "drain time over" } else { "core cannot take them now" };
             tracing::info!(
@@ -173,6 +234,16 @@ impl Sender {
         let runs = join_all(due.iter().map(|lane| self.lane(core, lane))).await;
         for (lane, run) in due.iter().zip(runs) {
             pass.progress += run.delivered.len() + run.set_aside;
+            self.pace.lock().expect("pace lock").note(
+                run.delivered.len() as u64,
+                run.newest_lag_ms,
+                run.largest_lag_ms,
+            );
+            if !run.delivered.is_empty() && lane.as_str() != super::spool::HEARTBEAT_LANE {
+                // One line per lane and pass (each record's own line is at debug, posted.rs).
+                tracing::info!(task = %lane, delivered = run.delivered.len(), set_aside = run.set_aside,
+                    lag_ms = run.largest_lag_ms, "delivered to core");
+            }
             {
                 let mut waits = self.waits.lock().expect("waits lock");
                 if run.stalled {
@@ -196,7 +267,9 @@ impl Sender {
         pass
     }
 
-    /// Delivers one lane's head in order until core cannot take an entry.
+    /// Delivers one lane's head in order until core cannot take an entry; runs of
+    /// order-free entries (order.rs) concurrently, the lane moving past a run only once all
+    /// of it is delivered.
     async fn lane(&self, core: &CoreClient, lane: &str) -> LaneRun {
         let mut run = LaneRun::default();
         let l = lane.to_string();
@@ -208,45 +281,76 @@ impl Sender {
                 return run;
             }
         };
-        for e in head {
-            let (status, why) = match classify(self.deliver(core, &e).await) {
-                Class::Delivered => {
-                    run.delivered.push(e.seq);
-                    continue;
+        for group in super::order::runs(head) {
+            let fates = join_all(group.iter().map(|e| self.attempt(core, e))).await;
+            for (e, fate) in group.iter().zip(fates) {
+                match self.settle(lane, e, fate).await {
+                    Settled::Delivered => run.took(e),
+                    Settled::SetAside => run.set_aside += 1,
+                    Settled::Stalled => run.stalled = true,
                 }
-                Class::Permanent(status, why) => {
-                    self.refuse(&e, status, &why, 1).await;
-                    run.set_aside += 1;
-                    continue;
-                }
-                Class::Transient(status, why) => (status, why),
-            };
-            let (seq, w) = (e.seq, why.clone());
-            let failures = match self.outbox.with(move |s| s.failed(seq, status, &w)).await {
-                Ok(f) => f,
-                Err(err) => {
-                    tracing::error!(task = lane, seq, error = %err, "cannot record the failed attempt in the spool");
-                    run.stalled = true;
-                    break;
-                }
-            };
-            let failing_ms = (super::spool::now_ms() - failures.first_failed_ms).max(0) as u64;
-            if Duration::from_millis(failing_ms) >= self.window {
-                let why = format!(
-                    "retry window of {} s ran out after {} attempts; last error: {why}",
-                    self.window.as_secs(),
-                    failures.attempts
-                );
-                self.refuse(&e, status, &why, 0).await;
-                run.set_aside += 1;
-                continue;
             }
-            tracing::debug!(task = lane, seq, id = %e.record_id, status, attempts = failures.attempts,
-                failing_s = failing_ms / 1000, error = %why, "core cannot take the entry yet; will retry");
-            run.stalled = true;
-            break;
+            if run.stalled {
+                break;
+            }
         }
         run
+    }
+
+    /// One delivery attempt, holding one of the sender's `--delivery-concurrency` slots.
+    async fn attempt(&self, core: &CoreClient, e: &Entry) -> Fate {
+        let _slot = self.slots.acquire().await.expect("the sender's slots are never closed");
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+        let fate = self.deliver(core, e).await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        fate
+    }
+
+    /// The most requests to core that were ever in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    /// The spool's report with the delivery pace (pace.rs) in `delivery`.
+    fn full_report(&self) -> serde_json::Value {
+        let mut report = self.outbox.report();
+        report["delivery"] = self.pace.lock().expect("pace lock").report(self.concurrency);
+        report["delivery"]["peak_in_flight"] = self.peak_in_flight().into();
+        report
+    }
+
+    /// What core's answer means for the entry: delivered, set aside, or retried later.
+    async fn settle(&self, lane: &str, e: &Entry, fate: Fate) -> Settled {
+        let (status, why) = match classify(fate) {
+            Class::Delivered => return Settled::Delivered,
+            Class::Permanent(status, why) => {
+                self.refuse(e, status, &why, 1).await;
+                return Settled::SetAside;
+            }
+            Class::Transient(status, why) => (status, why),
+        };
+        let (seq, w) = (e.seq, why.clone());
+        let failures = match self.outbox.with(move |s| s.failed(seq, status, &w)).await {
+            Ok(f) => f,
+            Err(err) => {
+                tracing::error!(task = lane, seq, error = %err, "cannot record the failed attempt in the spool");
+                return Settled::Stalled;
+            }
+        };
+        let failing_ms = (super::spool::now_ms() - failures.first_failed_ms).max(0) as u64;
+        if Duration::from_millis(failing_ms) >= self.window {
+            let why = format!(
+                "retry window of {} s ran out after {} attempts; last error: {why}",
+                self.window.as_secs(),
+                failures.attempts
+            );
+            self.refuse(e, status, &why, 0).await;
+            return Settled::SetAside;
+        }
+        tracing::debug!(task = lane, seq, id = %e.record_id, status, attempts = failures.attempts,
+            failing_s = failing_ms / 1000, error = %why, "core cannot take the entry yet; will retry");
+        Settled::Stalled
     }
 
     /// Sets an entry aside; `uncounted` as in [`super::spool::Spool::set_aside`].
@@ -296,7 +400,7 @@ impl Sender {
     /// Puts the spool's condition into the status (heartbeats) and, while records wait,
     /// into the log every 10 s.
     fn report(&self, last: &mut Instant) {
-        let report = self.outbox.report();
+        let report = self.full_report();
         self.status.backlog(report.clone());
         let b = self.outbox.backlog();
         if (b.records > 0 || b.retrying > 0) && last.elapsed() >= Duration::from_secs(10) {

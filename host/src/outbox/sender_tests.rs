@@ -159,3 +159,66 @@ fn an_entrys_failures_survive_a_restart() {
     let b = s.backlog().unwrap();
     assert_eq!((b.retrying, b.last_error.as_deref()), (1, Some("down")));
 }
+
+fn slo_status(id: &str) -> Emitted {
+    let Value::Object(record) = json!({"id": id, "kind": "slo_status", "service": "s", "created_at": "t"}) else {
+        unreachable!()
+    };
+    Emitted { kind: RecordKind::Assessment, component: "m".into(), record, id: id.into() }
+}
+
+/// A cycle's slo_status records are in flight together, never more than
+/// `--delivery-concurrency` of them, and the cycle's portfolio and state go out only after
+/// all of them; a lane of another kind goes one at a time.
+#[tokio::test]
+async fn a_cycles_slo_status_go_out_together_and_its_portfolio_and_state_after_them() {
+    let (n, concurrency) = (12, 4);
+    let core = HttpFake::start(vec![
+        Step::post("/assessments").body_contains("slo_status").reply(201, "{}").times(n),
+        Step::post("/assessments").body_contains("portfolio").reply(201, "{}"),
+        Step::put("/component-state/m").reply(200, r#"{"ok":true}"#),
+    ]);
+    let mut r = rig(&core, Duration::from_secs(3600));
+    let services = test_support::services(|c| c.core.core_url = core.url().into());
+    r.sender = Arc::new(
+        Sender::new(r.outbox.clone(), targets(&services), Arc::new(()), "t".into()).with_concurrency(concurrency),
+    );
+    let mut held: Vec<Emitted> = (0..n).map(|i| slo_status(&format!("slo-{i}"))).collect();
+    let Value::Object(p) =
+        json!({"id": "portfolio", "kind": "portfolio_status", "service": "__portfolio__", "created_at": "t"})
+    else {
+        unreachable!()
+    };
+    held.push(Emitted { kind: RecordKind::Assessment, component: "m".into(), record: p, id: "portfolio".into() });
+    r.outbox.commit("m", "m", "1", Some(&json!({"n": 1})), held).await.unwrap();
+    drain(&r).await;
+    core.finish();
+    let seen: Vec<String> = core.seen().iter().map(|s| s.path.clone() + " " + &s.body).collect();
+    assert!(seen[..n].iter().all(|s| s.contains("slo_status")), "{seen:#?}");
+    assert!(seen[n].contains("portfolio"), "the portfolio went before its slo_status records: {seen:#?}");
+    assert!(seen[n + 1].starts_with("/component-state/m"), "the state went before the records: {seen:#?}");
+    let pace = r.sender.pace.lock().unwrap().report(concurrency);
+    assert_eq!(pace["delivered_total"], n as u64 + 2, "{pace}");
+    assert_eq!(r.sender.peak_in_flight(), concurrency, "slo_status records were not in flight together");
+
+    // Records of another kind: strictly one at a time.
+    let core = HttpFake::start(vec![Step::post("/assessments").reply(201, "{}").times(n)]);
+    let mut r = rig(&core, Duration::from_secs(3600));
+    let services = test_support::services(|c| c.core.core_url = core.url().into());
+    r.sender = Arc::new(
+        Sender::new(r.outbox.clone(), targets(&services), Arc::new(()), "t".into()).with_concurrency(concurrency),
+    );
+    let held: Vec<Emitted> = (0..n).map(|i| emitted(&format!("rec-{i}"))).collect();
+    r.outbox.commit("m", "m", "1", None, held).await.unwrap();
+    drain(&r).await;
+    core.finish();
+    let ids: Vec<String> = core.seen().iter().map(|s| s.body.clone()).collect();
+    for (i, body) in ids.iter().enumerate() {
+        assert!(body.contains(&format!("\"rec-{i}\"")), "record {i} out of order: {ids:#?}");
+    }
+    assert_eq!(r.sender.peak_in_flight(), 1, "records of an ordered kind overlapped");
+}
+
+fn targets(services: &crate::capability::Services) -> Targets {
+    Targets { core: services.backends.core.clone(), arbiter: None, wake: services.wake.clone() }
+}

@@ -43,6 +43,10 @@ pub struct Limits {
     pub max_tasks: usize,
     /// No task of the module runs more often than this (seconds), whatever it declares.
     pub min_interval_seconds: u64,
+    /// Records (and outcomes, cases) one cycle may hold for its commit; past it the module's
+    /// submit fails and so does the cycle. The default fits observe's collect at 10,000
+    /// services with 3 SLOs each (30,001 records) with room to spare.
+    pub max_records: usize,
 }
 
 impl Default for Limits {
@@ -62,6 +66,7 @@ impl Default for Limits {
             max_concurrent: 4,
             max_tasks: 64,
             min_interval_seconds: 1,
+            max_records: 50_000,
         }
     }
 }

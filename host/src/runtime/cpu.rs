@@ -2,19 +2,27 @@
 //!
 //! Wasmtime's call hooks bracket every transition between guest and host code — imports,
 //! WASI calls (a clock wait is a `poll` host call), libcalls such as `memory.grow`, and the
-//! epoch callback itself. The clock runs only between "entering the guest" (`CallingWasm`,
-//! `ReturningFromHost`) and "leaving it" (`CallingHost`, `ReturningFromWasm`), and what it
-//! measures is the OS thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not wall time:
-//! - time in a host call (an HTTP round trip, a WASI sleep, an LLM call) is outside every
-//!   segment, so waiting on a backend never counts, however many calls a cycle makes;
-//! - a guest segment cannot be suspended (only host calls suspend the fiber), so it starts
-//!   and ends on one OS thread and that thread's CPU clock is the guest's;
-//! - time the guest waited in the executor's run queue, or the OS ran another process on a
-//!   loaded machine, is not CPU the guest used, so it is not charged either.
+//! epoch callback itself. What is charged is the OS thread's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`), not wall time, over segments that run while the guest holds
+//! its thread:
+//! - a segment starts when the guest is entered (`CallingWasm`) or resumes after its thread
+//!   was given away (`ReturningFromHost` after a suspension), and ends when the guest returns
+//!   (`ReturningFromWasm`) or the future driving the store returns `Pending` ([`charged`]);
+//! - so waiting — on a backend, a WASI sleep, an LLM call, an execution slot, or in the
+//!   executor's run queue — never counts, however many calls a cycle makes, and neither does
+//!   another task's work on the same thread;
+//! - a host call that completes without giving the thread away (a log line, a clock read, a
+//!   held record) stays inside the segment: its host-side work is done for the guest and is
+//!   charged to it. That saves the two clock reads (system calls) such a call used to cost,
+//!   most of a trivial cycle's hooks (docs/BENCH.md);
+//! - a segment cannot span two OS threads: the fiber moves only while suspended, and a
+//!   suspension ends the segment.
 //!
 //! The epoch callback (every [`super::engine::TICK`] of guest execution at most) checks the
-//! charge against the budget, so a runaway loop is stopped within one tick of its budget.
+//! charge against the budget, as does every resumption and return, so a runaway loop is
+//! stopped within one tick of its budget.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use wasmtime::CallHook;
@@ -41,18 +49,24 @@ impl std::fmt::Display for CpuExceeded {
 }
 impl std::error::Error for CpuExceeded {}
 
+/// A store's clock, shared by its call hooks and the future that drives the store
+/// ([`charged`]): the future is what sees the guest's thread given away.
+pub type SharedClock = Arc<Mutex<GuestClock>>;
+
 /// The charge of one store (one cycle, or one `describe()`).
 #[derive(Debug)]
 pub struct GuestClock {
     budget: Duration,
     /// Guest CPU charged in closed segments.
     used: Duration,
-    /// Thread CPU time at which the open guest segment began (None: in the host).
+    /// Thread CPU time at which the open segment began (None: closed).
     segment: Option<Duration>,
     /// Guest CPU since the guest last gave its thread back to the executor.
     since_yield: Duration,
-    /// When the current host call began (wall clock), to tell a real wait from a quick call.
-    in_host_since: Option<Instant>,
+    /// When the guest's thread was last given away (wall clock), to tell how long it waited.
+    /// Not read at every host call: on this kind of VM even the monotonic clock is a system
+    /// call.
+    suspended_at: Option<Instant>,
 }
 
 /// What a hook asks of the store after the clock has been updated.
@@ -67,33 +81,60 @@ pub enum AfterHook {
 
 impl GuestClock {
     pub fn new(budget: Duration) -> Self {
-        GuestClock { budget, used: Duration::ZERO, segment: None, since_yield: Duration::ZERO, in_host_since: None }
+        GuestClock { budget, used: Duration::ZERO, segment: None, since_yield: Duration::ZERO, suspended_at: None }
     }
 
-    /// Updates the clock at a guest/host transition. Leaving the guest over budget fails the
-    /// call there (the import returns the trap), so a guest that spins between host calls
-    /// that each re-arm the deadline is stopped too, not only one the epoch callback sees.
+    pub fn shared(budget: Duration) -> SharedClock {
+        Arc::new(Mutex::new(GuestClock::new(budget)))
+    }
+
+    /// Updates the clock at a guest/host transition. The thread's CPU clock (a system call)
+    /// is read only where a segment must begin or end: when the guest is entered from the
+    /// top, when it returns, and when it resumes after its thread was given away
+    /// ([`GuestClock::suspended`]). A host call that completes without giving the thread
+    /// away leaves the segment open: its few microseconds of host work on the guest's behalf
+    /// are charged to the guest, and two clock reads per call are saved.
     pub fn on_hook(&mut self, hook: CallHook, tick: Duration) -> Result<AfterHook, CpuExceeded> {
         match hook {
-            CallHook::CallingWasm | CallHook::ReturningFromHost => {
+            CallHook::CallingWasm => {
                 self.close();
                 self.segment = Some(thread_cpu());
-                let waited = self.in_host_since.take().map(|t| t.elapsed()).unwrap_or_default();
-                if matches!(hook, CallHook::ReturningFromHost) && waited >= tick {
-                    // A host call this long awaited something: the guest's thread was
-                    // given back to the executor, which is what yielding is for.
-                    self.since_yield = Duration::ZERO;
-                    return Ok(AfterHook::RearmDeadline);
+                Ok(AfterHook::Nothing)
+            }
+            CallHook::ReturningFromHost => {
+                if self.segment.is_some() {
+                    // The call never gave the thread away: the segment simply goes on.
+                    return Ok(AfterHook::Nothing);
+                }
+                self.segment = Some(thread_cpu());
+                self.check()?;
+                let waited = self.suspended_at.take().map(|t| t.elapsed()).unwrap_or_default();
+                Ok(if waited >= tick { AfterHook::RearmDeadline } else { AfterHook::Nothing })
+            }
+            CallHook::CallingHost => {
+                // Over budget in closed segments: stop here, without reading the clock.
+                if self.used > self.budget {
+                    return Err(CpuExceeded);
                 }
                 Ok(AfterHook::Nothing)
             }
-            CallHook::CallingHost | CallHook::ReturningFromWasm => {
+            CallHook::ReturningFromWasm => {
                 self.close();
-                self.in_host_since = Some(Instant::now());
                 self.check()?;
                 Ok(AfterHook::Nothing)
             }
         }
+    }
+
+    /// The future driving the store returned `Pending`: the guest's thread goes to other
+    /// work, so the open segment ends here (waiting is never charged), and the guest has
+    /// yielded.
+    pub fn suspended(&mut self) {
+        if self.segment.is_some() {
+            self.close();
+            self.suspended_at = Some(Instant::now());
+        }
+        self.since_yield = Duration::ZERO;
     }
 
     /// Err once the charge exceeds the budget.
@@ -122,12 +163,32 @@ impl GuestClock {
     /// (so a spinning guest neither starves other tasks nor escapes the wall-clock timeout).
     /// Resets the count when it says yes.
     pub fn should_yield(&mut self, tick: Duration) -> bool {
-        if self.since_yield >= tick / 2 {
+        let open = self.used() - self.used;
+        if self.since_yield + open >= tick / 2 {
+            // Restart the open segment so the count starts from now.
+            if self.segment.is_some() {
+                self.close();
+                self.segment = Some(thread_cpu());
+            }
             self.since_yield = Duration::ZERO;
             return true;
         }
         false
     }
+}
+
+/// Drives `run` (the future that runs a store) and tells `clock` each time it gives its
+/// thread back: the only moment the guest's segment must end early.
+pub async fn charged<F: std::future::Future>(run: F, clock: SharedClock) -> F::Output {
+    let mut run = std::pin::pin!(run);
+    std::future::poll_fn(move |cx| {
+        let r = run.as_mut().poll(cx);
+        if r.is_pending() {
+            clock.lock().unwrap_or_else(std::sync::PoisonError::into_inner).suspended();
+        }
+        r
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -150,15 +211,35 @@ mod tests {
         spin(Duration::from_millis(20));
         for _ in 0..20 {
             assert_eq!(c.on_hook(CallHook::CallingHost, TICK).unwrap(), AfterHook::Nothing);
-            std::thread::sleep(Duration::from_millis(15)); // a backend wait: never charged
+            c.suspended(); // the host call awaits a backend: the thread goes elsewhere
+            spin_elsewhere(Duration::from_millis(3)); // ... and does other work: never charged
+            std::thread::sleep(Duration::from_millis(15));
             assert_eq!(c.on_hook(CallHook::ReturningFromHost, TICK).unwrap(), AfterHook::RearmDeadline);
         }
         spin(Duration::from_millis(20));
         c.on_hook(CallHook::ReturningFromWasm, TICK).unwrap();
         let used = c.used();
-        // 40 ms spun; 300 ms slept in "host calls" must not show up.
+        // 40 ms spun; 60 ms of other work and 300 ms slept while suspended must not show up.
         assert!(used >= Duration::from_millis(40) && used < Duration::from_millis(100), "{used:?}");
         assert!(c.check().is_ok());
+    }
+
+    /// Work on the thread that is not the guest's (the executor's other tasks).
+    fn spin_elsewhere(d: Duration) {
+        spin(d)
+    }
+
+    #[test]
+    fn a_host_call_that_keeps_the_thread_keeps_the_segment_open() {
+        let mut c = GuestClock::new(Duration::from_millis(100));
+        c.on_hook(CallHook::CallingWasm, TICK).unwrap();
+        spin(Duration::from_millis(2));
+        c.on_hook(CallHook::CallingHost, TICK).unwrap();
+        spin(Duration::from_millis(3)); // host work on the guest's behalf: charged
+        assert_eq!(c.on_hook(CallHook::ReturningFromHost, TICK).unwrap(), AfterHook::Nothing);
+        assert!(c.segment.is_some() && c.used == Duration::ZERO, "one segment across the quick call");
+        c.on_hook(CallHook::ReturningFromWasm, TICK).unwrap();
+        assert!(c.used() >= Duration::from_millis(5), "{:?}", c.used());
     }
 
     #[test]
@@ -173,7 +254,6 @@ mod tests {
         c.on_hook(CallHook::CallingHost, TICK).unwrap();
         assert!(c.should_yield(TICK), "8 ms of guest CPU since the last yield");
         assert!(!c.should_yield(TICK), "the count restarts after a yield");
-        // The open segment counts toward `used` before it is closed.
         c.on_hook(CallHook::ReturningFromHost, TICK).unwrap();
         spin(Duration::from_millis(3));
         assert!(c.used() >= Duration::from_millis(11));
@@ -181,11 +261,15 @@ mod tests {
     }
 
     #[test]
-    fn leaving_the_guest_over_budget_fails_the_call() {
+    fn over_budget_the_guest_is_stopped_when_it_returns_or_resumes() {
         let mut c = GuestClock::new(Duration::from_millis(5));
         c.on_hook(CallHook::CallingWasm, TICK).unwrap();
         spin(Duration::from_millis(6));
         assert!(c.check().is_err(), "the open segment is over budget");
-        assert!(c.on_hook(CallHook::CallingHost, TICK).is_err());
+        c.on_hook(CallHook::CallingHost, TICK).unwrap();
+        c.suspended();
+        assert!(c.on_hook(CallHook::ReturningFromHost, TICK).is_err(), "resuming over budget fails");
+        assert!(c.on_hook(CallHook::CallingHost, TICK).is_err(), "closed segments over budget fail at once");
+        assert!(c.on_hook(CallHook::ReturningFromWasm, TICK).is_err());
     }
 }

@@ -4,9 +4,9 @@
 use serde_json::Value;
 use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 
-use super::cpu::{AfterHook, CpuExceeded};
+use super::cpu::{charged, AfterHook, CpuExceeded};
 use super::engine::TICK;
-use super::sandbox::CycleData;
+use super::sandbox::{CycleData, Sandbox};
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
 use crate::policy::limits::Limits;
@@ -72,12 +72,16 @@ impl<T: CycleData> wasmtime::CallHookHandler<T> for Transitions {
         } else {
             store.data_mut().sandbox().slot = None;
         }
-        let after = store.data_mut().sandbox().cpu.on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
+        let after = clock(store.data_mut().sandbox()).on_hook(hook, TICK).map_err(wasmtime::Error::new)?;
         if after == AfterHook::RearmDeadline {
             store.set_epoch_deadline(1);
         }
         Ok(())
     }
+}
+
+fn clock(sandbox: &Sandbox) -> std::sync::MutexGuard<'_, super::cpu::GuestClock> {
+    sandbox.cpu.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> Store<T> {
@@ -90,7 +94,7 @@ fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> Store<T> {
     // back, it yields to tokio, so a spinning guest neither starves other tasks nor escapes
     // the wall-clock timeout; time spent waiting in the run queue is not charged.
     store.epoch_deadline_callback(|mut ctx| {
-        let clock = &mut ctx.data_mut().sandbox().cpu;
+        let mut clock = clock(ctx.data_mut().sandbox());
         clock.check().map_err(wasmtime::Error::new)?;
         if !clock.should_yield(TICK) {
             return Ok(UpdateDeadline::Continue(1));
@@ -156,10 +160,14 @@ pub(super) async fn describe<T: CycleData>(
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
     let wall = limits.wall_ms;
     let mut store = new_store(rt, T::describing(env, limits));
-    let run = async {
-        let worker = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
-        worker.call_describe(&mut store).await.map_err(Stage::Call)
-    };
+    let cpu = store.data().sandbox_ref().cpu.clone();
+    let run = charged(
+        async {
+            let worker = pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+            worker.call_describe(&mut store).await.map_err(Stage::Call)
+        },
+        cpu,
+    );
     let r = tokio::time::timeout(std::time::Duration::from_millis(wall), run).await;
     drain_stdio(&store);
     match r {
@@ -208,10 +216,14 @@ impl<T: CycleData> Runtime<T> {
         let limits = data.limits().clone();
         let deadline = data.deadline();
         let mut store = new_store(self, data);
-        let run = async {
-            let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
-            worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
-        };
+        let cpu = store.data().sandbox_ref().cpu.clone();
+        let run = charged(
+            async {
+                let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+                worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
+            },
+            cpu,
+        );
         let r = tokio::time::timeout_at(deadline, run).await;
         drain_stdio(&store);
         let out = match r {
@@ -220,12 +232,16 @@ impl<T: CycleData> Runtime<T> {
             Ok(Ok(Err(msg))) => return Err(CycleError::Module(msg)),
             Ok(Ok(Ok(out))) => out,
         };
+        let cpu_ms = clock(store.data().sandbox_ref()).used().as_millis() as u64;
         let done = store.data_mut().finish();
+        if let Some(why) = done.refused {
+            return Err(CycleError::Output(why));
+        }
         Ok(CycleOutcome {
             state: parse_output("state", out.state, limits.max_state_bytes)?,
             result: parse_output("result", out.result, limits.max_result_bytes)?,
             emitted: done.emitted.max(out.emitted),
-            cpu_ms: store.data().sandbox_ref().cpu.used().as_millis() as u64,
+            cpu_ms,
             log_dropped: done.log_dropped,
             held: done.held,
         })

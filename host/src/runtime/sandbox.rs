@@ -11,7 +11,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::cpu::GuestClock;
+use super::cpu::{GuestClock, SharedClock};
 use super::limiter::Limiter;
 use crate::policy::limits::Limits;
 
@@ -22,8 +22,9 @@ pub struct Sandbox {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub limiter: Limiter,
-    /// Guest CPU charged against `cpu_ms` (runtime/cpu.rs), updated by the call hooks.
-    pub cpu: GuestClock,
+    /// Guest CPU charged against `cpu_ms` (runtime/cpu.rs), updated by the call hooks and by
+    /// the future driving the store (shared with it).
+    pub cpu: SharedClock,
     /// The host's execution slots (`--max-concurrent-cycles`): one is held while guest code
     /// runs and given back at every host call (runtime/cycle.rs). None: unlimited (CLI runs).
     pub slots: Option<Arc<Semaphore>>,
@@ -53,7 +54,7 @@ impl Sandbox {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: Limiter::new(limits),
-            cpu: GuestClock::new(std::time::Duration::from_millis(limits.cpu_ms.max(1))),
+            cpu: GuestClock::shared(std::time::Duration::from_millis(limits.cpu_ms.max(1))),
             slots,
             slot: None,
             stdout,
@@ -93,6 +94,9 @@ pub struct Finished<H> {
     pub held: H,
     pub emitted: u32,
     pub log_dropped: u32,
+    /// A per-cycle bound the rooms enforced outside wasm (records, held bytes): the cycle
+    /// fails with this, whatever the guest returned.
+    pub refused: Option<String>,
 }
 
 /// Bytes of a stream's most recent output kept for error messages (a panic message comes

@@ -112,6 +112,7 @@ impl CycleData for StoreData {
             emitted: self.rooms.core.emitted + arbiter.len() as u32,
             held: core.into_iter().chain(arbiter).collect(),
             log_dropped: self.rooms.log.dropped,
+            refused: self.rooms.core.held.refused.take().or_else(|| self.rooms.arbiter.held.refused.take()),
         }
     }
 }

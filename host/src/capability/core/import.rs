@@ -83,7 +83,9 @@ impl View<'_, State> {
         if self.cx.holding {
             // The module gets the record's own id, the one core will store it under.
             let id = emitted.id.clone();
-            self.hold(Effect::Record(emitted), record.len())?;
+            // What holding it really costs (parsed JSON is several times its text).
+            let bytes = super::footprint::of_map(&emitted.record) + emitted.component.len() + id.len();
+            self.hold(Effect::Record(emitted), bytes)?;
             // A recording (`serve --record`) still notes the write, answered with the id the
             // module got.
             let live = std::future::ready(Ok(id.clone()));
@@ -116,8 +118,25 @@ impl View<'_, State> {
 
 impl View<'_, State> {
     /// Keeps one effect for the cycle's commit (outbox/), in call order.
+    /// Past `max_records` or the held-bytes cap the module gets an error and the cycle
+    /// fails once it returns (`held.refused`): a module ignoring the error must not commit a
+    /// silently truncated cycle.
     fn hold(&mut self, effect: Effect, bytes: usize) -> Result<(), HostError> {
-        self.state.held.hold(effect, bytes).map_err(HostError::Invalid)?;
+        let (module, task, max) = (&self.cx.module, &self.cx.task, self.cx.limits.max_records);
+        let held = &mut self.state.held;
+        let refused = if held.effects.len() >= max {
+            Err(format!(
+                "module {module:?} task {task:?} submitted more than {max} records in one cycle, holding {} bytes \
+                 (max_records; raise it with --limits {module}='{{\"max_records\":N}}')",
+                held.bytes
+            ))
+        } else {
+            held.hold(effect, bytes).map_err(|e| format!("module {module:?} task {task:?}: {e}"))
+        };
+        if let Err(why) = refused {
+            held.refused.get_or_insert_with(|| why.clone());
+            return Err(HostError::Invalid(why));
+        }
         self.state.emitted += 1;
         Ok(())
     }

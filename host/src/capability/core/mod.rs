@@ -2,6 +2,7 @@
 //! heartbeats, the outbox's sender), so it stays free of wasm types.
 
 pub mod config;
+mod footprint;
 mod import;
 
 use crate::backend::core::CoreClient;

@@ -175,10 +175,32 @@ async fn every_held_effect_counts_against_the_cycles_cap() {
     s.cx.holding = true;
     s.rooms.core.held.bytes = crate::outbox::MAX_HELD_BYTES - 8;
     let e = s.core().resolve_outcome("vrd-1".into(), r#"{"resolution":"ok"}"#.into()).await.unwrap_err();
-    assert!(matches!(&e, HostError::Invalid(m) if m.starts_with("this cycle's effects exceed")), "{e:?}");
+    assert!(matches!(&e, HostError::Invalid(m) if m.contains("this cycle's effects exceed")), "{e:?}");
+    assert!(s.rooms.core.held.refused.is_some(), "the cycle must fail, not commit without the refused effect");
     let case = json!({"id": "c", "kind": "k", "created_at": "t", "underlying_verdict": "v"});
     assert!(matches!(s.core().create_case(case.to_string()).await, Err(HostError::Invalid(_))));
     assert!(s.rooms.core.held.effects.is_empty());
+    fake.finish();
+}
+
+/// Past `max_records` the submit fails naming module, task and limit, and the cycle is marked
+/// to fail (a module ignoring the error must not commit a truncated cycle); each held record
+/// counts its parsed footprint, several times its text.
+#[tokio::test]
+async fn a_cycle_holds_at_most_max_records_and_counts_their_real_size() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits { max_records: 2, ..Limits::default() });
+    s.cx.holding = true;
+    let text = record(json!({"id": "asm-1"}));
+    s.core().submit_assessment(text.clone(), None).await.unwrap();
+    s.core().submit_assessment(record(json!({"id": "asm-2"})), None).await.unwrap();
+    assert!(s.rooms.core.held.bytes > 2 * 3 * text.len(), "held {} bytes for 2 records", s.rooms.core.held.bytes);
+    assert!(s.rooms.core.held.refused.is_none());
+    let e = s.core().submit_assessment(record(json!({"id": "asm-3"})), None).await.unwrap_err();
+    let want = r#"module "mine" task "mine" submitted more than 2 records in one cycle"#;
+    assert!(matches!(&e, HostError::Invalid(m) if m.contains(want) && m.contains("max_records")), "{e:?}");
+    assert_eq!(s.rooms.core.held.effects.len(), 2);
+    assert!(s.rooms.core.held.refused.as_deref().is_some_and(|r| r.contains(want)));
     fake.finish();
 }
 
