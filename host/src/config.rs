@@ -42,6 +42,8 @@ pub struct ServeArgs {
     pub tape: RecordArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub ha: crate::ha::config::HaArgs,
 }
 
 /// Configuration resolved from flags, shared by the scheduler.

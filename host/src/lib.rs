@@ -15,6 +15,7 @@
 //!   hooks), event wake, state in core, heartbeats, the host's status.
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
+//! - [`ha`]: several replicas, one active per task, elected through etcd (`--ha-etcd`).
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
 //! - [`command`]: the CLI's commands, one file per subcommand (serve, gate, run, run-once,
 //!   check, new) plus `load`, the flags-to-modules path they share.
@@ -25,6 +26,7 @@ pub mod bindings;
 pub mod capability;
 pub mod command;
 pub mod config;
+pub mod ha;
 pub mod lifecycle;
 pub mod outbox;
 pub mod policy;

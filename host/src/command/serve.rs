@@ -28,6 +28,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
+    let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
     let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
@@ -42,6 +43,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
     scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
+    if let Some(ha) = &ha {
+        ha.resign().await;
+    }
     // The background sender ends after its current pass (stop cancelled the shutdown token);
     // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
     // cut off mid-send is re-sent at the next start (core dedups).

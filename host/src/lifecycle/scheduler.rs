@@ -61,6 +61,14 @@ pub trait CycleHook: Send + Sync {
     fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+    /// A state to start from instead of the task's own (HA's handover); Err skips the cycle.
+    fn handover<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<Value>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Just before a cycle's effects and state are committed (HA's fence); Err drops them.
+    fn fence<'a>(&'a self, _cycle: &'a CycleInfo, _state: Option<&'a Value>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
     /// After the cycle ran and its state was persisted (or not).
     fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
         Box::pin(async {})
@@ -308,12 +316,14 @@ impl Scheduler {
             task: task.to_string(),
         };
         let hooks = self.hooks();
-        for h in &hooks {
-            if let Err(reason) = h.before(&info).await {
+        let handed = match super::hooks::ready(&hooks, &info).await {
+            Ok(handed) => handed,
+            Err(reason) => {
                 tracing::info!(%task, module = %module.label(), %reason, "cycle skipped by a before-cycle hook");
                 return Ran { ok: false, state: None };
             }
-        }
+        };
+        let state = handed.as_ref().or(state);
         let started = std::time::Instant::now();
         let outbox = self.env.services.outbox.get().cloned();
         let slots = Some(self.slots.clone());
@@ -324,7 +334,10 @@ impl Scheduler {
             (Ok(mut out), Some(o)) => {
                 let held = std::mem::take(&mut out.held);
                 let meta = &module.meta;
-                o.commit(task, &meta.name, &meta.version, out.state.as_ref(), held).await.map(|()| out)
+                match super::hooks::fenced(&hooks, &info, out.state.as_ref()).await {
+                    Ok(()) => o.commit(task, &meta.name, &meta.version, out.state.as_ref(), held).await.map(|()| out),
+                    Err(e) => Err(e),
+                }
             }
             (r, _) => r,
         };
