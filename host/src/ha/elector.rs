@@ -26,6 +26,9 @@ use tokio_util::sync::CancellationToken;
 use super::config::HaConfig;
 use super::timing::Timing;
 
+/// What a replica does with a task it just won.
+pub type OnWon = Box<dyn Fn(&str) + Send + Sync>;
+
 /// A task this replica leads.
 #[derive(Debug, Clone)]
 pub struct Term {
@@ -64,7 +67,7 @@ pub struct Elector {
     /// Something a status reader should see changed.
     pub changed: Notify,
     /// Told the task this replica just won, so its loop need not wait out its interval.
-    pub on_won: std::sync::OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
+    pub on_won: std::sync::OnceLock<OnWon>,
 }
 
 fn key(prefix: &str, what: &str, task: &str) -> String {

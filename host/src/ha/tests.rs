@@ -12,7 +12,8 @@ use super::config::HaConfig;
 use super::elector::Elector;
 use super::timing::Timing;
 
-struct Etcd(Child, tempfile::TempDir, String);
+/// The member, its data directory (removed on drop), its client URL.
+struct Etcd(Child, #[allow(dead_code)] tempfile::TempDir, String);
 
 impl Drop for Etcd {
     fn drop(&mut self) {
