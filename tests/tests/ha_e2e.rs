@@ -1,6 +1,6 @@
 //! High availability end to end (docs/HA.md): real etcd members on loopback, the real
 //! nthlayer-core, the real binary as several replicas, real components. The scenarios are
-//! tests of one binary so they overlap; leases are 2 s to keep them short.
+//! tests of one binary so they overlap; leases are 3 s to keep them short.
 //! - three replicas running measure (open breach) and spooler: each task runs on exactly one;
 //!   SIGKILL the leader of measure → another takes over, core gets no second
 //!   `quality_breach`/`autonomy_change`; SIGSTOP the next leader past its lease → the third
@@ -35,7 +35,9 @@ const RECORDS: u64 = 10;
 const LAST: u64 = 30;
 /// Loading (the first start compiles components) plus many cycles on a loaded machine.
 const WAIT: Duration = Duration::from_secs(180);
-const LEASE: &str = "2";
+/// Short, to keep failovers quick; 3 s rather than 2 leaves a 1 s margin per etcd call on a
+/// loaded CI machine (a call is bounded by half the 2 s renew deadline).
+const LEASE: &str = "3";
 
 fn replica(core: &Core, prometheus: &str, etcd: &EtcdCluster, instance: &str, modules: &[&str]) -> HostProcess {
     let endpoints = etcd.endpoints();
