@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::load::{load, Loaded};
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
-use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
-use crate::outbox::sender::Sender;
+use crate::outbox::sender::{Sender, Targets};
+use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
@@ -29,7 +29,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
     let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status, args.instance_id.clone()));
+    crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
+        .await?;
+    let targets = Targets {
+        core: services.backends.core.clone(),
+        arbiter: services.backends.arbiter.clone(),
+        wake: services.wake.clone(),
+    };
+    let sender = Arc::new(Sender::new(outbox.clone(), targets, status, args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));
@@ -39,9 +46,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.swap.watch_interval_ms)));
     tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
         modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
+    crate::ops::systemd::ready(&scheduler.shutdown);
 
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
+    crate::ops::systemd::stopping();
     scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
     if let Some(ha) = &ha {
         ha.resign().await;

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::elector::Elector;
-use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
+use crate::lifecycle::hooks::{CycleHook, CycleInfo};
 
 pub struct LeaderOnly(pub Arc<Elector>);
 

@@ -61,7 +61,9 @@ pub async fn start(
     scheduler.add_hook(Arc::new(hook::LeaderOnly(elector.clone())));
     let services = scheduler.env.services.clone();
     relay::WakeRelay::start(elector.clone(), services.clone(), stop.clone());
-    let _ = elector.on_won.set(Box::new(move |task| services.wake.poke(task, "leadership acquired")));
+    let _ = elector.on_won.set(Box::new(move |task| {
+        services.wake.wake_task(task, "leadership acquired".into());
+    }));
     tracing::info!(replica, etcd = %cfg.endpoints.join(","), prefix = %cfg.prefix,
         lease_ms = cfg.timing.lease.as_millis() as u64, renew_deadline_ms = cfg.timing.renew_deadline.as_millis() as u64,
         retry_ms = cfg.timing.retry.as_millis() as u64, "high availability through etcd");

@@ -3,7 +3,7 @@
 //! for under `<prefix>/wake-kinds/<replica>` (bound to its lease, so a dead replica's go with
 //! it); a replica that delivers a record of a kind another one asks for puts it under
 //! `<prefix>/wake/<replica>`; every replica watches `<prefix>/wake/` and matches what others
-//! put against its own rules (lifecycle/wake.rs), as if it had delivered the record itself.
+//! put against its own rules (the wake room), as if it had delivered the record itself.
 //!
 //! Why announce kinds instead of relaying every record: one etcd write per delivered record
 //! would put observe's whole output through etcd; wake rules name a handful of kinds
@@ -18,9 +18,9 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::elector::Elector;
-use crate::capability::services::Services;
-use crate::capability::shared::envelope::RecordKind;
-use crate::lifecycle::wake::WakeBus;
+use crate::backend::envelope::RecordKind;
+use crate::capability::Services;
+use crate::wake::WakeBus;
 
 fn spell(r: RecordKind) -> &'static str {
     match r {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::capability::llm::LlmService;
+use crate::backend::llm::LlmService;
 use crate::lifecycle::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.
@@ -22,6 +22,11 @@ pub struct TaskStats {
     /// Guest CPU of the last successful cycle (runtime/cpu.rs: host calls never count).
     pub last_cpu_ms: u64,
     pub version: String,
+    /// When the last cycle ended and whether it committed, and when the next is planned
+    /// (RFC 3339): the admin API's and `status`'s "last run / outcome / next run".
+    pub last_run_at: Option<String>,
+    pub last_ok: Option<bool>,
+    pub next_run_at: Option<String>,
 }
 
 pub struct HostStatus {
@@ -119,5 +124,12 @@ impl HostStatus {
             snapshot["ha"] = ha;
         }
         snapshot
+    }
+}
+
+/// The sender tells the status how the spool's backlog changed.
+impl crate::outbox::sender::BacklogWatch for HostStatus {
+    fn backlog(&self, report: Value) {
+        self.set_outbox(report);
     }
 }
