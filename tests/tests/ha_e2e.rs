@@ -26,7 +26,7 @@ use nthlayer_tests::core::Core;
 use nthlayer_tests::etcd::EtcdCluster;
 use nthlayer_tests::host::HostProcess;
 use nthlayer_tests::measure_scenario::{manifests_dir, measure_module, MeasureStack, AGENT_A};
-use nthlayer_tests::util::fixtures_dir;
+use nthlayer_tests::util::{fixtures_dir, parse_iso, unix_now};
 use nthlayer_tests::wait::{assert_stays, wait_for, wait_until};
 use serde_json::Value;
 
@@ -164,12 +164,21 @@ fn one_replica_per_task_failover_on_sigkill_and_a_paused_leader_commits_nothing(
     assert_eq!(breaches(&core), (1, 1), "one breach, one autonomy change");
 
     // SIGKILL measure's leader during the open breach.
+    let killed = unix_now();
     r[first].kill();
     let rest: Vec<usize> = (0..3).filter(|i| *i != first).collect();
     let second = wait_until("another replica runs measure", WAIT, || {
         rest.iter().copied().find(|i| cycles(&r[*i], "measure") > 0)
     });
     let started = cycles(&r[second], "measure");
+    // Reported, not asserted (timing depends on the machine): kill -> first cycle there, and
+    // the longest pause between measure's evaluations in core around it.
+    let first_there = events(&r[second])
+        .iter()
+        .filter(|e| field(e, "message") == "cycle ok" && field(e, "task") == "measure")
+        .filter_map(|e| e["timestamp"].as_str().and_then(parse_iso))
+        .find(|t| *t > killed);
+    eprintln!("failover (lease {LEASE} s, measure every 2 s): {:.2} s", first_there.unwrap_or(f64::NAN) - killed);
     wait_for("three measure cycles on the new leader", WAIT, || cycles(&r[second], "measure") >= started + 3);
     assert_eq!(breaches(&core), (1, 1), "the new leader continued from the handed-over state: nothing fired twice");
     let third = rest.into_iter().find(|i| *i != second).unwrap();
@@ -195,6 +204,14 @@ fn one_replica_per_task_failover_on_sigkill_and_a_paused_leader_commits_nothing(
     );
     assert_eq!(breaches(&core), (1, 1), "no duplicate quality_breach / autonomy_change in core");
     assert_once(&core, None);
+    let mut at: Vec<f64> = core
+        .assessments(Some(AGENT_A), Some("judgment_slo_evaluation"))
+        .iter()
+        .filter_map(|a| parse_iso(&a.created_at))
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let gap = at.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    eprintln!("longest pause between measure's evaluations in core (kill and pause included): {gap:.2} s");
 }
 
 #[test]
