@@ -15,6 +15,7 @@
 //!   hooks), event wake, state in core, heartbeats, the host's status.
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
+//! - [`ha`]: several replicas, one active per task, elected through etcd (`--ha-etcd`).
 //! - [`ops`]: the operations surface — the authenticated admin API, systemd notifications.
 //! - [`settings`]: the config file, turned into the flags it stands for.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
@@ -27,6 +28,7 @@ pub mod backend;
 pub mod bindings;
 pub mod capability;
 pub mod command;
+pub mod ha;
 pub mod lifecycle;
 pub mod ops;
 pub mod outbox;

@@ -3,6 +3,7 @@
 //! Everything here drives *real* processes on loopback ports:
 //! * [`core::Core`] — the Python `nthlayer-core` 4.0.1 HTTP API with a throw-away SQLite store;
 //! * [`core_proxy::CoreProxy`] — a loopback proxy in front of it that answers 500 or 400 on cue;
+//! * [`etcd::EtcdCluster`] — real etcd members (1 or 3) on loopback, for the HA suites;
 //! * [`prometheus::Prometheus`] — Debian's Prometheus 2.42, optionally backfilled with
 //!   `promtool tsdb create-blocks-from openmetrics`, scraping an in-process
 //!   [`exporter::Exporter`];
@@ -22,6 +23,7 @@ pub use nthlayer_test_paths::{components, modules, Component, Module};
 
 pub mod core;
 pub mod core_proxy;
+pub mod etcd;
 pub mod exporter;
 pub mod host;
 pub mod llm_fake;

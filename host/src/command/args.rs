@@ -43,6 +43,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub outbox: OutboxArgs,
     #[command(flatten)]
+    pub ha: crate::ha::config::HaArgs,
+    #[command(flatten)]
     pub admin: crate::ops::admin::config::AdminArgs,
     #[command(flatten)]
     pub settings: crate::settings::SettingsArgs,

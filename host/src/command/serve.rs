@@ -28,6 +28,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
+    let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
     crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
         .await?;
     let targets = Targets {
@@ -54,6 +55,9 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!("shutdown requested; finishing in-flight cycles");
     crate::ops::systemd::stopping();
     scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
+    if let Some(ha) = &ha {
+        ha.resign().await;
+    }
     // The background sender ends after its current pass (stop cancelled the shutdown token);
     // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry
     // cut off mid-send is re-sent at the next start (core dedups).

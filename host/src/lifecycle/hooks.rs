@@ -2,9 +2,11 @@
 //! take part. The rooms themselves offer plain methods (the outbox's `admit`); only the
 //! lifecycle knows the hook trait, so nothing below it imports the scheduler.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use futures_util::future::{try_join_all, BoxFuture};
+use serde_json::Value;
 
 use crate::outbox::Outbox;
 
@@ -36,6 +38,14 @@ pub trait CycleHook: Send + Sync {
     fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+    /// A state to start from instead of the task's own (HA's handover); Err skips the cycle.
+    fn handover<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<Value>, String>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Just before a cycle's effects and state are committed (HA's fence); Err drops them.
+    fn fence<'a>(&'a self, _cycle: &'a CycleInfo, _state: Option<&'a Value>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
     /// After the cycle ran and its state was persisted (or not).
     fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
         Box::pin(async {})
@@ -47,4 +57,22 @@ impl CycleHook for Outbox {
     fn before<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(self.admit(&cycle.task))
     }
+}
+
+/// Every `before` in order (the first Err skips the cycle), then every `handover`: the first
+/// state one hands over, if any.
+pub(crate) async fn ready(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo) -> Result<Option<Value>, String> {
+    for h in hooks {
+        h.before(info).await?;
+    }
+    Ok(try_join_all(hooks.iter().map(|h| h.handover(info))).await?.into_iter().flatten().next())
+}
+
+/// Every `fence`; any Err stops the commit.
+pub(crate) async fn fenced(
+    hooks: &[Arc<dyn CycleHook>],
+    info: &CycleInfo,
+    state: Option<&Value>,
+) -> Result<(), String> {
+    try_join_all(hooks.iter().map(|h| h.fence(info, state))).await.map(drop)
 }

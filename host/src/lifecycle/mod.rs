@@ -1,7 +1,7 @@
 //! Running tasks and modules: what is loaded, when it runs, what survives it.
 //! - [`registry`]: the loaded modules, each behind a swappable handle with rollback.
 //! - [`swap`]: watching module files, validating new versions, swapping them in.
-//! - [`scheduler`]: one loop per task (with before/after-cycle hooks).
+//! - [`scheduler`]: one loop per task (with before/after-cycle hooks; [`hooks`] runs them).
 //! - [`wake`]: running a task as soon as a record it subscribed to is submitted.
 //! - [`state`]: persisting tasks' state in core.
 //! - [`heartbeat`]: telling core we are alive.

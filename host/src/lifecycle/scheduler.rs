@@ -281,12 +281,14 @@ impl Scheduler {
             task: task.to_string(),
         };
         let hooks = self.hooks();
-        for h in &hooks {
-            if let Err(reason) = h.before(&info).await {
+        let handed = match super::hooks::ready(&hooks, &info).await {
+            Ok(handed) => handed,
+            Err(reason) => {
                 tracing::info!(%task, module = %module.label(), %reason, "cycle skipped by a before-cycle hook");
                 return Ran { ok: false, state: None };
             }
-        }
+        };
+        let state = handed.as_ref().or(state);
         let started = std::time::Instant::now();
         let outbox = self.env.services.outbox.get().cloned();
         let slots = Some(self.slots.clone());
@@ -297,7 +299,10 @@ impl Scheduler {
             (Ok(mut out), Some(o)) => {
                 let held = std::mem::take(&mut out.held);
                 let meta = &module.meta;
-                o.commit(task, &meta.name, &meta.version, out.state.as_ref(), held).await.map(|()| out)
+                match super::hooks::fenced(&hooks, &info, out.state.as_ref()).await {
+                    Ok(()) => o.commit(task, &meta.name, &meta.version, out.state.as_ref(), held).await.map(|()| out),
+                    Err(e) => Err(e),
+                }
             }
             (r, _) => r,
         };

@@ -35,6 +35,8 @@ pub struct HostStatus {
     tasks: Mutex<BTreeMap<String, TaskStats>>,
     /// The spool's backlog (outbox/), null without one.
     outbox: Mutex<Value>,
+    /// This replica's leadership (ha/), null without HA.
+    ha: Mutex<Value>,
     changed: Notify,
 }
 
@@ -45,6 +47,7 @@ impl HostStatus {
             llm,
             tasks: Mutex::default(),
             outbox: Mutex::new(Value::Null),
+            ha: Mutex::new(Value::Null),
             changed: Notify::new(),
         })
     }
@@ -75,6 +78,16 @@ impl HostStatus {
         }
     }
 
+    /// This replica's leadership; a change wakes the heartbeat.
+    pub fn set_ha(&self, report: Value) {
+        let mut h = self.ha.lock().expect("status lock");
+        if *h != report {
+            *h = report;
+            drop(h);
+            self.touch();
+        }
+    }
+
     pub fn tasks(&self) -> Value {
         json!(*self.tasks.lock().expect("status lock"))
     }
@@ -95,7 +108,7 @@ impl HostStatus {
                     .collect::<Vec<_>>()
             })
             .collect();
-        json!({
+        let mut snapshot = json!({
             "modules": modules,
             "host": {"name": "nthlayer-host", "version": env!("CARGO_PKG_VERSION")},
             "components": self.registry.versions(),
@@ -104,7 +117,13 @@ impl HostStatus {
             "tasks": self.tasks(),
             "llm": self.llm.metrics(),
             "outbox": self.outbox.lock().expect("status lock").clone(),
-        })
+        });
+        // Only with HA: without it the heartbeat stays as it was.
+        let ha = self.ha.lock().expect("status lock").clone();
+        if !ha.is_null() {
+            snapshot["ha"] = ha;
+        }
+        snapshot
     }
 }
 

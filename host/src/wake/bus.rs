@@ -83,10 +83,14 @@ struct Subscriber {
     wake: Arc<TaskWake>,
 }
 
+/// Passes a published record on to other replicas (HA, ha/relay.rs).
+pub type Relay = Box<dyn Fn(&str, RecordKind, &Map<String, Value>, &str) + Send + Sync>;
+
 /// Every scheduled task's wake rules, shared by all cycles (it lives in `Services`).
 pub struct WakeBus {
     floor: Duration,
     subs: Mutex<BTreeMap<String, Subscriber>>,
+    relay: std::sync::OnceLock<Relay>,
 }
 
 impl Default for WakeBus {
@@ -97,7 +101,7 @@ impl Default for WakeBus {
 
 impl WakeBus {
     pub fn new(floor: Duration) -> Self {
-        WakeBus { floor, subs: Mutex::new(BTreeMap::new()) }
+        WakeBus { floor, subs: Mutex::new(BTreeMap::new()), relay: std::sync::OnceLock::new() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Subscriber>> {
@@ -126,9 +130,27 @@ impl WakeBus {
         self.lock().remove(task);
     }
 
+    /// Sets where published records also go (once; HA's cross-replica wake).
+    pub fn set_relay(&self, relay: Relay) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// The (record, kind) pairs some subscribed task's rules wake on.
+    pub fn kinds(&self) -> std::collections::BTreeSet<(RecordKind, String)> {
+        self.lock().values().flat_map(|s| s.rules.iter().map(|r| (r.record, r.kind.clone()))).collect()
+    }
+
     /// Called once core has accepted `map` from `from_task`: wakes every other task with a
-    /// matching rule. Returns the tasks woken.
+    /// matching rule, here and (through the relay) on other replicas. Returns the tasks woken here.
     pub fn publish(&self, from_task: &str, record: RecordKind, map: &Map<String, Value>, id: &str) -> Vec<String> {
+        if let Some(relay) = self.relay.get() {
+            relay(from_task, record, map, id);
+        }
+        self.publish_here(from_task, record, map, id)
+    }
+
+    /// As [`WakeBus::publish`], on this replica only (a record relayed from another one).
+    pub fn publish_here(&self, from_task: &str, record: RecordKind, map: &Map<String, Value>, id: &str) -> Vec<String> {
         let subs = self.lock();
         let mut woken = Vec::new();
         for (task, s) in subs.iter() {

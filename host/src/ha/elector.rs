@@ -1,0 +1,367 @@
+//! One election per task, on etcd: the leader of `task` is whoever holds the key
+//! `<prefix>/leader/<task>`, created bound to its lease. The key's create revision is the
+//! leadership's fencing token: etcd's revisions only grow, so a later leader of the same task
+//! always has a larger one, and a key that expired and was taken again never has the old one.
+//!
+//! Why lease-bound keys with a create-revision compare rather than etcd's election service
+//! (`v3election.Campaign`): Campaign is one blocking call per task that waits for the
+//! previous leader and cannot be bounded by our retry period, so a replica cut off from
+//! quorum would sit inside it unable to tell how stale its view is; and the fence needs the
+//! token in a transaction of our own anyway. A read of the prefix per retry period plus a
+//! create-if-absent transaction per free task is the same protocol client-go's lease lock
+//! runs, in two requests we time ourselves.
+//!
+//! One lease per replica, shared by all its tasks: one keep-alive per retry period whatever
+//! the number of tasks, and a dead replica's tasks all free up together.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::config::HaConfig;
+use super::timing::Timing;
+
+/// What a replica does with a task it just won.
+pub type OnWon = Box<dyn Fn(&str) + Send + Sync>;
+
+/// A task this replica leads.
+#[derive(Debug, Clone)]
+pub struct Term {
+    /// The leader key's create revision: the fencing token.
+    pub token: i64,
+    pub since: Instant,
+    /// The state the previous leader handed over has not been taken up yet (cleared by the
+    /// first commit of this term).
+    pub fresh: bool,
+}
+
+#[derive(Default)]
+struct View {
+    lease: Option<i64>,
+    /// When the last successful renewal (or the grant) was *sent*.
+    renewed: Option<Instant>,
+    /// Tasks this replica would run.
+    wanted: BTreeSet<String>,
+    led: BTreeMap<String, Term>,
+    /// Who leads the tasks this replica wants but does not lead.
+    others: BTreeMap<String, String>,
+    last_error: Option<String>,
+}
+
+pub struct Elector {
+    pub replica: String,
+    pub prefix: String,
+    pub timing: Timing,
+    /// Bound on one etcd call: half the renew deadline, so a slow answer still leaves time
+    /// for another attempt before leadership lapses (a round's calls are sequential).
+    call: Duration,
+    client: Client,
+    view: Mutex<View>,
+    /// Ask the loop to campaign now (a task was wanted for the first time).
+    kick: Notify,
+    /// Something a status reader should see changed.
+    pub changed: Notify,
+    /// Told the task this replica just won, so its loop need not wait out its interval.
+    pub on_won: std::sync::OnceLock<OnWon>,
+}
+
+fn key(prefix: &str, what: &str, task: &str) -> String {
+    format!("{prefix}/{what}/{task}")
+}
+
+/// Bounds one etcd call: a member without quorum may not answer at all.
+async fn bounded<T>(
+    d: Duration,
+    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(d, f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer from etcd within {} ms", d.as_millis())),
+    }
+}
+
+impl Elector {
+    /// Connects lazily: etcd may be down at start, and the loop keeps trying.
+    pub async fn new(cfg: &HaConfig, replica: &str) -> anyhow::Result<Arc<Elector>> {
+        let t = cfg.timing;
+        let call = t.renew_deadline / 2;
+        let opts = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(call)
+            .with_timeout(call)
+            // A member that lost its leader answers at once instead of queueing the request.
+            .with_require_leader(true);
+        // A balanced channel that connects on first use: no request is made here.
+        let client = Client::connect(&cfg.endpoints, Some(opts))
+            .await
+            .map_err(|e| anyhow::anyhow!("--ha-etcd {}: {e}", cfg.endpoints.join(",")))?;
+        Ok(Arc::new(Elector {
+            replica: replica.to_string(),
+            prefix: cfg.prefix.clone(),
+            timing: t,
+            call,
+            client,
+            view: Mutex::default(),
+            kick: Notify::new(),
+            changed: Notify::new(),
+            on_won: std::sync::OnceLock::new(),
+        }))
+    }
+
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The term of `task` if this replica leads it *now*: elected, and its lease renewed
+    /// within the renew deadline. Otherwise why not, naming the leader when known. The first
+    /// call for a task enters it in the election.
+    pub fn leads(&self, task: &str) -> Result<Term, String> {
+        let mut v = self.view();
+        if v.wanted.insert(task.to_string()) {
+            self.kick.notify_one();
+        }
+        if !self.timing.holds(v.renewed, Instant::now()) {
+            return Err(format!(
+                "lease not renewed within the renew deadline of {} ms{}",
+                self.timing.renew_deadline.as_millis(),
+                v.last_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+            ));
+        }
+        match v.led.get(task) {
+            Some(t) => Ok(t.clone()),
+            None => Err(match v.others.get(task) {
+                Some(r) => format!("replica {r} leads task {task}"),
+                None => format!("task {task} is being campaigned for"),
+            }),
+        }
+    }
+
+    /// The state the previous leader committed, for the first cycle of a term. `None`: no
+    /// handover (not fresh, or no leader ever committed one).
+    pub async fn handed_state(&self, task: &str, module: &str) -> Result<Option<Value>, String> {
+        if !self.view().led.get(task).is_some_and(|t| t.fresh) {
+            return Ok(None);
+        }
+        let mut c = self.client.clone();
+        let r = bounded(self.call, c.get(key(&self.prefix, "state", task), None)).await?;
+        let Some(kv) = r.kvs().first() else { return Ok(None) };
+        let v: Value = serde_json::from_slice(kv.value()).map_err(|e| format!("state of {task} in etcd: {e}"))?;
+        if v["module"].as_str() != Some(module) {
+            return Ok(None);
+        }
+        Ok(v.get("state").filter(|s| !s.is_null()).cloned())
+    }
+
+    /// The fence: in one etcd transaction, if the leader key of `task` still has this term's
+    /// create revision, store the cycle's new state as the task's handover; else nothing. Ok
+    /// means the cycle may commit to the spool.
+    pub async fn fence(&self, task: &str, module: &str, version: &str, state: Option<&Value>) -> Result<(), String> {
+        let term = self.leads(task)?;
+        let leader = key(&self.prefix, "leader", task);
+        let cmp = Compare::create_revision(leader.as_str(), CompareOp::Equal, term.token);
+        let mut then = vec![];
+        if let Some(s) = state {
+            let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": s});
+            then.push(TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None));
+        }
+        let txn = Txn::new().when([cmp]).and_then(then);
+        let mut c = self.client.clone();
+        let t = Instant::now();
+        let r = bounded(self.call, c.txn(txn)).await.map_err(|e| format!("fence for {task}: {e}"))?;
+        tracing::debug!(%task, token = term.token, passed = r.succeeded(), us = t.elapsed().as_micros() as u64, "fence");
+        if !r.succeeded() {
+            self.lose(task, "its leader key changed (another replica took over)");
+            return Err(format!("fence for {task}: this replica's leadership (token {}) is gone", term.token));
+        }
+        if let Some(t) = self.view().led.get_mut(task) {
+            t.fresh = false;
+        }
+        Ok(())
+    }
+
+    fn lose(&self, task: &str, why: &str) {
+        if self.view().led.remove(task).is_some() {
+            tracing::warn!(%task, replica = %self.replica, why, "leadership lost");
+            self.changed.notify_one();
+        }
+    }
+
+    /// Renews the lease and campaigns for free tasks every retry period until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let mut keeper: Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)> = None;
+        loop {
+            if let Err(e) = self.round(&mut keeper).await {
+                let mut v = self.view();
+                if v.last_error.as_deref() != Some(e.as_str()) {
+                    tracing::warn!(replica = %self.replica, error = %e, "etcd");
+                }
+                v.last_error = Some(e);
+            } else {
+                self.view().last_error = None;
+            }
+            self.changed.notify_one();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.timing.retry) => {}
+                _ = self.kick.notified() => {}
+            }
+        }
+    }
+
+    async fn round(
+        &self,
+        keeper: &mut Option<(etcd_client::LeaseKeeper, etcd_client::LeaseKeepAliveStream)>,
+    ) -> Result<(), String> {
+        let t = self.timing;
+        let mut c = self.client.clone();
+        let lease = self.view().lease;
+        let sent = Instant::now();
+        match lease {
+            None => {
+                let g = bounded(self.call, c.lease_grant(t.lease.as_secs() as i64, None)).await?;
+                let mut v = self.view();
+                v.lease = Some(g.id());
+                v.renewed = Some(sent);
+                *keeper = None;
+                tracing::info!(replica = %self.replica, lease = g.id(), ttl_s = g.ttl(), "etcd lease granted");
+            }
+            Some(id) => {
+                if keeper.is_none() {
+                    *keeper = Some(bounded(self.call, c.lease_keep_alive(id)).await?);
+                }
+                let (k, s) = keeper.as_mut().expect("set above");
+                let renewed = async {
+                    k.keep_alive().await?;
+                    s.message().await
+                };
+                let r = match bounded(self.call, renewed).await {
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        *keeper = None;
+                        return Err("the lease's keep-alive stream closed".into());
+                    }
+                    Err(e) => {
+                        *keeper = None;
+                        return Err(e);
+                    }
+                };
+                if r.ttl() <= 0 {
+                    // Expired in etcd (a pause or a partition longer than the lease): every
+                    // leader key went with it.
+                    *keeper = None;
+                    let mut v = self.view();
+                    v.lease = None;
+                    v.renewed = None;
+                    let lost: Vec<String> = std::mem::take(&mut v.led).into_keys().collect();
+                    drop(v);
+                    tracing::warn!(replica = %self.replica, ?lost, "etcd lease expired; every leadership lost");
+                    return Ok(());
+                }
+                self.view().renewed = Some(sent);
+            }
+        }
+        self.campaign().await
+    }
+
+    /// Reads every leader key; takes the wanted tasks nobody holds.
+    async fn campaign(&self) -> Result<(), String> {
+        let (lease, wanted) = {
+            let v = self.view();
+            (v.lease, v.wanted.clone())
+        };
+        let Some(lease) = lease else { return Ok(()) };
+        let mut c = self.client.clone();
+        let dir = format!("{}/leader/", self.prefix);
+        let r = bounded(self.call, c.get(dir.as_str(), Some(GetOptions::new().with_prefix()))).await?;
+        let mut held: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
+        for kv in r.kvs() {
+            let task = String::from_utf8_lossy(&kv.key()[dir.len()..]).to_string();
+            held.insert(task, (String::from_utf8_lossy(kv.value()).to_string(), kv.create_revision(), kv.lease()));
+        }
+        for task in wanted {
+            match held.get(&task) {
+                Some((_, rev, l)) if *l == lease => self.won(&task, *rev, false),
+                Some((by, _, _)) => {
+                    self.lose(&task, "another replica holds its leader key");
+                    self.view().others.insert(task, by.clone());
+                }
+                None => {
+                    let k = key(&self.prefix, "leader", &task);
+                    let txn = Txn::new().when([Compare::create_revision(k.as_str(), CompareOp::Equal, 0)]).and_then([
+                        TxnOp::put(k.as_str(), self.replica.as_str(), Some(PutOptions::new().with_lease(lease))),
+                    ]);
+                    let r = bounded(self.call, c.txn(txn)).await?;
+                    if r.succeeded() {
+                        let rev = r.header().map_or(0, |h| h.revision());
+                        self.won(&task, rev, true);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn won(&self, task: &str, token: i64, new: bool) {
+        let mut v = self.view();
+        v.others.remove(task);
+        if v.led.get(task).is_some_and(|t| t.token == token) {
+            return;
+        }
+        v.led.insert(task.to_string(), Term { token, since: Instant::now(), fresh: true });
+        drop(v);
+        tracing::info!(%task, replica = %self.replica, token, new, "leadership acquired");
+        self.changed.notify_one();
+        if let Some(f) = self.on_won.get() {
+            f(task);
+        }
+    }
+
+    /// Gives every task up at once (a stopping replica), so others need not wait the lease out.
+    pub async fn resign(&self) {
+        let lease = {
+            let mut v = self.view();
+            v.led.clear();
+            v.renewed = None;
+            v.lease.take()
+        };
+        if let Some(id) = lease {
+            let mut c = self.client.clone();
+            match bounded(self.call, c.lease_revoke(id)).await {
+                Ok(_) => tracing::info!(replica = %self.replica, "etcd lease revoked; leaderships released"),
+                Err(e) => {
+                    tracing::warn!(replica = %self.replica, error = %e, "cannot revoke the etcd lease; it expires by itself")
+                }
+            }
+        }
+    }
+
+    /// A handle on the same connection (cheap: the channel is shared).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// This replica's etcd lease, if it has one.
+    pub fn lease_id(&self) -> Option<i64> {
+        self.view().lease
+    }
+
+    /// What the heartbeat reports: only what changes with leadership, so a steady replica
+    /// adds no heartbeats.
+    pub fn status(&self) -> Value {
+        let v = self.view();
+        json!({
+            "replica": self.replica,
+            "prefix": self.prefix,
+            "lease_seconds": self.timing.lease.as_secs(),
+            "lease_held": self.timing.holds(v.renewed, Instant::now()),
+            "leader_of": v.led.iter().map(|(t, term)| (t.clone(), term.token)).collect::<BTreeMap<_, _>>(),
+            "led_by_others": v.others,
+            "last_error": v.last_error,
+        })
+    }
+}
