@@ -42,6 +42,9 @@ pub struct ServeArgs {
     pub tape: RecordArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    /// The HTTP surface (`--listen`, `--no-metrics`): ops/.
+    #[command(flatten)]
+    pub ops: crate::ops::OpsArgs,
 }
 
 /// Configuration resolved from flags, shared by the scheduler.

@@ -26,10 +26,12 @@ pub mod capability;
 pub mod command;
 pub mod config;
 pub mod lifecycle;
+pub mod ops;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
 pub mod store;
 pub mod tape;
+pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod test_support;

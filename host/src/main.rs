@@ -48,18 +48,6 @@ enum Command {
     Outbox(nthlayer_host::outbox::admin::OutboxArgs),
 }
 
-/// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
-/// is part of its interface (the reference prints just `WARNING: …` there).
-fn init_logging(format: &str, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// `nthlayer-host <module> <verb> [<target>] [flags…]` is shorthand for
 /// `nthlayer-host run --task <module>.<verb> [--args '{"target":"<target>"}'] [flags…]`, so a
 /// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
@@ -80,14 +68,21 @@ fn expand_shorthand(args: Vec<String>) -> Vec<String> {
     out
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
+    // The gate defaults to warnings only: its stderr is part of its interface (the
+    // reference prints just `WARNING: …` there).
     let default = match cli.command {
         Command::Gate(_) | Command::Check(_) | Command::RunOnce(_) | Command::New(_) | Command::Outbox(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
-    init_logging(&cli.log_format, default);
+    // Installed, and dropped (flushing traces), outside the runtime: see ops/logging.
+    let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
+    rt.block_on(command(cli))
+}
+
+async fn command(cli: Cli) -> ExitCode {
     let r: Result<ExitCode> = match cli.command {
         Command::Serve(a) => nthlayer_host::command::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Gate(a) => nthlayer_host::command::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),

@@ -191,6 +191,7 @@ impl Sender {
             let (status, why) = match classify(self.deliver(core, &e).await) {
                 Class::Delivered => {
                     run.delivered.push(e.seq);
+                    crate::telemetry::delivered(e.what.as_str());
                     continue;
                 }
                 Class::Permanent(status, why) => {
@@ -232,6 +233,7 @@ impl Sender {
     async fn refuse(&self, e: &Entry, status: u16, why: &str, uncounted: u32) {
         tracing::error!(task = %e.lane, what = e.what.as_str(), id = %e.record_id, status, error = %why,
             "spooled entry set aside; kept in the spool's rejected table (nthlayer-host outbox list)");
+        crate::telemetry::set_aside(e.what.as_str());
         let (entry, why) = (e.clone(), why.to_string());
         if let Err(err) = self.outbox.with(move |s| s.set_aside(&entry, status, &why, uncounted)).await {
             tracing::error!(error = %err, "cannot move the refused entry aside; it stays queued");

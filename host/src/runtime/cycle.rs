@@ -32,6 +32,22 @@ pub enum CycleError {
     Instantiate(String),
 }
 
+impl CycleError {
+    /// A bounded name for metrics (`error_class`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            CycleError::Cpu(_) => "cpu",
+            CycleError::Wall(_) => "wall",
+            CycleError::Memory(_) => "memory",
+            CycleError::Stack => "stack",
+            CycleError::Trap(_) => "trap",
+            CycleError::Module(_) => "module",
+            CycleError::Output(_) => "output",
+            CycleError::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
 /// The returned value of a successful cycle, parsed and within limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleOutcome<H> {
@@ -209,7 +225,9 @@ impl<T: CycleData> Runtime<T> {
         let deadline = data.deadline();
         let mut store = new_store(self, data);
         let run = async {
+            let t = std::time::Instant::now();
             let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+            crate::telemetry::instantiated(t.elapsed());
             worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
         };
         let r = tokio::time::timeout_at(deadline, run).await;

@@ -1,0 +1,84 @@
+//! The operations surface: one HTTP listener (`--listen`, loopback by default) carrying the
+//! probes, `/metrics` and the status page. Every route reads [`HostStatus`] (and the event
+//! families of [`crate::telemetry`]); none reaches into the scheduler, the registry's
+//! slots or the outbox's spool. The listener binds before modules load, so `/health`
+//! answers from the first second and `/ready` says what start-up is still doing.
+
+pub mod logging;
+pub mod metrics;
+pub mod page;
+pub mod probes;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::{Context, Result};
+use axum::Router;
+
+use crate::lifecycle::status::HostStatus;
+
+/// Loopback, so nothing is exposed until the operator says so; 9464 is the port
+/// OpenTelemetry's Prometheus exporter conventionally uses for a process's own metrics.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OpsArgs {
+    /// Address of the HTTP surface (/health, /ready, /metrics, the status page at /).
+    /// Loopback by default; `0.0.0.0:9464` to expose it; `off` for none.
+    #[arg(long, env = "NTHLAYER_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: String,
+    /// Do not record metrics (every recorder becomes one atomic load; /metrics answers 404).
+    #[arg(long, env = "NTHLAYER_NO_METRICS")]
+    pub no_metrics: bool,
+}
+
+/// What the routes read. The status arrives once start-up has built it; until then the
+/// routes that need it answer "starting".
+#[derive(Clone, Default)]
+pub struct Ops {
+    status: Arc<OnceLock<Arc<HostStatus>>>,
+    metrics: bool,
+}
+
+impl Ops {
+    pub fn status(&self) -> Option<&Arc<HostStatus>> {
+        self.status.get()
+    }
+
+    /// Hands the routes the host's status (once, after loading).
+    pub fn attach(&self, status: Arc<HostStatus>) {
+        let _ = self.status.set(status);
+    }
+}
+
+/// The whole surface. The admin API (`ops/admin/`) is merged here.
+pub fn router(ops: Ops) -> Router {
+    let router = Router::new().merge(probes::routes()).merge(page::routes());
+    let router = if ops.metrics { router.merge(metrics::routes()) } else { router };
+    // ── admin API: merged here (`.merge(admin::routes(...))`), on the same listener ──
+    router.with_state(ops)
+}
+
+/// Binds `--listen` and serves the surface on a background task until the process ends.
+/// Binding happens here, before modules load, so a taken port fails start-up at once.
+pub async fn start(args: &OpsArgs) -> Result<Ops> {
+    crate::telemetry::set_enabled(!args.no_metrics);
+    let ops = Ops { status: Arc::default(), metrics: !args.no_metrics };
+    if args.listen == "off" {
+        return Ok(ops);
+    }
+    let addr: SocketAddr =
+        args.listen.parse().with_context(|| format!("--listen {:?}: expected HOST:PORT or off", args.listen))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--listen {addr}: cannot bind (another process on that port?)"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, "HTTP surface: /health /ready /metrics /");
+    let app = router(ops.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "HTTP surface stopped");
+        }
+    });
+    Ok(ops)
+}
