@@ -44,7 +44,7 @@ pub struct ServeArgs {
     pub outbox: OutboxArgs,
     /// The HTTP surface (`--listen`, `--no-metrics`): ops/.
     #[command(flatten)]
-    pub ops: crate::ops::OpsArgs,
+    pub ops: crate::ops::config::OpsArgs,
 }
 
 /// Configuration resolved from flags, shared by the scheduler.

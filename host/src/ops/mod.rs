@@ -4,6 +4,7 @@
 //! slots or the outbox's spool. The listener binds before modules load, so `/health`
 //! answers from the first second and `/ready` says what start-up is still doing.
 
+pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod page;
@@ -15,22 +16,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::{Context, Result};
 use axum::Router;
 
+pub use self::config::{OpsArgs, DEFAULT_LISTEN};
 use crate::lifecycle::status::HostStatus;
-
-/// Loopback, so nothing is exposed until the operator says so; 9464 is the port
-/// OpenTelemetry's Prometheus exporter conventionally uses for a process's own metrics.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct OpsArgs {
-    /// Address of the HTTP surface (/health, /ready, /metrics, the status page at /).
-    /// Loopback by default; `0.0.0.0:9464` to expose it; `off` for none.
-    #[arg(long, env = "NTHLAYER_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: String,
-    /// Do not record metrics (every recorder becomes one atomic load; /metrics answers 404).
-    #[arg(long, env = "NTHLAYER_NO_METRICS")]
-    pub no_metrics: bool,
-}
 
 /// What the routes read. The status arrives once start-up has built it; until then the
 /// routes that need it answer "starting".

@@ -161,3 +161,28 @@ fn llm(s: &HostStatus) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::capability::llm::LlmService;
+    use crate::lifecycle::registry::Registry;
+    use crate::lifecycle::status::HostStatus;
+
+    /// Task names, module names and error texts come from modules: none may become markup.
+    #[test]
+    fn module_controlled_text_is_escaped() {
+        let s = HostStatus::new(Arc::new(Registry::default()), LlmService::default());
+        s.record_task("evil.<b>task</b>", |t| {
+            t.module = "<script>alert(1)</script>".into();
+            t.last_error = Some("</td><img src=x onerror=alert(1)>".into());
+            t.push_recent(false, 5, 1);
+        });
+        let html = super::status(&s).into_string();
+        assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<b>"), "{html}");
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("&lt;/td&gt;&lt;img src=x onerror=alert(1)&gt;"), "{html}");
+        assert!(html.contains("evil.&lt;b&gt;task&lt;/b&gt;"), "{html}");
+    }
+}
