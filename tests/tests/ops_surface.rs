@@ -51,10 +51,10 @@ fn probes_metrics_page_logs_and_traces() {
     let core = Core::start(&scenario::manifests_dir());
     #[cfg(feature = "otel")]
     let receiver = nthlayer_tests::otlp::Receiver::start();
-    #[allow(unused_mut)]
-    let mut env: Vec<(String, String)> = Vec::new();
     #[cfg(feature = "otel")]
-    env.push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), receiver.url()));
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT".to_string(), receiver.url())];
+    #[cfg(not(feature = "otel"))]
+    let env: [(String, String); 0] = [];
     let mut args: Vec<String> = vec![
         "serve".into(),
         "--core-url".into(),

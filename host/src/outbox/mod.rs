@@ -159,7 +159,7 @@ impl Outbox {
         match r {
             Ok(b) => {
                 tracing::debug!(records = n, backlog = b.records, "cycle committed to the spool");
-                kinds.iter().for_each(|k| crate::telemetry::committed(module, &task_name, k, 1));
+                kinds.iter().for_each(|k| crate::telemetry::committed(module, task_name, k, 1));
                 *self.backlog.lock().expect("backlog lock") = b;
                 if self.full().is_some() {
                     self.drop_heartbeats().await;
