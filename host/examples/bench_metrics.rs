@@ -81,10 +81,10 @@ async fn main() -> anyhow::Result<()> {
     let ops = Ops::default();
     ops.attach(status);
     let mut scrapes = Vec::new();
-    let mut bytes = 0;
+    let mut text = String::new();
     for _ in 0..200 {
         let t = Instant::now();
-        bytes = nthlayer_host::ops::metrics::render(&ops)?.len();
+        text = nthlayer_host::ops::metrics::render(&ops)?;
         scrapes.push(t.elapsed());
     }
     println!(
@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
         json!({
             "cycle_with_metrics": stats(on),
             "cycle_without_metrics": stats(off),
-            "scrape_20_modules": {"render": stats(scrapes), "bytes": bytes},
+            "scrape_20_modules": {"render": stats(scrapes), "bytes": text.len(), "lines": text.lines().count()},
         })
     );
     Ok(())
