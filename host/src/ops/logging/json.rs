@@ -1,8 +1,10 @@
-//! One JSON object per line: time, level, target, the fields of every enclosing span (outer
-//! first; the innermost span's `span` name) and the event's own fields. tracing-subscriber's
-//! own JSON format nests span fields under `span`/`spans`; log shippers and `jq` filters
-//! want them as top-level keys. On a clash a span's field wins (`module` is the module's
-//! name on every line of a cycle) and the event's value is kept as `event_<key>`.
+//! One JSON object per line, tracing-subscriber's JSON layout (`timestamp`, `level`,
+//! `target`, the event's own fields under `fields`, which existing log consumers read)
+//! plus the fields of every enclosing span as top-level keys (outer spans first, `span` the
+//! innermost's name). tracing-subscriber nests span fields under `span`/`spans`, which a
+//! log shipper cannot index without a transform; flattened, every line written during a
+//! cycle carries `module`, `version` and `task` as keys of its own. A span field never
+//! replaces one of the line's own keys.
 
 use std::fmt;
 
@@ -28,8 +30,9 @@ where
         line.insert("target".into(), meta.target().into());
         let mut own = Map::new();
         event.record(&mut Fields(&mut own));
-        let mut spans = Map::new();
+        line.insert("fields".into(), Value::Object(own));
         if let Some(scope) = ctx.event_scope() {
+            let mut spans = Map::new();
             for span in scope.from_root() {
                 spans.insert("span".into(), span.name().into());
                 if let Some(f) = span.extensions().get::<FormattedFields<JsonFields>>() {
@@ -38,18 +41,10 @@ where
                     }
                 }
             }
-        }
-        for (k, v) in own {
-            match spans.get(&k) {
-                Some(s) if *s != v => {
-                    line.insert(format!("event_{k}"), v);
-                }
-                _ => {
-                    line.insert(k, v);
-                }
+            for (k, v) in spans {
+                line.entry(k).or_insert(v);
             }
         }
-        line.extend(spans);
         writeln!(w, "{}", Value::Object(line))
     }
 }
