@@ -7,12 +7,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nthlayer_host::capability::services::Services;
-use nthlayer_host::capability::shared::envelope::RecordKind;
-use nthlayer_host::config::HostConfig;
+use nthlayer_host::backend::envelope::Emitted;
+use nthlayer_host::backend::envelope::RecordKind;
+use nthlayer_host::capability::Services;
+use nthlayer_host::lifecycle::config::HostConfig;
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
-use nthlayer_host::outbox::{Emitted, Outbox, OutboxConfig};
+use nthlayer_host::outbox::{Outbox, OutboxConfig};
 
 use serde_json::json;
 

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nthlayer_host::capability::llm::LlmService;
-use nthlayer_host::capability::services::Services;
-use nthlayer_host::config::HostConfig;
+use nthlayer_host::backend::llm::LlmService;
+use nthlayer_host::capability::Services;
+use nthlayer_host::lifecycle::config::HostConfig;
 use nthlayer_host::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
 use nthlayer_host::lifecycle::status::HostStatus;

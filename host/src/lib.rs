@@ -15,23 +15,27 @@
 //!   hooks), event wake, state in core, heartbeats, the host's status.
 //! - [`outbox`]: the durable spool between cycles and core (all-or-nothing commits,
 //!   ordered delivery, state and manifests without core).
+//! - [`ops`]: the operations surface — the authenticated admin API, systemd notifications.
+//! - [`settings`]: the config file, turned into the flags it stands for.
 //! - [`tape`]: recording cycles' import calls as fixtures and replaying them (`run-once`).
 //! - [`command`]: the CLI's commands, one file per subcommand (serve, gate, run, run-once,
-//!   check, new) plus `load`, the flags-to-modules path they share.
+//!   check, new, config, status) plus `load`, the flags-to-modules path they share.
 //! - `test_support` (feature `test-support`): the scripted HTTP fake and component-free
 //!   store data for in-process tests.
 
+pub mod backend;
 pub mod bindings;
 pub mod capability;
 pub mod command;
-pub mod config;
 pub mod lifecycle;
 pub mod ops;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
+pub mod settings;
 pub mod store;
 pub mod tape;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod wake;

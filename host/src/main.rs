@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use nthlayer_host::command::args::ServeArgs;
 use nthlayer_host::command::gate::GateArgs;
 use nthlayer_host::command::run::RunArgs;
-use nthlayer_host::config::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -46,6 +46,11 @@ enum Command {
     /// list, show, requeue (optionally with a corrected body), drop. Works while `serve`
     /// runs on the same state directory.
     Outbox(nthlayer_host::outbox::admin::OutboxArgs),
+    /// The config file: `check FILE` validates one; `print` shows the effective configuration
+    /// with the source of every value (secrets redacted).
+    Config(nthlayer_host::command::config::ConfigArgs),
+    /// What a running host's status page shows, read from its admin API (`--json` for scripts).
+    Status(nthlayer_host::command::status::StatusArgs),
 }
 
 /// `nthlayer-host <module> <verb> [<target>] [flags…]` is shorthand for
@@ -53,7 +58,8 @@ enum Command {
 /// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
 /// without the host knowing any module. The shorthand must come first on the line.
 fn expand_shorthand(args: Vec<String>) -> Vec<String> {
-    const COMMANDS: [&str; 8] = ["serve", "gate", "run", "check", "run-once", "new", "outbox", "help"];
+    const COMMANDS: [&str; 10] =
+        ["serve", "gate", "run", "check", "run-once", "new", "outbox", "config", "status", "help"];
     let (Some(module), Some(verb)) = (args.get(1), args.get(2)) else { return args };
     if module.starts_with('-') || verb.starts_with('-') || COMMANDS.contains(&module.as_str()) {
         return args;
@@ -68,27 +74,52 @@ fn expand_shorthand(args: Vec<String>) -> Vec<String> {
     out
 }
 
+fn config(a: nthlayer_host::command::config::ConfigArgs, argv: Vec<String>) -> Result<()> {
+    use nthlayer_host::command::config::{self as cmd, ConfigCommand};
+    match a.command {
+        ConfigCommand::Check { file } => cmd::check(&file).map(|ok| println!("{ok}")),
+        ConfigCommand::Print { json, .. } => cmd::print(&Cli::command(), argv, json),
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(expand_shorthand(std::env::args().collect()));
+    let argv = expand_shorthand(std::env::args().collect());
+    // The config file's values join the command line where a flag took its default.
+    let layered = match nthlayer_host::settings::layer::layer_process(Cli::command(), argv.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    let cli = Cli::from_arg_matches(&Cli::command().get_matches_from(&layered.argv)).unwrap_or_else(|e| e.exit());
     // The gate defaults to warnings only: its stderr is part of its interface (the
     // reference prints just `WARNING: …` there).
     let default = match cli.command {
-        Command::Gate(_) | Command::Check(_) | Command::RunOnce(_) | Command::New(_) | Command::Outbox(_) => "warn",
+        Command::Gate(_)
+        | Command::Check(_)
+        | Command::RunOnce(_)
+        | Command::New(_)
+        | Command::Outbox(_)
+        | Command::Config(_)
+        | Command::Status(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     // Installed, and dropped (flushing traces), outside the runtime: see ops/logging.
     let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
-    rt.block_on(command(cli))
+    rt.block_on(command(cli, argv))
 }
 
-async fn command(cli: Cli) -> ExitCode {
+async fn command(cli: Cli, argv: Vec<String>) -> ExitCode {
     let r: Result<ExitCode> = match cli.command {
         Command::Serve(a) => nthlayer_host::command::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Gate(a) => nthlayer_host::command::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),
         Command::Run(a) => nthlayer_host::command::run::run(*a).await.map(|_| ExitCode::SUCCESS),
         Command::New(a) => nthlayer_host::command::new::new(a).map(|_| ExitCode::SUCCESS),
         Command::Outbox(a) => nthlayer_host::outbox::admin::outbox(a).map(|_| ExitCode::SUCCESS),
+        Command::Status(a) => nthlayer_host::command::status::status(a).await.map(|_| ExitCode::SUCCESS),
+        Command::Config(a) => config(a, argv).map(|_| ExitCode::SUCCESS),
         Command::RunOnce(a) => nthlayer_host::command::run_once::run_once(*a).await.map(|ok| {
             if ok {
                 ExitCode::SUCCESS

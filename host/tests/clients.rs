@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use nthlayer_host::capability::core::{CoreClient, VerdictFilter};
-use nthlayer_host::capability::prometheus::PrometheusClient;
-use nthlayer_host::capability::shared::envelope::RecordKind;
-use nthlayer_host::capability::shared::retry::RetryPolicy;
-use nthlayer_host::capability::shared::ClientError;
+use nthlayer_host::backend::core::{CoreClient, VerdictFilter};
+use nthlayer_host::backend::envelope::{Emitted, RecordKind};
+use nthlayer_host::backend::prometheus::PrometheusClient;
+use nthlayer_host::backend::retry::RetryPolicy;
+use nthlayer_host::backend::ClientError;
 use nthlayer_host::test_support::{HttpFake, Step};
 use serde_json::{json, Value};
 
@@ -36,7 +36,7 @@ async fn retried_statuses_then_success_and_the_envelope_on_the_wire() {
         Step::post("/assessments").reply(201, r#"{"id":"asm-1"}"#),
     ]);
     let core = CoreClient::new(fake.url(), fast(), Duration::from_secs(5)).unwrap();
-    let id = core.submit(RecordKind::Assessment, &record(), "observe").await.unwrap();
+    let id = core.submit(&Emitted::new(RecordKind::Assessment, "observe".into(), record())).await.unwrap();
     assert_eq!(id, "asm-1");
     fake.finish();
     let seen = fake.seen();
@@ -54,11 +54,11 @@ async fn retried_statuses_then_success_and_the_envelope_on_the_wire() {
 async fn a_409_after_a_retry_means_stored_but_a_first_409_is_a_duplicate() {
     let fake = server(vec![(502, "{}"), (409, r#"{"error":"duplicate","detail":{"id":"asm-1"}}"#)]);
     let core = CoreClient::new(fake.url(), fast(), Duration::from_secs(5)).unwrap();
-    assert_eq!(core.submit(RecordKind::Assessment, &record(), "observe").await.unwrap(), "asm-1");
+    assert_eq!(core.submit(&Emitted::new(RecordKind::Assessment, "observe".into(), record())).await.unwrap(), "asm-1");
 
     let fake = server(vec![(409, r#"{"error":"duplicate","detail":{"id":"asm-1"}}"#)]);
     let core = CoreClient::new(fake.url(), fast(), Duration::from_secs(5)).unwrap();
-    let e = core.submit(RecordKind::Assessment, &record(), "observe").await.unwrap_err();
+    let e = core.submit(&Emitted::new(RecordKind::Assessment, "observe".into(), record())).await.unwrap_err();
     assert_eq!(e, ClientError::Rejected { status: 409, code: "duplicate".into(), detail: json!({"id":"asm-1"}) });
     assert_eq!(fake.seen().len(), 1, "4xx is not retried");
 }

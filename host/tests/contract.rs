@@ -3,12 +3,13 @@
 //! with the file and the served versions named. Components from dist/test-components
 //! (scripts/build-modules).
 
+use nthlayer_host::backend::envelope::RecordKind as Record;
 use nthlayer_host::bindings::Contract;
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::run_once;
-use nthlayer_host::lifecycle::wake::{FieldTest, Record, WakeRule};
 use nthlayer_host::runtime::LoadError;
 use nthlayer_host::test_support;
+use nthlayer_host::wake::{FieldTest, WakeRule};
 use nthlayer_test_paths::components;
 use serde_json::json;
 
@@ -81,7 +82,7 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
 #[tokio::test]
 async fn the_builtins_declare_exactly_the_kinds_they_emit() {
     let env = test_support::run_env();
-    for e in nthlayer_host::runtime::builtin::all() {
+    for e in nthlayer_host::policy::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
         assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
         let table = nthlayer_host::policy::emissions::Emits::builtin(e.name);

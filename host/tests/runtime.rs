@@ -4,7 +4,7 @@
 
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::run_once;
-use nthlayer_host::runtime::limits::Limits;
+use nthlayer_host::policy::limits::Limits;
 use nthlayer_host::runtime::CycleError;
 use nthlayer_host::test_support;
 use nthlayer_test_paths::components;

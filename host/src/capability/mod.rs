@@ -1,21 +1,20 @@
-//! One room per capability: each folder holds a backend's client (`client.rs`), the host
-//! side of its WIT interface (`import.rs`), its flags (`config.rs`) and the [`Unit`] that
-//! ties them together (`mod.rs`). The [`capabilities!`] table below is the only list of
-//! capabilities: the `Capability` enum, its names and parsing, the `--grant` help, the
-//! fixture files of a recording, the flags of `serve`/`gate`/`run`, the backends every
-//! cycle shares ([`Backends`], inside `Services`), each cycle's room states ([`Rooms`]) and
-//! the linking of every room under every served contract version ([`link`]) all come from
-//! it. Adding a capability is its folder, its WIT and one line here (docs/ARCHITECTURE.md,
-//! "Adding a capability").
+//! One room per capability: each folder holds the host side of its WIT interface
+//! (`import.rs`), its flags (`config.rs`) and the [`Unit`] that ties them to its backend's
+//! client (in `backend/`) (`mod.rs`). The one table of capabilities (policy/table.rs, which
+//! also makes the `Capability` enum there) is expanded here by [`capabilities!`] into the
+//! flags of `serve`/`gate`/`run`, the backends every cycle shares ([`Backends`], inside
+//! [`Services`]), each cycle's room states ([`Rooms`]) and the linking of every room under
+//! every served contract version ([`link`]). Adding a capability is its folder, its client,
+//! its WIT and one table line (docs/ARCHITECTURE.md, "Adding a capability").
 //!
 //! `log` has a room (its import and its counters) but no line: it needs no backend and no
-//! flag, and every module has it. `shared/` is the plumbing the rooms have in common (client
-//! errors, retries, core's breaker, the CloudEvents envelope, the cycle's shared context and
-//! the import steps).
+//! flag, and every module has it. `shared/` is what the rooms have in common: the cycle's
+//! shared context and the steps every import takes. `sink.rs`: where one-shot commands'
+//! records go.
 
 pub mod log;
-pub mod services;
 pub mod shared;
+pub mod sink;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -23,8 +22,11 @@ use std::time::Duration;
 
 use wasmtime::component::{HasData, Linker, LinkerInstance};
 
-use services::Services;
+use crate::outbox::Outbox;
+use crate::tape::RecordTo;
+use crate::wake::WakeBus;
 pub use shared::context::Ctx;
+use sink::RecordSink;
 
 /// What a room's import is implemented on: the room's own per-cycle state and the cycle's
 /// shared context, borrowed from the store for the length of one call.
@@ -94,34 +96,12 @@ impl Default for Shared {
     }
 }
 
-/// The one table of capabilities. Each line: the enum variant, the name modules put in
-/// `needs` and operators in `--grant`, and `room::Unit`: the room's folder (declared here,
-/// and the field in [`CapabilityArgs`] and [`Backends`]) and its [`Unit`].
+/// What the one table of capabilities (policy/table.rs) expands to here: each line's
+/// `room::Unit` — the room's folder (declared here, and the field in [`CapabilityArgs`] and
+/// [`Backends`]) and its [`Unit`]. The variant and name make the `Capability` enum there.
 macro_rules! capabilities {
     ($($variant:ident => $name:literal, $field:ident :: $unit:ident;)+) => {
         $(pub mod $field;)+
-
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Capability { $($variant),+ }
-
-        impl Capability {
-            pub const ALL: &'static [Capability] = &[$(Capability::$variant),+];
-            /// The names, in table order (also the order `run-once` reports fixture files).
-            pub const NAMES: &'static [&'static str] = &[$($name),+];
-
-            pub fn name(self) -> &'static str {
-                match self { $(Capability::$variant => $name),+ }
-            }
-        }
-
-        /// `--grant`'s help, listing every capability.
-        pub const GRANT_HELP: &str = concat!(
-            "Capabilities and record kinds for a module (repeatable): MODULE=",
-            $($name, ",",)+
-            "assessment:KIND,verdict:TYPE or MODULE=none (`assessment:*` / `verdict:*`: any). Overrides \
-             what trusted code declares; the only way untrusted code gets any capability, or may post any \
-             record kind"
-        );
 
         /// Every room's flags.
         #[derive(Debug, Clone, clap::Args)]
@@ -189,26 +169,42 @@ macro_rules! capabilities {
     };
 }
 
-capabilities! {
-    Core => "core", core::Core;
-    Prometheus => "prometheus", prometheus::Prometheus;
-    Tempo => "tempo", tempo::Tempo;
-    Llm => "llm", llm::Llm;
-    Arbiter => "arbiter", arbiter::Arbiter;
+crate::policy::table::capability_table!(capabilities);
+
+/// The backends behind the imports and what every cycle shares, built once per host.
+pub struct Services {
+    /// One backend per capability (capability/mod.rs's table): `backends.core`,
+    /// `backends.tempo`, ….
+    pub backends: Backends,
+    /// Where the `core` import posts records of cycles that do not hold them (one-shot
+    /// commands: gate, run). Scheduled cycles hold theirs for the outbox instead.
+    pub records: Arc<dyn RecordSink>,
+    /// The durable outbox (`serve` only): commits of scheduled cycles, the sender's queue,
+    /// task state without core, the last good manifests. Set once, after loading.
+    pub outbox: std::sync::OnceLock<Arc<Outbox>>,
+    /// Who wakes on which submitted records (contract 0.2.0).
+    pub wake: Arc<WakeBus>,
+    /// `--record DIR`: every cycle's import calls are written there as fixtures.
+    pub record: Option<Arc<RecordTo>>,
 }
 
-impl Capability {
-    /// Parses a `needs` entry. `log` is accepted and always granted (`Some(None)`).
-    pub fn parse(s: &str) -> Option<Option<Capability>> {
-        if s == "log" {
-            return Some(None);
-        }
-        Capability::ALL.iter().find(|c| c.name() == s).map(|c| Some(*c))
+impl Services {
+    /// Every command and test builds its backends here, from the capability flags (use
+    /// [`CapabilityArgs::offline`] for a host that must reach none).
+    pub fn build(caps: &CapabilityArgs) -> anyhow::Result<Self> {
+        let backends = Backends::build(caps, &Shared::default())?;
+        Ok(Services {
+            records: Arc::new(backends.core.clone()),
+            backends,
+            outbox: Default::default(),
+            wake: Default::default(),
+            record: None,
+        })
     }
 
-    /// `core, prometheus, tempo, llm, arbiter`: for help texts and error messages.
-    pub fn known() -> String {
-        Capability::NAMES.join(", ")
+    /// Services reaching no backend, with every flag at its default.
+    pub fn offline() -> anyhow::Result<Self> {
+        Self::build(&CapabilityArgs::offline_defaults())
     }
 }
 
@@ -228,16 +224,6 @@ impl CapabilityArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_table_is_the_only_list() {
-        // A new line in the table extends these lists; it never needs them edited.
-        assert!(Capability::known().starts_with("core, prometheus, tempo, llm, arbiter"));
-        assert!(GRANT_HELP.contains(&format!("MODULE={},assessment:KIND", Capability::NAMES.join(","))));
-        for c in Capability::ALL {
-            assert_eq!(Capability::parse(c.name()), Some(Some(*c)));
-        }
-    }
 
     #[test]
     fn offline_reaches_nothing() {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::runtime::cache::Origin;
 use crate::runtime::config::CacheArgs;
@@ -44,7 +44,7 @@ pub async fn check(files: Vec<PathBuf>, cache_dir: Option<PathBuf>, policy: Gran
     let cached = cache_dir.is_some();
     let runtime = crate::store::runtime(cache_dir)?;
     let targets: Vec<(PathBuf, Option<&[u8]>)> = if files.is_empty() {
-        crate::runtime::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
+        crate::policy::builtin::all().iter().map(|e| (e.path(), Some(e.bytes))).collect()
     } else {
         files.into_iter().map(|f| (f, None)).collect()
     };

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use super::run::run_task;
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GateArgs {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::capability::services::Services;
-use crate::config::{HostConfig, ServeArgs};
+use crate::capability::Services;
+use crate::command::args::ServeArgs;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::registry::Registry;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::lifecycle::swap::Watcher;
+use crate::policy::builtin::{self, Embedded};
 use crate::policy::grants::GrantPolicy;
-use crate::runtime::builtin::{self, Embedded};
 
 /// What every command builds from the same flags: configuration, backends, runtime, and
 /// the modules loaded (files first, then the built-ins no file replaces).

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use super::load::{load, Loaded};
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 use crate::lifecycle::scheduler::run_once;
 
 #[derive(Debug, Clone, clap::Args)]

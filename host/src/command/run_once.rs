@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::bindings::CycleInput;
-use crate::capability::services::Services;
-use crate::config::{HostConfig, ServeArgs};
+use crate::capability::Services;
+use crate::command::args::ServeArgs;
+use crate::lifecycle::config::HostConfig;
 use crate::policy::grants::{GrantPolicy, Trust};
 use crate::store::{CycleCtx, StoreData};
 use crate::tape::{Replay, Tape};

@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::load::{load, Loaded};
-use crate::config::ServeArgs;
+use crate::command::args::ServeArgs;
 use crate::lifecycle::heartbeat::Heartbeat;
 use crate::lifecycle::scheduler::Scheduler;
-use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
-use crate::outbox::sender::Sender;
+use crate::outbox::sender::{Sender, Targets};
+use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
@@ -31,7 +31,14 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status.clone(), args.instance_id.clone()));
+    crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
+        .await?;
+    let targets = Targets {
+        core: services.backends.core.clone(),
+        arbiter: services.backends.arbiter.clone(),
+        wake: services.wake.clone(),
+    };
+    let sender = Arc::new(Sender::new(outbox.clone(), targets, status.clone(), args.instance_id.clone()));
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
     for (_, slot) in registry.all() {
         scheduler.start_module(slot, Duration::from_millis(args.scheduler.start_jitter_ms));
@@ -42,9 +49,11 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     status.set_ready();
     tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
         modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
+    crate::ops::systemd::ready(&scheduler.shutdown);
 
     wait_for_signal().await;
     tracing::info!("shutdown requested; finishing in-flight cycles");
+    crate::ops::systemd::stopping();
     scheduler.stop(Duration::from_secs(args.scheduler.shutdown_grace_seconds)).await;
     // The background sender ends after its current pass (stop cancelled the shutdown token);
     // then one drain delivers the last cycles' records, all within DRAIN_SECONDS. An entry

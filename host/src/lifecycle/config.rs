@@ -1,9 +1,13 @@
 //! The lifecycle room's flags, flattened into `serve`'s (same names, environment and
 //! defaults): which module files to watch and swap, and how tasks are scheduled.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::policy::limits::Limits;
 
 /// Module files, hot swap and rollback (swap.rs, registry.rs).
 #[derive(Debug, Clone, clap::Args)]
@@ -88,5 +92,38 @@ mod tests {
         let files = expand_modules(&[glob, explicit, missing.clone()]).unwrap();
         // Sorted, deduplicated; an explicit path is kept even if absent (the watcher reports it).
         assert_eq!(files, vec![PathBuf::from(&missing), dir.path().join("a.wasm"), dir.path().join("b.wasm")]);
+    }
+}
+
+/// Configuration resolved from the flags (command/args.rs), shared by the scheduler.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub intervals: BTreeMap<String, u64>,
+    pub limits: BTreeMap<String, Limits>,
+    pub module_config: Value,
+    /// First retry delay after a cycle that did not commit.
+    pub retry_first: std::time::Duration,
+}
+
+/// What `serve` runs with when no flag says otherwise and no module is configured: for
+/// in-process runs (tests, the bench) that have no command line.
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            intervals: BTreeMap::new(),
+            limits: BTreeMap::new(),
+            module_config: serde_json::json!({}),
+            retry_first: std::time::Duration::from_secs(FAILED_CYCLE_RETRY_SECONDS),
+        }
+    }
+}
+
+impl HostConfig {
+    pub fn interval_for(&self, task: &str, declared: u32) -> u64 {
+        self.intervals.get(task).copied().unwrap_or(declared as u64)
+    }
+
+    pub fn limits_for(&self, module: &str) -> Limits {
+        self.limits.get(module).or_else(|| self.limits.get("*")).cloned().unwrap_or_default()
     }
 }

@@ -11,12 +11,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::capability::core::CoreClient;
-use crate::capability::shared::retry::RetryPolicy;
+use crate::backend::core::{CoreClient, COMPONENT};
+use crate::backend::retry::RetryPolicy;
 use crate::lifecycle::status::HostStatus;
 use crate::outbox::Outbox;
-
-pub const COMPONENT: &str = "workers";
 
 pub struct Heartbeat {
     core: CoreClient,

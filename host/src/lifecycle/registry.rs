@@ -17,7 +17,7 @@ use arc_swap::ArcSwap;
 use serde_json::{json, Value};
 
 use crate::policy::grants::{Grants, Trust};
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::store::LoadedModule;
 
 /// A version with the rights it runs under.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use crate::lifecycle::hooks::{CycleHook, CycleInfo, CycleReport};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -23,50 +23,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::bindings::CycleInput;
-use crate::capability::services::Services;
-use crate::config::HostConfig;
+use crate::capability::Services;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
-use crate::lifecycle::state::{Restored, StateStore};
 use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
+use crate::outbox::state::{Restored, StateStore};
 use crate::runtime::cycle::CycleError;
 use crate::store::CycleCtx;
 use crate::store::{CycleOutcome, Runtime, StoreData};
-
-/// Which cycle a hook is called for.
-#[derive(Debug, Clone)]
-pub struct CycleInfo {
-    pub module: String,
-    pub version: String,
-    pub task: String,
-}
-
-/// How a cycle ended, for after-cycle hooks.
-#[derive(Debug, Clone)]
-pub struct CycleReport {
-    pub cycle: CycleInfo,
-    pub ok: bool,
-    pub error: Option<String>,
-    pub emitted: u32,
-    /// The cycle's state was committed: to the spool with its records (serve), or PUT to
-    /// core (false: failed cycle, or core unreachable without a spool).
-    pub state_saved: bool,
-    pub duration: Duration,
-}
-
-/// Code that runs around every scheduled cycle: HA's lease check attaches `before` (a lost
-/// lease skips the cycle), as does the outbox when its spool is full. Both default to nothing.
-pub trait CycleHook: Send + Sync {
-    /// Err skips the cycle (logged with the reason; the task's state is kept).
-    fn before<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-    /// After the cycle ran and its state was persisted (or not).
-    fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-}
 
 /// What a cycle left: whether it committed, and its new state if it returned one.
 pub(crate) struct Ran {
@@ -98,6 +64,8 @@ pub struct Scheduler {
     unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
     /// Tasks with a live loop: a swap starts loops only for tasks new in the new version.
     running: Mutex<HashSet<String>>,
+    /// The operator's pause / run-now (lifecycle/control.rs), set by serve.
+    pub control: std::sync::OnceLock<Arc<crate::lifecycle::control::TaskControl>>,
 }
 
 /// Removes a task from the running set when its loop ends, however it ends.
@@ -172,6 +140,7 @@ impl Scheduler {
             hooks: Mutex::new(Vec::new()),
             unsaved: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
+            control: Default::default(),
         })
     }
 
@@ -241,6 +210,9 @@ impl Scheduler {
         // its interval, instead of waiting a whole interval.
         let mut retry: Option<Duration> = None;
         loop {
+            if crate::lifecycle::control::hold(&self.control, &task, &self.shutdown).await.stops() {
+                return;
+            }
             if slot.retired() {
                 tracing::info!(%task, "module unloaded; task stopped");
                 return;
@@ -284,12 +256,11 @@ impl Scheduler {
                 }
                 _ => planned,
             };
-            self.status
-                .record_task(&task, |s| s.next_run = Some(crate::lifecycle::status::wall_clock(next.into_std())));
+            self.status.record_task(&task, |s| s.next_run_at = Some(crate::lifecycle::control::at(next)));
             tokio::select! {
                 _ = self.shutdown.cancelled() => return,
                 due = wake.due(next, started) => {
-                    if let (crate::lifecycle::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
+                    if let (crate::wake::Due::Woken, Some((by, at))) = (due, wake.cause()) {
                         let after_ms = at.elapsed().as_millis() as u64;
                         tracing::info!(%task, %by, after_ms, "woken by a submitted record");
                     }
@@ -345,6 +316,7 @@ impl Scheduler {
         self.status.record_task(task, |stats| {
             stats.last_duration_ms = elapsed.as_millis() as u64;
             stats.version = module.meta.version.clone();
+            (stats.last_run_at, stats.last_ok) = (Some(crate::lifecycle::control::now()), Some(ok));
             stats.module.clone_from(&module.meta.name);
             stats.push_recent(ok, elapsed.as_millis() as u64, cpu_ms.unwrap_or(0));
             if let Some(cpu) = cpu_ms {
@@ -438,8 +410,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::capability::shared::retry::RetryPolicy;
+    use crate::backend::retry::RetryPolicy;
     use crate::lifecycle::registry::Registry;
+    use futures_util::future::BoxFuture;
 
     /// Counts cycles and vetoes every one after the first `allow`.
     struct Gatekeeper {

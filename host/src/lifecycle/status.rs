@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::capability::llm::LlmService;
+use crate::backend::llm::LlmService;
 use crate::lifecycle::registry::Registry;
 
 /// Per-task counters, reported in heartbeats.
@@ -25,15 +25,17 @@ pub struct TaskStats {
     /// Guest CPU of the last successful cycle (runtime/cpu.rs: host calls never count).
     pub last_cpu_ms: u64,
     pub version: String,
+    /// When the last cycle ended and whether it committed, and when the next is planned
+    /// (RFC 3339): the admin API's and `status`'s "last run / outcome / next run".
+    pub last_run_at: Option<String>,
+    pub last_ok: Option<bool>,
+    pub next_run_at: Option<String>,
     /// The module the task belongs to. Not in heartbeats (the reference's shape).
     #[serde(skip)]
     pub module: String,
     /// The last few cycles, newest last, for the status page.
     #[serde(skip)]
     pub recent: VecDeque<Recent>,
-    /// When the task's loop plans to run it next (RFC 3339).
-    #[serde(skip)]
-    pub next_run: Option<String>,
 }
 
 /// One finished cycle as the status page shows it.
@@ -44,13 +46,6 @@ pub struct Recent {
     pub ok: bool,
     pub ms: u64,
     pub cpu_ms: u64,
-}
-
-/// An instant as RFC 3339 wall-clock time (for "next run").
-pub fn wall_clock(at: Instant) -> String {
-    let now = Instant::now();
-    let t = if at >= now { chrono::Utc::now() + (at - now) } else { chrono::Utc::now() - (now - at) };
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Cycles kept per task in [`TaskStats::recent`].
@@ -188,5 +183,12 @@ impl HostStatus {
             "llm": self.llm.metrics(),
             "outbox": self.outbox.lock().expect("status lock").clone(),
         })
+    }
+}
+
+/// The sender tells the status how the spool's backlog changed.
+impl crate::outbox::sender::BacklogWatch for HostStatus {
+    fn backlog(&self, report: Value) {
+        self.set_outbox(report);
     }
 }

@@ -38,8 +38,8 @@ use sha2::{Digest, Sha256};
 use crate::lifecycle::config::expand_modules;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
+use crate::policy::builtin::Embedded;
 use crate::policy::grants::{GrantPolicy, Trust};
-use crate::runtime::builtin::Embedded;
 use crate::runtime::LoadError;
 use crate::store::LoadedModule;
 
@@ -150,7 +150,7 @@ impl Watcher {
             return Err(format!("embedded {} describes itself as {:?}", e.name, loaded.meta.name));
         }
         let serving = self.serving(loaded, Trust::Embedded);
-        crate::policy::shares::admit(&serving.module.meta, &serving.limits)
+        crate::policy::shares::admit(&serving.module.meta.name, serving.module.meta.tasks.len(), &serving.limits)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(serving)
     }
@@ -420,7 +420,7 @@ impl Watcher {
             }
         }
         let serving = self.serving(loaded.clone(), self.grants.identify(path, &sha));
-        if let Err(e) = crate::policy::shares::admit(&loaded.meta, &serving.limits) {
+        if let Err(e) = crate::policy::shares::admit(&loaded.meta.name, loaded.meta.tasks.len(), &serving.limits) {
             let e = format!("{}: {e}", path.display());
             tracing::error!(file = %path.display(), module = %name, error = %e, "module not loaded");
             return Err(e);

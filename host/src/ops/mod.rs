@@ -1,14 +1,22 @@
-//! The operations surface: one HTTP listener (`--listen`, loopback by default) carrying the
-//! probes, `/metrics` and the status page. Every route reads [`HostStatus`] (and the event
-//! families of [`crate::telemetry`]); none reaches into the scheduler, the registry's
-//! slots or the outbox's spool. The listener binds before modules load, so `/health`
-//! answers from the first second and `/ready` says what start-up is still doing.
+//! The operations surface: what SREs point their tooling at.
+//! - one HTTP listener (`--listen`, loopback by default) carrying the probes
+//!   ([`probes`]), `/metrics` ([`metrics`]) and the status page ([`page`]). Every route
+//!   reads [`HostStatus`] (and the event families of [`crate::telemetry`]); none reaches
+//!   into the scheduler, the registry's slots or the outbox's spool. It binds before
+//!   modules load, so `/health` answers from the first second and `/ready` says what
+//!   start-up is still doing;
+//! - [`admin`]: the authenticated admin API (modules, tasks, the outbox's set-aside records,
+//!   reload), on its own `--admin-listen`; its `routes` can be merged into [`router`];
+//! - [`logging`]: the subscriber (JSON lines, OTLP traces);
+//! - [`systemd`]: readiness and watchdog notifications to the service manager.
 
+pub mod admin;
 pub mod config;
 pub mod logging;
 pub mod metrics;
 pub mod page;
 pub mod probes;
+pub mod systemd;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -38,11 +46,12 @@ impl Ops {
     }
 }
 
-/// The whole surface. The admin API (`ops/admin/`) is merged here.
+/// The unauthenticated surface. The admin API (`admin::routes`) runs on its own
+/// `--admin-listen`; to serve both on one address, merge it here.
 pub fn router(ops: Ops) -> Router {
     let router = Router::new().merge(probes::routes()).merge(page::routes());
     let router = if ops.metrics { router.merge(metrics::routes()) } else { router };
-    // ── admin API: merged here (`.merge(admin::routes(...))`), on the same listener ──
+    // ── admin API on the same listener: `.merge(admin::routes(...))` here ──
     router.with_state(ops)
 }
 

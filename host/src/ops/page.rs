@@ -108,7 +108,7 @@ fn tasks(s: &HostStatus) -> Markup {
                     td { (name) } td { (t.module) } td { (t.version) } td { (t.ok) } td { (t.failed) }
                     td { (recent(&t)) }
                     td { (t.last_cpu_ms) " / " (budgets.get(&t.module).map(u64::to_string).unwrap_or_default()) }
-                    td { (t.next_run.clone().unwrap_or_default()) }
+                    td { (t.next_run_at.clone().unwrap_or_default()) }
                     td class="err" { (t.last_error.clone().unwrap_or_default()) }
                 }
             }
@@ -166,7 +166,7 @@ fn llm(s: &HostStatus) -> Markup {
 mod tests {
     use std::sync::Arc;
 
-    use crate::capability::llm::LlmService;
+    use crate::backend::llm::LlmService;
     use crate::lifecycle::registry::Registry;
     use crate::lifecycle::status::HostStatus;
 

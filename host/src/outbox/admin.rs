@@ -8,7 +8,7 @@
 //! the **end** of its lane: the lane went on past it when it was set aside, so the entries
 //! that followed it are in core already and its old place no longer exists.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -52,13 +52,9 @@ pub enum OutboxCommand {
 
 pub fn outbox(args: OutboxArgs) -> Result<()> {
     let dir = super::config::state_dir(args.state_dir.as_deref(), &args.instance_id)?;
-    let mut spool = Spool::open_shared(&dir)?;
-    let ctx = |what: &str| format!("cannot {what} in the spool of state directory {}", dir.display());
-    let missing =
-        |id: i64| anyhow::anyhow!("no set-aside entry {id} in the spool of state directory {}", dir.display());
     match args.command {
         OutboxCommand::List { json } => {
-            let all = spool.aside().with_context(|| ctx("list set-aside entries"))?;
+            let all = list(&dir)?;
             if json {
                 let rows: Vec<Value> = all.iter().map(summary).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -66,54 +62,100 @@ pub fn outbox(args: OutboxArgs) -> Result<()> {
                 print!("{}", table(&all));
             }
         }
-        OutboxCommand::Show { id } => {
-            let a =
-                spool.aside_one(id).with_context(|| ctx(&format!("read entry {id}")))?.ok_or_else(|| missing(id))?;
-            println!("{}", serde_json::to_string_pretty(&full(&a))?);
-        }
+        OutboxCommand::Show { id } => println!("{}", serde_json::to_string_pretty(&show(&dir, id)?)?),
         OutboxCommand::Requeue { id, body } => {
-            let a =
-                spool.aside_one(id).with_context(|| ctx(&format!("read entry {id}")))?.ok_or_else(|| missing(id))?;
-            let (body, record_id) = match body {
-                Some(file) => corrected(&a, &file)?,
-                None => (None, None),
+            let text = match &body {
+                Some(file) => {
+                    Some(std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?)
+                }
+                None => None,
             };
-            if a.what == "state" {
-                let local =
-                    spool.local_state(&a.task).with_context(|| ctx(&format!("read task {:?}'s state", a.task)))?;
-                stale_state(&a, body.as_deref().unwrap_or(&a.body), local.and_then(|l| l.saved_at).as_deref())?;
-            }
-            let seq = spool
-                .requeue(id, body.as_deref(), record_id.as_deref())
-                .with_context(|| ctx(&format!("requeue entry {id}")))?
-                .ok_or_else(|| missing(id))?;
-            tracing::warn!(id, new_seq = seq, task = %a.task, record_id = %a.record_id, state_dir = %dir.display(),
-                "set-aside entry requeued by the operator");
-            println!("requeued entry {id} as {seq} at the end of task {:?}'s lane", a.task);
+            let label = || body.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
+            println!("{}", requeue(&dir, id, text.as_deref(), &label)?);
         }
-        OutboxCommand::Drop { id } => {
-            let a =
-                spool.aside_one(id).with_context(|| ctx(&format!("read entry {id}")))?.ok_or_else(|| missing(id))?;
-            if !spool.drop_aside(id).with_context(|| ctx(&format!("drop entry {id}")))? {
-                return Err(missing(id));
-            }
-            tracing::warn!(id, task = %a.task, what = %a.what, record_id = %a.record_id, state_dir = %dir.display(),
-                body = %a.body, "set-aside entry dropped by the operator; it will never be delivered");
-            println!("dropped entry {id} ({} {:?} of task {:?})", a.what, a.record_id, a.task);
-        }
+        OutboxCommand::Drop { id } => println!("{}", drop_entry(&dir, id)?),
     }
     Ok(())
 }
 
+/// No set-aside entry with this id: the admin API answers 404 for it.
+#[derive(Debug, thiserror::Error)]
+#[error("no set-aside entry {id} in the spool of state directory {dir}")]
+pub struct Missing {
+    pub id: i64,
+    pub dir: String,
+}
+
+fn ctx(dir: &Path, what: &str) -> String {
+    format!("cannot {what} in the spool of state directory {}", dir.display())
+}
+
+fn missing(dir: &Path, id: i64) -> anyhow::Error {
+    Missing { id, dir: dir.display().to_string() }.into()
+}
+
+/// Every set-aside entry (the CLI's `list` and the admin API's).
+pub fn list(dir: &Path) -> Result<Vec<Aside>> {
+    Spool::open_shared(dir)?.aside().with_context(|| ctx(dir, "list set-aside entries"))
+}
+
+/// The one-line JSON summaries `list --json` prints.
+pub fn list_json(dir: &Path) -> Result<Vec<Value>> {
+    Ok(list(dir)?.iter().map(summary).collect())
+}
+
+/// One entry in full (`show`).
+pub fn show(dir: &Path, id: i64) -> Result<Value> {
+    let spool = Spool::open_shared(dir)?;
+    let a =
+        spool.aside_one(id).with_context(|| ctx(dir, &format!("read entry {id}")))?.ok_or_else(|| missing(dir, id))?;
+    Ok(full(&a))
+}
+
+/// Puts entry `id` back at the end of its lane, with `body` (JSON text, named by `label` in
+/// errors) instead of the refused one if given. Returns what was done, for the operator.
+pub fn requeue(dir: &Path, id: i64, body: Option<&str>, label: &dyn Fn() -> String) -> Result<String> {
+    let mut spool = Spool::open_shared(dir)?;
+    let a =
+        spool.aside_one(id).with_context(|| ctx(dir, &format!("read entry {id}")))?.ok_or_else(|| missing(dir, id))?;
+    let (body, record_id) = match body {
+        Some(text) => corrected(&a, text, &label())?,
+        None => (None, None),
+    };
+    if a.what == "state" {
+        let local = spool.local_state(&a.task).with_context(|| ctx(dir, &format!("read task {:?}'s state", a.task)))?;
+        stale_state(&a, body.as_deref().unwrap_or(&a.body), local.and_then(|l| l.saved_at).as_deref())?;
+    }
+    let seq = spool
+        .requeue(id, body.as_deref(), record_id.as_deref())
+        .with_context(|| ctx(dir, &format!("requeue entry {id}")))?
+        .ok_or_else(|| missing(dir, id))?;
+    tracing::warn!(id, new_seq = seq, task = %a.task, record_id = %a.record_id, state_dir = %dir.display(),
+        "set-aside entry requeued by the operator");
+    Ok(format!("requeued entry {id} as {seq} at the end of task {:?}'s lane", a.task))
+}
+
+/// Removes entry `id` for good. Returns what was done, for the operator.
+pub fn drop_entry(dir: &Path, id: i64) -> Result<String> {
+    let mut spool = Spool::open_shared(dir)?;
+    let a =
+        spool.aside_one(id).with_context(|| ctx(dir, &format!("read entry {id}")))?.ok_or_else(|| missing(dir, id))?;
+    if !spool.drop_aside(id).with_context(|| ctx(dir, &format!("drop entry {id}")))? {
+        return Err(missing(dir, id));
+    }
+    tracing::warn!(id, task = %a.task, what = %a.what, record_id = %a.record_id, state_dir = %dir.display(),
+        body = %a.body, "set-aside entry dropped by the operator; it will never be delivered");
+    Ok(format!("dropped entry {id} ({} {:?} of task {:?})", a.what, a.record_id, a.task))
+}
+
 /// Reads a corrected body: JSON, and for a record an object whose `id` (if any) becomes
 /// the entry's record id (core dedups on it).
-fn corrected(a: &Aside, file: &std::path::Path) -> Result<(Option<String>, Option<String>)> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON; entry {} left as it was", file.display(), a.id))?;
+fn corrected(a: &Aside, text: &str, label: &str) -> Result<(Option<String>, Option<String>)> {
+    let v: Value =
+        serde_json::from_str(text).with_context(|| format!("{label} is not JSON; entry {} left as it was", a.id))?;
     let record = matches!(a.what.as_str(), "assessment" | "verdict");
     if record && !v.is_object() {
-        bail!("{} must hold a JSON object (a {}), entry {} left as it was", file.display(), a.what, a.id);
+        bail!("{label} must hold a JSON object (a {}), entry {} left as it was", a.what, a.id);
     }
     let id = v.get("id").and_then(Value::as_str).filter(|_| record).map(str::to_string);
     Ok((Some(v.to_string()), id))

@@ -5,35 +5,10 @@
 //! Failures are kept in the spool, not in memory, so a restart neither resets an entry's
 //! retry window nor forgets what core answered.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::spool::{now_ms, Entry, Spool};
-
-/// Adds the bookkeeping columns to a spool made by an older host (additive only: an older
-/// host still reads the tables it knows).
-pub(super) fn migrate(db: &Connection) -> rusqlite::Result<()> {
-    let add = [
-        ("outbox", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-        ("outbox", "first_failed_at", "INTEGER"),
-        ("outbox", "last_status", "INTEGER"),
-        ("outbox", "last_error", "TEXT"),
-        ("rejected", "component", "TEXT NOT NULL DEFAULT ''"),
-        ("rejected", "spooled_at", "INTEGER"),
-        ("rejected", "attempts", "INTEGER NOT NULL DEFAULT 0"),
-    ];
-    for (table, column, ty) in add {
-        let exists: bool = db.query_row(
-            &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
-            params![column],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !exists {
-            db.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {ty}"))?;
-        }
-    }
-    Ok(())
-}
 
 /// An entry's failures so far, after the one just recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -186,7 +161,7 @@ mod tests {
     fn a_spool_from_an_older_host_gains_the_columns_and_keeps_its_entries() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let db = Connection::open(dir.path().join("spool.db")).unwrap();
+            let db = rusqlite::Connection::open(dir.path().join("spool.db")).unwrap();
             db.execute_batch(
                 "CREATE TABLE outbox(seq INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, what TEXT NOT NULL,
                      component TEXT NOT NULL, record_id TEXT NOT NULL, body TEXT NOT NULL, bytes INTEGER NOT NULL,

@@ -10,11 +10,13 @@
 
 use serde_json::{json, Map, Value};
 
+pub use super::spool::arbiter_lane;
 use super::spool::{Entry, NewEntry, What};
-use super::{Emitted, Outbox};
-use crate::capability::core::CoreClient;
-use crate::capability::services::Services;
-use crate::capability::shared::ClientError;
+use super::Outbox;
+use crate::backend::arbiter::ArbiterClient;
+use crate::backend::core::CoreClient;
+use crate::backend::envelope::Emitted;
+use crate::backend::ClientError;
 
 /// One held effect.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,20 +58,14 @@ impl From<Emitted> for Effect {
     }
 }
 
-/// The lane of a task's arbiter reductions: ordered within itself, apart from the task's
-/// core lane, so an arbiter that is down never holds back the task's records and state.
-pub fn arbiter_lane(task: &str) -> String {
-    format!("arbiter:{task}")
-}
-
 impl Effect {
     /// The spool entry this effect is kept as until delivered.
     pub(super) fn entry(self) -> NewEntry {
         let (what, component, record_id, body) = match self {
             Effect::Record(e) => {
                 let what = match e.kind {
-                    crate::capability::shared::envelope::RecordKind::Assessment => What::Assessment,
-                    crate::capability::shared::envelope::RecordKind::Verdict => What::Verdict,
+                    crate::backend::envelope::RecordKind::Assessment => What::Assessment,
+                    crate::backend::envelope::RecordKind::Verdict => What::Verdict,
                 };
                 (what, e.component, e.id, Value::Object(e.record))
             }
@@ -106,7 +102,12 @@ pub fn case_priority(case: &Map<String, Value>) -> Value {
 
 /// Delivers an outcome, a case or an arbiter reduction. `Ok` means the target has it (409
 /// from core included); a refusal comes back as the client's error for the sender to judge.
-pub async fn deliver(outbox: &Outbox, services: &Services, core: &CoreClient, e: &Entry) -> Result<(), ClientError> {
+pub async fn deliver(
+    outbox: &Outbox,
+    arbiter: Option<&ArbiterClient>,
+    core: &CoreClient,
+    e: &Entry,
+) -> Result<(), ClientError> {
     let body: Value = serde_json::from_str(&e.body).map_err(|err| ClientError::Rejected {
         status: 0,
         code: "spool".into(),
@@ -115,7 +116,7 @@ pub async fn deliver(outbox: &Outbox, services: &Services, core: &CoreClient, e:
     let r = match e.what {
         What::Outcome => core.resolve_outcome(&e.component, &body).await.map(|_| ()),
         What::Case => core.create_case(&body).await.map(|_| ()),
-        What::Autonomy => return deliver_autonomy(outbox, services, e, &body).await,
+        What::Autonomy => return deliver_autonomy(outbox, arbiter, e, &body).await,
         other => unreachable!("{} is not an effect delivered here", other.as_str()),
     };
     match r {
@@ -131,8 +132,13 @@ pub async fn deliver(outbox: &Outbox, services: &Services, core: &CoreClient, e:
     }
 }
 
-async fn deliver_autonomy(outbox: &Outbox, services: &Services, e: &Entry, body: &Value) -> Result<(), ClientError> {
-    let Some(arbiter) = &services.backends.arbiter else {
+async fn deliver_autonomy(
+    outbox: &Outbox,
+    arbiter: Option<&ArbiterClient>,
+    e: &Entry,
+    body: &Value,
+) -> Result<(), ClientError> {
+    let Some(arbiter) = arbiter else {
         return Err(ClientError::Rejected {
             status: 0,
             code: "not_configured".into(),
@@ -159,8 +165,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::capability::shared::envelope::RecordKind;
-    use crate::outbox::{sender::Sender, OutboxConfig};
+    use crate::backend::envelope::RecordKind;
+    use crate::outbox::sender::{Sender, Targets};
+    use crate::outbox::OutboxConfig;
     use crate::test_support::{self, HttpFake, Matcher, Step};
 
     fn record(id: &str) -> Effect {
@@ -207,8 +214,12 @@ mod tests {
         // The reduction waits in the task's arbiter lane, not behind (or in front of) core's.
         let lane = outbox.with(|s| s.head(&arbiter_lane("t"), 10)).await.unwrap();
         assert_eq!(lane.iter().map(|e| e.what).collect::<Vec<_>>(), [What::Autonomy]);
-        let status = crate::lifecycle::status::HostStatus::new(Arc::new(Default::default()), Default::default());
-        let sender = Sender::new(outbox.clone(), services, status, "i".into());
+        let targets = Targets {
+            core: services.backends.core.clone(),
+            arbiter: services.backends.arbiter.clone(),
+            wake: services.wake.clone(),
+        };
+        let sender = Sender::new(outbox.clone(), targets, Arc::new(()), "i".into());
         sender.drain(Duration::from_secs(30)).await;
         let b = outbox.backlog();
         assert_eq!((b.entries, b.rejected), (0, 1), "{b:?}");

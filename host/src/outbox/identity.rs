@@ -9,28 +9,13 @@
 //! each local state the core it is for, and before a task trusts its local state checks it
 //! against the core now answering. docs/OUTBOX.md ("Start-up") states the rule.
 
-use std::fmt;
-
 use serde_json::{json, Value};
 
 use super::spool::LocalState;
 use super::Outbox;
-use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
-use crate::lifecycle::state::{self, Restored, MARKER_KEY};
-
-/// Which core: its URL and the marker it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreIdentity {
-    pub url: String,
-    pub marker: String,
-}
-
-impl fmt::Display for CoreIdentity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (marker {})", self.url, self.marker)
-    }
-}
+use crate::backend::core::CoreClient;
+use crate::backend::ClientError;
+use crate::outbox::state::{self, CoreIdentity, Restored, MARKER_KEY};
 
 async fn read_marker(core: &CoreClient) -> Result<Option<String>, ClientError> {
     let row = core.get_component_state(MARKER_KEY).await?;
@@ -196,7 +181,7 @@ mod tests {
 
     fn client(fake: &HttpFake) -> CoreClient {
         let services = test_support::services(|c| c.core.core_url = fake.url().into());
-        services.backends.core.with_retry(crate::capability::shared::retry::RetryPolicy::none())
+        services.backends.core.with_retry(crate::backend::retry::RetryPolicy::none())
     }
 
     /// A spool whose task `t` committed state `{"n":1}` for core `url` with `marker`; returns
@@ -280,7 +265,7 @@ mod tests {
         let (_d, outbox, _) = committed("http://127.0.0.1:9", "a", true).await;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let services = test_support::services(|c| c.core.core_url = format!("http://127.0.0.1:{port}"));
-        let core = services.backends.core.with_retry(crate::capability::shared::retry::RetryPolicy::none());
+        let core = services.backends.core.with_retry(crate::backend::retry::RetryPolicy::none());
         assert!(matches!(outbox.vet("t", &core).await, Vetted::Unchecked(_)));
     }
 }

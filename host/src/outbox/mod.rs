@@ -17,8 +17,10 @@ pub mod effects;
 pub mod identity;
 pub mod posted;
 pub mod retry;
+pub mod schema;
 pub mod sender;
 pub mod spool;
+pub mod state;
 
 pub use effects::{Effect, Held};
 
@@ -26,29 +28,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::capability::shared::envelope::RecordKind;
-use crate::lifecycle::scheduler::{CycleHook, CycleInfo};
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of effects one room (core, the arbiter) may hold in one cycle before committing: a
 /// module cannot make the host buffer without bound (the spool's cap then bounds what is
 /// kept across cycles).
 pub const MAX_HELD_BYTES: usize = 64 << 20;
-
-/// A record a cycle submitted, held until the cycle commits.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Emitted {
-    pub kind: RecordKind,
-    /// CloudEvents source component (the module or `<module>.<sub>`).
-    pub component: String,
-    pub record: Map<String, Value>,
-    /// The record's own `id`: what the module was told, what core will store and dedup on.
-    pub id: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct OutboxConfig {
@@ -86,7 +74,7 @@ pub struct Outbox {
     cached: Mutex<std::collections::HashMap<String, u64>>,
     /// The core now answering (identity.rs), with the breaker's comeback count it was
     /// established at.
-    identity: Mutex<Option<(u64, identity::CoreIdentity)>>,
+    identity: Mutex<Option<(u64, state::CoreIdentity)>>,
 }
 
 fn hash(s: &str) -> u64 {
@@ -136,7 +124,7 @@ impl Outbox {
         let entries: Vec<NewEntry> = held.into_iter().map(|e| e.into().entry()).collect();
         let core = self.known_identity();
         let state = state.map(|s| {
-            let packed = crate::lifecycle::state::pack(module, version, task, s);
+            let packed = crate::outbox::state::pack(module, version, task, s);
             let saved_at = packed["hysteresis_state"]["saved_at"].as_str().map(str::to_string);
             let local = LocalState { module: module.into(), version: version.into(), state: s.clone(), saved_at, core };
             let put = NewEntry {
@@ -278,25 +266,25 @@ fn age_of(at_ms: i64) -> Duration {
     Duration::from_millis((chrono::Utc::now().timestamp_millis() - at_ms).max(0) as u64)
 }
 
-/// When the spool is full, new cycles of tasks with undelivered records are refused: they
-/// would add records the host cannot keep, and records are never dropped.
-impl CycleHook for Outbox {
-    fn before<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            let Some(why) = self.full() else { return Ok(()) };
-            let task = cycle.task.clone();
-            let pending = self.with(move |s| s.lane_records(&task)).await.unwrap_or(1);
-            if pending == 0 {
-                return Ok(());
-            }
-            Err(format!("spool full ({why}); {pending} records of this task wait for core"))
-        })
+impl Outbox {
+    /// Whether a new cycle of `task` may run. When the spool is full, new cycles of tasks with
+    /// undelivered records are refused: they would add records the host cannot keep, and
+    /// records are never dropped. (The scheduler asks through its before-cycle hook.)
+    pub async fn admit(&self, task: &str) -> Result<(), String> {
+        let Some(why) = self.full() else { return Ok(()) };
+        let lane = task.to_string();
+        let pending = self.with(move |s| s.lane_records(&lane)).await.unwrap_or(1);
+        if pending == 0 {
+            return Ok(());
+        }
+        Err(format!("spool full ({why}); {pending} records of this task wait for core"))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::envelope::{Emitted, RecordKind};
 
     fn emitted(id: &str) -> Emitted {
         let pad = "x".repeat(100);
@@ -305,10 +293,6 @@ mod tests {
             unreachable!()
         };
         Emitted { kind: RecordKind::Assessment, component: "m".into(), record, id: id.into() }
-    }
-
-    fn info(task: &str) -> CycleInfo {
-        CycleInfo { module: "m".into(), version: "1".into(), task: task.into() }
     }
 
     #[tokio::test]
@@ -325,13 +309,13 @@ mod tests {
         assert_eq!(outbox.backlog().entries, 0, "backlog is refreshed by commits and sender passes");
         outbox.commit("a", "m", "1", Some(&json!({"n": 1})), vec![emitted("r1"), emitted("r2")]).await.unwrap();
         assert!(outbox.full().is_none(), "{:?}", outbox.backlog());
-        assert!(outbox.before(&info("a")).await.is_ok());
+        assert!(outbox.admit("a").await.is_ok());
         outbox.commit("a", "m", "1", Some(&json!({"n": 2})), vec![emitted("r3"), emitted("r4")]).await.unwrap();
         let why = outbox.full().expect("over 600 bytes");
         assert!(why.contains("exceed the cap of 600"), "{why}");
-        let refused = outbox.before(&info("a")).await.unwrap_err();
+        let refused = outbox.admit("a").await.unwrap_err();
         assert!(refused.starts_with("spool full") && refused.contains("4 records"), "{refused}");
-        assert!(outbox.before(&info("b")).await.is_ok(), "a task with nothing queued still runs");
+        assert!(outbox.admit("b").await.is_ok(), "a task with nothing queued still runs");
         let b = outbox.backlog();
         // The heartbeat went when the spool filled; every record and the newest state stay.
         assert_eq!((b.records, b.entries), (4, 5), "{b:?}");

@@ -3,19 +3,17 @@
 //! command (`gate`, `run`), which posts directly, calls it after its own post, so both paths
 //! log and wake the same way.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::capability::shared::envelope::RecordKind;
-use crate::lifecycle::wake::{self, WakeBus};
+use crate::backend::envelope::{Emitted, RecordKind};
+use crate::wake::WakeBus;
 
 /// A record core has taken.
 pub struct Posted<'a> {
     /// The task that made it (the sender's lane).
     pub task: &'a str,
-    /// The CloudEvents source component: the module or `<module>.<sub>`.
-    pub component: &'a str,
-    pub kind: RecordKind,
-    pub record: &'a Map<String, Value>,
+    pub record: &'a Emitted,
+    /// The id core answered (the record's own, or core's if it assigned one).
     pub id: &'a str,
     /// Core already had it (409): an earlier attempt delivered it.
     pub duplicate: bool,
@@ -25,15 +23,16 @@ pub struct Posted<'a> {
 
 /// Logs `posted assessment|verdict` and wakes the tasks the record matches.
 pub fn posted(bus: &WakeBus, p: Posted<'_>) {
-    let (what, record) = match p.kind {
-        RecordKind::Assessment => ("assessment", wake::Record::Assessment),
-        RecordKind::Verdict => ("verdict", wake::Record::Verdict),
+    let what = match p.record.kind {
+        RecordKind::Assessment => "assessment",
+        RecordKind::Verdict => "verdict",
     };
-    let sub = p.record.get("kind").or_else(|| p.record.get("type")).and_then(Value::as_str).unwrap_or("");
-    let service = p.record.get("service").and_then(Value::as_str).unwrap_or("");
-    tracing::info!(task = %p.task, component = %p.component, id = %p.id, kind = sub, service,
+    let (map, component) = (&p.record.record, &p.record.component);
+    let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
+    let service = map.get("service").and_then(Value::as_str).unwrap_or("");
+    tracing::info!(task = %p.task, component = %component, id = %p.id, kind = sub, service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
-    let woken = bus.publish(p.task, record, p.record, p.id);
+    let woken = bus.publish(p.task, p.record.kind, map, p.id);
     if !woken.is_empty() {
         tracing::debug!(task = %p.task, id = %p.id, ?woken, "record wakes subscribed tasks");
     }

@@ -23,27 +23,48 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::posted::{posted, Posted};
 use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
 use super::Outbox;
-use crate::capability::core::CoreClient;
-use crate::capability::services::Services;
-use crate::capability::shared::envelope::RecordKind;
-use crate::capability::shared::retry::RetryPolicy;
-use crate::capability::shared::ClientError;
-use crate::lifecycle::status::HostStatus;
+use crate::backend::arbiter::ArbiterClient;
+use crate::backend::core::CoreClient;
+use crate::backend::core::COMPONENT;
+use crate::backend::retry::RetryPolicy;
+use crate::backend::ClientError;
+use crate::wake::WakeBus;
 
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;
 
+/// Where the sender delivers: core, and the arbiter when one is configured (autonomy
+/// reductions); then the wake bus. The outbox knows the clients, never the capability rooms that built them.
+#[derive(Clone)]
+pub struct Targets {
+    pub core: CoreClient,
+    pub arbiter: Option<ArbiterClient>,
+    /// Told of every record core took, so the tasks subscribed to it run (outbox/posted.rs).
+    pub wake: Arc<WakeBus>,
+}
+
+/// Who hears how the backlog changed: the host's status, whose heartbeat and surfaces
+/// report it. A trait, so the outbox never imports the lifecycle above it.
+pub trait BacklogWatch: Send + Sync {
+    fn backlog(&self, report: Value);
+}
+
+/// Nobody listening (tests, one-shot commands).
+impl BacklogWatch for () {
+    fn backlog(&self, _report: Value) {}
+}
+
 pub struct Sender {
     outbox: Arc<Outbox>,
-    services: Arc<Services>,
-    status: Arc<HostStatus>,
+    targets: Targets,
+    status: Arc<dyn BacklogWatch>,
     instance_id: String,
     /// How long an entry is retried after its first failure before it is set aside.
     window: Duration,
@@ -70,15 +91,15 @@ pub struct Pass {
 }
 
 impl Sender {
-    pub fn new(outbox: Arc<Outbox>, services: Arc<Services>, status: Arc<HostStatus>, instance_id: String) -> Self {
+    pub fn new(outbox: Arc<Outbox>, targets: Targets, status: Arc<dyn BacklogWatch>, instance_id: String) -> Self {
         let window = outbox.config.retry_window;
-        Sender { outbox, services, status, instance_id, window, waits: Mutex::default() }
+        Sender { outbox, targets, status, instance_id, window, waits: Mutex::default() }
     }
 
     /// The sender owns retrying: one attempt per entry per pass (the breaker makes an
     /// attempt while core is down cost nothing).
     fn core(&self) -> CoreClient {
-        self.services.backends.core.with_retry(RetryPolicy::none())
+        self.targets.core.with_retry(RetryPolicy::none())
     }
 
     /// At shutdown, after the last cycles committed: delivers what core takes within
@@ -93,7 +114,7 @@ impl Sender {
         })
         .await;
         let b = self.outbox.backlog();
-        self.status.set_outbox(self.outbox.report());
+        self.status.backlog(self.outbox.report());
         if b.entries > 0 {
             let why = if drained.is_err() { "drain time over" } else { "core cannot take them now" };
             tracing::info!(
@@ -244,14 +265,14 @@ impl Sender {
         let r = match e.what {
             What::Assessment | What::Verdict => return self.deliver_record(core, e).await,
             What::Outcome | What::Case | What::Autonomy => {
-                super::effects::deliver(&self.outbox, &self.services, core, e).await
+                super::effects::deliver(&self.outbox, self.targets.arbiter.as_ref(), core, e).await
             }
             What::State => match serde_json::from_str::<Value>(&e.body) {
                 Ok(body) => core.put_component_state(&e.lane, &body).await,
                 Err(err) => return Fate::Refused(0, format!("spooled state is not JSON: {err}")),
             },
             What::Heartbeat => match serde_json::from_str::<Value>(&e.body) {
-                Ok(state) => core.heartbeat(crate::lifecycle::heartbeat::COMPONENT, &self.instance_id, &state).await,
+                Ok(state) => core.heartbeat(COMPONENT, &self.instance_id, &state).await,
                 Err(err) => return Fate::Refused(0, format!("spooled heartbeat is not JSON: {err}")),
             },
         };
@@ -259,22 +280,17 @@ impl Sender {
     }
 
     async fn deliver_record(&self, core: &CoreClient, e: &Entry) -> Fate {
-        let map: Map<String, Value> = match serde_json::from_str(&e.body) {
-            Ok(m) => m,
-            Err(err) => return Fate::Refused(0, format!("spooled record is not a JSON object: {err}")),
+        let record = match e.emitted() {
+            Ok(r) => r,
+            Err(why) => return Fate::Refused(0, why),
         };
-        let kind = match e.what {
-            What::Verdict => RecordKind::Verdict,
-            _ => RecordKind::Assessment,
-        };
-        let r = core.submit(kind, &map, &e.component).await;
+        let r = core.submit(&record).await;
         let duplicate = matches!(&r, Err(ClientError::Rejected { status: 409, .. }));
         let f = if duplicate { Fate::Delivered } else { fate(r.map(|_| ())) };
         if let Fate::Delivered = f {
             let spooled_ms = chrono::Utc::now().timestamp_millis() - e.spooled_at_ms;
-            let (task, component, id) = (e.lane.as_str(), e.component.as_str(), e.record_id.as_str());
-            let p = Posted { task, component, kind, record: &map, id, duplicate, spooled_ms };
-            posted(&self.services.wake, p);
+            let p = Posted { task: &e.lane, record: &record, id: &record.id, duplicate, spooled_ms };
+            posted(&self.targets.wake, p);
         }
         f
     }
@@ -283,7 +299,7 @@ impl Sender {
     /// into the log every 10 s.
     fn report(&self, last: &mut Instant) {
         let report = self.outbox.report();
-        self.status.set_outbox(report.clone());
+        self.status.backlog(report.clone());
         let b = self.outbox.backlog();
         if (b.records > 0 || b.retrying > 0) && last.elapsed() >= Duration::from_secs(10) {
             *last = Instant::now();

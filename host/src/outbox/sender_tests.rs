@@ -8,11 +8,10 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::super::spool::{NewEntry, What};
-use super::super::{Emitted, Outbox, OutboxConfig};
-use super::Sender;
-use crate::capability::shared::envelope::RecordKind;
-use crate::lifecycle::registry::Registry;
-use crate::lifecycle::status::HostStatus;
+use super::super::{Outbox, OutboxConfig};
+use super::{Sender, Targets};
+use crate::backend::envelope::Emitted;
+use crate::backend::envelope::RecordKind;
 use crate::test_support::{self, HttpFake, Step};
 
 fn emitted(id: &str) -> Emitted {
@@ -39,8 +38,8 @@ fn rig(core: &HttpFake, window: Duration) -> Rig {
     let outbox = Outbox::open(config).unwrap();
     let url = core.url().to_string();
     let services = test_support::services(|c| c.core.core_url = url);
-    let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
-    let sender = Arc::new(Sender::new(outbox.clone(), services, status, "test".into()));
+    let targets = Targets { core: services.backends.core.clone(), arbiter: None, wake: services.wake.clone() };
+    let sender = Arc::new(Sender::new(outbox.clone(), targets, Arc::new(()), "test".into()));
     Rig { outbox, sender, _dir: dir }
 }
 

@@ -25,6 +25,14 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::backend::envelope::{Emitted, RecordKind};
+
+/// The lane of a task's arbiter reductions: ordered within itself, apart from the task's
+/// core lane, so an arbiter that is down never holds back the task's records and state.
+pub fn arbiter_lane(task: &str) -> String {
+    format!("arbiter:{task}")
+}
+
 /// Lane of the heartbeat (task names are never empty).
 pub const HEARTBEAT_LANE: &str = "";
 
@@ -96,6 +104,20 @@ pub struct Entry {
     pub spooled_at_ms: i64,
 }
 
+impl Entry {
+    /// A spooled assessment or verdict read back as the record it was committed as.
+    pub fn emitted(&self) -> Result<Emitted, String> {
+        let kind = match self.what {
+            What::Assessment => RecordKind::Assessment,
+            What::Verdict => RecordKind::Verdict,
+            other => return Err(format!("spool entry {} is a {}, not a record", self.seq, other.as_str())),
+        };
+        let record =
+            serde_json::from_str(&self.body).map_err(|e| format!("spooled record is not a JSON object: {e}"))?;
+        Ok(Emitted { kind, component: self.component.clone(), record, id: self.record_id.clone() })
+    }
+}
+
 /// What the spool holds, for heartbeats, logs and the size cap.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Backlog {
@@ -126,7 +148,7 @@ pub struct LocalState {
     pub saved_at: Option<String>,
     /// The core this state is for: the one the host knew when the cycle committed (None:
     /// not known yet, core had not answered since start).
-    pub core: Option<super::identity::CoreIdentity>,
+    pub core: Option<super::state::CoreIdentity>,
 }
 
 pub struct Spool {
@@ -206,7 +228,7 @@ impl Spool {
              CREATE TABLE IF NOT EXISTS cache(
                  key TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL);",
         )
-        .and_then(|()| super::aside::migrate(&db))
+        .and_then(|()| super::schema::upgrade_bookkeeping(&db))
         .and_then(|()| db.execute_batch("COMMIT;"))
         .map_err(|e| match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => anyhow::anyhow!(
@@ -215,7 +237,7 @@ impl Spool {
             ),
             _ => anyhow::Error::new(e).context(format!("cannot initialise spool {}", path.display())),
         })?;
-        add_identity_columns(&db).with_context(|| format!("cannot upgrade spool {}", path.display()))?;
+        super::schema::add_identity_columns(&db).with_context(|| format!("cannot upgrade spool {}", path.display()))?;
         Ok(Spool { db, _lock: None })
     }
 
@@ -235,7 +257,7 @@ impl Spool {
                 "INSERT INTO outbox(lane, what, component, record_id, body, bytes, spooled_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            let arbiter = super::effects::arbiter_lane(task);
+            let arbiter = arbiter_lane(task);
             for r in records {
                 let lane = if r.what == What::Autonomy { arbiter.as_str() } else { task };
                 insert.execute(params![lane, r.what.as_str(), r.component, r.record_id, r.body, r.body.len(), now])?;
@@ -341,7 +363,7 @@ impl Spool {
     pub fn lane_records(&self, lane: &str) -> rusqlite::Result<u64> {
         self.db.query_row(
             &format!("SELECT COUNT(*) FROM outbox WHERE lane IN (?1, ?2) AND what IN {EFFECTS}"),
-            params![lane, super::effects::arbiter_lane(lane)],
+            params![lane, arbiter_lane(lane)],
             |r| r.get::<_, i64>(0).map(|n| n as u64),
         )
     }
@@ -357,7 +379,7 @@ impl Spool {
                         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
                     })?;
                     let (url, marker): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);
-                    let core = url.zip(marker).map(|(url, marker)| super::identity::CoreIdentity { url, marker });
+                    let core = url.zip(marker).map(|(url, marker)| super::state::CoreIdentity { url, marker });
                     Ok(LocalState { module: r.get(0)?, version: r.get(1)?, state, saved_at: r.get(3)?, core })
                 },
             )
@@ -379,7 +401,7 @@ impl Spool {
     }
 
     /// Notes which core a kept local state is checked against (it had none recorded).
-    pub fn set_state_core(&mut self, task: &str, core: &super::identity::CoreIdentity) -> rusqlite::Result<()> {
+    pub fn set_state_core(&mut self, task: &str, core: &super::state::CoreIdentity) -> rusqlite::Result<()> {
         self.db
             .execute(
                 "UPDATE task_state SET core_url = ?2, core_marker = ?3 WHERE task = ?1",
@@ -405,21 +427,6 @@ impl Spool {
             })
             .optional()
     }
-}
-
-/// Spools written before local state was tied to a core lack these columns; they read as
-/// NULL (not known), which the start-up check treats as "compare with core's row only".
-fn add_identity_columns(db: &Connection) -> rusqlite::Result<()> {
-    let have: Vec<String> = db
-        .prepare("SELECT name FROM pragma_table_info('task_state')")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    for col in ["saved_at", "core_url", "core_marker"] {
-        if !have.iter().any(|h| h == col) {
-            db.execute_batch(&format!("ALTER TABLE task_state ADD COLUMN {col} TEXT"))?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! each has a fixed cap. A value over its cap is refused with `invalid` (at load, for
 //! `describe()`, naming the file), never truncated into something else; the message names
 //! the cap and its value. Sizes that an operator may need to tune per module (records,
-//! responses, state) are [`crate::runtime::limits::Limits`] instead. docs/SANDBOX.md has the
+//! responses, state) are [`crate::policy::limits::Limits`] instead. docs/SANDBOX.md has the
 //! table. The caps on `describe()` are applied where its answer is read (runtime/mod.rs,
 //! `ModuleMeta::check_caps`), so this file needs nothing from the runtime.
 
@@ -21,7 +21,7 @@ pub const NEEDS: usize = 16;
 pub const EMITS: usize = 64;
 /// A wake rule's kind, field path or value: bytes.
 pub const WAKE_TEXT_BYTES: usize = 256;
-/// One PromQL expression: bytes. Above [`crate::capability::prometheus::client::MAX_GET_PARAMS`] it is
+/// One PromQL expression: bytes. Above [`crate::backend::prometheus::MAX_GET_PARAMS`] it is
 /// sent as a POST form body.
 pub const PROMQL_BYTES: usize = 256 << 10;
 /// One TraceQL expression: bytes. Tempo takes it in the URL only, so it stays under the

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{json, Map, Value};
 
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 
 /// What the built-in modules emit, from their sources (modules/*/src: the `kind` of every
 /// assessment and the `type` of every verdict they submit). Since 0.3.0 each built-in
@@ -74,8 +74,8 @@ pub struct Emission {
     pub name: String,
 }
 
-/// Assessment or verdict (the host's one spelling, capability/shared/envelope.rs).
-pub use crate::capability::shared::envelope::RecordKind as Record;
+/// Assessment or verdict (the host's one spelling, backend/envelope.rs).
+pub use crate::backend::envelope::RecordKind as Record;
 
 impl Emission {
     /// `assessment:KIND` or `verdict:TYPE`; None for anything else (a capability name).

@@ -14,8 +14,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-pub use crate::capability::Capability;
 use crate::policy::emissions::{Emission, EmitRights, Emits};
+pub use crate::policy::table::Capability;
 
 /// A set of capabilities, and the records the module may emit (emissions.rs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,7 +127,7 @@ impl GrantPolicy {
     /// What the code at `path` with `sha256` is. Embedded components are identified by the
     /// caller (they have no file).
     pub fn identify(&self, path: &Path, sha256: &str) -> Trust {
-        if crate::runtime::builtin::is_embedded_sha256(sha256) {
+        if crate::policy::builtin::is_embedded_sha256(sha256) {
             return Trust::SameAsEmbedded;
         }
         if let Ok(real) = path.canonicalize() {
@@ -194,7 +194,7 @@ mod tests {
         // `..` does not escape the check: paths are resolved first.
         let sneaky = dir.path().join("..").join(other.path().file_name().unwrap()).join("m.wasm");
         assert_eq!(p.identify(&sneaky, "00"), Trust::Untrusted);
-        for e in crate::runtime::builtin::all() {
+        for e in crate::policy::builtin::all() {
             assert_eq!(p.identify(&outside, e.sha256()), Trust::SameAsEmbedded);
         }
         assert!(GrantPolicy::default().with_trusted_dirs(&[PathBuf::from("/nonexistent/dir")]).is_err());

@@ -22,8 +22,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::runtime::limits::Limits;
-use crate::runtime::ModuleMeta;
+use crate::policy::limits::Limits;
 
 /// Each module's semaphore of `max_concurrent` permits, made on first use. Limits are
 /// resolved per module name from the flags, so a module's cap does not change while the host
@@ -54,14 +53,11 @@ pub fn interval(configured: u64, min_interval_seconds: u64) -> Duration {
 }
 
 /// Refuses a module that declares more scheduled work than its limits allow.
-pub fn admit(meta: &ModuleMeta, limits: &Limits) -> Result<(), String> {
-    if meta.tasks.len() > limits.max_tasks {
+pub fn admit(module: &str, tasks: usize, limits: &Limits) -> Result<(), String> {
+    if tasks > limits.max_tasks {
         return Err(format!(
-            "module {:?} declares {} tasks; the limit is {} (max_tasks; raise it with --limits {}='{{\"max_tasks\":N}}')",
-            meta.name,
-            meta.tasks.len(),
+            "module {module:?} declares {tasks} tasks; the limit is {} (max_tasks; raise it with --limits {module}='{{\"max_tasks\":N}}')",
             limits.max_tasks,
-            meta.name
         ));
     }
     Ok(())
@@ -70,30 +66,12 @@ pub fn admit(meta: &ModuleMeta, limits: &Limits) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::TaskMeta;
-
-    fn meta(tasks: usize) -> ModuleMeta {
-        ModuleMeta {
-            name: "many".into(),
-            version: "1".into(),
-            tasks: (0..tasks)
-                .map(|i| TaskMeta {
-                    name: format!("many.t{i}"),
-                    interval_seconds: 1,
-                    summary: String::new(),
-                    wake: vec![],
-                })
-                .collect(),
-            needs: vec![],
-            emits: None,
-        }
-    }
 
     #[test]
     fn task_cap_refuses_naming_module_and_cap() {
         let l = Limits::default();
-        assert!(admit(&meta(l.max_tasks), &l).is_ok());
-        let e = admit(&meta(5000), &l).unwrap_err();
+        assert!(admit("many", l.max_tasks, &l).is_ok());
+        let e = admit("many", 5000, &l).unwrap_err();
         assert!(e.contains("\"many\" declares 5000 tasks; the limit is 64"), "{e}");
     }
 

@@ -6,10 +6,10 @@ use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 
 use super::cpu::{AfterHook, CpuExceeded};
 use super::engine::TICK;
-use super::limits::Limits;
 use super::sandbox::CycleData;
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
+use crate::policy::limits::Limits;
 
 /// Why a cycle produced nothing. A failed cycle commits no state.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]

@@ -103,7 +103,7 @@ impl<T: CycleData> Runtime<T> {
                 .tasks
                 .into_iter()
                 .map(|t| TaskMeta {
-                    wake: t.wake.iter().map(crate::lifecycle::wake::WakeRule::from).collect(),
+                    wake: t.wake.iter().map(crate::wake::WakeRule::from).collect(),
                     name: t.name,
                     interval_seconds: t.interval_seconds,
                     summary: t.summary,
@@ -159,7 +159,7 @@ fn validate(m: &ModuleMeta) -> Result<(), String> {
         if !seen.insert(&t.name) {
             return Err(format!("task {:?} declared twice", t.name));
         }
-        crate::lifecycle::wake::validate(&t.name, &t.wake)?;
+        crate::wake::validate(&t.name, &t.wake)?;
     }
     for n in &m.needs {
         if crate::policy::grants::Capability::parse(n).is_none() {

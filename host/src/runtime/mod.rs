@@ -7,14 +7,13 @@
 //! throwaway instance. The result, a [`LoadedModule`], is immutable; a new file version is a
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
-pub mod builtin;
 pub mod cache;
 pub mod config;
 pub mod cpu;
 pub mod cycle;
 pub mod engine;
 pub mod inspect;
-pub mod limits;
+pub mod limiter;
 pub mod load;
 pub mod sandbox;
 
@@ -86,7 +85,7 @@ pub struct TaskMeta {
     pub summary: String,
     /// Records that wake the task between intervals (contract 0.2.0; empty before).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub wake: Vec<crate::lifecycle::wake::WakeRule>,
+    pub wake: Vec<crate::wake::WakeRule>,
 }
 
 /// One compiled, validated version of a module file.
@@ -106,7 +105,7 @@ pub struct LoadedModule<T: 'static> {
 impl<T: Send + 'static> LoadedModule<T> {
     /// Loaded from the bytes embedded in the binary, not from a file.
     pub fn embedded(&self) -> bool {
-        self.path.to_string_lossy().starts_with(crate::runtime::builtin::EMBEDDED_PREFIX)
+        self.path.to_string_lossy().starts_with(crate::policy::builtin::EMBEDDED_PREFIX)
     }
 
     /// The `nthlayer:worker` version the component was built against.

@@ -12,7 +12,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::cpu::GuestClock;
-use super::limits::{Limiter, Limits};
+use super::limiter::Limiter;
+use crate::policy::limits::Limits;
 
 /// The sandbox half of a cycle's store data: everything the runtime itself reads between
 /// guest calls (the memory limiter, the CPU clock, the execution slot, stdio). The rooms and

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
-use crate::capability::services::Services;
+use crate::capability::Services;
 use crate::capability::{Ctx, HasRooms, Rooms};
 use crate::outbox::Effect;
 use crate::policy::grants::Grants;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::runtime::sandbox::{CycleData, Finished, Sandbox};
 
 /// The runtime, a loaded module and a cycle's outcome, over this store data.

@@ -10,7 +10,7 @@ use crate::bindings::{HostError, Rejection};
 
 /// The interfaces that have fixture files, in the order `run-once` reports them: every
 /// capability of the table (`log` is not recorded).
-pub const INTERFACES: &[&str] = crate::capability::Capability::NAMES;
+pub const INTERFACES: &[&str] = crate::policy::table::Capability::NAMES;
 pub const CYCLE_FILE: &str = "cycle.json";
 
 /// The sandbox's clock when a fixture pins none: 2026-01-01T00:00:00Z.

@@ -11,12 +11,13 @@ pub use nthlayer_http_fake::{HttpFake, Matcher, Reply, Seen, Step};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::capability::services::Services;
-use crate::capability::{Capability, CapabilityArgs};
-use crate::config::HostConfig;
+use crate::capability::CapabilityArgs;
+use crate::capability::Services;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
+use crate::policy::table::Capability;
 use crate::store::{CycleCtx, StoreData};
 
 /// The store data of one cycle of `module`'s task of the same name, version `1.0.0`, with

@@ -6,7 +6,7 @@
 use crate::bindings::latest::nthlayer::worker::arbiter::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use super::State;
 use crate::capability::View;
 use crate::tape::{self, Write};

@@ -1,18 +1,17 @@
 //! `arbiter`: respond's one outward side effect (autonomy reductions), off unless the
 //! operator names an arbiter.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::ArbiterClient;
+use crate::backend::arbiter::ArbiterClient;
 pub use config::ArbiterArgs;
 
 use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's arbiter calls: the client (None without `--arbiter-url`) and, in a scheduled

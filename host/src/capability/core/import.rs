@@ -2,14 +2,15 @@
 
 use serde_json::{json, Map, Value};
 
-use super::client::VerdictFilter;
+use crate::backend::core::VerdictFilter;
 use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
 use crate::bindings::HostError;
-use crate::capability::shared::envelope::RecordKind;
+use crate::backend::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::outbox::posted::{posted, Posted};
-use crate::outbox::{effects, Effect, Emitted};
+use crate::backend::envelope::Emitted;
+use crate::outbox::{effects, Effect};
 use crate::policy::emissions;
 use super::State;
 use crate::capability::View;
@@ -78,11 +79,11 @@ impl View<'_, State> {
             RecordKind::Assessment => ("submit-assessment", Write::Assessment),
             RecordKind::Verdict => ("submit-verdict", Write::Verdict),
         };
+        let emitted = Emitted::new(kind, component, map);
         if self.cx.holding {
             // The module gets the record's own id, the one core will store it under.
-            let id = map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-            let held = Emitted { kind, component, record: map, id: id.clone() };
-            self.hold(Effect::Record(held), record.len())?;
+            let id = emitted.id.clone();
+            self.hold(Effect::Record(emitted), record.len())?;
             // A recording (`serve --record`) still notes the write, answered with the id the
             // module got.
             let live = std::future::ready(Ok(id.clone()));
@@ -91,12 +92,11 @@ impl View<'_, State> {
         }
         let sink = self.state.services.records.clone();
         let budget = self.cx.budget();
-        let fresh = || map.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let live = bounded("core", budget, sink.submit(kind, &map, &component));
+        let fresh = || emitted.id.clone();
+        let live = bounded("core", budget, sink.submit(&emitted));
         let id = tape::write(self.cx.tape.clone(), "core", call, (write, args.clone()), args, fresh, live).await?;
         self.state.emitted += 1;
-        let (task, record) = (self.cx.task.as_str(), &map);
-        let p = Posted { task, component: &component, kind, record, id: &id, duplicate: false, spooled_ms: 0 };
+        let p = Posted { task: &self.cx.task, record: &emitted, id: &id, duplicate: false, spooled_ms: 0 };
         posted(&self.state.services.wake, p);
         Ok(id)
     }
@@ -135,7 +135,7 @@ struct CacheCtx {
 /// when core cannot answer, that copy, with its age in the log.
 async fn cached_read(
     c: CacheCtx,
-    read: impl std::future::Future<Output = Result<Value, crate::capability::shared::ClientError>>,
+    read: impl std::future::Future<Output = Result<Value, crate::backend::ClientError>>,
 ) -> Result<Value, HostError> {
     match bounded("core", c.budget, read).await {
         Ok(v) => {

@@ -1,21 +1,20 @@
 //! `core`: nthlayer-core, mediated. The client also serves the host itself (state,
 //! heartbeats, the outbox's sender), so it stays free of wasm types.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::{CoreClient, VerdictFilter};
+use crate::backend::core::CoreClient;
 pub use config::CoreArgs;
 
 use std::time::Duration;
 
-use super::shared::retry::RetryPolicy;
+use crate::backend::retry::RetryPolicy;
 use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's core calls: the client, where one-shot records go, the outbox (its last good

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use crate::bindings::latest::nthlayer::worker::core::Host;
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::outbox::Effect;
 use crate::policy::emissions::{EmitRights, Emission, Emits};
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::capability::HasRooms;
 use crate::store::StoreData;
 use crate::test_support::{self, HttpFake, Step};
@@ -201,7 +201,8 @@ async fn without_holding_outcomes_and_cases_go_to_core_at_once() {
 /// record wakes no one until the sender delivers it.
 #[tokio::test]
 async fn a_direct_post_wakes_subscribers_and_a_held_one_does_not() {
-    use crate::lifecycle::wake::{Record, WakeRule};
+    use crate::backend::envelope::RecordKind as Record;
+    use crate::wake::WakeRule;
     let fake = HttpFake::start(vec![Step::post("/assessments").reply(201, r#"{"id":"asm-1"}"#)]);
     let mut s = store(&fake, grants(), Limits::default());
     let rule = WakeRule { record: Record::Assessment, kind: "slo_status".into(), tests: vec![] };

@@ -2,7 +2,7 @@
 
 use crate::bindings::latest::nthlayer::worker::llm::{Host, StructuredRequest, StructuredResponse};
 use crate::bindings::HostError;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use super::State;
 use crate::capability::View;
 use crate::tape;

@@ -1,18 +1,17 @@
 //! `llm`: structured calls through the operator-controlled LLM service (the nthlayer-llm
 //! crate does routing, wire formats, retries and budgets).
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::LlmService;
+use crate::backend::llm::LlmService;
 pub use config::LlmArgs;
 
 use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// The stub answers every call with canned responses: fine for tests and demos, never for

@@ -4,7 +4,7 @@
 use crate::bindings::latest::nthlayer::worker::log::{Host, Level};
 use crate::capability::HasRooms;
 use crate::policy::grants::Grants;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 use crate::test_support;
 
 #[tokio::test]

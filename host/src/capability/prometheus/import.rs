@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use crate::bindings::latest::nthlayer::worker::prometheus::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::policy::caps;
 use super::State;
 use crate::capability::View;

@@ -1,17 +1,16 @@
 //! `prometheus`: instant, range and batched PromQL queries.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::PrometheusClient;
+use crate::backend::prometheus::PrometheusClient;
 pub use config::PrometheusArgs;
 
 use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's Prometheus calls: the client.

@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::bindings::HostError;
-use crate::capability::Capability;
 use crate::policy::grants::Grants;
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
+use crate::policy::table::Capability;
 
 pub struct Ctx {
     pub module: String,

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use super::ClientError;
+use crate::backend::ClientError;
 use crate::bindings::{HostError, Rejection};
 
 impl From<ClientError> for HostError {

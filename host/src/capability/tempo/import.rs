@@ -2,12 +2,12 @@
 
 use serde_json::json;
 
-use super::client::TempoClient;
+use crate::backend::tempo::TempoClient;
 use super::State;
 use crate::bindings::latest::nthlayer::worker::tempo::Host;
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
-use crate::capability::Capability;
+use crate::policy::table::Capability;
 use crate::policy::caps;
 use crate::capability::View;
 use crate::tape;

@@ -1,17 +1,16 @@
 //! `tempo`: TraceQL metrics and search against Grafana Tempo, when the operator names one.
 
-pub mod client;
 pub mod config;
 mod import;
 
-pub use client::TempoClient;
+use crate::backend::tempo::TempoClient;
 pub use config::TempoArgs;
 
 use std::sync::Arc;
 
 use wasmtime::component::LinkerInstance;
 
-use super::services::Services;
+use super::Services;
 use super::{Ctx, Room, Shared, Unit, View};
 
 /// A cycle's Tempo calls: the client (None without `--tempo-endpoint`).

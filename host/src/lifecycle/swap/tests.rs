@@ -15,14 +15,14 @@ use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
 use super::{stamp, Watcher};
-use crate::config::HostConfig;
+use crate::lifecycle::config::HostConfig;
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
-use crate::lifecycle::state::StateStore;
 use crate::lifecycle::status::HostStatus;
+use crate::outbox::state::StateStore;
 use crate::outbox::{Outbox, OutboxConfig};
 use crate::policy::grants::{Capability, GrantPolicy};
-use crate::runtime::limits::Limits;
+use crate::policy::limits::Limits;
 
 /// A host without core: watcher, registry and scheduler over one `--modules` directory.
 struct Host {
@@ -40,7 +40,7 @@ impl Host {
     async fn new(rollback_after: u32, trusted: bool, limits: BTreeMap<String, Limits>) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let spool = tempfile::tempdir().unwrap();
-        let services = Arc::new(crate::capability::services::Services::offline().unwrap());
+        let services = Arc::new(crate::capability::Services::offline().unwrap());
         let outbox = Outbox::open(OutboxConfig {
             dir: spool.path().to_path_buf(),
             max_bytes: 64 << 20,
@@ -284,8 +284,8 @@ async fn a_swap_to_a_malformed_file_keeps_the_old_version_serving() {
 /// component calling itself `observe`; `observe.wasm` is byte-identical to the built-in.
 mod conflicts {
     use super::*;
+    use crate::policy::builtin;
     use crate::policy::grants::Trust;
-    use crate::runtime::builtin;
 
     async fn host(with_builtins: bool) -> Host {
         let mut h = Host::new(3, false, BTreeMap::new()).await;

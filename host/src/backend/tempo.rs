@@ -8,8 +8,8 @@ use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::capability::shared::describe;
-use crate::capability::shared::{user_agent, ClientError};
+use crate::backend::describe;
+use crate::backend::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct TempoClient {
@@ -18,7 +18,7 @@ pub struct TempoClient {
 }
 
 impl TempoClient {
-    /// `org_id`: the tenant sent as `X-Scope-OrgID` (config.rs: `TEMPO_ORG_ID`); None or
+    /// `org_id`: the tenant sent as `X-Scope-OrgID` (capability/tempo/config.rs: `TEMPO_ORG_ID`); None or
     /// empty for a single-tenant Tempo.
     pub fn with_org_id(base: &str, timeout: Duration, org_id: Option<&str>) -> anyhow::Result<Self> {
         let mut headers = HeaderMap::new();

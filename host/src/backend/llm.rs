@@ -2,7 +2,7 @@
 //!
 //! The capability grant (`--grant mod=llm`, or a built-in module's declared need) decides
 //! whether a module may call at all; `--llm MODULE=JSON` sets its model override and
-//! budgets. Provider, model and keys come from the environment (config.rs). Modules never
+//! budgets. Provider, model and keys come from the environment (capability/llm/config.rs). Modules never
 //! see any of them.
 
 use std::collections::HashMap;

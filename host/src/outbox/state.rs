@@ -5,13 +5,27 @@
 //! We pack ours into `hysteresis_state` with a format tag, so we can tell our rows from rows
 //! another writer left (those restore as "no state", never as garbage).
 
+use std::fmt;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::capability::core::CoreClient;
-use crate::capability::shared::ClientError;
+use crate::backend::core::CoreClient;
+use crate::backend::ClientError;
+
+/// Which core: its URL and the marker it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreIdentity {
+    pub url: String,
+    pub marker: String,
+}
+
+impl fmt::Display for CoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (marker {})", self.url, self.marker)
+    }
+}
 
 pub const FORMAT: &str = "nthlayer-host/1";
 
@@ -107,7 +121,7 @@ impl StateStore {
 
     /// A copy that gives up after one attempt (shutdown must be bounded).
     pub fn impatient(&self) -> Self {
-        StateStore { core: self.core.with_retry(crate::capability::shared::retry::RetryPolicy::none()) }
+        StateStore { core: self.core.with_retry(crate::backend::retry::RetryPolicy::none()) }
     }
 }
 

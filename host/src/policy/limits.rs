@@ -1,4 +1,6 @@
-//! Per-module resource limits and the limiter that enforces them inside a store.
+//! Per-module resource limits: what a module may use (`--limits name=…`). The runtime
+//! enforces them (runtime/limiter.rs for memory and tables, runtime/cpu.rs for CPU), fair
+//! shares read the concurrency they allow (shares.rs).
 //!
 //! Every limit has a safe default so an operator who configures nothing still gets a host that
 //! a looping or allocating module cannot take down. See docs/SANDBOX.md for the table.
@@ -67,76 +69,5 @@ impl Default for Limits {
 impl Limits {
     pub fn wall(&self) -> Duration {
         Duration::from_millis(self.wall_ms)
-    }
-}
-
-/// `64 MiB`, or `64.06 MiB` when not a whole number of MiB (a refused growth is often one
-/// 64 KiB page past the limit, which whole MiB rounded down would show as "64 of 64").
-fn mib(bytes: usize) -> String {
-    if bytes.is_multiple_of(1 << 20) {
-        format!("{} MiB", bytes >> 20)
-    } else {
-        format!("{:.2} MiB", bytes as f64 / (1u64 << 20) as f64)
-    }
-}
-
-/// Enforces memory and table limits and remembers the first refusal, so a failed cycle can
-/// say "memory limit of 256 MiB exceeded" instead of a bare `unreachable` trap.
-pub struct Limiter {
-    memory_bytes: usize,
-    table_elements: usize,
-    pub refused: Option<String>,
-}
-
-impl Limiter {
-    pub fn new(limits: &Limits) -> Self {
-        Limiter { memory_bytes: limits.memory_bytes, table_elements: limits.table_elements, refused: None }
-    }
-}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.refused.get_or_insert_with(|| {
-                format!("memory limit of {} exceeded (asked to grow to {})", mib(self.memory_bytes), mib(desired))
-            });
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.table_elements {
-            self.refused.get_or_insert_with(|| format!("table limit of {} elements exceeded", self.table_elements));
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    // One component instantiates a handful of core instances; a limit guards against a
-    // component that tries to instantiate thousands.
-    fn instances(&self) -> usize {
-        64
-    }
-    fn tables(&self) -> usize {
-        64
-    }
-    fn memories(&self) -> usize {
-        16
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use wasmtime::ResourceLimiter;
-
-    #[test]
-    fn refusal_names_limit_and_request_precisely() {
-        let mut l = Limiter::new(&Limits { memory_bytes: 64 << 20, ..Limits::default() });
-        assert!(l.memory_growing(0, 64 << 20, None).unwrap());
-        assert!(!l.memory_growing(64 << 20, (64 << 20) + 65536, None).unwrap());
-        assert_eq!(l.refused.as_deref(), Some("memory limit of 64 MiB exceeded (asked to grow to 64.06 MiB)"));
-        assert_eq!(mib(256 << 20), "256 MiB");
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Client;
 
-use crate::capability::shared::describe;
-use crate::capability::shared::{user_agent, ClientError};
+use crate::backend::describe;
+use crate::backend::{user_agent, ClientError};
 
 #[derive(Clone)]
 pub struct ArbiterClient {

@@ -1,6 +1,6 @@
 //! Prometheus HTTP API client (instant, range, batched instant queries).
 //!
-//! Basic auth (config.rs: the reference's environment) is sent with every query, not only
+//! Basic auth (capability/prometheus/config.rs: the reference's environment) is sent with every query, not only
 //! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
 //! against a protected Prometheus).
 
@@ -10,8 +10,8 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::Client;
 use serde_json::Value;
 
-use crate::capability::shared::describe;
-use crate::capability::shared::{user_agent, ClientError};
+use crate::backend::describe;
+use crate::backend::{user_agent, ClientError};
 
 /// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
 /// common proxies accept); longer queries go as a POST form body.

@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use backon::Retryable;
 use reqwest::{Client, Method};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::capability::shared::breaker::{Admit, Breaker};
-use crate::capability::shared::envelope::{wrap, RecordKind};
-use crate::capability::shared::retry::RetryPolicy;
-use crate::capability::shared::{describe, user_agent, ClientError};
+use crate::backend::breaker::{Admit, Breaker};
+use crate::backend::envelope::{Emitted, RecordKind};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{describe, user_agent, ClientError};
+
+/// The component name the host's heartbeats and deliveries speak for at core: the
+/// reference's, so core's views of "the workers" stay the same.
+pub const COMPONENT: &str = "workers";
 
 #[derive(Clone)]
 pub struct CoreClient {
@@ -200,14 +204,9 @@ impl CoreClient {
     }
 
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.
-    pub async fn submit(
-        &self,
-        kind: RecordKind,
-        record: &Map<String, Value>,
-        component: &str,
-    ) -> Result<String, ClientError> {
-        let envelope = wrap(kind, record, component, &self.deployment_id);
-        let path = match kind {
+    pub async fn submit(&self, record: &Emitted) -> Result<String, ClientError> {
+        let envelope = record.envelope(&self.deployment_id);
+        let path = match record.kind {
             RecordKind::Assessment => "/assessments",
             RecordKind::Verdict => "/verdicts",
         };

@@ -39,7 +39,7 @@ pub const VERDICT_TYPES: &[&str] = &[
 ];
 
 /// Assessment or verdict: the one spelling the host uses, from the import's check to the
-/// emission rights (policy/emissions.rs), the wake rules (lifecycle/wake.rs) and the envelope.
+/// emission rights (policy/emissions.rs), the wake rules (wake/rules.rs) and the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordKind {
@@ -67,6 +67,33 @@ impl RecordKind {
             RecordKind::Assessment => ASSESSMENT_KINDS,
             RecordKind::Verdict => VERDICT_TYPES,
         }
+    }
+}
+
+/// A record a module emitted, as the host carries it from the guest's call to core: its
+/// kind, the payload (stamped with the host's `emitted_by`), the CloudEvents source
+/// component and its own `id` (what the module was told, what core stores and dedups on).
+/// The one record type: the core room holds it, the outbox commits it (a spool row is its
+/// stored form, read back by the sender), and [`Emitted::envelope`] wraps it for core.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub kind: RecordKind,
+    /// CloudEvents source component (the module or `<module>.<sub>`).
+    pub component: String,
+    pub record: Map<String, Value>,
+    pub id: String,
+}
+
+impl Emitted {
+    /// The record's id is its own `id` field (empty if it has none: core then answers 422).
+    pub fn new(kind: RecordKind, component: String, record: Map<String, Value>) -> Self {
+        let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+        Emitted { kind, component, record, id }
+    }
+
+    /// The CloudEvents envelope POSTed to /assessments or /verdicts.
+    pub fn envelope(&self, deployment_id: &str) -> Value {
+        wrap(self.kind, &self.record, &self.component, deployment_id)
     }
 }
 

@@ -10,11 +10,11 @@ use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
 
 use crate::command::module_flags::ModuleArgs;
-use crate::lifecycle::config::{SchedulerArgs, SwapArgs, FAILED_CYCLE_RETRY_SECONDS};
+use crate::lifecycle::config::{HostConfig, SchedulerArgs, SwapArgs};
 use crate::outbox::config::OutboxArgs;
 use crate::policy::config::PolicyArgs;
+use crate::policy::limits::Limits;
 use crate::runtime::config::CacheArgs;
-use crate::runtime::limits::Limits;
 use crate::tape::config::RecordArgs;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,34 +42,16 @@ pub struct ServeArgs {
     pub tape: RecordArgs,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub admin: crate::ops::admin::config::AdminArgs,
+    #[command(flatten)]
+    pub settings: crate::settings::SettingsArgs,
     /// The HTTP surface (`--listen`, `--no-metrics`): ops/.
     #[command(flatten)]
     pub ops: crate::ops::config::OpsArgs,
 }
 
-/// Configuration resolved from flags, shared by the scheduler.
-#[derive(Debug, Clone)]
-pub struct HostConfig {
-    pub intervals: BTreeMap<String, u64>,
-    pub limits: BTreeMap<String, Limits>,
-    pub module_config: Value,
-    /// First retry delay after a cycle that did not commit.
-    pub retry_first: std::time::Duration,
-}
-
-/// What `serve` runs with when no flag says otherwise and no module is configured: for
-/// in-process runs (tests, the bench) that have no command line.
-impl Default for HostConfig {
-    fn default() -> Self {
-        HostConfig {
-            intervals: BTreeMap::new(),
-            limits: BTreeMap::new(),
-            module_config: serde_json::json!({}),
-            retry_first: std::time::Duration::from_secs(FAILED_CYCLE_RETRY_SECONDS),
-        }
-    }
-}
-
+/// Resolving the configuration is the flags' business; what it holds is the lifecycle's.
 impl HostConfig {
     pub fn from_args(a: &ServeArgs) -> Result<Self> {
         let mut intervals = BTreeMap::new();
@@ -113,18 +95,10 @@ impl HostConfig {
         let retry_first = std::time::Duration::from_secs(a.scheduler.failed_cycle_retry_seconds.max(1));
         Ok(HostConfig { intervals, limits, module_config, retry_first })
     }
-
-    pub fn interval_for(&self, task: &str, declared: u32) -> u64 {
-        self.intervals.get(task).copied().unwrap_or(declared as u64)
-    }
-
-    pub fn limits_for(&self, module: &str) -> Limits {
-        self.limits.get(module).or_else(|| self.limits.get("*")).cloned().unwrap_or_default()
-    }
 }
 
 /// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
-struct LimitsView<'a>(&'a Limits);
+pub struct LimitsView<'a>(pub &'a Limits);
 
 impl serde::Serialize for LimitsView<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
