@@ -37,6 +37,7 @@ pub mod runtime;
 pub mod settings;
 pub mod store;
 pub mod tape;
+pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod wake;

@@ -53,18 +53,6 @@ enum Command {
     Status(nthlayer_host::command::status::StatusArgs),
 }
 
-/// `default` applies when RUST_LOG is unset. The gate defaults to warnings only: its stderr
-/// is part of its interface (the reference prints just `WARNING: …` there).
-fn init_logging(format: &str, default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// `nthlayer-host <module> <verb> [<target>] [flags…]` is shorthand for
 /// `nthlayer-host run --task <module>.<verb> [--args '{"target":"<target>"}'] [flags…]`, so a
 /// module's on-demand tasks read like commands (`nthlayer-host respond approve INC-…`)
@@ -94,8 +82,7 @@ fn config(a: nthlayer_host::command::config::ConfigArgs, argv: Vec<String>) -> R
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let argv = expand_shorthand(std::env::args().collect());
     // The config file's values join the command line where a flag took its default.
     let layered = match nthlayer_host::settings::layer::layer_process(Cli::command(), argv.clone()) {
@@ -106,6 +93,8 @@ async fn main() -> ExitCode {
         }
     };
     let cli = Cli::from_arg_matches(&Cli::command().get_matches_from(&layered.argv)).unwrap_or_else(|e| e.exit());
+    // The gate defaults to warnings only: its stderr is part of its interface (the
+    // reference prints just `WARNING: …` there).
     let default = match cli.command {
         Command::Gate(_)
         | Command::Check(_)
@@ -116,7 +105,13 @@ async fn main() -> ExitCode {
         | Command::Status(_) => "warn",
         _ => "info,wasmtime=warn,cranelift=warn",
     };
-    init_logging(&cli.log_format, default);
+    // Installed, and dropped (flushing traces), outside the runtime: see ops/logging.
+    let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
+    rt.block_on(command(cli, argv))
+}
+
+async fn command(cli: Cli, argv: Vec<String>) -> ExitCode {
     let r: Result<ExitCode> = match cli.command {
         Command::Serve(a) => nthlayer_host::command::serve::serve(*a).await.map(|_| ExitCode::SUCCESS),
         Command::Gate(a) => nthlayer_host::command::gate::gate(*a).await.map(|c| ExitCode::from(c.clamp(0, 255) as u8)),

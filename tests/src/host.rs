@@ -91,6 +91,8 @@ impl Proc {
         cmd.args(&args).current_dir(dir.path());
         if program == host_bin() {
             cmd.env("NTHLAYER_STATE_DIR", state_dir(instance_of(&args)));
+            // Hosts of a suite run side by side: each its own port unless a test picks one.
+            cmd.env("NTHLAYER_LISTEN", "127.0.0.1:0");
         }
         for (k, v) in env {
             cmd.env(k, v);

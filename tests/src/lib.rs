@@ -28,6 +28,8 @@ pub mod exporter;
 pub mod host;
 pub mod llm_fake;
 pub mod measure_scenario;
+#[cfg(feature = "otel")]
+pub mod otlp;
 pub mod parity;
 pub mod prometheus;
 pub mod scenario;

@@ -209,6 +209,7 @@ impl LlmHost {
             .args(modules)
             .args(extra)
             .env("NTHLAYER_STATE_DIR", state_dir(instance_id))
+            .env("NTHLAYER_LISTEN", "127.0.0.1:0") // hosts of a suite run side by side
             .current_dir(dir.path());
         for k in LLM_ENV {
             cmd.env_remove(k);

@@ -117,6 +117,9 @@ pub struct PromOpts {
     /// `host:port` targets scraped as job `exporter` every `scrape_interval`.
     pub scrape_targets: Vec<String>,
     pub scrape_interval: Duration,
+    /// `host:port` of nthlayer-host surfaces scraped as job `nthlayer-host` (not waited for:
+    /// a host usually starts after Prometheus).
+    pub host_targets: Vec<String>,
     /// `--query.lookback-delta`; default: 5m, or the history's step if that is larger.
     pub lookback_delta: Option<String>,
     /// PromQL queries that must return a non-empty result before `start` returns
@@ -131,6 +134,7 @@ impl Default for PromOpts {
             history: None,
             scrape_targets: Vec::new(),
             scrape_interval: Duration::from_secs(1),
+            host_targets: Vec::new(),
             lookback_delta: None,
             wait_for: Vec::new(),
             extra_args: Vec::new(),
@@ -339,9 +343,18 @@ fn config_yaml(opts: &PromOpts) -> String {
     let mut y = format!(
         "global:\n  scrape_interval: {secs}s\n  scrape_timeout: {secs}s\n  evaluation_interval: {secs}s\nscrape_configs:\n"
     );
-    if opts.scrape_targets.is_empty() {
+    if opts.scrape_targets.is_empty() && opts.host_targets.is_empty() {
         y.push_str("  []\n");
-    } else {
+    }
+    if !opts.host_targets.is_empty() {
+        let targets: Vec<String> = opts.host_targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let _ = write!(
+            y,
+            "  - job_name: nthlayer-host\n    metrics_path: /metrics\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        );
+    }
+    if !opts.scrape_targets.is_empty() {
         let targets: Vec<String> = opts.scrape_targets.iter().map(|t| format!("\"{t}\"")).collect();
         let _ = write!(
             y,

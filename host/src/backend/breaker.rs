@@ -57,6 +57,7 @@ impl Breaker {
         if let Some(since) = s.open_since.take() {
             tracing::info!(down_for_s = since.elapsed().as_secs(), "core answers again; circuit closed");
             s.closed += 1;
+            crate::telemetry::breaker("core", false);
         }
         s.failures = 0;
         s.last_probe = None;
@@ -73,6 +74,7 @@ impl Breaker {
                 "core does not answer; circuit open: core calls fail fast until a probe succeeds"
             );
             s.open_since = Some(Instant::now());
+            crate::telemetry::breaker("core", true);
             s.last_probe = Some(Instant::now());
         }
     }

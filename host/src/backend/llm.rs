@@ -63,6 +63,19 @@ impl LlmService {
         Ok(LlmService { client, policies: Arc::new(policies) })
     }
 
+    /// Each module with a token budget (`max_tokens_per_hour`): (module, limit, spent in the
+    /// last hour). For the status page and `/metrics`.
+    pub fn budgets(&self) -> Vec<(String, u64, u64)> {
+        let Ok(client) = &self.client else { return Vec::new() };
+        let mut out: Vec<_> = self
+            .policies
+            .iter()
+            .filter_map(|(m, p)| Some((m.clone(), p.max_tokens_per_hour?, client.budget().tokens_in_window(m))))
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn metrics(&self) -> Value {
         self.client.as_ref().map(|c| c.metrics().snapshot()).unwrap_or(Value::Null)
     }

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     pub admin: crate::ops::admin::config::AdminArgs,
     #[command(flatten)]
     pub settings: crate::settings::SettingsArgs,
+    /// The HTTP surface (`--listen`, `--no-metrics`): ops/.
+    #[command(flatten)]
+    pub ops: crate::ops::config::OpsArgs,
 }
 
 /// Resolving the configuration is the flags' business; what it holds is the lifecycle's.

@@ -15,6 +15,8 @@ use crate::outbox::state::StateStore;
 use crate::outbox::Outbox;
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
+    // Bound first: /health answers and /ready says "starting" while modules load.
+    let ops = crate::ops::start(&args.ops).await?;
     let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
@@ -24,6 +26,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let outbox = open_outbox(&args)?;
     env.services.outbox.set(outbox.clone()).ok().expect("the outbox is set once");
     status.set_outbox(outbox.report());
+    ops.attach(status.clone());
     let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone(), Some(outbox.clone()));
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
@@ -37,7 +40,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         wake: services.wake.clone(),
     };
     let sender = Arc::new(
-        Sender::new(outbox.clone(), targets, status, args.instance_id.clone())
+        Sender::new(outbox.clone(), targets, status.clone(), args.instance_id.clone())
             .with_concurrency(args.outbox.delivery_concurrency),
     );
     let sending = tokio::spawn(sender.clone().run(scheduler.shutdown.clone()));
@@ -47,6 +50,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let hb = tokio::spawn(heartbeat.clone().run(scheduler.shutdown.clone()));
     // With --watch-interval-ms 0 the watcher only installs background compiles, then ends.
     tokio::spawn(watcher.run(scheduler.clone(), Duration::from_millis(args.swap.watch_interval_ms)));
+    status.set_ready();
     tracing::info!(core = %args.caps.core.core_url, prometheus = %args.caps.prometheus.prometheus_url, instance = %args.instance_id,
         modules = registry.all().len(), spool = %args.outbox.dir(&args.instance_id)?.display(), "serving");
     crate::ops::systemd::ready(&scheduler.shutdown);

@@ -135,6 +135,7 @@ impl ModuleSlot {
     /// version was itself on probation, the last *good* version stays the fallback.
     pub fn swap(&self, serving: Serving) -> Arc<Serving> {
         let mut p = self.probation.lock().expect("probation lock");
+        event(&serving, "swap");
         let old = self.current.swap(Arc::new(serving));
         let last_good = match p.take() {
             Some(prev) => prev.last_good,
@@ -149,6 +150,7 @@ impl ModuleSlot {
     pub fn install(&self, serving: Serving) -> Arc<Serving> {
         let mut p = self.probation.lock().expect("probation lock");
         *p = None;
+        event(&serving, "install");
         self.current.swap(Arc::new(serving))
     }
 
@@ -161,6 +163,7 @@ impl ModuleSlot {
         }
         if ok {
             *p = None;
+            event(&self.current.load(), "promote");
             return SlotChange::Promoted;
         }
         prob.failures += 1;
@@ -170,6 +173,7 @@ impl ModuleSlot {
         let restored = prob.last_good.clone();
         let failures = prob.failures;
         let failed = self.current.swap(restored.clone());
+        event(&restored, "rollback");
         *p = None;
         SlotChange::RolledBack { failed: failed.module.label(), restored: restored.module.label(), failures }
     }
@@ -180,12 +184,18 @@ impl ModuleSlot {
 
     /// Marks the slot as unloaded: its task loops stop after their in-flight cycle.
     pub fn retire(&self) {
+        event(&self.current.load(), "unload");
         self.retired.store(true, Ordering::Relaxed);
     }
 
     pub fn retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
     }
+}
+
+/// Counts a version event under the version it concerns (`rollback`: the one restored).
+fn event(s: &Serving, what: &str) {
+    crate::telemetry::swap(&s.module.meta.name, what, &s.module.meta.version, &s.module.sha256);
 }
 
 #[derive(Default)]
@@ -216,6 +226,7 @@ impl Registry {
     }
 
     pub fn note_rejected(&self, file: &std::path::Path, reason: &str) {
+        crate::telemetry::rejected_file();
         self.rejected.lock().expect("rejected lock").insert(file.display().to_string(), reason.to_string());
     }
 

@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::bindings::CycleInput;
 use crate::capability::Services;
@@ -118,7 +119,8 @@ async fn run_with(
         config: env.config.module_config.to_string(),
         args: args.map(Value::to_string),
     };
-    let out = env.runtime.run_cycle(module, input, StoreData::new(cx)).await;
+    let out =
+        crate::telemetry::in_cycle(&meta.name, task, env.runtime.run_cycle(module, input, StoreData::new(cx))).await;
     if let (Some(to), Some(rec)) = (record, recorder) {
         rec.finish(&to, task, state, args);
     }
@@ -232,7 +234,10 @@ impl Scheduler {
                 }
             }
             let started = Instant::now();
-            let ran = self.cycle(&slot, &serving, &task, state.as_ref()).await;
+            let ran = self
+                .cycle(&slot, &serving, &task, state.as_ref())
+                .instrument(crate::telemetry::cycle_span(&module.meta.name, &module.meta.version, &task))
+                .await;
             if let Some(new_state) = ran.state {
                 state = Some(new_state);
             }
@@ -292,8 +297,9 @@ impl Scheduler {
         let started = std::time::Instant::now();
         let outbox = self.env.services.outbox.get().cloned();
         let slots = Some(self.slots.clone());
-        let r =
-            run_with(&self.env, serving, task, state, None, slots, outbox.is_some()).await.map_err(|e| e.to_string());
+        let r = run_with(&self.env, serving, task, state, None, slots, outbox.is_some()).await;
+        let class = r.as_ref().err().map(CycleError::class); // None and failed: the commit
+        let r = r.map_err(|e| e.to_string());
         // All or nothing: the records and the new state go to the spool in one transaction.
         let r = match (r, &outbox) {
             (Ok(mut out), Some(o)) => {
@@ -311,10 +317,13 @@ impl Scheduler {
             Ok(out) => (true, None, out.emitted, Some(out.cpu_ms)),
             Err(e) => (false, Some(e.clone()), 0, None),
         };
+        crate::telemetry::cycle(&module.meta.name, task, ok, class, elapsed, cpu_ms);
         self.status.record_task(task, |stats| {
             stats.last_duration_ms = elapsed.as_millis() as u64;
             stats.version = module.meta.version.clone();
             (stats.last_run_at, stats.last_ok) = (Some(crate::lifecycle::control::now()), Some(ok));
+            stats.module.clone_from(&module.meta.name);
+            stats.push_recent(ok, elapsed.as_millis() as u64, cpu_ms.unwrap_or(0));
             if let Some(cpu) = cpu_ms {
                 stats.last_cpu_ms = cpu;
             }

@@ -1,10 +1,13 @@
 //! One place that knows how the host is doing. The scheduler records cycles here, and reads
 //! of the registry (serving versions, rejected files) and the LLM service (usage) come
 //! through here too; heartbeats — and later `/metrics` and an admin API — only read it.
-//! Writers never know who reads: a change pokes [`HostStatus::changed`].
+//! Writers never know who reads: a change pokes [`HostStatus::changed`]. The HTTP surface
+//! (ops/) reads it too: the status page, `/ready` and the gauges of `/metrics`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -27,6 +30,36 @@ pub struct TaskStats {
     pub last_run_at: Option<String>,
     pub last_ok: Option<bool>,
     pub next_run_at: Option<String>,
+    /// The module the task belongs to. Not in heartbeats (the reference's shape).
+    #[serde(skip)]
+    pub module: String,
+    /// The last few cycles, newest last, for the status page.
+    #[serde(skip)]
+    pub recent: VecDeque<Recent>,
+}
+
+/// One finished cycle as the status page shows it.
+#[derive(Debug, Clone)]
+pub struct Recent {
+    /// RFC 3339, when it ended.
+    pub at: String,
+    pub ok: bool,
+    pub ms: u64,
+    pub cpu_ms: u64,
+}
+
+/// Cycles kept per task in [`TaskStats::recent`].
+pub const RECENT: usize = 5;
+
+impl TaskStats {
+    /// Adds a finished cycle to the short history.
+    pub fn push_recent(&mut self, ok: bool, ms: u64, cpu_ms: u64) {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        self.recent.push_back(Recent { at, ok, ms, cpu_ms });
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
 }
 
 pub struct HostStatus {
@@ -38,6 +71,9 @@ pub struct HostStatus {
     /// This replica's leadership (ha/), null without HA.
     ha: Mutex<Value>,
     changed: Notify,
+    started: Instant,
+    /// Start-up is done: config read, modules loaded, the spool open (serve sets it).
+    ready: AtomicBool,
 }
 
 impl HostStatus {
@@ -49,7 +85,49 @@ impl HostStatus {
             outbox: Mutex::new(Value::Null),
             ha: Mutex::new(Value::Null),
             changed: Notify::new(),
+            started: Instant::now(),
+            ready: AtomicBool::new(false),
         })
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    /// Why the host is not ready yet, if it is not: start-up unfinished, or modules still
+    /// compiling in the background (their tasks are not running).
+    pub fn not_ready(&self) -> Option<String> {
+        if !self.ready.load(Ordering::Relaxed) {
+            return Some("starting: modules loading or the spool not open yet".into());
+        }
+        match self.registry.compiling() {
+            Value::Object(m) if !m.is_empty() => {
+                Some(format!("compiling in the background: {}", m.keys().cloned().collect::<Vec<_>>().join(", ")))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn llm(&self) -> &LlmService {
+        &self.llm
+    }
+
+    /// Every task's counters and recent cycles.
+    pub fn task_stats(&self) -> BTreeMap<String, TaskStats> {
+        self.tasks.lock().expect("status lock").clone()
+    }
+
+    /// The spool's last report (outbox/mod.rs's `report`), null without a spool.
+    pub fn outbox(&self) -> Value {
+        self.outbox.lock().expect("status lock").clone()
     }
 
     /// Updates one task's counters. Readers are told by [`HostStatus::touch`] once the

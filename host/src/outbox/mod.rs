@@ -139,7 +139,8 @@ impl Outbox {
             (local, put)
         });
         let n = entries.len();
-        let task = task.to_string();
+        let kinds: Vec<&'static str> = entries.iter().map(|e| e.what.as_str()).collect();
+        let (task, task_name) = (task.to_string(), task);
         let r = self
             .with(move |s| {
                 s.commit(&task, &entries, state.as_ref().map(|(l, p)| (l, p.clone())))?;
@@ -149,6 +150,7 @@ impl Outbox {
         match r {
             Ok(b) => {
                 tracing::debug!(records = n, backlog = b.records, "cycle committed to the spool");
+                kinds.iter().for_each(|k| crate::telemetry::committed(module, task_name, k, 1));
                 *self.backlog.lock().expect("backlog lock") = b;
                 if self.full().is_some() {
                     self.drop_heartbeats().await;

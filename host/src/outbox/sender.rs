@@ -285,7 +285,10 @@ impl Sender {
             let fates = join_all(group.iter().map(|e| self.attempt(core, e))).await;
             for (e, fate) in group.iter().zip(fates) {
                 match self.settle(lane, e, fate).await {
-                    Settled::Delivered => run.took(e),
+                    Settled::Delivered => {
+                        crate::telemetry::delivered(e.what.as_str());
+                        run.took(e)
+                    }
                     Settled::SetAside => run.set_aside += 1,
                     Settled::Stalled => run.stalled = true,
                 }
@@ -357,6 +360,7 @@ impl Sender {
     async fn refuse(&self, e: &Entry, status: u16, why: &str, uncounted: u32) {
         tracing::error!(task = %e.lane, what = e.what.as_str(), id = %e.record_id, status, error = %why,
             "spooled entry set aside; kept in the spool's rejected table (nthlayer-host outbox list)");
+        crate::telemetry::set_aside(e.what.as_str());
         let (entry, why) = (e.clone(), why.to_string());
         if let Err(err) = self.outbox.with(move |s| s.set_aside(&entry, status, &why, uncounted)).await {
             tracing::error!(error = %err, "cannot move the refused entry aside; it stays queued");

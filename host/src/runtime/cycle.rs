@@ -32,6 +32,22 @@ pub enum CycleError {
     Instantiate(String),
 }
 
+impl CycleError {
+    /// A bounded name for metrics (`error_class`).
+    pub fn class(&self) -> &'static str {
+        match self {
+            CycleError::Cpu(_) => "cpu",
+            CycleError::Wall(_) => "wall",
+            CycleError::Memory(_) => "memory",
+            CycleError::Stack => "stack",
+            CycleError::Trap(_) => "trap",
+            CycleError::Module(_) => "module",
+            CycleError::Output(_) => "output",
+            CycleError::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
 /// The returned value of a successful cycle, parsed and within limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleOutcome<H> {
@@ -219,7 +235,9 @@ impl<T: CycleData> Runtime<T> {
         let cpu = store.data().sandbox_ref().cpu.clone();
         let run = charged(
             async {
+                let t = std::time::Instant::now();
                 let worker = module.pre.instantiate_async(&mut store).await.map_err(Stage::Instantiate)?;
+                crate::telemetry::instantiated(t.elapsed());
                 worker.call_run_cycle(&mut store, &input).await.map_err(Stage::Call)
             },
             cpu,

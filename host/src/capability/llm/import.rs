@@ -18,7 +18,7 @@ impl Host for View<'_, State> {
         let args = serde_json::json!({"request": {"system": request.system, "user": request.user, "schema": schema,
             "schema-name": request.schema_name, "max-tokens": request.max_tokens, "timeout-ms": request.timeout_ms,
             "max-retries": request.max_retries}});
-        let live = async move { llm.structured_call(&module, &cycle, request, deadline).await };
+        let live = crate::capability::shared::import::observed("llm", async move { llm.structured_call(&module, &cycle, request, deadline).await });
         let response = tape::read(self.cx.tape.clone(), "llm", "structured-call", args, live).await?;
         // The provider's answer is bounded by max-tokens only if the provider honours it; the
         // guest-facing cap applies to this import as to every other.

@@ -52,6 +52,7 @@ impl Ctx {
         if self.grants.allows(cap) {
             return Ok(());
         }
+        crate::telemetry::denied(&self.module, &self.task, cap.name());
         Err(HostError::Denied(format!(
             "module {} has no '{}' grant; start the host with --grant {}={} (currently: {})",
             self.module,

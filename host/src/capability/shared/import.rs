@@ -29,8 +29,31 @@ pub(crate) async fn bounded<T>(
     budget: Duration,
     fut: impl Future<Output = Result<T, ClientError>>,
 ) -> Result<T, HostError> {
-    match tokio::time::timeout(budget, fut).await {
-        Ok(r) => r.map_err(HostError::from),
-        Err(_) => Err(HostError::Timeout(format!("{what} did not answer within {} ms", budget.as_millis()))),
+    observed(what, async move {
+        match tokio::time::timeout(budget, fut).await {
+            Ok(r) => r.map_err(HostError::from),
+            Err(_) => Err(HostError::Timeout(format!("{what} did not answer within {} ms", budget.as_millis()))),
+        }
+    })
+    .await
+}
+
+/// A host call to a backend: its span (a child of the cycle's) and its count by outcome.
+pub(crate) async fn observed<T>(what: &str, fut: impl Future<Output = Result<T, HostError>>) -> Result<T, HostError> {
+    use tracing::Instrument;
+    let interface = what.trim_start_matches("the ").to_ascii_lowercase();
+    let r = fut.instrument(tracing::info_span!("host_call", interface = %interface)).await;
+    crate::telemetry::host_call(&interface, outcome(&r));
+    r
+}
+
+fn outcome<T>(r: &Result<T, HostError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(HostError::Denied(_)) => "denied",
+        Err(HostError::Unavailable(_)) => "unavailable",
+        Err(HostError::Timeout(_)) => "timeout",
+        Err(HostError::Rejected(_)) => "rejected",
+        Err(HostError::Invalid(_)) => "invalid",
     }
 }
