@@ -34,7 +34,6 @@ pub mod ops;
 pub mod outbox;
 pub mod policy;
 pub mod runtime;
-pub mod settings;
 pub mod store;
 pub mod tape;
 pub mod telemetry;

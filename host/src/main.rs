@@ -85,7 +85,7 @@ fn config(a: nthlayer_host::command::config::ConfigArgs, argv: Vec<String>) -> R
 fn main() -> ExitCode {
     let argv = expand_shorthand(std::env::args().collect());
     // The config file's values join the command line where a flag took its default.
-    let layered = match nthlayer_host::settings::layer::layer_process(Cli::command(), argv.clone()) {
+    let layered = match nthlayer_host::command::settings::layer::layer_process(Cli::command(), argv.clone()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("Error: {e:#}");

@@ -47,7 +47,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub admin: crate::ops::admin::config::AdminArgs,
     #[command(flatten)]
-    pub settings: crate::settings::SettingsArgs,
+    pub settings: crate::command::settings::SettingsArgs,
     /// The HTTP surface (`--listen`, `--no-metrics`): ops/.
     #[command(flatten)]
     pub ops: crate::ops::config::OpsArgs,
@@ -77,7 +77,7 @@ impl HostConfig {
             let (module, j) =
                 spec.split_once('=').with_context(|| format!("--limits {spec:?}: expected MODULE=JSON"))?;
             let base: Limits = limits.get("*").cloned().unwrap_or_default();
-            let mut merged = serde_json::to_value(LimitsView(&base))?;
+            let mut merged = serde_json::to_value(crate::policy::limits::LimitsView(&base))?;
             let patch: Value = serde_json::from_str(j).with_context(|| format!("--limits {module}: not JSON"))?;
             let Value::Object(patch) = patch else { bail!("--limits {module}: expected a JSON object") };
             for (k, v) in patch {
@@ -96,24 +96,6 @@ impl HostConfig {
         let module_config = Value::Object(module_config);
         let retry_first = std::time::Duration::from_secs(a.scheduler.failed_cycle_retry_seconds.max(1));
         Ok(HostConfig { intervals, limits, module_config, retry_first })
-    }
-}
-
-/// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
-pub struct LimitsView<'a>(pub &'a Limits);
-
-impl serde::Serialize for LimitsView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let l = self.0;
-        json!({
-            "cpu_ms": l.cpu_ms, "wall_ms": l.wall_ms, "memory_bytes": l.memory_bytes,
-            "table_elements": l.table_elements, "max_state_bytes": l.max_state_bytes,
-            "max_result_bytes": l.max_result_bytes, "max_request_bytes": l.max_request_bytes,
-            "max_response_bytes": l.max_response_bytes, "log_lines": l.log_lines,
-            "stdio_bytes": l.stdio_bytes, "call_ms": l.call_ms, "max_concurrent": l.max_concurrent,
-            "max_tasks": l.max_tasks, "min_interval_seconds": l.min_interval_seconds,
-        })
-        .serialize(s)
     }
 }
 

@@ -7,7 +7,7 @@ use clap::{Args, FromArgMatches, Subcommand};
 
 use crate::command::args::ServeArgs;
 use crate::lifecycle::config::HostConfig;
-use crate::settings::layer::{layer, serve_command};
+use crate::command::settings::layer::{layer, serve_command};
 
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
@@ -45,11 +45,11 @@ pub fn check(file: &std::path::Path) -> Result<String> {
 /// Prints the effective configuration of `argv` (this process's command line, whose
 /// deepest subcommand is `config print`).
 pub fn print(cmd: &clap::Command, argv: Vec<String>, json: bool) -> Result<()> {
-    let entries = crate::settings::print::effective(cmd, argv)?;
+    let entries = crate::command::settings::print::effective(cmd, argv)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
-        print!("{}", crate::settings::print::table(&entries));
+        print!("{}", crate::command::settings::print::table(&entries));
     }
     Ok(())
 }

@@ -11,4 +11,5 @@ pub mod new;
 pub mod run;
 pub mod run_once;
 pub mod serve;
+pub mod settings;
 pub mod status;

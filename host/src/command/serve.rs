@@ -32,7 +32,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
     let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
-    crate::ops::admin::start(&args, registry.clone(), status.clone(), &scheduler, crate::settings::reload::reloader())
+    start_admin(&args, registry.clone(), status.clone(), &scheduler, crate::command::settings::reload::reloader())
         .await?;
     let targets = Targets {
         core: services.backends.core.clone(),
@@ -92,4 +92,39 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The admin API's set-up, from serve's flags: the persisted pauses (before any task starts), the context, and
+/// if `--admin-listen` is set its listener and SIGHUP. Returns the context.
+async fn start_admin(
+    args: &ServeArgs,
+    registry: Arc<crate::lifecycle::registry::Registry>,
+    status: Arc<HostStatus>,
+    scheduler: &Arc<Scheduler>,
+    reload: Option<crate::ops::admin::Reload>,
+) -> Result<Arc<crate::ops::admin::AdminCtx>> {
+    let state_dir = args.outbox.dir(&args.instance_id)?;
+    let control = crate::lifecycle::control::TaskControl::open(&state_dir)?;
+    for task in control.paused().keys() {
+        tracing::warn!(%task, "task paused by the operator before this start; it stays paused until resumed");
+    }
+    scheduler.control.set(control.clone()).ok();
+    let grants = crate::policy::grants::GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
+    let mut ctx = crate::ops::admin::AdminCtx::new(
+        registry,
+        status,
+        control,
+        scheduler.env.clone(),
+        grants,
+        args.swap.modules.clone(),
+        state_dir,
+        args.admin.admin_token_file.clone(),
+    )?;
+    ctx.reload = reload;
+    let ctx = Arc::new(ctx);
+    tokio::spawn(crate::ops::admin::on_sighup(ctx.clone(), scheduler.shutdown.clone()));
+    if let Some(addr) = args.admin.admin_listen {
+        crate::ops::admin::listen(ctx.clone(), addr, scheduler.shutdown.clone()).await?;
+    }
+    Ok(ctx)
 }

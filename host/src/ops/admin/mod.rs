@@ -157,41 +157,6 @@ async fn reload(axum::extract::State(ctx): axum::extract::State<Arc<AdminCtx>>) 
     }
 }
 
-/// `serve`'s admin set-up: the persisted pauses (before any task starts), the context, and
-/// if `--admin-listen` is set its listener and SIGHUP. Returns the context.
-pub async fn start(
-    args: &crate::command::args::ServeArgs,
-    registry: Arc<Registry>,
-    status: Arc<HostStatus>,
-    scheduler: &Arc<Scheduler>,
-    reload: Option<Reload>,
-) -> Result<Arc<AdminCtx>> {
-    let state_dir = args.outbox.dir(&args.instance_id)?;
-    let control = TaskControl::open(&state_dir)?;
-    for task in control.paused().keys() {
-        tracing::warn!(%task, "task paused by the operator before this start; it stays paused until resumed");
-    }
-    scheduler.control.set(control.clone()).ok();
-    let grants = GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
-    let mut ctx = AdminCtx::new(
-        registry,
-        status,
-        control,
-        scheduler.env.clone(),
-        grants,
-        args.swap.modules.clone(),
-        state_dir,
-        args.admin.admin_token_file.clone(),
-    )?;
-    ctx.reload = reload;
-    let ctx = Arc::new(ctx);
-    tokio::spawn(on_sighup(ctx.clone(), scheduler.shutdown.clone()));
-    if let Some(addr) = args.admin.admin_listen {
-        listen(ctx.clone(), addr, scheduler.shutdown.clone()).await?;
-    }
-    Ok(ctx)
-}
-
 /// Binds `addr` (a failure fails start-up) and serves the admin routes until `shutdown`.
 pub async fn listen(ctx: Arc<AdminCtx>, addr: SocketAddr, shutdown: tokio_util::sync::CancellationToken) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -212,7 +177,7 @@ pub async fn listen(ctx: Arc<AdminCtx>, addr: SocketAddr, shutdown: tokio_util::
     Ok(())
 }
 
-async fn on_sighup(ctx: Arc<AdminCtx>, shutdown: tokio_util::sync::CancellationToken) {
+pub async fn on_sighup(ctx: Arc<AdminCtx>, shutdown: tokio_util::sync::CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     loop {

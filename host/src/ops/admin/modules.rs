@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{ok, AdminCtx, Answer, ApiError};
-use crate::command::args::LimitsView;
+use crate::policy::limits::LimitsView;
 
 /// The largest component an upload may carry (an interpreted guest is ~20 MB).
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
