@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use clap::{Args, FromArgMatches, Subcommand};
 
 use crate::command::args::ServeArgs;
-use crate::lifecycle::config::HostConfig;
 use crate::command::settings::layer::{layer, serve_command};
+use crate::lifecycle::config::HostConfig;
 
 #[derive(Args, Debug)]
 pub struct ConfigArgs {

@@ -109,7 +109,8 @@ async fn start_admin(
         tracing::warn!(%task, "task paused by the operator before this start; it stays paused until resumed");
     }
     scheduler.control.set(control.clone()).ok();
-    let grants = crate::policy::grants::GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
+    let grants =
+        crate::policy::grants::GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
     let mut ctx = crate::ops::admin::AdminCtx::new(
         registry,
         status,

@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 
 use crate::lifecycle::control::TaskControl;
 use crate::lifecycle::registry::Registry;
-use crate::lifecycle::scheduler::{RunEnv, Scheduler};
+use crate::lifecycle::scheduler::RunEnv;
 use crate::lifecycle::status::HostStatus;
 use crate::policy::grants::GrantPolicy;
 
