@@ -77,7 +77,7 @@ impl HostConfig {
             let (module, j) =
                 spec.split_once('=').with_context(|| format!("--limits {spec:?}: expected MODULE=JSON"))?;
             let base: Limits = limits.get("*").cloned().unwrap_or_default();
-            let mut merged = serde_json::to_value(crate::policy::limits::LimitsView(&base))?;
+            let mut merged = serde_json::to_value(&base)?;
             let patch: Value = serde_json::from_str(j).with_context(|| format!("--limits {module}: not JSON"))?;
             let Value::Object(patch) = patch else { bail!("--limits {module}: expected a JSON object") };
             for (k, v) in patch {
@@ -176,12 +176,15 @@ mod tests {
             "--modules",
             "a.wasm",
             "--limits",
-            r#"*={"cpu_ms":500}"#,
+            r#"*={"cpu_ms":500,"max_records":60000}"#,
             "--limits",
             r#"observe={"memory_bytes":1048576}"#,
         ]);
         let c = HostConfig::from_args(&a).unwrap();
         assert_eq!(c.limits_for("observe").cpu_ms, 500);
+        // Every field of the `*` base carries into a module's own limits (a hand-kept list of
+        // fields once missed one).
+        assert_eq!(c.limits_for("observe").max_records, 60_000);
         assert_eq!(c.limits_for("observe").memory_bytes, 1 << 20);
         assert_eq!(c.limits_for("other").cpu_ms, 500);
         let bad = parse(&["--modules", "a.wasm", "--limits", r#"observe={"cpu":1}"#]);

@@ -10,7 +10,6 @@
 
 use serde_json::{json, Map, Value};
 
-pub use super::spool::arbiter_lane;
 use super::spool::{Entry, NewEntry, What};
 use super::Outbox;
 use crate::backend::arbiter::ArbiterClient;
@@ -169,6 +168,7 @@ mod tests {
     use super::*;
     use crate::backend::envelope::RecordKind;
     use crate::outbox::sender::{Sender, Targets};
+    use crate::outbox::spool::arbiter_lane;
     use crate::outbox::OutboxConfig;
     use crate::test_support::{self, HttpFake, Matcher, Step};
 

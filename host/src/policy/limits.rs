@@ -8,10 +8,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 /// Limits applied to one module's cycles. Overridable per module (`--limits name=…`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Guest CPU per cycle, in milliseconds: the OS thread's CPU time while guest code runs,
@@ -75,24 +74,5 @@ impl Default for Limits {
 impl Limits {
     pub fn wall(&self) -> Duration {
         Duration::from_millis(self.wall_ms)
-    }
-}
-
-/// Serialises [`Limits`] (which only derives Deserialize, to keep it a plain config type).
-pub struct LimitsView<'a>(pub &'a Limits);
-
-impl Serialize for LimitsView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let l = self.0;
-        json!({
-            "cpu_ms": l.cpu_ms, "wall_ms": l.wall_ms, "memory_bytes": l.memory_bytes,
-            "table_elements": l.table_elements, "max_state_bytes": l.max_state_bytes,
-            "max_result_bytes": l.max_result_bytes, "max_request_bytes": l.max_request_bytes,
-            "max_response_bytes": l.max_response_bytes, "log_lines": l.log_lines,
-            "stdio_bytes": l.stdio_bytes, "call_ms": l.call_ms, "max_concurrent": l.max_concurrent,
-            "max_tasks": l.max_tasks, "min_interval_seconds": l.min_interval_seconds,
-            "max_records": l.max_records,
-        })
-        .serialize(s)
     }
 }

@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::{ok, AdminCtx, Answer, ApiError};
-use crate::policy::limits::LimitsView;
 
 /// The largest component an upload may carry (an interpreted guest is ~20 MB).
 pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
@@ -66,7 +65,7 @@ pub fn list(ctx: &AdminCtx) -> Value {
                 "grants": s.grants.names(),
                 "emits_granted": s.grants.emits.labels(),
                 "emits_declared": m.meta.emits,
-                "limits": LimitsView(&s.limits),
+                "limits": &s.limits,
             })
         })
         .collect();
