@@ -173,7 +173,7 @@ crate::policy::table::capability_table!(capabilities);
 
 /// The backends behind the imports and what every cycle shares, built once per host.
 pub struct Services {
-    /// One backend per capability (capability/mod.rs's table): `backends.core`,
+    /// One backend per capability (the table, policy/table.rs): `backends.core`,
     /// `backends.tempo`, ….
     pub backends: Backends,
     /// Where the `core` import posts records of cycles that do not hold them (one-shot
