@@ -41,10 +41,10 @@ async fn a_component_built_from_the_frozen_0_2_0_wit_keeps_its_wakes_and_declare
 }
 
 #[tokio::test]
-async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
+async fn an_sdk_component_speaks_0_4_0_and_declares_its_wakes_and_emissions() {
     let env = test_support::run_env();
     let m = env.runtime.load(&components::WAKE_SUBSCRIBER.built(), env.services.clone()).await.unwrap();
-    assert_eq!(m.contract(), Contract::V0_3);
+    assert_eq!(m.contract(), Contract::V0_4);
     assert_eq!(m.meta.emits.as_ref().map(|e| e.labels()), Some(vec!["assessment:correlation_snapshot".to_string()]));
     let want = WakeRule {
         record: Record::Verdict,
@@ -53,7 +53,7 @@ async fn an_sdk_component_speaks_0_3_0_and_declares_its_wakes_and_emissions() {
     };
     assert_eq!(m.meta.tasks[0].wake, vec![want]);
     let ticker = env.runtime.load(&components::TICKER.built(), env.services.clone()).await.unwrap();
-    assert_eq!(ticker.contract(), Contract::V0_3);
+    assert_eq!(ticker.contract(), Contract::V0_4);
     assert_eq!(ticker.meta.emits, Some(Default::default()), "declares that it emits nothing");
     let serving = Serving::bare(ticker.clone());
     let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
@@ -72,7 +72,9 @@ async fn a_version_this_host_does_not_serve_is_refused_by_name() {
     let msg = err.to_string();
     assert!(msg.starts_with(&path.display().to_string()), "{msg}");
     assert!(
-        msg.contains("built against nthlayer:worker@0.9.0; this host serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0"),
+        msg.contains(
+            "built against nthlayer:worker@0.9.0; this host serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0, 0.4.0"
+        ),
         "{msg}"
     );
 }
@@ -84,7 +86,7 @@ async fn the_builtins_declare_exactly_the_kinds_they_emit() {
     let env = test_support::run_env();
     for e in nthlayer_host::policy::builtin::all() {
         let m = env.runtime.load_bytes(&e.path(), e.bytes.to_vec(), env.services.clone()).await.unwrap();
-        assert_eq!(m.contract(), Contract::V0_3, "{}", e.name);
+        assert_eq!(m.contract(), Contract::V0_4, "{}", e.name);
         let table = nthlayer_host::policy::emissions::Emits::builtin(e.name);
         assert!(!table.is_empty(), "{} has no BUILTIN entry", e.name);
         assert_eq!(

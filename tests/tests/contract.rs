@@ -56,7 +56,7 @@ fn snapshots(core: &Core) -> Vec<Assessment> {
 }
 
 #[test]
-fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_modules() {
+fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_4_0_ones_and_wakes_reach_other_modules() {
     let core = Core::start(&fixtures_dir().join("manifests"));
     let prom = Prometheus::start(PromOpts::default());
     let files = [
@@ -164,9 +164,9 @@ fn frozen_0_1_0_and_0_2_0_modules_run_beside_0_3_0_ones_and_wakes_reach_other_mo
     let want = [
         ("contract-v010", "0.1.0", json!(["assessment:contract_probe"])),
         ("contract-v020", "0.2.0", json!(["assessment:contract_wake"])),
-        ("wake-emitter", "0.3.0", json!(["verdict:quality_breach"])),
-        ("wake-subscriber", "0.3.0", json!(["assessment:correlation_snapshot"])),
-        ("ticker", "0.3.0", json!([])),
+        ("wake-emitter", "0.4.0", json!(["verdict:quality_breach"])),
+        ("wake-subscriber", "0.4.0", json!(["assessment:correlation_snapshot"])),
+        ("ticker", "0.4.0", json!([])),
     ];
     let components = wait_until("a heartbeat lists every component", START, || {
         let hb = core.heartbeat("workers", "contract-test")?;

@@ -62,7 +62,7 @@ fn check_accepts_both_and_reports_what_they_declare() {
         reports.iter().zip([("slo-report", 86400, "slo_report"), ("budget-forecast", 3600, "budget_forecast")])
     {
         assert_eq!(r["ok"], true, "{r}");
-        assert_eq!(r["contract"], "0.3.0", "{r}");
+        assert_eq!(r["contract"], "0.4.0", "{r}");
         assert_eq!(r["emits"]["declared"], json!([format!("assessment:{kind}")]), "{r}");
         assert_eq!(r["emits"]["grant"], json!(format!("--grant {name}=core,prometheus,assessment:{kind}")), "{r}");
         let m = &r["module"];

@@ -55,7 +55,7 @@ fn check_refuses_foreign_imports_before_compiling_and_reports_modules() {
     assert_eq!(first.code, 0, "{}{}", first.stdout, first.stderr);
     let reports = json_lines(&first.stdout);
     for (r, name) in reports.iter().zip([RUST, PYTHON]) {
-        assert_eq!((r["name"].as_str(), r["contract"].as_str()), (Some(name), Some("0.3.0")), "{r}");
+        assert_eq!((r["name"].as_str(), r["contract"].as_str()), (Some(name), Some("0.4.0")), "{r}");
         // Declared in describe(), granted nothing (a stranger's file, no --grant): check
         // names the line that would grant it.
         let want = json!({"declared": ["assessment:burn_rate"], "granted": [], "effective": [],
@@ -343,7 +343,7 @@ fn new_project_passes_its_test(lang: &str) {
     let name = format!("demo-{lang}");
     let out = host_command(&["new", name.as_str(), "--lang", lang, "--dir", p.as_str()]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(project.join("wit/nthlayer-worker@0.3.0/world.wit").exists());
+    assert!(project.join("wit/nthlayer-worker@0.4.0/world.wit").exists());
     // A second `new` into the same directory refuses instead of overwriting.
     let again = host_command(&["new", name.as_str(), "--lang", lang, "--dir", p.as_str()]);
     assert_eq!(again.code, 1);

@@ -1,4 +1,4 @@
-//! Prometheus HTTP API client (instant, range, batched instant queries).
+//! Prometheus HTTP API client (instant, range, batched instant and range queries).
 //!
 //! Basic auth (capability/prometheus/config.rs: the reference's environment) is sent with every query, not only
 //! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
@@ -106,6 +106,30 @@ impl PrometheusClient {
             .map(|q| {
                 let (client, q) = (self.clone(), q.clone());
                 async move { client.query(&q, at).await }
+            })
+            .collect();
+        stream::iter(calls).buffered(self.batch_parallelism).collect().await
+    }
+
+    /// Instant queries each at its own time, run as [`Self::query_batch`] runs them.
+    pub async fn query_at_batch(&self, queries: &[(String, Option<f64>)]) -> Vec<Result<Value, ClientError>> {
+        let calls: Vec<_> = queries
+            .iter()
+            .map(|(q, at)| {
+                let (client, q, at) = (self.clone(), q.clone(), *at);
+                async move { client.query(&q, at).await }
+            })
+            .collect();
+        stream::iter(calls).buffered(self.batch_parallelism).collect().await
+    }
+
+    /// Range queries `(promql, start, end, step)`, run as [`Self::query_batch`] runs them.
+    pub async fn query_range_batch(&self, queries: &[(String, f64, f64, String)]) -> Vec<Result<Value, ClientError>> {
+        let calls: Vec<_> = queries
+            .iter()
+            .map(|(q, start, end, step)| {
+                let (client, q, start, end, step) = (self.clone(), q.clone(), *start, *end, step.clone());
+                async move { client.query_range(&q, start, end, &step).await }
             })
             .collect();
         stream::iter(calls).buffered(self.batch_parallelism).collect().await

@@ -12,6 +12,7 @@
 mod frozen;
 mod since_v0_1;
 mod since_v0_2;
+mod since_v0_3;
 
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Store};
@@ -20,7 +21,7 @@ use wasmtime::{Engine, Store};
 pub mod latest {
     wasmtime::component::bindgen!({
         world: "worker",
-        path: "../wit/nthlayer-worker@0.3.0",
+        path: "../wit/nthlayer-worker@0.4.0",
         imports: { default: async },
         exports: { default: async },
     });
@@ -31,7 +32,7 @@ pub use latest::nthlayer::worker::types::{
 };
 
 /// Contract versions this host serves, oldest first. The last one is [`latest`].
-pub const SERVED: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
+pub const SERVED: [Contract; 4] = [Contract::V0_1, Contract::V0_2, Contract::V0_3, Contract::V0_4];
 
 /// A contract version this host serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -42,6 +43,8 @@ pub enum Contract {
     V0_2,
     #[serde(rename = "0.3.0")]
     V0_3,
+    #[serde(rename = "0.4.0")]
+    V0_4,
 }
 
 impl Contract {
@@ -50,6 +53,7 @@ impl Contract {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
             Contract::V0_3 => "0.3.0",
+            Contract::V0_4 => "0.4.0",
         }
     }
 
@@ -58,7 +62,9 @@ impl Contract {
     pub fn interfaces(self) -> &'static [&'static str] {
         match self {
             Contract::V0_1 => &["core", "prometheus", "tempo", "llm", "log"],
-            Contract::V0_2 | Contract::V0_3 => &["core", "prometheus", "tempo", "llm", "log", "arbiter"],
+            Contract::V0_2 | Contract::V0_3 | Contract::V0_4 => {
+                &["core", "prometheus", "tempo", "llm", "log", "arbiter"]
+            }
         }
     }
 
@@ -135,14 +141,16 @@ pub fn contract_of_imports<'a>(names: impl Iterator<Item = &'a str>) -> Result<C
 pub enum WorkerPre<T: 'static> {
     V0_1(since_v0_1::WorkerPre<T>),
     V0_2(since_v0_2::WorkerPre<T>),
-    V0_3(latest::WorkerPre<T>),
+    V0_3(since_v0_3::WorkerPre<T>),
+    V0_4(latest::WorkerPre<T>),
 }
 
 /// One instance of a component, in its version's bindings.
 pub enum Worker {
     V0_1(since_v0_1::Worker),
     V0_2(since_v0_2::Worker),
-    V0_3(latest::Worker),
+    V0_3(since_v0_3::Worker),
+    V0_4(latest::Worker),
 }
 
 impl<T: Send + 'static> WorkerPre<T> {
@@ -151,7 +159,8 @@ impl<T: Send + 'static> WorkerPre<T> {
         Ok(match contract {
             Contract::V0_1 => WorkerPre::V0_1(since_v0_1::WorkerPre::new(pre)?),
             Contract::V0_2 => WorkerPre::V0_2(since_v0_2::WorkerPre::new(pre)?),
-            Contract::V0_3 => WorkerPre::V0_3(latest::WorkerPre::new(pre)?),
+            Contract::V0_3 => WorkerPre::V0_3(since_v0_3::WorkerPre::new(pre)?),
+            Contract::V0_4 => WorkerPre::V0_4(latest::WorkerPre::new(pre)?),
         })
     }
 
@@ -160,6 +169,7 @@ impl<T: Send + 'static> WorkerPre<T> {
             WorkerPre::V0_1(_) => Contract::V0_1,
             WorkerPre::V0_2(_) => Contract::V0_2,
             WorkerPre::V0_3(_) => Contract::V0_3,
+            WorkerPre::V0_4(_) => Contract::V0_4,
         }
     }
 
@@ -168,6 +178,7 @@ impl<T: Send + 'static> WorkerPre<T> {
             WorkerPre::V0_1(p) => Worker::V0_1(p.instantiate_async(store).await?),
             WorkerPre::V0_2(p) => Worker::V0_2(p.instantiate_async(store).await?),
             WorkerPre::V0_3(p) => Worker::V0_3(p.instantiate_async(store).await?),
+            WorkerPre::V0_4(p) => Worker::V0_4(p.instantiate_async(store).await?),
         })
     }
 }
@@ -178,7 +189,8 @@ impl Worker {
         match self {
             Worker::V0_1(w) => Ok(since_v0_1::module_info(w.call_describe(store).await?)),
             Worker::V0_2(w) => Ok(since_v0_2::module_info(w.call_describe(store).await?)),
-            Worker::V0_3(w) => w.call_describe(store).await,
+            Worker::V0_3(w) => Ok(since_v0_3::module_info(w.call_describe(store).await?)),
+            Worker::V0_4(w) => w.call_describe(store).await,
         }
     }
 
@@ -195,7 +207,10 @@ impl Worker {
             Worker::V0_2(w) => {
                 Ok(w.call_run_cycle(store, &since_v0_2::cycle_input(input)).await?.map(since_v0_2::cycle_output))
             }
-            Worker::V0_3(w) => w.call_run_cycle(store, input).await,
+            Worker::V0_3(w) => {
+                Ok(w.call_run_cycle(store, &since_v0_3::cycle_input(input)).await?.map(since_v0_3::cycle_output))
+            }
+            Worker::V0_4(w) => w.call_run_cycle(store, input).await,
         }
     }
 }
@@ -244,7 +259,10 @@ mod tests {
     fn unknown_mixed_or_missing_versions_are_refused_with_the_served_list() {
         let future = r#"(component (import "nthlayer:worker/types@0.9.0" (instance)))"#;
         let e = contract_of_wat(future).unwrap_err();
-        assert!(e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0"), "{e}");
+        assert!(
+            e.contains("nthlayer:worker@0.9.0") && e.contains("serves nthlayer:worker 0.1.0, 0.2.0, 0.3.0, 0.4.0"),
+            "{e}"
+        );
         let mixed = r#"(component (import "nthlayer:worker/types@0.1.0" (instance)) (import "nthlayer:worker/log@0.2.0" (instance)))"#;
         assert!(contract_of_wat(mixed).unwrap_err().contains("several nthlayer:worker versions (0.1.0, 0.2.0)"));
         let none = r#"(component (import "wasi:cli/stdout@0.2.6" (instance)))"#;

@@ -31,6 +31,9 @@ pub const TRACEQL_BYTES: usize = 4096;
 pub const STEP_BYTES: usize = 32;
 /// Queries in one `query-batch`.
 pub const BATCH_QUERIES: usize = 256;
+/// Records in one `submit-batch` (0.4.0): what the host lifts from the guest in one call;
+/// max_records still counts each record.
+pub const SUBMIT_BATCH: usize = 1024;
 
 /// `Err("<what> of N bytes exceeds the cap of M bytes")` when `len > cap`.
 pub fn bytes(what: &str, len: usize, cap: usize) -> Result<(), String> {

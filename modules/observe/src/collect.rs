@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, Level};
+use nthlayer_sdk::batch::QUERY_BATCH;
+use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Map, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, output, submit, truthy, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, output, runs, submit, submit_all, truthy, Seq};
 
 /// One SLO as the collector sees it.
 struct Slo {
@@ -52,32 +53,56 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         return output(&seq, 0);
     }
 
-    let mut emitted = 0;
-    let mut accepted_ids: Vec<Value> = Vec::new();
-    let mut collected: Vec<(String, Vec<&'static str>)> = Vec::new();
     let mut collection_errors = 0u64;
-
+    // Every service's SLOs are parsed first: one that does not parse skips its service, as
+    // the reference's collector raised for it.
+    let mut planned: Vec<(&String, Vec<Slo>)> = Vec::new();
     for (service, raw_slos) in &by_service {
-        let results = match collect_service(host, service, raw_slos) {
-            Ok(r) => r,
+        match raw_slos.iter().map(parse_slo).collect::<Result<Vec<_>, _>>() {
+            Ok(slos) => planned.push((service, slos)),
             Err(CollectFailure(why)) => {
                 host.log(Level::Warn, "observe_collect_failed", &[("service", service), ("error", &why)]);
                 collection_errors += 1;
-                continue;
             }
-        };
-        // All of a service's records are built before any is sent, as in the reference.
-        let records: Vec<Value> = results
+        }
+    }
+    // The SLI queries of a run of services in one batched call (the host runs them
+    // concurrently, bounded), then that run's slo_status records in one batched call, in
+    // the order they were built; runs keep what the cycle holds bounded.
+    let mut emitted = 0;
+    let mut accepted_ids: Vec<Value> = Vec::new();
+    let mut collected: Vec<(String, Vec<&'static str>)> = Vec::new();
+    for run in runs(&planned, |(_, slos)| slos.len(), QUERY_BATCH) {
+        let queries: Vec<String> = run
             .iter()
-            .map(|r| assessment(host, &mut seq, "slo_status", service, Value::Object(r.data.clone())))
+            .flat_map(|(service, slos)| slos.iter().filter_map(|slo| slo.query.as_ref().map(|q| expand(q, service))))
             .collect();
-        for record in records {
-            if submit(host, &record) {
+        let mut answers = host.prom_query_batch(&queries, None).into_iter();
+        let mut records: Vec<Value> = Vec::new();
+        for (service, slos) in run {
+            let results: Vec<SloResult> = slos
+                .iter()
+                .map(|slo| {
+                    let answer = slo.query.as_ref().map(|_| {
+                        answers.next().unwrap_or_else(|| Err(HostError::Invalid("no answer for the query".into())))
+                    });
+                    collect_one(host, service, slo, answer)
+                })
+                .collect();
+            // All of a service's records are built before any is sent, as in the reference.
+            records.extend(
+                results
+                    .iter()
+                    .map(|r| assessment(host, &mut seq, "slo_status", service, Value::Object(r.data.clone()))),
+            );
+            collected.push(((*service).clone(), results.iter().map(|r| r.status).collect()));
+        }
+        for (record, ok) in records.iter().zip(submit_all(host, &records)) {
+            if ok {
                 emitted += 1;
                 accepted_ids.push(record["id"].clone());
             }
         }
-        collected.push((service.clone(), results.iter().map(|r| r.status).collect()));
     }
 
     if !collected.is_empty() {
@@ -88,6 +113,11 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         }
     }
     output(&seq, emitted)
+}
+
+/// The SLO's query for one service (`${service}` and `$service` filled in).
+fn expand(template: &str, service: &str) -> String {
+    template.replace("${service}", service).replace("$service", service)
 }
 
 fn parse_slo(raw: &Value) -> Result<Slo, CollectFailure> {
@@ -110,11 +140,6 @@ fn parse_slo(raw: &Value) -> Result<Slo, CollectFailure> {
         }
     }
     Ok(Slo { name, target, window, query })
-}
-
-fn collect_service(host: &dyn Host, service: &str, raw: &[Value]) -> Result<Vec<SloResult>, CollectFailure> {
-    let slos = raw.iter().map(parse_slo).collect::<Result<Vec<_>, _>>()?;
-    Ok(slos.iter().map(|slo| collect_one(host, service, slo)).collect())
 }
 
 /// Minutes in a window such as "30d" (here `m` is minutes). Anything else is 30 days.
@@ -146,8 +171,8 @@ enum Sli {
     Error(String),
 }
 
-fn query_sli(host: &dyn Host, query: &str) -> Sli {
-    let data = match host.prom_query(query, None) {
+fn query_sli(answer: Result<Value, HostError>) -> Sli {
+    let data = match answer {
         Ok(d) => d,
         Err(e) => return Sli::Error(e.to_string()),
     };
@@ -171,7 +196,8 @@ fn status_for(percent_consumed: f64) -> &'static str {
     }
 }
 
-fn collect_one(host: &dyn Host, service: &str, slo: &Slo) -> SloResult {
+/// `answer` is the instant query's, none when the SLO has no query.
+fn collect_one(host: &dyn Host, service: &str, slo: &Slo, answer: Option<Result<Value, HostError>>) -> SloResult {
     let objective = slo.target.as_f64().unwrap_or(f64::NAN);
     let window_min = window_minutes(&slo.window);
     // Operation order matters for the last bit: the reference's figures are compared as is.
@@ -183,49 +209,46 @@ fn collect_one(host: &dyn Host, service: &str, slo: &Slo) -> SloResult {
     data.insert("window".into(), slo.window.clone());
     data.insert("total_budget_minutes".into(), json!(total_budget_minutes));
 
-    let status = match &slo.query {
+    let status = match answer {
         None => {
             data.insert("status".into(), json!("NO_DATA"));
             data.insert("error".into(), json!("No query defined"));
             "NO_DATA"
         }
-        Some(template) => {
-            let query = template.replace("${service}", service).replace("$service", service);
-            match query_sli(host, &query) {
-                Sli::Value(sli) => match figures(window_min, total_budget_minutes, sli) {
-                    Some((current_sli, burned, consumed, status)) => {
-                        data.insert("status".into(), json!(status));
-                        data.insert("current_sli".into(), json!(current_sli));
-                        data.insert("burned_minutes".into(), json!(burned));
-                        data.insert("percent_consumed".into(), consumed);
-                        status
-                    }
-                    None => {
-                        host.log(
-                            Level::Warn,
-                            "non_finite_sli_value",
-                            &[("service", service), ("slo", &slo.name), ("value", &py::repr(sli))],
-                        );
-                        data.insert("status".into(), json!("NO_DATA"));
-                        "NO_DATA"
-                    }
-                },
-                Sli::NoData => {
+        Some(answer) => match query_sli(answer) {
+            Sli::Value(sli) => match figures(window_min, total_budget_minutes, sli) {
+                Some((current_sli, burned, consumed, status)) => {
+                    data.insert("status".into(), json!(status));
+                    data.insert("current_sli".into(), json!(current_sli));
+                    data.insert("burned_minutes".into(), json!(burned));
+                    data.insert("percent_consumed".into(), consumed);
+                    status
+                }
+                None => {
+                    host.log(
+                        Level::Warn,
+                        "non_finite_sli_value",
+                        &[("service", service), ("slo", &slo.name), ("value", &py::repr(sli))],
+                    );
                     data.insert("status".into(), json!("NO_DATA"));
                     "NO_DATA"
                 }
-                Sli::Error(e) => {
-                    host.log(
-                        Level::Warn,
-                        "prometheus_query_failed",
-                        &[("service", service), ("slo", &slo.name), ("error", &e)],
-                    );
-                    data.insert("status".into(), json!("ERROR"));
-                    data.insert("error".into(), json!(e));
-                    "ERROR"
-                }
+            },
+            Sli::NoData => {
+                data.insert("status".into(), json!("NO_DATA"));
+                "NO_DATA"
             }
-        }
+            Sli::Error(e) => {
+                host.log(
+                    Level::Warn,
+                    "prometheus_query_failed",
+                    &[("service", service), ("slo", &slo.name), ("error", &e)],
+                );
+                data.insert("status".into(), json!("ERROR"));
+                data.insert("error".into(), json!(e));
+                "ERROR"
+            }
+        },
     };
     SloResult { data, status }
 }

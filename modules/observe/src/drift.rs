@@ -2,10 +2,13 @@
 //! emits a `drift_signal` with a severity, a pattern and advice. A target without usable data
 //! is skipped with a warning and emits nothing, as in the reference.
 
-use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, Level};
+use nthlayer_sdk::batch::QUERY_BATCH;
+use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, HostError, Level, RangeQuery};
 use serde_json::{json, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, numeric, output, submit, truthy, Seq};
+use crate::{
+    assessment, fetch_manifests, manifest_name, manifest_slos, numeric, output, runs, submit_all, truthy, Seq,
+};
 
 /// Per-tier policy (the reference's DRIFT_DEFAULTS; its `enabled` flag is never read).
 struct Tier {
@@ -74,21 +77,31 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         }
     }
 
+    // A run of SLOs' range queries in one batched call (the host runs them concurrently,
+    // bounded), then that run's drift_signal records in one batched call; runs keep the
+    // histories held bounded. An SLO whose query cannot be formed fails on its own.
     let mut emitted = 0;
-    for t in &targets {
-        match analyze(host, t) {
-            Ok(data) => {
-                let record = assessment(host, &mut seq, "drift_signal", t.service, data);
-                if submit(host, &record) {
-                    emitted += 1;
-                }
+    for run in runs(&targets, |_| 1, QUERY_BATCH) {
+        let plans: Vec<Result<(Tier, RangeQuery), String>> = run.iter().map(|t| plan(host, t)).collect();
+        let queries: Vec<RangeQuery> = plans.iter().filter_map(|p| p.as_ref().ok().map(|(_, q)| q.clone())).collect();
+        let mut answers = host.prom_query_range_batch(&queries).into_iter();
+        let mut records = Vec::new();
+        for (t, p) in run.iter().zip(plans) {
+            let analysed = p.and_then(|(policy, _)| {
+                let answer =
+                    answers.next().unwrap_or_else(|| Err(HostError::Invalid("no answer for the query".into())));
+                analyze(t, &policy, answer)
+            });
+            match analysed {
+                Ok(data) => records.push(assessment(host, &mut seq, "drift_signal", t.service, data)),
+                Err(why) => host.log(
+                    Level::Warn,
+                    "drift_analysis_failed",
+                    &[("service", t.service), ("slo", t.slo), ("error", &why)],
+                ),
             }
-            Err(why) => host.log(
-                Level::Warn,
-                "drift_analysis_failed",
-                &[("service", t.service), ("slo", t.slo), ("error", &why)],
-            ),
         }
+        emitted += submit_all(host, &records).into_iter().filter(|ok| *ok).count() as u32;
     }
     output(&seq, emitted)
 }
@@ -120,8 +133,8 @@ fn micros(ts: f64) -> Option<i64> {
     Some(whole as i64 * 1_000_000 + frac as i64)
 }
 
-/// `(time in µs, remaining budget ratio)` from the range query, non-finite values dropped.
-fn fetch_history(host: &dyn Host, t: &Target, window: &str) -> Result<Vec<(i64, f64)>, String> {
+/// The SLO's range query over its window, ending now.
+fn history_query(host: &dyn Host, t: &Target, window: &str) -> Result<RangeQuery, String> {
     let query = format!("slo:error_budget_remaining:ratio{{service=\"{}\", slo=\"{}\"}}", t.service, t.slo);
     let end_us = micros(host.now()).ok_or("clock out of range")?;
     let span_us = window_seconds(window).saturating_mul(1_000_000);
@@ -130,8 +143,12 @@ fn fetch_history(host: &dyn Host, t: &Target, window: &str) -> Result<Vec<(i64, 
         return Err(format!("window {window} reaches before year 1"));
     }
     let (start, end) = (start_us as f64 / 1e6, end_us as f64 / 1e6);
-    let data =
-        host.prom_query_range(&query, start, end, "1h").map_err(|e| format!("Failed to query Prometheus: {e}"))?;
+    Ok(RangeQuery { promql: query, start, end, step: "1h".into() })
+}
+
+/// `(time in µs, remaining budget ratio)` from the range query's answer, non-finite values dropped.
+fn history(t: &Target, answer: Result<Value, HostError>) -> Result<Vec<(i64, f64)>, String> {
+    let data = answer.map_err(|e| format!("Failed to query Prometheus: {e}"))?;
     let series = data.get("result").and_then(Value::as_array).and_then(|r| r.first());
     let Some(series) = series else {
         return Err(format!("No data returned for {}/{}", t.service, t.slo));
@@ -150,7 +167,8 @@ fn fetch_history(host: &dyn Host, t: &Target, window: &str) -> Result<Vec<(i64, 
     Ok(points)
 }
 
-fn analyze(host: &dyn Host, t: &Target) -> Result<Value, String> {
+/// The SLO's tier policy and range query, or why it cannot be analysed.
+fn plan(host: &dyn Host, t: &Target) -> Result<(Tier, RangeQuery), String> {
     let Some(tier) = t.tier.as_str() else {
         return Err(format!("tier is not a string: {}", t.tier));
     };
@@ -159,7 +177,12 @@ fn analyze(host: &dyn Host, t: &Target) -> Result<Value, String> {
         Some(w) if truthy(w) => w.as_str().ok_or_else(|| format!("window is not a string: {w}"))?,
         _ => policy.window,
     };
-    let data = fetch_history(host, t, window)?;
+    let query = history_query(host, t, window)?;
+    Ok((policy, query))
+}
+
+fn analyze(t: &Target, policy: &Tier, answer: Result<Value, HostError>) -> Result<Value, String> {
+    let data = history(t, answer)?;
     if data.len() < 2 {
         return Err(format!(
             "Insufficient data points for {}/{}. Need at least 2 data points, got {}",
@@ -168,7 +191,7 @@ fn analyze(host: &dyn Host, t: &Target) -> Result<Value, String> {
             data.len()
         ));
     }
-    Ok(assess(&policy, &data)?.into_data(t.slo))
+    Ok(assess(policy, &data)?.into_data(t.slo))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -4,7 +4,9 @@
 //!
 //! Every job is deterministic: Prometheus and core in, assessments out, no LLM.
 
-use nthlayer_sdk::{ids, time, CycleInput, CycleOutput, Emission, Host, Level, Module, ModuleInfo, Task};
+use nthlayer_sdk::{
+    ids, time, CycleInput, CycleOutput, Emission, Host, HostError, Level, Module, ModuleInfo, Submission, Task,
+};
 use serde_json::{json, Value};
 
 mod collect;
@@ -86,7 +88,38 @@ pub(crate) fn assessment(host: &dyn Host, seq: &mut Seq, kind: &str, service: &s
 
 /// Submits an assessment under the module's own source; a refusal is logged, not fatal.
 pub(crate) fn submit(host: &dyn Host, record: &Value) -> bool {
-    match host.submit_assessment(record, None) {
+    logged(host, record, host.submit_assessment(record, None))
+}
+
+/// `items` cut into consecutive runs of at most `cap` units (`size` of each; an item bigger
+/// than `cap` is a run of its own): a cycle batches its host calls one run at a time, so
+/// the answers and records it holds stay bounded however many services there are.
+pub(crate) fn runs<T>(items: &[T], size: impl Fn(&T) -> usize, cap: usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut n) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let s = size(item);
+        if i > start && n + s > cap {
+            out.push(&items[start..i]);
+            (start, n) = (i, 0);
+        }
+        n += s;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
+
+/// Submits assessments in one batched call (the SDK splits a long list), each under the
+/// module's own source; a refusal is logged as `submit` logs it. One flag per record.
+pub(crate) fn submit_all(host: &dyn Host, records: &[Value]) -> Vec<bool> {
+    let batch: Vec<Submission> = records.iter().map(|r| Submission::assessment(r.clone(), None)).collect();
+    records.iter().zip(host.submit_batch(&batch)).map(|(record, answer)| logged(host, record, answer)).collect()
+}
+
+fn logged(host: &dyn Host, record: &Value, answer: Result<String, HostError>) -> bool {
+    match answer {
         Ok(_) => true,
         Err(e) => {
             let id = record["id"].as_str().unwrap_or_default();

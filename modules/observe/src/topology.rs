@@ -7,10 +7,11 @@
 
 use std::collections::HashSet;
 
+use nthlayer_sdk::batch::QUERY_BATCH;
 use nthlayer_sdk::{CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, output, submit, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, output, runs, submit_all, Seq};
 
 /// A client-metric family: its queries (unfiltered form), which labels name the caller and
 /// the callee (first non-empty wins), and the edge type. Order is the reference's.
@@ -166,10 +167,10 @@ fn dedup_by_key(edges: Vec<Edge>) -> Vec<Edge> {
     edges.into_iter().filter(|e| seen.insert(format!("{}:{}:{}", e.source, e.target, e.edge_type))).collect()
 }
 
-/// The upstream and downstream edges the provider reports for one service.
-fn discover(host: &dyn Host, service: &str) -> (Vec<Edge>, Vec<Edge>) {
+/// The upstream and downstream edges the provider reports for one service, from the
+/// answers to its [`queries`].
+fn discover(host: &dyn Host, service: &str, answers: &[Result<Value, HostError>]) -> (Vec<Edge>, Vec<Edge>) {
     let qs = queries(service);
-    let answers = host.prom_query_batch(&qs, None);
     let families: Vec<&Family> = FAMILIES.iter().flat_map(|f| f.queries.iter().map(move |_| f)).collect();
     let (mut up, mut down) = (Vec::new(), Vec::new());
     let mut failed: Vec<&HostError> = Vec::new();
@@ -254,20 +255,26 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         return output(&seq, 0);
     }
 
-    let mut graph: Vec<Edge> = Vec::new();
+    // A repeated manifest name would only repeat the same queries.
     let mut discovered: HashSet<&str> = HashSet::new();
-    for name in &names {
-        // A repeated manifest name would only repeat the same queries.
-        if !discovered.insert(name) {
-            continue;
-        }
-        let (up, down) = discover(host, name);
-        for e in up.into_iter().chain(down) {
-            add_edge(&mut graph, e);
+    let unique: Vec<&str> = names.iter().copied().filter(|n| discovered.insert(n)).collect();
+    // A run of services' queries in one batched call (the host runs them concurrently,
+    // bounded), answers in the same order; runs keep the answers held bounded.
+    let per_service: Vec<(&str, Vec<String>)> = unique.iter().map(|n| (*n, queries(n))).collect();
+    let mut graph: Vec<Edge> = Vec::new();
+    for run in runs(&per_service, |(_, qs)| qs.len(), QUERY_BATCH) {
+        let all: Vec<String> = run.iter().flat_map(|(_, qs)| qs.iter().cloned()).collect();
+        let mut answers = host.prom_query_batch(&all, None).into_iter();
+        for (name, qs) in run {
+            let mine: Vec<Result<Value, HostError>> = answers.by_ref().take(qs.len()).collect();
+            let (up, down) = discover(host, name, &mine);
+            for e in up.into_iter().chain(down) {
+                add_edge(&mut graph, e);
+            }
         }
     }
 
-    let mut emitted = 0;
+    let mut records = Vec::new();
     for name in &names {
         let br = blast_radius(&graph, name);
         let critical = 0; // tiers are never known to discovery
@@ -279,11 +286,10 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
             "direct_downstream_count": br.direct,
             "recommendation": advice,
         });
-        let record = assessment(host, &mut seq, "dependency_graph", name, data);
-        if submit(host, &record) {
-            emitted += 1;
-        }
+        records.push(assessment(host, &mut seq, "dependency_graph", name, data));
     }
+    // The cycle's dependency_graph records in one batched call.
+    let emitted = submit_all(host, &records).into_iter().filter(|ok| *ok).count() as u32;
     output(&seq, emitted)
 }
 

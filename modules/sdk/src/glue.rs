@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::batch::{InstantQuery, RangeQuery, Submission, QUERY_BATCH, SUBMIT_BATCH};
 use crate::bindings::nthlayer::worker::{arbiter, core, llm, log, prometheus, tempo, types as wit};
 use crate::host::{Host, HostError, Level, LlmRequest, LlmResponse, VerdictQuery};
 use crate::types::{CycleInput, Module};
@@ -64,6 +65,17 @@ impl Host for WasmHost {
     fn create_case(&self, case: &Value) -> Result<Value, HostError> {
         parse(core::create_case(&case.to_string()))
     }
+    fn submit_batch(&self, records: &[Submission]) -> Vec<Result<String, HostError>> {
+        let wit: Vec<core::Submission> = records
+            .iter()
+            .map(|s| core::Submission {
+                kind: record_kind(s.kind),
+                record: s.record.to_string(),
+                source: s.source.clone(),
+            })
+            .collect();
+        wit.chunks(SUBMIT_BATCH).flat_map(core::submit_batch).map(|r| r.map_err(err)).collect()
+    }
     fn prom_query(&self, promql: &str, at: Option<f64>) -> Result<Value, HostError> {
         parse(prometheus::query(promql, at))
     }
@@ -71,7 +83,24 @@ impl Host for WasmHost {
         parse(prometheus::query_range(promql, start, end, step))
     }
     fn prom_query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Value, HostError>> {
-        prometheus::query_batch(promql, at).into_iter().map(parse).collect()
+        promql.chunks(QUERY_BATCH).flat_map(|c| prometheus::query_batch(c, at)).map(parse).collect()
+    }
+    fn prom_query_at_batch(&self, queries: &[InstantQuery]) -> Vec<Result<Value, HostError>> {
+        let wit: Vec<prometheus::InstantQuery> =
+            queries.iter().map(|q| prometheus::InstantQuery { promql: q.promql.clone(), at: q.at }).collect();
+        wit.chunks(QUERY_BATCH).flat_map(prometheus::query_at_batch).map(parse).collect()
+    }
+    fn prom_query_range_batch(&self, queries: &[RangeQuery]) -> Vec<Result<Value, HostError>> {
+        let wit: Vec<prometheus::RangeQuery> = queries
+            .iter()
+            .map(|q| prometheus::RangeQuery {
+                promql: q.promql.clone(),
+                start: q.start,
+                end: q.end,
+                step: q.step.clone(),
+            })
+            .collect();
+        wit.chunks(QUERY_BATCH).flat_map(prometheus::query_range_batch).map(parse).collect()
     }
     fn arbiter_reduce_autonomy(&self, agent: &str, reason: &str) -> Result<(), HostError> {
         arbiter::reduce_autonomy(agent, reason).map_err(err)

@@ -3,6 +3,9 @@
 use serde_json::Value;
 use std::fmt;
 
+use crate::batch::{InstantQuery, RangeQuery, Submission};
+use crate::types::RecordKind;
+
 /// Mirrors WIT `host-error`. Modules usually log it and degrade.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HostError {
@@ -115,6 +118,18 @@ pub trait Host {
     fn create_case(&self, _case: &Value) -> Result<Value, HostError> {
         Err(not_provided("create_case"))
     }
+    /// Many records in one host call (contract 0.4.0), one answer per record in order; each
+    /// is granted, checked and counted as its own single call. The default makes the single
+    /// calls, so a test double that scripts `submit_assessment`/`submit_verdict` needs nothing more.
+    fn submit_batch(&self, records: &[Submission]) -> Vec<Result<String, HostError>> {
+        records
+            .iter()
+            .map(|s| match s.kind {
+                RecordKind::Assessment => self.submit_assessment(&s.record, s.source.as_deref()),
+                RecordKind::Verdict => self.submit_verdict(&s.record, s.source.as_deref()),
+            })
+            .collect()
+    }
 
     // --- Prometheus: return the API's `data` object ---
     fn prom_query(&self, _promql: &str, _at: Option<f64>) -> Result<Value, HostError> {
@@ -126,6 +141,16 @@ pub trait Host {
     /// One answer per query, in order.
     fn prom_query_batch(&self, promql: &[String], _at: Option<f64>) -> Vec<Result<Value, HostError>> {
         promql.iter().map(|_| Err(not_provided("prom_query_batch"))).collect()
+    }
+    /// Instant queries each at its own time, one answer per query in order (contract 0.4.0).
+    /// The default makes the single calls.
+    fn prom_query_at_batch(&self, queries: &[InstantQuery]) -> Vec<Result<Value, HostError>> {
+        queries.iter().map(|q| self.prom_query(&q.promql, q.at)).collect()
+    }
+    /// Range queries, one answer per query in order (contract 0.4.0). The default makes the
+    /// single calls.
+    fn prom_query_range_batch(&self, queries: &[RangeQuery]) -> Vec<Result<Value, HostError>> {
+        queries.iter().map(|q| self.prom_query_range(&q.promql, q.start, q.end, &q.step)).collect()
     }
 
     // --- Tempo ---

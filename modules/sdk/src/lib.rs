@@ -5,6 +5,7 @@
 //! (with [`testing::FakeHost`]) while the wasm build wires the same trait to the host's
 //! imports. A module crate needs exactly one line of wasm glue: [`export_module!`].
 
+pub mod batch;
 pub mod host;
 pub mod ids;
 pub mod py;
@@ -16,6 +17,7 @@ pub mod types;
 #[doc(hidden)]
 pub mod glue;
 
+pub use batch::{InstantQuery, RangeQuery, Submission};
 pub use host::{Host, HostError, Level, LlmRequest, LlmResponse, VerdictQuery};
 pub use types::{CycleInput, CycleOutput, Emission, FieldTest, Module, ModuleInfo, RecordKind, Task, WakeOn};
 
@@ -23,14 +25,14 @@ pub use types::{CycleInput, CycleOutput, Emission, FieldTest, Module, ModuleInfo
 pub use serde_json;
 
 /// WIT bindings, generated from the newest contract version in `wit/` at the repository
-/// root (modules built with this SDK import `nthlayer:worker@0.3.0`). Only exists in wasm
+/// root (modules built with this SDK import `nthlayer:worker@0.4.0`). Only exists in wasm
 /// builds.
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         world: "worker",
-        path: "../../wit/nthlayer-worker@0.3.0",
+        path: "../../wit/nthlayer-worker@0.4.0",
         pub_export_macro: true,
         export_macro_name: "__export_worker",
         default_bindings_module: "nthlayer_sdk::bindings",

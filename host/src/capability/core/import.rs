@@ -3,7 +3,9 @@
 use serde_json::{json, Map, Value};
 
 use crate::backend::core::VerdictFilter;
-use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, VerdictQuery};
+use crate::bindings::latest::nthlayer::worker::core::{AssessmentQuery, Host, Submission, VerdictQuery};
+use crate::bindings::latest::nthlayer::worker::types::RecordKind as WitKind;
+use crate::policy::caps;
 use crate::bindings::HostError;
 use crate::backend::envelope::RecordKind;
 use crate::capability::shared::import::bounded;
@@ -198,6 +200,24 @@ impl Host for View<'_, State> {
 
     async fn submit_verdict(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {
         self.submit(RecordKind::Verdict, record, source).await
+    }
+
+    /// Each record goes through `submit`, the one path a single call takes, so a batch can
+    /// never be granted, sized or counted differently from the same records sent one by one.
+    async fn submit_batch(&mut self, records: Vec<Submission>) -> Vec<Result<String, HostError>> {
+        if let Err(e) = caps::count("submit batch", records.len(), caps::SUBMIT_BATCH) {
+            let e = HostError::Invalid(format!("module {:?} task {:?}: {e}", self.cx.module, self.cx.task));
+            return vec![Err(e); records.len()];
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for s in records {
+            let kind = match s.kind {
+                WitKind::Assessment => RecordKind::Assessment,
+                WitKind::Verdict => RecordKind::Verdict,
+            };
+            out.push(self.submit(kind, s.record, s.source).await);
+        }
+        out
     }
 
     async fn query_assessments(&mut self, q: AssessmentQuery) -> Result<String, HostError> {

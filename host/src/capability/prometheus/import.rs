@@ -1,15 +1,16 @@
 //! `nthlayer:worker/prometheus`.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::bindings::latest::nthlayer::worker::prometheus::Host;
+use crate::bindings::latest::nthlayer::worker::prometheus::{Host, InstantQuery, RangeQuery};
+use super::batch::{all, check_step, Batch};
 use crate::bindings::HostError;
 use crate::capability::shared::import::bounded;
 use crate::policy::table::Capability;
 use crate::policy::caps;
 use super::State;
 use crate::capability::View;
-use crate::tape::{self, Tape};
+use crate::tape;
 
 /// The PromQL cap (crate::policy::caps), as the `invalid` error a module gets.
 fn check_promql(promql: &str) -> Result<(), HostError> {
@@ -30,7 +31,7 @@ impl Host for View<'_, State> {
     async fn query_range(&mut self, promql: String, start: f64, end: f64, step: String) -> Result<String, HostError> {
         self.cx.guard(Capability::Prometheus)?;
         check_promql(&promql)?;
-        caps::bytes("step", step.len(), caps::STEP_BYTES).map_err(HostError::Invalid)?;
+        check_step(&step)?;
         let prom = self.state.client.clone();
         let args = json!({"promql": promql, "start": start, "end": end, "step": step});
         let live = bounded("Prometheus", self.cx.budget(), prom.query_range(&promql, start, end, &step));
@@ -39,50 +40,41 @@ impl Host for View<'_, State> {
     }
 
     async fn query_batch(&mut self, promql: Vec<String>, at: Option<f64>) -> Vec<Result<String, HostError>> {
-        let fail_all = |e: HostError| vec![Err(e); promql.len()];
-        if let Err(e) = self.cx.guard(Capability::Prometheus) {
-            return fail_all(e);
-        }
-        // Counted (Prometheus's load per cycle), then each query against the PromQL cap: one
-        // oversize query fails the batch, as one bad call fails `query`.
-        if let Err(e) = caps::count("query batch", promql.len(), caps::BATCH_QUERIES) {
-            return fail_all(HostError::Invalid(e));
-        }
-        if let Some(e) = promql.iter().find_map(|q| check_promql(q).err()) {
-            return fail_all(e);
-        }
-        if let Err(e) = self.cx.check_request("batch", promql.iter().map(String::len).sum()) {
-            return fail_all(e);
-        }
-        // Taped one `query` per element, so fixtures do not depend on how a module batches.
-        let args = |q: &String| json!({"promql": q, "at": at});
-        if let Some(Tape::Replay(p)) = &self.cx.tape {
-            return promql
-                .iter()
-                .map(|q| match p.lookup("prometheus", "query", &args(q)) {
-                    Some(a) => {
-                        p.decode::<Value>("prometheus", "query", &args(q), a).and_then(|v| self.cx.respond("query", v))
-                    }
-                    None => Err(p.miss("prometheus", "query", args(q))),
-                })
-                .collect();
-        }
-        let prom = self.state.client.clone();
-        let budget = self.cx.call_budget(self.cx.call_timeout());
-        let results: Vec<Result<Value, HostError>> = match tokio::time::timeout(budget, prom.query_batch(&promql, at))
-            .await
-        {
-            Err(_) => {
-                let e = HostError::Timeout(format!("Prometheus batch did not finish within {} ms", budget.as_millis()));
-                vec![Err(e); promql.len()]
-            }
-            Ok(results) => results.into_iter().map(|r| r.map_err(HostError::from)).collect(),
+        let b = Batch {
+            call: "query",
+            what: "query",
+            args: promql.iter().map(|q| json!({"promql": q, "at": at})).collect(),
+            checks: all(promql.iter().map(|q| check_promql(q))),
+            request_bytes: promql.iter().map(String::len).sum(),
         };
-        if let Some(Tape::Record(r)) = &self.cx.tape {
-            for (q, a) in promql.iter().zip(&results) {
-                r.push("prometheus", "query", args(q), a.clone());
-            }
-        }
-        results.into_iter().map(|r| r.and_then(|v| self.cx.respond("query", v))).collect()
+        self.batch(b, |s| async move { s.client.query_batch(&promql, at).await }).await
+    }
+
+    async fn query_at_batch(&mut self, queries: Vec<InstantQuery>) -> Vec<Result<String, HostError>> {
+        let qs: Vec<(String, Option<f64>)> = queries.into_iter().map(|q| (q.promql, q.at)).collect();
+        let b = Batch {
+            call: "query",
+            what: "query",
+            args: qs.iter().map(|(q, at)| json!({"promql": q, "at": at})).collect(),
+            checks: all(qs.iter().map(|(q, _)| check_promql(q))),
+            request_bytes: qs.iter().map(|(q, _)| q.len()).sum(),
+        };
+        self.batch(b, |s| async move { s.client.query_at_batch(&qs).await }).await
+    }
+
+    async fn query_range_batch(&mut self, queries: Vec<RangeQuery>) -> Vec<Result<String, HostError>> {
+        let qs: Vec<(String, f64, f64, String)> =
+            queries.into_iter().map(|q| (q.promql, q.start, q.end, q.step)).collect();
+        let b = Batch {
+            call: "query-range",
+            what: "query_range",
+            args: qs
+                .iter()
+                .map(|(q, start, end, step)| json!({"promql": q, "start": start, "end": end, "step": step}))
+                .collect(),
+            checks: all(qs.iter().map(|(q, _, _, step)| check_promql(q).and_then(|()| check_step(step)))),
+            request_bytes: qs.iter().map(|(q, _, _, step)| q.len() + step.len()).sum(),
+        };
+        self.batch(b, |s| async move { s.client.query_range_batch(&qs).await }).await
     }
 }

@@ -1,6 +1,7 @@
-//! `prometheus`: instant, range and batched PromQL queries.
+//! `prometheus`: instant, range and batched (instant, per-time, range) PromQL queries.
 
 pub mod config;
+mod batch;
 mod import;
 
 use crate::backend::prometheus::PrometheusClient;
