@@ -2,13 +2,14 @@
 //! against the service's own SLI queries in Prometheus → `contract_divergence`.
 
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{py, time, CycleInput, CycleOutput, Host};
+use nthlayer_sdk::{py, time, CycleInput, CycleOutput, Host, Submission};
 use serde_json::{json, Value};
 
 use crate::{latency, manifests, round6};
 
 pub fn run(host: &dyn Host, _input: &CycleInput) -> CycleOutput {
     let mut emitted = 0;
+    let mut found: Vec<(String, Submission)> = Vec::new();
     for m in manifests(host, "correlate.contract").unwrap_or_default() {
         let Some(service) = m.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) else { continue };
         let contracts = match m.get("contracts") {
@@ -23,11 +24,17 @@ pub fn run(host: &dyn Host, _input: &CycleInput) -> CycleOutput {
         let slos = m.get("slos").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
         for c in contracts {
             if let Some(record) = check(host, service, c, slos) {
-                match host.submit_assessment(&record, None) {
-                    Ok(_) => emitted += 1,
-                    Err(e) => host
-                        .warn("contract_divergence_submit_failed", &[("service", service), ("error", &e.to_string())]),
-                }
+                found.push((service.to_string(), Submission::assessment(record, None)));
+            }
+        }
+    }
+    // The cycle's contract_divergence records in one batched call, in order.
+    let batch: Vec<Submission> = found.iter().map(|(_, s)| s.clone()).collect();
+    for ((service, _), answer) in found.iter().zip(host.submit_batch(&batch)) {
+        match answer {
+            Ok(_) => emitted += 1,
+            Err(e) => {
+                host.warn("contract_divergence_submit_failed", &[("service", service), ("error", &e.to_string())])
             }
         }
     }

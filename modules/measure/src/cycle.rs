@@ -11,7 +11,7 @@ use crate::knobs::Knobs;
 use crate::state::State;
 use crate::threshold::hysteresis::KeyState;
 use crate::threshold::{self, Breach, BREACH_SEVERITY};
-use crate::{decision, now_iso, slo, submit_verdict};
+use crate::{decision, now_iso, slo, submit_verdicts};
 
 pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     let knobs = Knobs::from_config(&input.config);
@@ -53,6 +53,7 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     // Phase 2: transitions into breach.
     let mut new_breaches: Vec<String> = Vec::new();
     let mut breach_ids: Map<String, Value> = Map::new();
+    let mut breach_verdicts = Vec::new();
     for e in &evaluated {
         let key = e.slo.key();
         let prev = st.slo_status.get(&key).and_then(Value::as_str).unwrap_or("unknown");
@@ -79,10 +80,11 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
                 "current_value": e.pct,
             },
         });
-        if submit_verdict(host, &verdict) {
-            emitted += 1;
-        }
+        breach_verdicts.push(verdict);
     }
+    // The phase's quality_breach verdicts in one batched call, before any autonomy change
+    // that names them as parents.
+    emitted += submit_verdicts(host, &breach_verdicts);
 
     // Phase 2b: threshold breaches into governance, only when the operator asked for it.
     let governed =
@@ -100,6 +102,7 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
             None => by_service.push((svc, vec![key.clone()])),
         }
     }
+    let mut autonomy_verdicts = Vec::new();
     for (service, keys) in by_service {
         if !keys.iter().any(|k| new_breaches.contains(k)) {
             continue;
@@ -132,10 +135,9 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
                 "reason": format!("Autonomy reduced: {} SLO/threshold breach(es)", keys.len()),
             },
         });
-        if submit_verdict(host, &verdict) {
-            emitted += 1;
-        }
+        autonomy_verdicts.push(verdict);
     }
+    emitted += submit_verdicts(host, &autonomy_verdicts);
 
     // Recovery clears the decision; the ratchet never raises autonomy.
     let recovered: Vec<String> = st

@@ -4,7 +4,7 @@
 //! re-raised (nor autonomy stepped down again) every time the host restarts.
 
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{time, CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, Task};
+use nthlayer_sdk::{time, CycleInput, CycleOutput, Emission, Host, HostError, Module, ModuleInfo, Submission, Task};
 use serde_json::{json, Value};
 
 mod cycle;
@@ -49,9 +49,16 @@ impl Module for Measure {
 
 pub(crate) use nthlayer_sdk::py::truthy;
 
-/// Submits a verdict; a refusal is logged and reported as false.
-pub(crate) fn submit_verdict(host: &dyn Host, record: &Value) -> bool {
-    match host.submit_verdict(record, None) {
+/// Submits verdicts in one batched call, in order; each refusal is logged. The number accepted.
+pub(crate) fn submit_verdicts(host: &dyn Host, records: &[Value]) -> u32 {
+    let batch: Vec<Submission> = records.iter().map(|r| Submission::verdict(r.clone(), None)).collect();
+    let answers = host.submit_batch(&batch);
+    records.iter().zip(answers).filter(|(record, answer)| logged(host, record, answer.clone())).count() as u32
+}
+
+/// A verdict's answer; a refusal is logged and reported as false.
+fn logged(host: &dyn Host, record: &Value, answer: Result<String, HostError>) -> bool {
+    match answer {
         Ok(_) => true,
         Err(e) => {
             let id = record["id"].as_str().unwrap_or_default();

@@ -2,7 +2,7 @@
 //! healthy when `ratio*100 >= target`. One `judgment_slo_evaluation` per SLO per cycle.
 
 use nthlayer_sdk::host::HostExt;
-use nthlayer_sdk::{py, time, Host, HostError, Level};
+use nthlayer_sdk::{py, time, Host, HostError, Level, Submission};
 use serde_json::{json, Value};
 
 use crate::knobs::EVAL_CONCURRENCY;
@@ -113,6 +113,7 @@ pub fn evaluate(host: &dyn Host, slos: Vec<Slo>) -> (Vec<Evaluated>, u32) {
         answers.extend(host.prom_query_batch(&queries, None));
     }
     let mut out = Vec::new();
+    let mut records = Vec::new();
     let mut emitted = 0;
     for (slo, answer) in slos.into_iter().zip(answers) {
         let who = [("service", slo.service.as_str()), ("slo", slo.name.as_str())];
@@ -147,14 +148,18 @@ pub fn evaluate(host: &dyn Host, slos: Vec<Slo>) -> (Vec<Evaluated>, u32) {
                 "window": slo.window,
             },
         });
-        match host.submit_assessment(&record, None) {
+        records.push(Submission::assessment(record, None));
+        out.push(Evaluated { slo, pct, status, jse_id });
+    }
+    // The cycle's judgment_slo_evaluation records in one batched call, in order.
+    for (e, answer) in out.iter().zip(host.submit_batch(&records)) {
+        match answer {
             Ok(_) => emitted += 1,
-            Err(e) => host.warn(
+            Err(err) => host.warn(
                 "measure_assessment_submit_failed",
-                &[("service", &slo.service), ("slo", &slo.name), ("error", &e.to_string())],
+                &[("service", &e.slo.service), ("slo", &e.slo.name), ("error", &err.to_string())],
             ),
         }
-        out.push(Evaluated { slo, pct, status, jse_id });
     }
     (out, emitted)
 }
