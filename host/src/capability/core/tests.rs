@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::bindings::latest::nthlayer::worker::core::Host;
+use crate::bindings::latest::nthlayer::worker::core::{Host, Submission};
+use crate::bindings::latest::nthlayer::worker::types::RecordKind;
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
 use crate::policy::table::Capability;
@@ -239,4 +240,83 @@ async fn a_direct_post_wakes_subscribers_and_a_held_one_does_not() {
     fake.finish();
     let (cause, _) = watcher.cause().expect("the direct post woke the subscriber");
     assert!(cause.contains("asm-1"), "{cause}");
+}
+
+fn submission(kind: RecordKind, text: String) -> Submission {
+    Submission { kind, record: text, source: None }
+}
+
+/// A batch is the single calls in one crossing: a kind the module may not emit is refused
+/// for that entry only, the others are held in list order with their own ids, and each
+/// counts as one record.
+#[tokio::test]
+async fn a_batch_answers_each_record_on_its_own_and_holds_the_rest_in_order() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits::default());
+    s.cx.holding = true;
+    let batch = vec![
+        submission(RecordKind::Assessment, record(json!({"id": "asm-1"}))),
+        submission(RecordKind::Assessment, record(json!({"id": "asm-2", "kind": "burn_rate"}))),
+        submission(RecordKind::Assessment, record(json!({"id": "asm-3"}))),
+        submission(RecordKind::Verdict, json!({"id": "vrd-1", "type": "triage", "created_at": "t"}).to_string()),
+    ];
+    let answers = s.core().submit_batch(batch).await;
+    assert_eq!(answers.len(), 4);
+    assert_eq!(answers[0].as_deref().ok(), Some("asm-1"), "{:?}", answers[0]);
+    assert!(
+        matches!(&answers[1], Err(HostError::Denied(m)) if m.contains("may not emit assessment \"burn_rate\"")),
+        "{:?}",
+        answers[1]
+    );
+    assert_eq!(answers[2].as_deref().ok(), Some("asm-3"), "{:?}", answers[2]);
+    assert!(matches!(&answers[3], Err(HostError::Denied(m)) if m.contains("verdict \"triage\"")), "{:?}", answers[3]);
+    let held: Vec<String> = s
+        .rooms
+        .core
+        .held
+        .effects
+        .iter()
+        .map(|e| match e {
+            Effect::Record(r) => r.id.clone(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(held, ["asm-1", "asm-3"]);
+    assert_eq!(s.rooms.core.emitted, 2);
+    fake.finish();
+    assert!(fake.seen().is_empty());
+}
+
+/// A batch that crosses max_records part-way fails the cycle as the single call does,
+/// naming module, task and limit; entries past the cap are refused too.
+#[tokio::test]
+async fn a_batch_crossing_max_records_fails_the_cycle() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits { max_records: 2, ..Limits::default() });
+    s.cx.holding = true;
+    let batch: Vec<Submission> = (1..=4)
+        .map(|n| submission(RecordKind::Assessment, record(json!({"id": format!("asm-{n}")}))))
+        .collect();
+    let answers = s.core().submit_batch(batch).await;
+    assert!(answers[0].is_ok() && answers[1].is_ok(), "{answers:?}");
+    let want = r#"module "mine" task "mine" submitted more than 2 records in one cycle"#;
+    for a in &answers[2..] {
+        assert!(matches!(a, Err(HostError::Invalid(m)) if m.contains(want) && m.contains("max_records")), "{a:?}");
+    }
+    assert!(s.rooms.core.held.refused.as_deref().is_some_and(|r| r.contains(want)));
+    fake.finish();
+}
+
+/// Past the per-call cap nothing is submitted and every entry says why.
+#[tokio::test]
+async fn a_batch_over_the_count_cap_submits_nothing() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, grants(), Limits::default());
+    s.cx.holding = true;
+    let one = submission(RecordKind::Assessment, record(json!({})));
+    let answers = s.core().submit_batch(vec![one; crate::policy::caps::SUBMIT_BATCH + 1]).await;
+    let want = r#"module "mine" task "mine": submit batch: 1025 entries exceed the cap of 1024"#;
+    assert!(answers.iter().all(|a| matches!(a, Err(HostError::Invalid(m)) if m == want)), "{:?}", answers[0]);
+    assert!(s.rooms.core.held.effects.is_empty() && s.rooms.core.held.refused.is_none());
+    fake.finish();
 }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::bindings::latest::nthlayer::worker::prometheus::Host;
+use crate::bindings::latest::nthlayer::worker::prometheus::{Host, InstantQuery, RangeQuery};
 use crate::bindings::HostError;
 use crate::policy::grants::Grants;
 use crate::policy::table::Capability;
@@ -93,5 +93,49 @@ async fn a_batch_answers_in_input_order_whatever_order_prometheus_answers_in() {
     let batch = s.prometheus().query_batch(vec!["q1".into(), "q2".into(), "q3".into()], Some(5.0)).await;
     let got: Vec<String> = batch.into_iter().map(Result::unwrap).collect();
     assert_eq!(got, [1, 2, 3].map(|n| format!(r#"{{"resultType":"scalar","result":[1,"{n}"]}}"#)));
+    fake.finish();
+}
+
+fn range(q: &str, step: &str) -> RangeQuery {
+    RangeQuery { promql: q.into(), start: 0.0, end: 60.0, step: step.into() }
+}
+
+/// Range and per-time batches answer in input order, each element taken as its single call
+/// takes it (its own time, its own range).
+#[tokio::test]
+async fn range_and_timed_batches_answer_in_order_with_each_querys_own_arguments() {
+    let fake = HttpFake::start(vec![
+        Step::get("/api/v1/query_range").query_contains("query=r1&start=0&end=60&step=15s").delay(Duration::from_millis(100)).reply(200, &answer(1)),
+        Step::get("/api/v1/query_range").query_contains("query=r2&start=0&end=60&step=1h").reply(200, &answer(2)),
+        Step::get("/api/v1/query").query_contains("query=i1&time=5").delay(Duration::from_millis(100)).reply(200, &answer(3)),
+        Step::get("/api/v1/query").query_contains("query=i2&time=7").reply(200, &answer(4)),
+    ]);
+    let mut s = store(&fake, granted(), Limits::default());
+    let got: Vec<String> =
+        s.prometheus().query_range_batch(vec![range("r1", "15s"), range("r2", "1h")]).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, [1, 2].map(|n| format!(r#"{{"resultType":"scalar","result":[1,"{n}"]}}"#)));
+    let timed = vec![InstantQuery { promql: "i1".into(), at: Some(5.0) }, InstantQuery { promql: "i2".into(), at: Some(7.0) }];
+    let got: Vec<String> = s.prometheus().query_at_batch(timed).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(got, [3, 4].map(|n| format!(r#"{{"resultType":"scalar","result":[1,"{n}"]}}"#)));
+    fake.finish();
+}
+
+/// The new batches are capped as `query-batch` is: the count (a clear error on every entry,
+/// nothing queried), each query's own caps, and the grant.
+#[tokio::test]
+async fn range_and_timed_batches_are_capped_like_single_calls() {
+    let fake = HttpFake::start(vec![]);
+    let mut s = store(&fake, granted(), Limits::default());
+    let many = vec![range("up", "1h"); caps::BATCH_QUERIES + 1];
+    let batch = s.prometheus().query_range_batch(many).await;
+    assert!(batch.iter().all(|r| matches!(r, Err(HostError::Invalid(m)) if m == "query batch: 257 entries exceed the cap of 256")), "{:?}", batch[0]);
+    let timed = vec![InstantQuery { promql: "up".into(), at: None }; caps::BATCH_QUERIES + 1];
+    let batch = s.prometheus().query_at_batch(timed).await;
+    assert!(batch.iter().all(|r| matches!(r, Err(HostError::Invalid(m)) if m.contains("257 entries"))), "{:?}", batch[0]);
+    let batch = s.prometheus().query_range_batch(vec![range("up", "1h"), range("up", &"1".repeat(caps::STEP_BYTES + 1))]).await;
+    assert!(batch.iter().all(|r| matches!(r, Err(HostError::Invalid(m)) if m.starts_with("step of"))), "{batch:?}");
+    let mut s = store(&fake, test_support::granted(&[Capability::Core]), Limits::default());
+    let batch = s.prometheus().query_range_batch(vec![range("up", "1h")]).await;
+    assert!(matches!(&batch[0], Err(HostError::Denied(_))), "{batch:?}");
     fake.finish();
 }
