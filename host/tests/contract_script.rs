@@ -31,6 +31,16 @@ fn scratch_copy() -> tempfile::TempDir {
     };
     git(&["init", "-q"]);
     git(&["add", "-A"]);
+    // Between opening a version and the release that publishes it the newest folder is open,
+    // and the script rightly refuses to open another: the scratch copy is the checkout as it
+    // will be on release day, the open folder pinned.
+    let (newest, _) = versions(dir.path());
+    let pinned = std::fs::read_to_string(dir.path().join("wit/published.sha256")).expect("published.sha256");
+    if !pinned.lines().any(|l| l.split_whitespace().next() == Some(newest.as_str())) {
+        let (out, text) = script(dir.path(), &["--publish"]);
+        assert!(out.status.success(), "pinning the open {newest} in the scratch copy: {text}");
+        git(&["add", "-A"]);
+    }
     dir
 }
 
