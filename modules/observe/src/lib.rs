@@ -170,6 +170,9 @@ pub(crate) fn output(seq: &Seq, emitted: u32) -> CycleOutput {
 }
 
 #[cfg(test)]
+mod batching;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use nthlayer_sdk::testing::FakeHost;
