@@ -112,3 +112,42 @@ fn drift_and_topology_batch_across_services() {
     assert_eq!(host.calls().get("prom_query_batch"), Some(&100));
     assert_eq!(host.calls().get("submit_batch"), Some(&1));
 }
+
+/// FakeHost whose core refuses the records of one service.
+struct Refusing(FakeHost, &'static str);
+
+impl Host for Refusing {
+    fn get_manifests(&self) -> Result<Value, HostError> {
+        self.0.get_manifests()
+    }
+    fn submit_assessment(&self, r: &Value, s: Option<&str>) -> Result<String, HostError> {
+        if r["service"] == self.1 {
+            return Err(HostError::Rejected { status: 422, code: "invalid".into(), detail: Value::Null });
+        }
+        self.0.submit_assessment(r, s)
+    }
+    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.0.log(level, message, fields)
+    }
+    fn now(&self) -> f64 {
+        self.0.now()
+    }
+    fn random_u64(&self) -> u64 {
+        self.0.random_u64()
+    }
+}
+
+/// Each answer of a batch belongs to its own record: the refused ones (one service's, in the
+/// middle of a run) are the ones left out of the portfolio's accepted ids, no others.
+#[test]
+fn a_refused_record_in_a_batch_is_that_record_only() {
+    let host = Refusing(FakeHost::new().with_manifests(catalogue(100)), "svc-0010");
+    let out = crate::collect::run(&host, &input("observe.collect"));
+    assert_eq!(out.emitted, 298);
+    let portfolio = &host.0.submitted_of_kind("portfolio_status")[0];
+    let accepted: Vec<&str> =
+        portfolio["data"]["parent_ids"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let landed: Vec<Value> = host.0.submitted_of_kind("slo_status").iter().map(|r| r["id"].clone()).collect();
+    assert_eq!(accepted, landed.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+    assert!(host.0.submitted_of_kind("slo_status").iter().all(|r| r["service"] != "svc-0010"));
+}
