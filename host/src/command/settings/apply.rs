@@ -60,3 +60,43 @@ impl Live {
         Ok(changes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The modules' knobs take the new file's values; the two that come from restart-only
+    /// keys keep the running ones, as those keys do.
+    #[test]
+    fn module_config_changes_except_what_restart_only_keys_set() {
+        let start = json!({"instance_id": "a", "tempo_configured": false, "expiry_threshold_days": 7});
+        let live = Live {
+            config: LiveConfig::shared(HostConfig { module_config: start, ..HostConfig::default() }),
+            grants: GrantPolicy::default(),
+            registry: Arc::new(Registry::default()),
+        };
+        let next = json!({"instance_id": "b", "tempo_configured": true, "expiry_threshold_days": 9});
+        let intervals = [("t".to_string(), 5)].into();
+        live.apply(HostConfig { module_config: next, intervals, ..HostConfig::default() }, &GrantPolicy::default())
+            .unwrap();
+        let now: serde_json::Value = serde_json::from_str(&live.config.module_config()).unwrap();
+        assert_eq!(now, json!({"instance_id": "a", "tempo_configured": false, "expiry_threshold_days": 9}));
+        assert_eq!(live.config.interval_for("t", 60), 5);
+    }
+
+    /// `--grant` lines reach every clone of the policy (the watcher's) at once.
+    #[test]
+    fn adopted_grants_reach_every_clone() {
+        let watcher = GrantPolicy::parse(&["m=core".into()]).unwrap();
+        let live = Live {
+            config: LiveConfig::shared(HostConfig::default()),
+            grants: watcher.clone(),
+            registry: Arc::new(Registry::default()),
+        };
+        let trust = crate::policy::grants::Trust::Untrusted;
+        assert_eq!(watcher.resolve("m", &[], None, &trust).names(), ["core"]);
+        live.apply(HostConfig::default(), &GrantPolicy::parse(&["m=prometheus".into()]).unwrap()).unwrap();
+        assert_eq!(watcher.resolve("m", &[], None, &trust).names(), ["prometheus"]);
+    }
+}

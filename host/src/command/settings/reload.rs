@@ -147,3 +147,25 @@ pub fn reloader(live: Live) -> Option<crate::ops::admin::Reload> {
         }))
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A changed key is applied when a reload can apply it, else reported with why.
+    #[test]
+    fn changed_keys_split_into_applied_and_restart_required() {
+        let v = |pairs: &[(&str, &str)]| -> Values {
+            pairs.iter().map(|(k, v)| (k.to_string(), vec![v.to_string()])).collect()
+        };
+        let running =
+            v(&[("grant", "m=core"), ("core-url", "http://a"), ("expiry-threshold-days", "7"), ("listen", "x")]);
+        let now = v(&[("grant", "m=none"), ("core-url", "http://b"), ("expiry-threshold-days", "9"), ("listen", "x")]);
+        let (applied, restart) = diff(&running, &now);
+        let keys = |l: &[Value]| l.iter().map(|e| e["key"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert_eq!(keys(&applied), ["expiry-threshold-days", "grant"]);
+        assert_eq!(keys(&restart), ["core-url"]);
+        assert_eq!(restart[0]["reason"], "the core client is built at start-up");
+        assert_eq!((applied[1]["old"][0].as_str(), applied[1]["new"][0].as_str()), (Some("m=core"), Some("m=none")));
+    }
+}
