@@ -36,6 +36,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         config: scheduler.env.config.clone(),
         grants: grants.clone(),
         registry: registry.clone(),
+        llm: scheduler.env.services.backends.llm.clone(),
     };
     let reload = crate::command::settings::reload::reloader(live);
     start_admin(&args, registry.clone(), status.clone(), &scheduler, grants, reload).await?;

@@ -1,11 +1,12 @@
 //! Installing a reloaded configuration: the one place that knows every home a reload
-//! changes, so a reload is one step — the new values, the new `--grant` lines, and each
-//! loaded version's rights re-resolved under them.
+//! changes, so a reload is one step — the new values, the new `--grant` and `--llm` lines,
+//! and each loaded version's rights re-resolved under them.
 
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 
+use crate::backend::llm::{LlmService, Policies};
 use crate::lifecycle::config::{HostConfig, LiveConfig};
 use crate::lifecycle::registry::{Registry, Serving};
 use crate::policy::grants::GrantPolicy;
@@ -20,13 +21,15 @@ pub struct Live {
     /// A clone of the watcher's policy: the `--grant` lines are shared by every clone.
     pub grants: GrantPolicy,
     pub registry: Arc<Registry>,
+    /// The LLM service every cycle snapshots its `--llm` policies from.
+    pub llm: LlmService,
 }
 
 impl Live {
     /// Installs `config` and `grants`, then re-resolves every loaded version's grants and
     /// limits. Refuses (changing nothing) limits a loaded module could not start under.
     /// Returns each module whose rights changed, with what changed.
-    pub fn apply(&self, mut config: HostConfig, grants: &GrantPolicy) -> Result<Vec<(String, String)>> {
+    pub fn apply(&self, mut config: HostConfig, grants: &GrantPolicy, llm: Policies) -> Result<Vec<(String, String)>> {
         let running = self.config.current();
         for k in STARTUP_MODULE_CONFIG {
             match running.module_config.get(k) {
@@ -45,6 +48,7 @@ impl Live {
         }
         self.config.replace(config);
         self.grants.adopt(grants);
+        self.llm.set_policies(llm);
         let mut changes = Vec::new();
         for (name, slot) in self.registry.all() {
             let resolve = |s: &Serving| Serving {
@@ -75,11 +79,16 @@ mod tests {
             config: LiveConfig::shared(HostConfig { module_config: start, ..HostConfig::default() }),
             grants: GrantPolicy::default(),
             registry: Arc::new(Registry::default()),
+            llm: LlmService::default(),
         };
         let next = json!({"instance_id": "b", "tempo_configured": true, "expiry_threshold_days": 9});
         let intervals = [("t".to_string(), 5)].into();
-        live.apply(HostConfig { module_config: next, intervals, ..HostConfig::default() }, &GrantPolicy::default())
-            .unwrap();
+        live.apply(
+            HostConfig { module_config: next, intervals, ..HostConfig::default() },
+            &GrantPolicy::default(),
+            Policies::default(),
+        )
+        .unwrap();
         let now: serde_json::Value = serde_json::from_str(&live.config.module_config()).unwrap();
         assert_eq!(now, json!({"instance_id": "a", "tempo_configured": false, "expiry_threshold_days": 9}));
         assert_eq!(live.config.interval_for("t", 60), 5);
@@ -93,10 +102,12 @@ mod tests {
             config: LiveConfig::shared(HostConfig::default()),
             grants: watcher.clone(),
             registry: Arc::new(Registry::default()),
+            llm: LlmService::default(),
         };
         let trust = crate::policy::grants::Trust::Untrusted;
         assert_eq!(watcher.resolve("m", &[], None, &trust).names(), ["core"]);
-        live.apply(HostConfig::default(), &GrantPolicy::parse(&["m=prometheus".into()]).unwrap()).unwrap();
+        let grants = GrantPolicy::parse(&["m=prometheus".into()]).unwrap();
+        live.apply(HostConfig::default(), &grants, Policies::default()).unwrap();
         assert_eq!(watcher.resolve("m", &[], None, &trust).names(), ["prometheus"]);
     }
 }

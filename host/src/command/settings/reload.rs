@@ -5,10 +5,10 @@
 //! its flag's parser, the resulting configuration consistent). An invalid file changes
 //! nothing: the error names the key. A valid one is applied whole, in one step
 //! ([`super::apply`]): the values a cycle reads at its start (grants, limits, intervals, the
-//! modules' own config) take effect from each task's next cycle; a cycle running keeps what
-//! it started with. The keys a room only reads at start-up (listeners, backends, the state
-//! and cache directories, HA, the module files) are reported as `restart_required` with the
-//! reason, and keep their running value.
+//! modules' own config, the `--llm` policies) take effect from each task's next cycle; a
+//! cycle running keeps what it started with. The keys a room only reads at start-up
+//! (listeners, backends, the state and cache directories, HA, the module files) are
+//! reported as `restart_required` with the reason, and keep their running value.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -28,10 +28,10 @@ type Values = BTreeMap<String, Vec<String>>;
 
 /// Flags (long names) whose new value a reload applies: the modules' own knobs (which
 /// include their intervals) and these.
-const LIVE: [&str; 4] = ["interval", "limits", "grant", "failed-cycle-retry-seconds"];
+const LIVE: [&str; 5] = ["interval", "limits", "grant", "llm", "failed-cycle-retry-seconds"];
 
 /// Why a key needs a restart, by the first matching prefix of its long name.
-const RESTART: [(&str, &str); 14] = [
+const RESTART: [(&str, &str); 13] = [
     ("listen", "the HTTP listener is bound at start-up"),
     ("admin-listen", "the admin listener is bound at start-up"),
     ("admin-token-file", "the token file's path is fixed at start-up (its content is re-read on every reload)"),
@@ -43,7 +43,6 @@ const RESTART: [(&str, &str); 14] = [
     ("ha", "HA membership is joined at start-up"),
     ("modules", "module files are resolved at start-up (drop files into a watched directory instead)"),
     ("trusted-dir", "trust is decided when a file loads"),
-    ("llm", "the LLM service's per-module policies are built at start-up"),
     ("core-url", "the core client is built at start-up"),
     ("max-concurrent-cycles", "the execution slots are sized at start-up"),
 ];
@@ -71,6 +70,7 @@ fn values(cmd: &Command, argv: &[String]) -> Result<Values> {
 pub struct Candidate {
     pub config: HostConfig,
     pub grants: GrantPolicy,
+    pub llm: crate::backend::llm::Policies,
     pub values: Values,
 }
 
@@ -96,7 +96,8 @@ pub fn read(cmd: &Command, argv: &[String]) -> Result<Candidate> {
     };
     let config = HostConfig::from_args(&args).map_err(by_key)?;
     let grants = GrantPolicy::parse(&args.policy.grants).map_err(by_key)?;
-    Ok(Candidate { config, grants, values: values(cmd, argv)? })
+    let llm = crate::backend::llm::Policies::parse(&args.caps.llm.llm).map_err(by_key)?;
+    Ok(Candidate { config, grants, llm, values: values(cmd, argv)? })
 }
 
 /// One reload's report: the keys applied (old -> new) and the keys that wait for a restart.
@@ -125,7 +126,7 @@ pub fn reloader(live: Live) -> Option<crate::ops::admin::Reload> {
         let next = read(cmd, argv)?;
         let mut running = running.lock().expect("reload lock");
         let (applied, restart) = diff(&running, &next.values);
-        let rights = live.apply(next.config, &next.grants)?;
+        let rights = live.apply(next.config, &next.grants, next.llm)?;
         for e in &applied {
             tracing::info!(%caller, key = %e["key"], old = %e["old"], new = %e["new"], "reload: applied");
             running.insert(
