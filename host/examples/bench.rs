@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nthlayer_host::backend::envelope::Emitted;
 use nthlayer_host::backend::envelope::RecordKind;
 use nthlayer_host::capability::Services;
-use nthlayer_host::lifecycle::config::HostConfig;
+use nthlayer_host::lifecycle::config::{HostConfig, LiveConfig};
 use nthlayer_host::lifecycle::registry::Serving;
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
 use nthlayer_host::outbox::{Outbox, OutboxConfig};
@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let rt = nthlayer_host::store::runtime(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let serving = Serving::bare(module.clone());
-    let config = Arc::new(HostConfig::default());
+    let config = LiveConfig::shared(HostConfig::default());
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
     let mut state = Some(json!({"n": 0}));
     let mut times = Vec::with_capacity(cycles);

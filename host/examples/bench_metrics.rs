@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nthlayer_host::backend::llm::LlmService;
 use nthlayer_host::capability::Services;
-use nthlayer_host::lifecycle::config::HostConfig;
+use nthlayer_host::lifecycle::config::{HostConfig, LiveConfig};
 use nthlayer_host::lifecycle::registry::{ModuleSlot, Registry, Serving};
 use nthlayer_host::lifecycle::scheduler::{run_once, RunEnv};
 use nthlayer_host::lifecycle::status::HostStatus;
@@ -33,7 +33,8 @@ async fn main() -> anyhow::Result<()> {
     let rt = nthlayer_host::store::runtime(Some(cache.path().to_path_buf()))?;
     let module = rt.load(&trivial, services.clone()).await?;
     let serving = Serving::bare(module.clone());
-    let env = RunEnv { runtime: rt.clone(), services: services.clone(), config: Arc::new(HostConfig::default()) };
+    let env =
+        RunEnv { runtime: rt.clone(), services: services.clone(), config: LiveConfig::shared(HostConfig::default()) };
 
     // A cycle as the scheduler records it: the recorders inside (instantiation, host calls)
     // plus the cycle's own line after it.

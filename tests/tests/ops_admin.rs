@@ -17,6 +17,9 @@ use nthlayer_tests::scenario;
 use nthlayer_tests::util::{free_port, http_client, workspace_root};
 use nthlayer_tests::wait::{assert_stays, wait_until};
 
+#[path = "ops_admin/reload.rs"]
+mod reload;
+
 const TOKEN: &str = "s3cret-admin-token";
 
 /// A host serving the `*.wasm` of a fresh directory, with its admin API on a free port.

@@ -107,6 +107,9 @@ fn probes_metrics_page_logs_and_traces() {
     assert_eq!(q(&format!("nthlayer_module_info{{module=\"observe\",version=\"{version}\"}}")), 1.0);
     assert_eq!(q("count(nthlayer_build_info{job=\"nthlayer-host\"})"), 1.0);
     assert!(q("nthlayer_uptime_seconds{job=\"nthlayer-host\"}") > 0.0);
+    // The start-up load counts as a successful (re)load, as Prometheus's own series do.
+    assert_eq!(q("nthlayer_config_last_reload_successful{job=\"nthlayer-host\"}"), 1.0);
+    assert!(q("time() - nthlayer_config_last_reload_success_timestamp_seconds{job=\"nthlayer-host\"}") < 3600.0);
     // Bounded labels: no series of the host carries a service (or record id) label.
     let leaked = prom.query("{job=\"nthlayer-host\",service!=\"\"}").expect("query");
     assert!(leaked.is_empty(), "series labelled by service: {leaked:?}");

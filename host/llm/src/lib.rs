@@ -27,6 +27,6 @@ pub use budget::{Budget, CycleBudget, Policy};
 pub use client::{CallContext, LlmClient};
 pub use config::{LlmConfig, OpenAiMode};
 pub use error::LlmError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, LATENCY_BUCKETS_MS};
 pub use stub::{canned_value, CANNED_SCHEMAS};
 pub use types::{LlmRequest, LlmResponse, Usage};

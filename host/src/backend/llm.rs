@@ -26,24 +26,12 @@ struct PolicySpec {
     max_tokens_per_hour: Option<u64>,
 }
 
-#[derive(Clone)]
-pub struct LlmService {
-    /// Err holds why the client could not be built (e.g. a key-like NTHLAYER_MODEL).
-    client: Result<LlmClient, String>,
-    policies: Arc<HashMap<String, PolicySpec>>,
-}
+/// The `--llm` lines, parsed: what a config reload installs ([`LlmService::set_policies`]).
+#[derive(Debug, Clone, Default)]
+pub struct Policies(HashMap<String, PolicySpec>);
 
-impl Default for LlmService {
-    fn default() -> Self {
-        LlmService { client: Err("not configured".into()), policies: Arc::default() }
-    }
-}
-
-impl LlmService {
-    /// From `--llm` specs and the provider's configuration (None: not configured). A bad
-    /// provider configuration does not stop the host: the llm import answers `unavailable`
-    /// with the reason, and the rest keeps working.
-    pub fn new(specs: &[String], provider: Option<LlmConfig>) -> Result<Self> {
+impl Policies {
+    pub fn parse(specs: &[String]) -> Result<Self> {
         let mut policies = HashMap::new();
         for spec in specs {
             let (module, json) =
@@ -53,14 +41,53 @@ impl LlmService {
             })?;
             policies.insert(module.to_string(), p);
         }
+        Ok(Policies(policies))
+    }
+}
+
+#[derive(Clone)]
+pub struct LlmService {
+    /// Err holds why the client could not be built (e.g. a key-like NTHLAYER_MODEL).
+    client: Result<LlmClient, String>,
+    /// Shared by every clone, so a reload reaches the one the status reads; a cycle takes
+    /// its own snapshot ([`LlmService::for_cycle`]).
+    policies: Arc<arc_swap::ArcSwap<Policies>>,
+}
+
+impl Default for LlmService {
+    fn default() -> Self {
+        LlmService { client: Err("not configured".into()), policies: Default::default() }
+    }
+}
+
+impl LlmService {
+    /// From `--llm` specs and the provider's configuration (None: not configured). A bad
+    /// provider configuration does not stop the host: the llm import answers `unavailable`
+    /// with the reason, and the rest keeps working.
+    pub fn new(specs: &[String], provider: Option<LlmConfig>) -> Result<Self> {
+        let policies = Arc::new(arc_swap::ArcSwap::from_pointee(Policies::parse(specs)?));
         let Some(provider) = provider else {
-            return Ok(LlmService { policies: Arc::new(policies), ..Default::default() });
+            return Ok(LlmService { policies, ..Default::default() });
         };
         let client = LlmClient::new(provider).map_err(|e| e.to_string());
         if let Err(e) = &client {
             tracing::warn!(error = %e, "LLM not available; llm calls will answer unavailable");
         }
-        Ok(LlmService { client, policies: Arc::new(policies) })
+        Ok(LlmService { client, policies })
+    }
+
+    /// Installs new `--llm` lines (a config reload) for every later cycle.
+    pub fn set_policies(&self, policies: Policies) {
+        self.policies.store(Arc::new(policies));
+    }
+
+    /// This service with the policies as they are now, fixed: a cycle's calls all run under
+    /// the policy the cycle started with, whatever a reload installs meanwhile.
+    pub fn for_cycle(&self) -> Self {
+        LlmService {
+            client: self.client.clone(),
+            policies: Arc::new(arc_swap::ArcSwap::new(self.policies.load_full())),
+        }
     }
 
     /// Each module with a token budget (`max_tokens_per_hour`): (module, limit, spent in the
@@ -69,6 +96,8 @@ impl LlmService {
         let Ok(client) = &self.client else { return Vec::new() };
         let mut out: Vec<_> = self
             .policies
+            .load()
+            .0
             .iter()
             .filter_map(|(m, p)| Some((m.clone(), p.max_tokens_per_hour?, client.budget().tokens_in_window(m))))
             .collect();
@@ -89,7 +118,7 @@ impl LlmService {
         deadline: Instant,
     ) -> Result<StructuredResponse, HostError> {
         let client = self.client.as_ref().map_err(|e| HostError::Unavailable(e.clone()))?;
-        let spec = self.policies.get(module).cloned().unwrap_or_default();
+        let spec = self.policies.load().0.get(module).cloned().unwrap_or_default();
         let policy = Policy {
             allowed: true, // the capability grant was checked by the import
             model_override: spec.model,
@@ -122,5 +151,27 @@ impl LlmService {
                 latency_ms: r.usage.latency_ms,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload's policies reach every clone (the status page's), not a cycle's snapshot.
+    #[test]
+    fn new_policies_reach_clones_but_not_a_running_cycle() {
+        let provider = LlmConfig {
+            model: "openai/test-model".into(),
+            openai_api_base: "http://127.0.0.1:9".into(),
+            openai_api_key: Some("test-key".into()),
+            ..LlmConfig::default()
+        };
+        let service = LlmService::new(&[r#"m={"max_tokens_per_hour":100}"#.into()], Some(provider)).unwrap();
+        let (status, cycle) = (service.clone(), service.for_cycle());
+        service.set_policies(Policies::parse(&[r#"m={"max_tokens_per_hour":500}"#.into()]).unwrap());
+        assert_eq!(status.budgets(), [("m".to_string(), 500, 0)]);
+        assert_eq!(cycle.budgets(), [("m".to_string(), 100, 0)]);
+        assert!(Policies::parse(&[r#"m={"max_tokens":1}"#.into()]).is_err(), "unknown fields refused");
     }
 }

@@ -67,6 +67,9 @@ impl HostConfig {
                 spec.split_once('=').with_context(|| format!("--interval {spec:?}: expected TASK=SECONDS"))?;
             let secs: u64 =
                 secs.parse().with_context(|| format!("--interval {spec:?}: seconds must be a whole number"))?;
+            if secs == 0 {
+                bail!("--interval {spec:?}: the interval of {task} must be at least 1 second");
+            }
             intervals.insert(task.to_string(), secs);
         }
         if let Some((t, _)) = intervals.iter().find(|(_, s)| **s == 0) {

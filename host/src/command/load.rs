@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::capability::Services;
 use crate::command::args::ServeArgs;
-use crate::lifecycle::config::HostConfig;
+use crate::lifecycle::config::{HostConfig, LiveConfig};
 use crate::lifecycle::registry::Registry;
 use crate::lifecycle::scheduler::RunEnv;
 use crate::lifecycle::swap::Watcher;
@@ -22,6 +22,8 @@ pub struct Loaded {
     pub watcher: Watcher,
     /// Files (or built-ins) that failed to load.
     pub failures: usize,
+    /// The watcher's grant policy (clones share its `--grant` lines: a reload swaps them).
+    pub grants: GrantPolicy,
 }
 
 /// Loads what `args` asks for. `only_builtin` limits the embedded modules to one name (the
@@ -32,7 +34,7 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool
     if args.swap.no_builtin && args.swap.modules.is_empty() {
         anyhow::bail!("--no-builtin without --modules leaves nothing to run");
     }
-    let config = Arc::new(HostConfig::from_args(args)?);
+    let config = LiveConfig::shared(HostConfig::from_args(args)?);
     let grants = GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
     let mut services = Services::build(&args.caps)?;
     services.record = args.tape.record.clone().map(|dir| Arc::new(crate::tape::RecordTo::new(dir)));
@@ -47,10 +49,15 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool
             builtin::all().iter().position(|e| e.name == name).map_or(&[], |i| &builtin::all()[i..=i])
         }
     };
-    let mut watcher =
-        Watcher::new(args.swap.modules.clone(), env.clone(), registry.clone(), grants, args.swap.rollback_after)
-            .with_builtins(builtins)
-            .with_background_compile(background);
+    let mut watcher = Watcher::new(
+        args.swap.modules.clone(),
+        env.clone(),
+        registry.clone(),
+        grants.clone(),
+        args.swap.rollback_after,
+    )
+    .with_builtins(builtins)
+    .with_background_compile(background);
     let failures = watcher.initial_load(None).await;
-    Ok(Loaded { env, registry, watcher, failures })
+    Ok(Loaded { env, registry, watcher, failures, grants })
 }

@@ -17,7 +17,7 @@ use crate::outbox::Outbox;
 pub async fn serve(args: ServeArgs) -> Result<()> {
     // Bound first: /health answers and /ready says "starting" while modules load.
     let ops = crate::ops::start(&args.ops).await?;
-    let Loaded { env, registry, watcher, failures } = load(&args, None, true).await?;
+    let Loaded { env, registry, watcher, failures, grants } = load(&args, None, true).await?;
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }
@@ -32,8 +32,15 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
     scheduler.add_hook(outbox.clone());
     let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
-    start_admin(&args, registry.clone(), status.clone(), &scheduler, crate::command::settings::reload::reloader())
-        .await?;
+    let live = crate::command::settings::apply::Live {
+        config: scheduler.env.config.clone(),
+        grants: grants.clone(),
+        registry: registry.clone(),
+        llm: scheduler.env.services.backends.llm.clone(),
+    };
+    let reload = crate::command::settings::reload::reloader(live);
+    start_admin(&args, registry.clone(), status.clone(), &scheduler, grants, reload).await?;
+    crate::ops::metrics::reload::loaded();
     let targets = Targets {
         core: services.backends.core.clone(),
         arbiter: services.backends.arbiter.clone(),
@@ -101,6 +108,7 @@ async fn start_admin(
     registry: Arc<crate::lifecycle::registry::Registry>,
     status: Arc<HostStatus>,
     scheduler: &Arc<Scheduler>,
+    grants: crate::policy::grants::GrantPolicy,
     reload: Option<crate::ops::admin::Reload>,
 ) -> Result<Arc<crate::ops::admin::AdminCtx>> {
     let state_dir = args.outbox.dir(&args.instance_id)?;
@@ -109,8 +117,6 @@ async fn start_admin(
         tracing::warn!(%task, "task paused by the operator before this start; it stays paused until resumed");
     }
     scheduler.control.set(control.clone()).ok();
-    let grants =
-        crate::policy::grants::GrantPolicy::parse(&args.policy.grants)?.with_trusted_dirs(&args.swap.trusted_dirs)?;
     let mut ctx = crate::ops::admin::AdminCtx::new(
         registry,
         status,

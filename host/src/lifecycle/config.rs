@@ -96,7 +96,9 @@ mod tests {
 }
 
 /// Configuration resolved from the flags (command/args.rs), shared by the scheduler.
-#[derive(Debug, Clone)]
+/// Everything here may change while the host runs (a reload swaps a new one into
+/// [`LiveConfig`]); what may not lives in the rooms that took it at start-up.
+#[derive(Debug, Clone, PartialEq)]
 pub struct HostConfig {
     pub intervals: BTreeMap<String, u64>,
     pub limits: BTreeMap<String, Limits>,
@@ -125,5 +127,45 @@ impl HostConfig {
 
     pub fn limits_for(&self, module: &str) -> Limits {
         self.limits.get(module).or_else(|| self.limits.get("*")).cloned().unwrap_or_default()
+    }
+}
+
+/// The running configuration's one swappable home: a reload replaces the whole value at
+/// once (a reader sees all of the old file or all of the new, never a mix), and every reader
+/// takes the value current when it reads. A cycle reads it once, at its start, so a running
+/// cycle keeps what it started with; a task loop reads its interval once per turn.
+#[derive(Debug)]
+pub struct LiveConfig(arc_swap::ArcSwap<HostConfig>);
+
+impl LiveConfig {
+    pub fn shared(config: HostConfig) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(LiveConfig(arc_swap::ArcSwap::from_pointee(config)))
+    }
+
+    /// The configuration as it is now.
+    pub fn current(&self) -> std::sync::Arc<HostConfig> {
+        self.0.load_full()
+    }
+
+    /// Installs `config` for every later read; returns the one it replaced.
+    pub fn replace(&self, config: HostConfig) -> std::sync::Arc<HostConfig> {
+        self.0.swap(std::sync::Arc::new(config))
+    }
+
+    pub fn interval_for(&self, task: &str, declared: u32) -> u64 {
+        self.0.load().interval_for(task, declared)
+    }
+
+    pub fn limits_for(&self, module: &str) -> Limits {
+        self.0.load().limits_for(module)
+    }
+
+    /// The JSON every module's cycle gets as its `config`.
+    pub fn module_config(&self) -> String {
+        self.0.load().module_config.to_string()
+    }
+
+    pub fn retry_first(&self) -> std::time::Duration {
+        self.0.load().retry_first
     }
 }

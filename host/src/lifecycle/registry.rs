@@ -178,6 +178,22 @@ impl ModuleSlot {
         SlotChange::RolledBack { failed: failed.module.label(), restored: restored.module.label(), failures }
     }
 
+    /// Re-resolves the rights of the serving version, and of the last good one if on
+    /// probation, after a config reload (`resolve` gives a version its grants and limits
+    /// under the new configuration); the code, its trust and its probation stay. A cycle
+    /// already running keeps the rights it started with. Returns what changed, for the log.
+    pub fn reresolve(&self, resolve: &dyn Fn(&Serving) -> Serving) -> Option<String> {
+        let mut p = self.probation.lock().expect("probation lock");
+        let old = self.current.load_full();
+        let new = resolve(&old);
+        let change = new.rights_change(&old);
+        self.current.store(Arc::new(new));
+        if let Some(prob) = p.as_mut() {
+            prob.last_good = Arc::new(resolve(&prob.last_good));
+        }
+        change
+    }
+
     pub fn on_probation(&self) -> bool {
         self.probation.lock().expect("probation lock").is_some()
     }

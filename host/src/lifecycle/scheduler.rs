@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::bindings::CycleInput;
 use crate::capability::Services;
-use crate::lifecycle::config::HostConfig;
+use crate::lifecycle::config::LiveConfig;
 use crate::lifecycle::registry::{ModuleSlot, Serving, SlotChange};
 use crate::lifecycle::status::HostStatus;
 pub use crate::lifecycle::status::TaskStats;
@@ -45,7 +45,7 @@ pub(crate) struct Ran {
 pub struct RunEnv {
     pub runtime: Arc<Runtime>,
     pub services: Arc<Services>,
-    pub config: Arc<HostConfig>,
+    pub config: Arc<LiveConfig>,
 }
 
 pub struct Scheduler {
@@ -116,7 +116,7 @@ async fn run_with(
     let input = CycleInput {
         task: task.to_string(),
         state: state.map(Value::to_string),
-        config: env.config.module_config.to_string(),
+        config: env.config.module_config(),
         args: args.map(Value::to_string),
     };
     let out =
@@ -248,7 +248,7 @@ impl Scheduler {
                 planned += interval;
             }
             retry =
-                if ran.ok { None } else { Some(retry.map_or(self.env.config.retry_first, |r| r * 2).min(interval)) };
+                if ran.ok { None } else { Some(retry.map_or(self.env.config.retry_first(), |r| r * 2).min(interval)) };
             let next = match retry {
                 Some(r) if Instant::now() + r < planned => {
                     tracing::info!(%task, retry_in_s = r.as_secs(), "cycle did not commit; retrying before its next interval");
@@ -449,7 +449,7 @@ mod tests {
         let component = nthlayer_test_paths::components::SWAPPER_V1.built();
         let services = Arc::new(Services::offline().unwrap());
         let core = services.backends.core.with_retry(RetryPolicy::none());
-        let config = Arc::new(HostConfig::default());
+        let config = LiveConfig::shared(Default::default());
         let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services, config };
         let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
         let status = HostStatus::new(Arc::new(Registry::default()), Default::default());

@@ -70,12 +70,21 @@ impl Trust {
 
 /// Operator grants (`--grant NAME=cap,cap,assessment:KIND,verdict:TYPE` or `NAME=none`) and
 /// trusted directories.
+///
+/// The `--grant` lines sit in one swappable home shared by every clone (the watcher's, the
+/// admin API's), so a config reload ([`GrantPolicy::adopt`]) reaches every later resolve.
+/// Trusted directories are not swapped: trust is decided when a file loads.
 #[derive(Debug, Clone, Default)]
 pub struct GrantPolicy {
+    rules: std::sync::Arc<arc_swap::ArcSwap<Rules>>,
+    trusted_dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct Rules {
     explicit: HashMap<String, Grants>,
     /// Modules whose `--grant` named emissions (or `none`): those replace the trust-based set.
     explicit_emits: HashMap<String, Emits>,
-    trusted_dirs: Vec<PathBuf>,
 }
 
 impl GrantPolicy {
@@ -111,7 +120,19 @@ impl GrantPolicy {
             }
             explicit.insert(name.to_string(), g);
         }
-        Ok(GrantPolicy { explicit, explicit_emits, trusted_dirs: Vec::new() })
+        let rules = Rules { explicit, explicit_emits };
+        Ok(GrantPolicy { rules: std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(rules)), trusted_dirs: Vec::new() })
+    }
+
+    /// Makes `other`'s `--grant` lines this policy's (and every clone's) from the next
+    /// resolve on; a version already resolved keeps its grants until re-resolved.
+    pub fn adopt(&self, other: &GrantPolicy) {
+        self.rules.store(other.rules.load_full());
+    }
+
+    /// Whether the two policies hold the same `--grant` lines.
+    pub fn same_grants(&self, other: &GrantPolicy) -> bool {
+        *self.rules.load() == *other.rules.load()
     }
 
     /// Adds `--trusted-dir`s. Each must exist: it is resolved now (symlinks included), so
@@ -143,12 +164,13 @@ impl GrantPolicy {
     /// `emits` (`declared`: contract 0.3.0 on) or, if it cannot declare, the built-in set of
     /// its name, else none; it may emit the granted ones it declared (emissions.rs).
     pub fn resolve(&self, module: &str, needs: &[String], declared: Option<&Emits>, trust: &Trust) -> Grants {
-        let caps = match self.explicit.get(module) {
+        let rules = self.rules.load();
+        let caps = match rules.explicit.get(module) {
             Some(g) => g.clone(),
             None if !trust.trusted() => Grants::none(),
             None => needs.iter().filter_map(|n| Capability::parse(n).flatten()).fold(Grants::none(), Grants::with),
         };
-        let granted = match (self.explicit_emits.get(module), declared) {
+        let granted = match (rules.explicit_emits.get(module), declared) {
             (Some(e), _) => e.clone(),
             (None, _) if !trust.trusted() => Emits::default(),
             (None, Some(d)) => d.clone(),

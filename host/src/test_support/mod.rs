@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::capability::CapabilityArgs;
 use crate::capability::Services;
-use crate::lifecycle::config::HostConfig;
+use crate::lifecycle::config::{HostConfig, LiveConfig};
 use crate::lifecycle::scheduler::RunEnv;
 use crate::policy::grants::Grants;
 use crate::policy::limits::Limits;
@@ -51,6 +51,6 @@ pub fn run_env() -> RunEnv {
     RunEnv {
         runtime: crate::store::runtime(None).expect("runtime"),
         services: Arc::new(Services::offline().expect("offline services")),
-        config: Arc::new(HostConfig::default()),
+        config: LiveConfig::shared(HostConfig::default()),
     }
 }

@@ -35,7 +35,7 @@ impl Unit for Llm {
     type State = State;
 
     fn state(services: &Arc<Services>, _: &Ctx) -> State {
-        State { service: services.backends.llm.clone(), cycle: Default::default() }
+        State { service: services.backends.llm.for_cycle(), cycle: Default::default() }
     }
 
     fn link<T: Send + 'static>(

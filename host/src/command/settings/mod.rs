@@ -11,10 +11,11 @@
 //! - [`file`]: reading and checking the file (unknown keys named with the nearest valid one).
 //! - [`layer`]: the command line with the file's values added.
 //! - [`print`]: the effective configuration with each value's source, secrets redacted.
-//! - [`reload`]: SIGHUP / `POST /-/reload`.
+//! - [`reload`]: SIGHUP / `POST /-/reload`; [`apply`]: what a valid reload installs.
 
 use std::path::PathBuf;
 
+pub mod apply;
 pub mod file;
 pub mod layer;
 pub mod print;

@@ -15,7 +15,7 @@ use nthlayer_test_paths::{components, Component};
 use serde_json::{json, Value};
 
 use super::{stamp, Watcher};
-use crate::lifecycle::config::HostConfig;
+use crate::lifecycle::config::{HostConfig, LiveConfig};
 use crate::lifecycle::registry::{ModuleSlot, Registry, Serving, SlotChange};
 use crate::lifecycle::scheduler::{RunEnv, Scheduler};
 use crate::lifecycle::status::HostStatus;
@@ -49,7 +49,7 @@ impl Host {
         })
         .unwrap();
         services.outbox.set(outbox.clone()).ok().expect("a fresh Services has no outbox");
-        let config = Arc::new(HostConfig { limits, ..HostConfig::default() });
+        let config = LiveConfig::shared(HostConfig { limits, ..HostConfig::default() });
         let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services: services.clone(), config };
         let registry = Arc::new(Registry::default());
         let status = HostStatus::new(registry.clone(), Default::default());

@@ -44,8 +44,9 @@ mod modules;
 mod outbox;
 mod tasks;
 
-/// Re-reads the config file; returns what changed (settings/reload.rs).
-pub type Reload = Arc<dyn Fn() -> Result<Value> + Send + Sync>;
+/// Re-reads the config file and applies it, for the caller named; returns what changed
+/// (settings/reload.rs).
+pub type Reload = Arc<dyn Fn(&str) -> Result<Value> + Send + Sync>;
 
 /// Everything the admin routes read or change.
 pub struct AdminCtx {
@@ -107,16 +108,24 @@ impl AdminCtx {
         })
     }
 
-    /// SIGHUP and `POST /-/reload`: the token file again (applied at once) and the config
-    /// file (settings/reload.rs says what applies live).
-    pub fn reload_all(&self) -> Result<Value> {
+    /// SIGHUP and `POST /-/reload`: the token file again and the config file
+    /// (settings/reload.rs says what applies live). Both are read before either applies: a
+    /// bad one leaves the running configuration and token as they were.
+    pub fn reload_all(&self, caller: &str) -> Result<Value> {
+        let r = self.reload_both(caller);
+        crate::ops::metrics::reload::outcome(r.is_ok());
+        r
+    }
+
+    fn reload_both(&self, caller: &str) -> Result<Value> {
         let mut out = json!({});
-        if let Some(f) = &self.token_file {
-            self.token.store(Some(Arc::new(auth::read_token(f)?)));
-            out["admin_token_file"] = json!("re-read");
-        }
+        let token = self.token_file.as_deref().map(auth::read_token).transpose()?;
         if let Some(r) = &self.reload {
-            out["config"] = r()?;
+            out["config"] = r(caller)?;
+        }
+        if let Some(t) = token {
+            self.token.store(Some(Arc::new(t)));
+            out["admin_token_file"] = json!("re-read");
         }
         Ok(out)
     }
@@ -147,13 +156,22 @@ pub fn routes(ctx: Arc<AdminCtx>) -> Router {
         .with_state(ctx)
 }
 
-async fn reload(axum::extract::State(ctx): axum::extract::State<Arc<AdminCtx>>) -> Answer {
-    match ctx.reload_all() {
+/// 400 for a file that does not check: nothing of it applied, the error names the key.
+async fn reload(axum::extract::State(ctx): axum::extract::State<Arc<AdminCtx>>, req: axum::extract::Request) -> Answer {
+    let caller = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "admin API".to_string(), |c| format!("admin API {}", c.0));
+    match ctx.reload_all(&caller) {
         Ok(v) => {
-            tracing::info!(report = %v, "configuration re-read on request");
+            tracing::info!(report = %v, %caller, "configuration re-read on request");
             ok(v)
         }
-        Err(e) => Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}"))),
+        Err(e) => {
+            let e = format!("{e:#}");
+            tracing::error!(error = %e, %caller, "configuration not reloaded; the running one stands");
+            Err(ApiError(StatusCode::BAD_REQUEST, e))
+        }
     }
 }
 
@@ -183,7 +201,7 @@ pub async fn on_sighup(ctx: Arc<AdminCtx>, shutdown: tokio_util::sync::Cancellat
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = hup.recv() => match ctx.reload_all() {
+            _ = hup.recv() => match ctx.reload_all("SIGHUP") {
                 Ok(report) => tracing::info!(%report, "SIGHUP: configuration re-read"),
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "SIGHUP: configuration not re-read; the running one stands"),
             },

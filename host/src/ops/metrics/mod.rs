@@ -3,6 +3,7 @@
 //! [`crate::lifecycle::status::HostStatus`] at scrape time (scrape.rs). Every family and
 //! label is listed in docs/OPERATIONS.md.
 
+pub mod reload;
 mod scrape;
 
 use axum::extract::State;
@@ -37,6 +38,7 @@ async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
 pub fn render(ops: &Ops) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     crate::telemetry::register(&mut registry);
+    reload::register(&mut registry);
     registry.register_collector(Box::new(scrape::Scrape(ops.status().cloned())));
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;

@@ -127,10 +127,7 @@ fn llm(e: &mut DescriptorEncoder, s: &HostStatus) -> Result<(), std::fmt::Error>
     }
     counters(e, "nthlayer_llm_errors", "LLM calls that failed, by kind", &errors)?;
     counters(e, "nthlayer_llm_tokens", "LLM tokens, by direction", &tokens)?;
-    let lat: Vec<_> = series.iter().map(|x| (who(x), num(x, "latency_ms_sum") / 1000.0)).collect();
-    counters(e, "nthlayer_llm_latency_seconds", "Summed latency of timed LLM calls", &lat)?;
-    let timed: Vec<_> = series.iter().map(|x| (who(x), num(x, "latency_count"))).collect();
-    counters(e, "nthlayer_llm_timed_calls", "LLM calls with a latency (not refused up front)", &timed)?;
+    latency(e, &series, who)?;
     let budgets = s.llm().budgets();
     let left: Vec<_> = budgets
         .iter()
@@ -139,6 +136,25 @@ fn llm(e: &mut DescriptorEncoder, s: &HostStatus) -> Result<(), std::fmt::Error>
     gauges(e, "nthlayer_llm_budget_tokens_left", "Tokens left in the module's hourly budget", &left)?;
     let limit: Vec<_> = budgets.iter().map(|(m, limit, _)| (vec![("module", m.clone())], *limit as f64)).collect();
     gauges(e, "nthlayer_llm_budget_tokens", "The module's hourly token budget", &limit)
+}
+
+/// `nthlayer_llm_latency_seconds`: timed calls (not refused up front) per module and model,
+/// in the LLM layer's fixed buckets.
+fn latency(e: &mut DescriptorEncoder, series: &[Value], who: impl Fn(&Value) -> Labels) -> Result<(), std::fmt::Error> {
+    let bounds = nthlayer_llm::LATENCY_BUCKETS_MS.iter().map(|ms| *ms as f64 / 1000.0).chain([f64::INFINITY]);
+    let mut me =
+        e.encode_descriptor("nthlayer_llm_latency_seconds", "Latency of timed LLM calls", None, MetricType::Histogram)?;
+    for x in series {
+        let counts = x["latency_buckets"].as_array().cloned().unwrap_or_default();
+        let buckets: Vec<(f64, u64)> =
+            bounds.clone().zip(counts.iter().map(|n| n.as_u64().unwrap_or(0)).chain(std::iter::repeat(0))).collect();
+        let sum = x["latency_ms_sum"].as_f64().unwrap_or(0.0) / 1000.0;
+        let count = x["latency_count"].as_u64().unwrap_or(0);
+        let labels = who(x);
+        me.encode_family(&labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(sum, count, &buckets, None)?;
+    }
+    Ok(())
 }
 
 fn gauges(e: &mut DescriptorEncoder, name: &str, help: &str, v: &[(Labels, f64)]) -> Result<(), std::fmt::Error> {
@@ -158,4 +174,45 @@ fn counters(e: &mut DescriptorEncoder, name: &str, help: &str, v: &[(Labels, f64
         ConstCounter::new(*x).encode(me.encode_family(labels)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug)]
+    struct Latency(Vec<Value>);
+
+    impl Collector for Latency {
+        fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            latency(&mut e, &self.0, |x| vec![("model", x["model"].as_str().unwrap_or_default().into())])
+        }
+    }
+
+    /// The LLM layer's per-bucket counts come out as Prometheus's cumulative buckets, with
+    /// `+Inf`, `_sum` in seconds and `_count`.
+    #[test]
+    fn llm_latency_is_a_histogram_per_model() {
+        let mut buckets = vec![0u64; nthlayer_llm::LATENCY_BUCKETS_MS.len() + 1];
+        (buckets[1], buckets[3], buckets[10]) = (2, 1, 1); // <=250 ms twice, <=1 s, past 60 s
+        let series =
+            vec![json!({"model": "m", "latency_ms_sum": 61_900, "latency_count": 4, "latency_buckets": buckets})];
+        let mut r = prometheus_client::registry::Registry::default();
+        r.register_collector(Box::new(Latency(series)));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        for line in [
+            "# TYPE nthlayer_llm_latency_seconds histogram",
+            "nthlayer_llm_latency_seconds_bucket{le=\"0.1\",model=\"m\"} 0",
+            "nthlayer_llm_latency_seconds_bucket{le=\"0.25\",model=\"m\"} 2",
+            "nthlayer_llm_latency_seconds_bucket{le=\"1.0\",model=\"m\"} 3",
+            "nthlayer_llm_latency_seconds_bucket{le=\"60.0\",model=\"m\"} 3",
+            "nthlayer_llm_latency_seconds_bucket{le=\"+Inf\",model=\"m\"} 4",
+            "nthlayer_llm_latency_seconds_count{model=\"m\"} 4",
+            "nthlayer_llm_latency_seconds_sum{model=\"m\"} 61.9",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+    }
 }
