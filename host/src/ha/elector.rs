@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use serde_json::{json, Value};
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::HaConfig;
 use super::timing::Timing;
+use crate::capability::core::shard::Shard;
 
 /// What a replica does with a task it just won.
 pub type OnWon = Box<dyn Fn(&str) + Send + Sync>;
@@ -38,18 +39,28 @@ pub struct Term {
     /// The state the previous leader handed over has not been taken up yet (cleared by the
     /// first commit of this term).
     pub fresh: bool,
+    /// What the previous leader fenced last (read once, at the term's first cycle): its
+    /// state record, and when this term may start its first cycle.
+    pub handed: Option<(Value, SystemTime)>,
+    /// A shard this replica holds but no longer should (a replica joined): no new cycle
+    /// starts; its key is deleted once the cycle in flight is done.
+    pub releasing: bool,
+    /// A cycle passed `before` and has not ended yet.
+    pub busy: Option<Instant>,
 }
 
 #[derive(Default)]
-struct View {
-    lease: Option<i64>,
+pub(super) struct View {
+    pub(super) lease: Option<i64>,
     /// When the last successful renewal (or the grant) was *sent*.
-    renewed: Option<Instant>,
+    pub(super) renewed: Option<Instant>,
     /// Tasks this replica would run.
-    wanted: BTreeSet<String>,
-    led: BTreeMap<String, Term>,
+    pub(super) wanted: BTreeSet<String>,
+    pub(super) led: BTreeMap<String, Term>,
     /// Who leads the tasks this replica wants but does not lead.
-    others: BTreeMap<String, String>,
+    pub(super) others: BTreeMap<String, String>,
+    /// Replicas with a live presence key (read only when shards are wanted).
+    pub(super) live: BTreeSet<String>,
     last_error: Option<String>,
 }
 
@@ -59,7 +70,7 @@ pub struct Elector {
     pub timing: Timing,
     /// Bound on one etcd call: half the renew deadline, so a slow answer still leaves time
     /// for another attempt before leadership lapses (a round's calls are sequential).
-    call: Duration,
+    pub(super) call: Duration,
     client: Client,
     view: Mutex<View>,
     /// Ask the loop to campaign now (a task was wanted for the first time).
@@ -70,12 +81,12 @@ pub struct Elector {
     pub on_won: std::sync::OnceLock<OnWon>,
 }
 
-fn key(prefix: &str, what: &str, task: &str) -> String {
+pub(super) fn key(prefix: &str, what: &str, task: &str) -> String {
     format!("{prefix}/{what}/{task}")
 }
 
 /// Bounds one etcd call: a member without quorum may not answer at all.
-async fn bounded<T>(
+pub(super) async fn bounded<T>(
     d: Duration,
     f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, String> {
@@ -113,7 +124,7 @@ impl Elector {
         }))
     }
 
-    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+    pub(super) fn view(&self) -> std::sync::MutexGuard<'_, View> {
         self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -133,6 +144,7 @@ impl Elector {
             ));
         }
         match v.led.get(task) {
+            Some(t) if t.releasing => Err(format!("shard {task} is being released to its owner")),
             Some(t) => Ok(t.clone()),
             None => Err(match v.others.get(task) {
                 Some(r) => format!("replica {r} leads task {task}"),
@@ -141,34 +153,82 @@ impl Elector {
         }
     }
 
+    /// Before a term's first cycle: reads what the previous leader fenced last (once per
+    /// term) and refuses to start before its interval since that cycle has passed, so a
+    /// task (or shard) that moved is not run twice in one interval.
+    pub async fn takeover(&self, task: &str) -> Result<(), String> {
+        let handed = match self.view().led.get(task) {
+            Some(t) if t.fresh => t.handed.clone(),
+            _ => return Ok(()),
+        };
+        let (last, not_before) = match handed {
+            Some(h) => h,
+            None => {
+                let mut c = self.client.clone();
+                let r = bounded(self.call, c.get(key(&self.prefix, "state", task), None)).await?;
+                let last: Value = match r.kvs().first() {
+                    Some(kv) => {
+                        serde_json::from_slice(kv.value()).map_err(|e| format!("state of {task} in etcd: {e}"))?
+                    }
+                    None => Value::Null,
+                };
+                let at = last["at_ms"].as_u64().unwrap_or(0) + last["interval_ms"].as_u64().unwrap_or(0);
+                let not_before = UNIX_EPOCH + Duration::from_millis(at);
+                if let Some(t) = self.view().led.get_mut(task) {
+                    t.handed = Some((last.clone(), not_before));
+                }
+                (last, not_before)
+            }
+        };
+        match not_before.duration_since(SystemTime::now()) {
+            Ok(wait) if !wait.is_zero() => Err(format!(
+                "task {task} last ran on replica {} less than its interval ago; its first cycle here waits {} ms",
+                last["replica"].as_str().unwrap_or("?"),
+                wait.as_millis()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The state the previous leader committed, for the first cycle of a term. `None`: no
-    /// handover (not fresh, or no leader ever committed one).
-    pub async fn handed_state(&self, task: &str, module: &str) -> Result<Option<Value>, String> {
-        if !self.view().led.get(task).is_some_and(|t| t.fresh) {
-            return Ok(None);
+    /// handover (not fresh, or no leader ever committed one of this module's).
+    pub fn handed_state(&self, task: &str, module: &str) -> Option<Value> {
+        let v = self.view();
+        let (last, _) = v.led.get(task).filter(|t| t.fresh)?.handed.as_ref()?;
+        (last["module"].as_str() == Some(module)).then(|| last.get("state").filter(|s| !s.is_null()).cloned())?
+    }
+
+    /// Marks a cycle of `task` in flight (`true`) or done, so a release waits for it.
+    pub fn busy(&self, task: &str, busy: bool) {
+        if let Some(t) = self.view().led.get_mut(task) {
+            t.busy = busy.then(Instant::now);
         }
-        let mut c = self.client.clone();
-        let r = bounded(self.call, c.get(key(&self.prefix, "state", task), None)).await?;
-        let Some(kv) = r.kvs().first() else { return Ok(None) };
-        let v: Value = serde_json::from_slice(kv.value()).map_err(|e| format!("state of {task} in etcd: {e}"))?;
-        if v["module"].as_str() != Some(module) {
-            return Ok(None);
-        }
-        Ok(v.get("state").filter(|s| !s.is_null()).cloned())
     }
 
     /// The fence: in one etcd transaction, if the leader key of `task` still has this term's
     /// create revision, store the cycle's new state as the task's handover; else nothing. Ok
     /// means the cycle may commit to the spool.
-    pub async fn fence(&self, task: &str, module: &str, version: &str, state: Option<&Value>) -> Result<(), String> {
-        let term = self.leads(task)?;
+    pub async fn fence(
+        &self,
+        task: &str,
+        module: &str,
+        version: &str,
+        state: Option<&Value>,
+        interval: Duration,
+    ) -> Result<(), String> {
+        // A releasing term still fences the cycle it let start.
+        let term = match self.leads(task) {
+            Ok(t) => t,
+            Err(e) => self.view().led.get(task).filter(|t| t.releasing).cloned().ok_or(e)?,
+        };
         let leader = key(&self.prefix, "leader", task);
         let cmp = Compare::create_revision(leader.as_str(), CompareOp::Equal, term.token);
-        let mut then = vec![];
-        if let Some(s) = state {
-            let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": s});
-            then.push(TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None));
-        }
+        // The last cycle's time goes with the state, even without one: the next leader's
+        // first cycle waits for the interval since (`takeover`).
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": state,
+            "at_ms": at_ms, "interval_ms": interval.as_millis() as u64});
+        let then = [TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None)];
         let txn = Txn::new().when([cmp]).and_then(then);
         let mut c = self.client.clone();
         let t = Instant::now();
@@ -184,7 +244,7 @@ impl Elector {
         Ok(())
     }
 
-    fn lose(&self, task: &str, why: &str) {
+    pub(super) fn lose(&self, task: &str, why: &str) {
         if self.view().led.remove(task).is_some() {
             tracing::warn!(%task, replica = %self.replica, why, "leadership lost");
             self.changed.notify_one();
@@ -224,9 +284,12 @@ impl Elector {
         match lease {
             None => {
                 let g = bounded(self.call, c.lease_grant(t.lease.as_secs() as i64, None)).await?;
-                let mut v = self.view();
-                v.lease = Some(g.id());
-                v.renewed = Some(sent);
+                {
+                    let mut v = self.view();
+                    v.lease = Some(g.id());
+                    v.renewed = Some(sent);
+                    v.live.clear();
+                }
                 *keeper = None;
                 tracing::info!(replica = %self.replica, lease = g.id(), ttl_s = g.ttl(), "etcd lease granted");
             }
@@ -283,12 +346,23 @@ impl Elector {
             let task = String::from_utf8_lossy(&kv.key()[dir.len()..]).to_string();
             held.insert(task, (String::from_utf8_lossy(kv.value()).to_string(), kv.create_revision(), kv.lease()));
         }
+        let live = if wanted.iter().any(|t| Shard::parse(t).is_some()) {
+            super::presence::live(self, &mut c, lease).await?
+        } else {
+            BTreeSet::new()
+        };
         for task in wanted {
+            let mine = super::ring::mine(&task, &self.replica, &live);
             match held.get(&task) {
-                Some((_, rev, l)) if *l == lease => self.won(&task, *rev, false),
+                Some((_, rev, l)) if *l == lease && mine => self.won(&task, *rev, false),
+                Some((_, rev, l)) if *l == lease => super::presence::release(self, &mut c, &task, *rev, &live).await?,
                 Some((by, _, _)) => {
                     self.lose(&task, "another replica holds its leader key");
                     self.view().others.insert(task, by.clone());
+                }
+                None if !mine => {
+                    let owner = super::ring::owner(&task, &live).cloned().unwrap_or_default();
+                    self.view().others.insert(task, format!("{owner} (its owner; taking it)"));
                 }
                 None => {
                     let k = key(&self.prefix, "leader", &task);
@@ -312,7 +386,8 @@ impl Elector {
         if v.led.get(task).is_some_and(|t| t.token == token) {
             return;
         }
-        v.led.insert(task.to_string(), Term { token, since: Instant::now(), fresh: true });
+        let term = Term { token, since: Instant::now(), fresh: true, handed: None, releasing: false, busy: None };
+        v.led.insert(task.to_string(), term);
         drop(v);
         tracing::info!(%task, replica = %self.replica, token, new, "leadership acquired");
         self.changed.notify_one();
