@@ -45,8 +45,10 @@ pub struct Term {
     /// A shard this replica holds but no longer should (a replica joined): no new cycle
     /// starts; its key is deleted once the cycle in flight is done.
     pub releasing: bool,
-    /// A cycle passed `before` and has not ended yet.
+    /// A cycle passed `before` (then) and has not ended yet.
     pub busy: Option<Instant>,
+    /// When the term's last committed (fenced) cycle started.
+    pub last_start: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -153,13 +155,27 @@ impl Elector {
         }
     }
 
-    /// Before a term's first cycle: reads what the previous leader fenced last (once per
-    /// term) and refuses to start before its interval since that cycle has passed, so a
-    /// task (or shard) that moved is not run twice in one interval.
-    pub async fn takeover(&self, task: &str) -> Result<(), String> {
+    /// Paces a task's cycles to one per interval across terms and replicas. Before a term's
+    /// first cycle: reads what the previous leader fenced last (once per term) and refuses
+    /// to start before its interval since that cycle has passed, so a task (or shard) that
+    /// moved is not run twice in one interval. Within a term: refuses a start less than
+    /// 90 % of the interval after the last committed one (a retry off the scheduler's grid
+    /// followed by the grid's own tick; the slack absorbs a late start on the grid).
+    pub async fn takeover(&self, task: &str, interval: Duration) -> Result<(), String> {
         let handed = match self.view().led.get(task) {
             Some(t) if t.fresh => t.handed.clone(),
-            _ => return Ok(()),
+            Some(t) => {
+                let since = t.last_start.map(|s| s.elapsed());
+                return match since.filter(|d| *d < interval.mul_f64(0.9)) {
+                    Some(d) => Err(format!(
+                        "task {task}'s last cycle started {} ms ago, less than its interval of {} ms",
+                        d.as_millis(),
+                        interval.as_millis()
+                    )),
+                    None => Ok(()),
+                };
+            }
+            None => return Ok(()),
         };
         let (last, not_before) = match handed {
             Some(h) => h,
@@ -240,6 +256,7 @@ impl Elector {
         }
         if let Some(t) = self.view().led.get_mut(task) {
             t.fresh = false;
+            t.last_start = t.busy.or(t.last_start);
         }
         Ok(())
     }
@@ -386,7 +403,15 @@ impl Elector {
         if v.led.get(task).is_some_and(|t| t.token == token) {
             return;
         }
-        let term = Term { token, since: Instant::now(), fresh: true, handed: None, releasing: false, busy: None };
+        let term = Term {
+            token,
+            since: Instant::now(),
+            fresh: true,
+            handed: None,
+            releasing: false,
+            busy: None,
+            last_start: None,
+        };
         v.led.insert(task.to_string(), term);
         drop(v);
         tracing::info!(%task, replica = %self.replica, token, new, "leadership acquired");

@@ -20,7 +20,7 @@ impl CycleHook for LeaderOnly {
     fn before<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             self.0.leads(&cycle.task)?;
-            self.0.takeover(&cycle.task).await?;
+            self.0.takeover(&cycle.task, cycle.interval).await?;
             self.0.busy(&cycle.task, true);
             Ok(())
         })

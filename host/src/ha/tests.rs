@@ -105,7 +105,7 @@ async fn a_stale_leader_fails_the_fence_and_the_new_one_starts_from_the_fenced_s
     }
     let token_b = until_leads(&b, "t").await;
     assert!(token_b > token_a, "fencing tokens grow: {token_a} then {token_b}");
-    b.takeover("t").await.expect("A's last cycle was more than its (zero) interval ago");
+    b.takeover("t", Duration::ZERO).await.expect("A's last cycle was more than its (zero) interval ago");
     assert_eq!(b.handed_state("t", "m"), Some(json!({"n": 1})), "handover of the fenced state");
     assert_eq!(b.handed_state("t", "other"), None, "another module's state is never handed over");
 
@@ -180,7 +180,10 @@ async fn shards_follow_the_live_replicas_and_move_on_join_and_leave() {
     for s in &shards {
         for e in [&a, &b] {
             if e.leads(s).is_ok() {
+                e.busy(s, true);
                 e.fence(s, "measure", "1", Some(&json!({"s": s})), Duration::from_secs(600)).await.unwrap();
+                let early = e.takeover(s, Duration::from_secs(600)).await.unwrap_err();
+                assert!(early.contains("less than its interval"), "{early}");
             }
         }
     }
@@ -194,7 +197,7 @@ async fn shards_follow_the_live_replicas_and_move_on_join_and_leave() {
     let moved: Vec<&String> = shards.iter().filter(|s| c.leads(s).is_ok()).collect();
     assert!(!moved.is_empty(), "c took no shard");
     for s in &moved {
-        let e = c.takeover(s).await.unwrap_err();
+        let e = c.takeover(s, Duration::from_secs(600)).await.unwrap_err();
         assert!(e.contains("less than its interval ago"), "{e}");
         assert_eq!(c.handed_state(s, "measure"), Some(json!({"s": s})), "the shard's state chain continues");
     }
