@@ -155,15 +155,19 @@ impl Elector {
         }
     }
 
-    /// Paces a task's cycles to one per interval across terms and replicas. Before a term's
-    /// first cycle: reads what the previous leader fenced last (once per term) and refuses
-    /// to start before its interval since that cycle has passed, so a task (or shard) that
-    /// moved is not run twice in one interval. Within a term: refuses a start less than
-    /// 90 % of the interval after the last committed one (a retry off the scheduler's grid
-    /// followed by the grid's own tick; the slack absorbs a late start on the grid).
+    /// Reads what the previous leader fenced last, once per term, for the handover; and
+    /// paces a shard to one cycle per interval across terms and replicas. Before a term's
+    /// first cycle of a shard: refuses to start before its interval since the previous
+    /// holder's last fenced cycle has passed, so a shard that moved is not run twice in one
+    /// interval. Within a term: refuses a start less than 90 % of the interval after the
+    /// last committed one (a retry off the scheduler's grid followed by the grid's own tick;
+    /// the slack absorbs a late start on the grid). Plain tasks are not paced: they may be
+    /// woken by records (event wake), and the shardable tasks have no wake rules.
     pub async fn takeover(&self, task: &str, interval: Duration) -> Result<(), String> {
+        let paced = Shard::parse(task).is_some();
         let handed = match self.view().led.get(task) {
             Some(t) if t.fresh => t.handed.clone(),
+            Some(_) if !paced => return Ok(()),
             Some(t) => {
                 let since = t.last_start.map(|s| s.elapsed());
                 return match since.filter(|d| *d < interval.mul_f64(0.9)) {
@@ -197,7 +201,7 @@ impl Elector {
             }
         };
         match not_before.duration_since(SystemTime::now()) {
-            Ok(wait) if !wait.is_zero() => Err(format!(
+            Ok(wait) if paced && !wait.is_zero() => Err(format!(
                 "task {task} last ran on replica {} less than its interval ago; its first cycle here waits {} ms",
                 last["replica"].as_str().unwrap_or("?"),
                 wait.as_millis()
