@@ -187,11 +187,25 @@ async fn shards_follow_the_live_replicas_and_move_on_join_and_leave() {
             }
         }
     }
+    // Every shard has a cycle in flight (its busy clock restarted): a holder that must
+    // release one waits for it (at most a lease, 2 s here) and starts no new cycle meanwhile.
+    for s in &shards {
+        a.busy(s, true);
+        b.busy(s, true);
+    }
     let (c, _c_stop) = elector(&etcd, "c", 2).await;
     want(&c);
     for _ in 0..40 {
         watch(&[&a, &b, &c]);
+        assert!(shards.iter().all(|s| c.leads(s).is_err()), "a shard moved while its cycle was in flight");
         tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let releasing: Vec<&String> =
+        shards.iter().filter(|s| [&a, &b].iter().any(|e| e.leads(s).is_err_and(|w| w.contains("released")))).collect();
+    assert!(!releasing.is_empty(), "no holder is releasing a shard to c");
+    for s in &shards {
+        a.busy(s, false);
+        b.busy(s, false);
     }
     until_owned(&[&a, &b, &c], &shards).await;
     let moved: Vec<&String> = shards.iter().filter(|s| c.leads(s).is_ok()).collect();
