@@ -52,17 +52,17 @@ pub struct Term {
 }
 
 #[derive(Default)]
-pub(super) struct View {
-    pub(super) lease: Option<i64>,
+struct View {
+    lease: Option<i64>,
     /// When the last successful renewal (or the grant) was *sent*.
-    pub(super) renewed: Option<Instant>,
+    renewed: Option<Instant>,
     /// Tasks this replica would run.
-    pub(super) wanted: BTreeSet<String>,
-    pub(super) led: BTreeMap<String, Term>,
+    wanted: BTreeSet<String>,
+    led: BTreeMap<String, Term>,
     /// Who leads the tasks this replica wants but does not lead.
-    pub(super) others: BTreeMap<String, String>,
+    others: BTreeMap<String, String>,
     /// Replicas with a live presence key (read only when shards are wanted).
-    pub(super) live: BTreeSet<String>,
+    live: BTreeSet<String>,
     last_error: Option<String>,
 }
 
@@ -72,7 +72,7 @@ pub struct Elector {
     pub timing: Timing,
     /// Bound on one etcd call: half the renew deadline, so a slow answer still leaves time
     /// for another attempt before leadership lapses (a round's calls are sequential).
-    pub(super) call: Duration,
+    call: Duration,
     client: Client,
     view: Mutex<View>,
     /// Ask the loop to campaign now (a task was wanted for the first time).
@@ -83,21 +83,7 @@ pub struct Elector {
     pub on_won: std::sync::OnceLock<OnWon>,
 }
 
-pub(super) fn key(prefix: &str, what: &str, task: &str) -> String {
-    format!("{prefix}/{what}/{task}")
-}
-
-/// Bounds one etcd call: a member without quorum may not answer at all.
-pub(super) async fn bounded<T>(
-    d: Duration,
-    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(d, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer from etcd within {} ms", d.as_millis())),
-    }
-}
+use super::presence::{bounded, key, Etcd};
 
 impl Elector {
     /// Connects lazily: etcd may be down at start, and the loop keeps trying.
@@ -126,7 +112,7 @@ impl Elector {
         }))
     }
 
-    pub(super) fn view(&self) -> std::sync::MutexGuard<'_, View> {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
         self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -265,7 +251,7 @@ impl Elector {
         Ok(())
     }
 
-    pub(super) fn lose(&self, task: &str, why: &str) {
+    fn lose(&self, task: &str, why: &str) {
         if self.view().led.remove(task).is_some() {
             tracing::warn!(%task, replica = %self.replica, why, "leadership lost");
             self.changed.notify_one();
@@ -368,7 +354,7 @@ impl Elector {
             held.insert(task, (String::from_utf8_lossy(kv.value()).to_string(), kv.create_revision(), kv.lease()));
         }
         let live = if wanted.iter().any(|t| Shard::parse(t).is_some()) {
-            super::presence::live(self, &mut c, lease).await?
+            self.live(&mut c, lease).await?
         } else {
             BTreeSet::new()
         };
@@ -376,7 +362,7 @@ impl Elector {
             let mine = super::ring::mine(&task, &self.replica, &live);
             match held.get(&task) {
                 Some((_, rev, l)) if *l == lease && mine => self.won(&task, *rev, false),
-                Some((_, rev, l)) if *l == lease => super::presence::release(self, &mut c, &task, *rev, &live).await?,
+                Some((_, rev, l)) if *l == lease => self.release(&mut c, &task, *rev, &live).await?,
                 Some((by, _, _)) => {
                     self.lose(&task, "another replica holds its leader key");
                     self.view().others.insert(task, by.clone());
@@ -452,6 +438,47 @@ impl Elector {
     /// This replica's etcd lease, if it has one.
     pub fn lease_id(&self) -> Option<i64> {
         self.view().lease
+    }
+
+    /// The replicas with a live presence key (putting this one's if missing), noted in the view.
+    async fn live(&self, c: &mut Client, lease: i64) -> Result<BTreeSet<String>, String> {
+        let live = self.etcd().live(c, &self.replica, lease).await?;
+        let mut v = self.view();
+        if v.live != live {
+            tracing::info!(replica = %self.replica, live = ?live, "live replicas changed; shard ownership follows");
+            v.live = live.clone();
+            drop(v);
+            self.changed.notify_one();
+        }
+        Ok(live)
+    }
+
+    /// Gives up `task` (a shard held under `token`) to its rightful owner: no new cycle starts
+    /// from now; once none is in flight (or the one in flight is older than a lease: its
+    /// replica is stopping) the leader key is deleted if it is still this term's, and the
+    /// owner takes it at its next round, continuing from the state this one fenced.
+    async fn release(&self, c: &mut Client, task: &str, token: i64, live: &BTreeSet<String>) -> Result<(), String> {
+        {
+            let mut v = self.view();
+            let Some(term) = v.led.get_mut(task) else { return Ok(()) };
+            if !term.releasing {
+                term.releasing = true;
+                tracing::info!(%task, replica = %self.replica, "shard belongs to another replica now; releasing it after its cycle in flight");
+            }
+            if term.busy.is_some_and(|since| since.elapsed() < self.timing.lease) {
+                return Ok(());
+            }
+        }
+        self.etcd().delete_own(c, task, token).await?;
+        let owner = super::ring::owner(task, live).cloned().unwrap_or_default();
+        self.lose(task, "released to its owner");
+        self.view().others.insert(task.to_string(), owner.clone());
+        tracing::info!(%task, replica = %self.replica, to = %owner, "shard released");
+        Ok(())
+    }
+
+    fn etcd(&self) -> Etcd<'_> {
+        Etcd { prefix: &self.prefix, call: self.call }
     }
 
     /// What the heartbeat reports: only what changes with leadership, so a steady replica

@@ -291,7 +291,7 @@ impl Scheduler {
             module: module.meta.name.clone(),
             version: module.meta.version.clone(),
             task: task.to_string(),
-            interval: super::shards::interval(&self.env, serving, task),
+            interval: super::shards::interval(&self.env.config, serving, task),
         };
         let hooks = self.hooks();
         let handed = match super::hooks::ready(&hooks, &info).await {

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::config::HostConfig;
 use super::hooks::{CycleHook, CycleInfo};
 use super::registry::Serving;
-use super::scheduler::RunEnv;
 pub use crate::capability::core::shard::base;
 use crate::capability::core::shard::Shard;
 use crate::runtime::seeded::Seed;
@@ -29,10 +29,10 @@ pub fn instances(counts: &ShardCounts, task: &str) -> Vec<String> {
 }
 
 /// The period of `task` (a shard instance has its task's), as its loop schedules it.
-pub fn interval(env: &RunEnv, serving: &Serving, task: &str) -> Duration {
+pub fn interval(config: &HostConfig, serving: &Serving, task: &str) -> Duration {
     let task = base(task);
     let declared = serving.module.meta.tasks.iter().find(|t| t.name == task).map_or(0, |t| t.interval_seconds);
-    crate::policy::shares::interval(env.config.interval_for(task, declared), serving.limits.min_interval_seconds)
+    crate::policy::shares::interval(config.interval_for(task, declared), serving.limits.min_interval_seconds)
 }
 
 /// The first seed a hook gives for the cycle; None (the real randomness) if none does.
