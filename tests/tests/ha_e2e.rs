@@ -13,7 +13,11 @@
 //!   (core down); the next leader continues from the state the dead one fenced, and the dead
 //!   one, restarted, delivers its spool: every cycle once in core, none twice, none lost;
 //! - event wake across replicas: a breach delivered by one replica wakes the hourly
-//!   subscriber that another one runs.
+//!   subscriber that another one runs;
+//! - shards: three replicas run measure as four shards over twelve services, each shard led
+//!   by one replica; a fourth joins and takes its shards; one replica stops (SIGTERM) and one
+//!   is SIGKILLed and their shards move to the others; through all of it no service is
+//!   evaluated twice in one interval and no breach is posted twice.
 //!
 //! Needs `target/debug/nthlayer-host`, `scripts/build-modules` output and etcd
 //! (`scripts/setup`).
@@ -40,8 +44,19 @@ const WAIT: Duration = Duration::from_secs(180);
 const LEASE: &str = "3";
 
 fn replica(core: &Core, prometheus: &str, etcd: &EtcdCluster, instance: &str, modules: &[&str]) -> HostProcess {
+    replica_with(core, prometheus, etcd, instance, modules, &[])
+}
+
+fn replica_with(
+    core: &Core,
+    prometheus: &str,
+    etcd: &EtcdCluster,
+    instance: &str,
+    modules: &[&str],
+    extra: &[&str],
+) -> HostProcess {
     let endpoints = etcd.endpoints();
-    let flags = [
+    let mut flags = vec![
         "--ha-etcd",
         endpoints.as_str(),
         "--ha-prefix",
@@ -63,6 +78,7 @@ fn replica(core: &Core, prometheus: &str, etcd: &EtcdCluster, instance: &str, mo
         "--log-format",
         "json",
     ];
+    flags.extend_from_slice(extra);
     HostProcess::serve_modules_env(
         &core.url(),
         prometheus,
@@ -294,4 +310,110 @@ fn a_record_delivered_by_one_replica_wakes_a_task_another_one_leads() {
     assert!(cycles(&emit, "wake-emitter") >= 2);
     assert_eq!(cycles(&emit, "wake-subscriber") + cycles(&sub, "wake-emitter"), 0);
     assert!(core.assessments(Some("wake-svc"), Some("correlation_snapshot")).len() >= 3);
+}
+
+/// Twelve services, each with one judgment SLO in breach (their indicator is x1's 0.5).
+/// Their names fall 3, 5, 2 and 2 into the four shards; the replicas' names were picked so
+/// that with rendezvous hashing three replicas all lead a shard (x1 two), a fourth takes
+/// shard 4 from x1, and x3 and x4 split all four once x1 and x2 are gone (ring.rs's hash
+/// is pinned by its unit test).
+fn shard_manifests() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("shard-manifests-").tempdir().unwrap();
+    for i in 1..=SERVICES {
+        let yaml = format!(
+            "apiVersion: srm/v1\nkind: ServiceReliabilityManifest\nmetadata:\n  name: svc-{i:02}\n  team: t\n  tier: standard\n\
+             spec:\n  type: ai-gate\n  slos:\n    reversal_rate:\n      target: 98.5\n      window: 7d\n      indicator:\n\
+             \x20       query: test_judgment{{service=\"x1\",slo=\"many\"}}\n"
+        );
+        std::fs::write(dir.path().join(format!("svc-{i:02}.yaml")), yaml).unwrap();
+    }
+    dir
+}
+
+const SERVICES: usize = 12;
+const SHARDS: usize = 4;
+
+/// Shard -> replicas whose last heartbeat says they lead it, over the replicas `up`.
+fn shard_leaders(core: &Core, up: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in up {
+        if let Some(led) = heartbeat(core, r)["ha"]["leader_of"].as_object() {
+            for shard in led.keys().filter(|k| k.starts_with("measure#")) {
+                m.entry(shard.clone()).or_default().push(r.to_string());
+            }
+        }
+    }
+    m
+}
+
+/// Every shard led by exactly one of `up`, each of `must` leading at least one.
+fn settled(core: &Core, up: &[&str], must: &[&str]) -> bool {
+    let m = shard_leaders(core, up);
+    m.len() == SHARDS && m.values().all(|rs| rs.len() == 1) && must.iter().all(|r| m.values().any(|rs| rs[0] == *r))
+}
+
+/// Service -> creation times (s) of its judgment SLO evaluations in core.
+fn evaluations(core: &Core) -> BTreeMap<String, Vec<f64>> {
+    let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for i in 1..=SERVICES {
+        let svc = format!("svc-{i:02}");
+        for a in core.assessments(Some(&svc), Some("judgment_slo_evaluation")) {
+            if let Some(t) = parse_iso(&a.created_at) {
+                m.entry(svc.clone()).or_default().push(t);
+            }
+        }
+    }
+    m.values_mut().for_each(|ts| ts.sort_by(f64::total_cmp));
+    m
+}
+
+#[test]
+fn shards_spread_over_the_replicas_and_move_on_join_and_leave_without_running_twice() {
+    let etcd = EtcdCluster::start(1);
+    let stack = MeasureStack::start();
+    let dir = shard_manifests();
+    let core = Core::start(dir.path());
+    let m = measure_module().display().to_string();
+    let start = |i: usize| {
+        let flags = ["--ha-shards", "measure=4"];
+        replica_with(&core, &stack.prometheus_url(), &etcd, &format!("ha-x{i}"), &[m.as_str()], &flags)
+    };
+    let mut r: Vec<HostProcess> = (1..=3).map(start).collect();
+    wait_for("four shards, each led by one of three replicas, all three leading", WAIT, || {
+        settled(&core, &["ha-x1", "ha-x2", "ha-x3"], &["ha-x1", "ha-x2", "ha-x3"])
+    });
+    wait_for("every service evaluated", WAIT, || evaluations(&core).len() == SERVICES);
+
+    let joined = unix_now();
+    r.push(start(4));
+    let all = ["ha-x1", "ha-x2", "ha-x3", "ha-x4"];
+    wait_for("the fourth replica leads a shard", WAIT, || settled(&core, &all, &["ha-x4"]));
+    eprintln!("rebalance on join (lease {LEASE} s, measure every 2 s): {:.2} s", unix_now() - joined);
+
+    // x1 stops (its lease is revoked), x2 dies (its lease expires).
+    let left = unix_now();
+    r[0].sigterm();
+    r[1].kill();
+    wait_for("x3 and x4 lead every shard", WAIT, || settled(&core, &["ha-x3", "ha-x4"], &["ha-x3", "ha-x4"]));
+    eprintln!("rebalance on SIGTERM + SIGKILL (lease {LEASE} s): {:.2} s", unix_now() - left);
+    let then = evaluations(&core);
+    wait_for("every service evaluated twice more", WAIT, || {
+        let now = evaluations(&core);
+        then.iter().all(|(svc, ts)| now.get(svc).is_some_and(|n| n.len() >= ts.len() + 2))
+    });
+
+    // No service evaluated twice in one interval (2 s): a shard that moved waited out the
+    // interval since its last fenced cycle. Half an interval absorbs the cycles' own jitter.
+    let evals = evaluations(&core);
+    assert_eq!(evals.len(), SERVICES, "{evals:?}");
+    for (svc, ts) in &evals {
+        let closest = ts.windows(2).map(|w| w[1] - w[0]).fold(f64::MAX, f64::min);
+        assert!(closest >= 1.0, "{svc} evaluated twice {closest:.2} s apart (interval 2 s): {ts:?}");
+    }
+    let b = core.verdicts(None, Some("quality_breach"));
+    for i in 1..=SERVICES {
+        let svc = format!("svc-{i:02}");
+        let n = b.iter().filter(|v| v.service.as_deref() == Some(svc.as_str())).count();
+        assert_eq!(n, 1, "{svc}: {n} quality_breach verdicts; the breach must be posted once across moves");
+    }
 }

@@ -22,10 +22,22 @@ pub struct HaArgs {
     #[arg(long, env = "NTHLAYER_HA_LEASE_SECONDS", default_value_t = 15)]
     pub ha_lease_seconds: u64,
     /// TASK=N: split a task's services over N shards with one election each (repeatable).
-    /// Not implemented yet: refused at start (docs/HA.md).
+    /// Only measure and observe.drift split by service (docs/HA.md "Shards").
     #[arg(long = "ha-shards", value_name = "TASK=N")]
     pub ha_shards: Vec<String>,
 }
+
+/// The tasks whose work splits by service, so that a shard seeing only its services' manifests
+/// does the same work as the whole task on those services: measure and observe's drift.
+/// Others read across services and would silently lose or split what their shard does not
+/// see: observe.collect ends every cycle with one `portfolio_status` rollup over all services
+/// (N shards would post N partial portfolios), topology is a graph, correlate, respond and
+/// learn join records of several services.
+pub const SHARDABLE: &[&str] = &["measure", "observe.drift"];
+
+/// Each shard is a task loop, an election and an etcd write per cycle: more than this is a
+/// typo, not a deployment.
+pub const MAX_SHARDS: u32 = 256;
 
 /// What `serve` runs HA with, checked.
 #[derive(Debug, Clone)]
@@ -55,15 +67,16 @@ impl HaArgs {
         let mut shards = BTreeMap::new();
         for spec in &self.ha_shards {
             let (task, n) = spec.split_once('=').with_context(|| format!("--ha-shards {spec:?}: expected TASK=N"))?;
-            let n: u32 = n.parse().ok().filter(|n| *n >= 1).with_context(|| {
-                format!("--ha-shards {spec:?}: the shard count must be a whole number of at least 1")
+            let n: u32 = n.parse().ok().filter(|n| (1..=MAX_SHARDS).contains(n)).with_context(|| {
+                format!("--ha-shards {spec:?}: the shard count must be a whole number from 1 to {MAX_SHARDS}")
             })?;
             shards.insert(task.to_string(), n);
         }
-        if let Some((task, _)) = shards.iter().find(|(_, n)| **n > 1) {
+        if let Some((task, _)) = shards.iter().find(|(t, n)| **n > 1 && !SHARDABLE.contains(&t.as_str())) {
             bail!(
-                "--ha-shards {task}=…: per-shard elections are not implemented yet; every task has one \
-                 election (docs/HA.md)"
+                "--ha-shards {task}=…: task {task:?} does not split by service; only {} may run as shards \
+                 (docs/HA.md \"Shards\")",
+                SHARDABLE.join(", ")
             );
         }
         Ok(Some(HaConfig { endpoints, prefix, timing, shards }))
@@ -93,8 +106,10 @@ mod tests {
         assert!(e(args(&[], 15, &["measure=2"])).contains("--ha-shards needs --ha-etcd"));
         assert!(e(args(&["h"], 0, &[])).contains("--ha-lease-seconds"));
         assert!(e(args(&["h"], 15, &["measure"])).contains("expected TASK=N"));
-        assert!(e(args(&["h"], 15, &["measure=0"])).contains("at least 1"));
-        assert!(e(args(&["h"], 15, &["measure=3"])).contains("not implemented"));
+        assert!(e(args(&["h"], 15, &["measure=0"])).contains("from 1 to 256"));
+        assert_eq!(args(&["h"], 15, &["measure=3"]).config().unwrap().unwrap().shards["measure"], 3);
+        let refused = e(args(&["h"], 15, &["observe.drift=2", "observe.collect=2"]));
+        assert!(refused.contains("\"observe.collect\" does not split by service"), "{refused}");
         let mut rel = args(&["h"], 15, &[]);
         rel.ha_prefix = "nthlayer".into();
         assert!(e(rel).contains("--ha-prefix"));

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use serde_json::{json, Value};
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::HaConfig;
 use super::timing::Timing;
+use crate::capability::core::shard::Shard;
 
 /// What a replica does with a task it just won.
 pub type OnWon = Box<dyn Fn(&str) + Send + Sync>;
@@ -38,6 +39,16 @@ pub struct Term {
     /// The state the previous leader handed over has not been taken up yet (cleared by the
     /// first commit of this term).
     pub fresh: bool,
+    /// What the previous leader fenced last (read once, at the term's first cycle): its
+    /// state record, and when this term may start its first cycle.
+    pub handed: Option<(Value, SystemTime)>,
+    /// A shard this replica holds but no longer should (a replica joined): no new cycle
+    /// starts; its key is deleted once the cycle in flight is done.
+    pub releasing: bool,
+    /// A cycle passed `before` (then) and has not ended yet.
+    pub busy: Option<Instant>,
+    /// When the term's last committed (fenced) cycle started.
+    pub last_start: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -50,6 +61,8 @@ struct View {
     led: BTreeMap<String, Term>,
     /// Who leads the tasks this replica wants but does not lead.
     others: BTreeMap<String, String>,
+    /// Replicas with a live presence key (read only when shards are wanted).
+    live: BTreeSet<String>,
     last_error: Option<String>,
 }
 
@@ -70,21 +83,7 @@ pub struct Elector {
     pub on_won: std::sync::OnceLock<OnWon>,
 }
 
-fn key(prefix: &str, what: &str, task: &str) -> String {
-    format!("{prefix}/{what}/{task}")
-}
-
-/// Bounds one etcd call: a member without quorum may not answer at all.
-async fn bounded<T>(
-    d: Duration,
-    f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-) -> Result<T, String> {
-    match tokio::time::timeout(d, f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer from etcd within {} ms", d.as_millis())),
-    }
-}
+use super::presence::{bounded, key, Etcd};
 
 impl Elector {
     /// Connects lazily: etcd may be down at start, and the loop keeps trying.
@@ -133,6 +132,7 @@ impl Elector {
             ));
         }
         match v.led.get(task) {
+            Some(t) if t.releasing => Err(format!("shard {task} is being released to its owner")),
             Some(t) => Ok(t.clone()),
             None => Err(match v.others.get(task) {
                 Some(r) => format!("replica {r} leads task {task}"),
@@ -141,34 +141,100 @@ impl Elector {
         }
     }
 
+    /// Reads what the previous leader fenced last, once per term, for the handover; and
+    /// paces a shard to one cycle per interval across terms and replicas. Before a term's
+    /// first cycle of a shard: refuses to start before its interval since the previous
+    /// holder's last fenced cycle has passed, so a shard that moved is not run twice in one
+    /// interval. Within a term: refuses a start less than 90 % of the interval after the
+    /// last committed one (a retry off the scheduler's grid followed by the grid's own tick;
+    /// the slack absorbs a late start on the grid). Plain tasks are not paced: they may be
+    /// woken by records (event wake), and the shardable tasks have no wake rules.
+    pub async fn takeover(&self, task: &str, interval: Duration) -> Result<(), String> {
+        let paced = Shard::parse(task).is_some();
+        let handed = match self.view().led.get(task) {
+            Some(t) if t.fresh => t.handed.clone(),
+            Some(_) if !paced => return Ok(()),
+            Some(t) => {
+                let since = t.last_start.map(|s| s.elapsed());
+                return match since.filter(|d| *d < interval.mul_f64(0.9)) {
+                    Some(d) => Err(format!(
+                        "task {task}'s last cycle started {} ms ago, less than its interval of {} ms",
+                        d.as_millis(),
+                        interval.as_millis()
+                    )),
+                    None => Ok(()),
+                };
+            }
+            None => return Ok(()),
+        };
+        let (last, not_before) = match handed {
+            Some(h) => h,
+            None => {
+                let mut c = self.client.clone();
+                let r = bounded(self.call, c.get(key(&self.prefix, "state", task), None)).await?;
+                let last: Value = match r.kvs().first() {
+                    Some(kv) => {
+                        serde_json::from_slice(kv.value()).map_err(|e| format!("state of {task} in etcd: {e}"))?
+                    }
+                    None => Value::Null,
+                };
+                let at = last["at_ms"].as_u64().unwrap_or(0) + last["interval_ms"].as_u64().unwrap_or(0);
+                let not_before = UNIX_EPOCH + Duration::from_millis(at);
+                if let Some(t) = self.view().led.get_mut(task) {
+                    t.handed = Some((last.clone(), not_before));
+                }
+                (last, not_before)
+            }
+        };
+        match not_before.duration_since(SystemTime::now()) {
+            Ok(wait) if paced && !wait.is_zero() => Err(format!(
+                "task {task} last ran on replica {} less than its interval ago; its first cycle here waits {} ms",
+                last["replica"].as_str().unwrap_or("?"),
+                wait.as_millis()
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The state the previous leader committed, for the first cycle of a term. `None`: no
-    /// handover (not fresh, or no leader ever committed one).
-    pub async fn handed_state(&self, task: &str, module: &str) -> Result<Option<Value>, String> {
-        if !self.view().led.get(task).is_some_and(|t| t.fresh) {
-            return Ok(None);
+    /// handover (not fresh, or no leader ever committed one of this module's).
+    pub fn handed_state(&self, task: &str, module: &str) -> Option<Value> {
+        let v = self.view();
+        let (last, _) = v.led.get(task).filter(|t| t.fresh)?.handed.as_ref()?;
+        (last["module"].as_str() == Some(module)).then(|| last.get("state").filter(|s| !s.is_null()).cloned())?
+    }
+
+    /// Marks a cycle of `task` in flight (`true`) or done, so a release waits for it.
+    pub fn busy(&self, task: &str, busy: bool) {
+        if let Some(t) = self.view().led.get_mut(task) {
+            t.busy = busy.then(Instant::now);
         }
-        let mut c = self.client.clone();
-        let r = bounded(self.call, c.get(key(&self.prefix, "state", task), None)).await?;
-        let Some(kv) = r.kvs().first() else { return Ok(None) };
-        let v: Value = serde_json::from_slice(kv.value()).map_err(|e| format!("state of {task} in etcd: {e}"))?;
-        if v["module"].as_str() != Some(module) {
-            return Ok(None);
-        }
-        Ok(v.get("state").filter(|s| !s.is_null()).cloned())
     }
 
     /// The fence: in one etcd transaction, if the leader key of `task` still has this term's
     /// create revision, store the cycle's new state as the task's handover; else nothing. Ok
     /// means the cycle may commit to the spool.
-    pub async fn fence(&self, task: &str, module: &str, version: &str, state: Option<&Value>) -> Result<(), String> {
-        let term = self.leads(task)?;
+    pub async fn fence(
+        &self,
+        task: &str,
+        module: &str,
+        version: &str,
+        state: Option<&Value>,
+        interval: Duration,
+    ) -> Result<(), String> {
+        // A releasing term still fences the cycle it let start.
+        let term = match self.leads(task) {
+            Ok(t) => t,
+            Err(e) => self.view().led.get(task).filter(|t| t.releasing).cloned().ok_or(e)?,
+        };
         let leader = key(&self.prefix, "leader", task);
         let cmp = Compare::create_revision(leader.as_str(), CompareOp::Equal, term.token);
-        let mut then = vec![];
-        if let Some(s) = state {
-            let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": s});
-            then.push(TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None));
-        }
+        // The last cycle's time goes with the state, even without one: the next leader's
+        // first cycle waits for the interval since (`takeover`).
+        let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": state,
+            "at_ms": at_ms, "interval_ms": interval.as_millis() as u64});
+        let then = [TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None)];
         let txn = Txn::new().when([cmp]).and_then(then);
         let mut c = self.client.clone();
         let t = Instant::now();
@@ -180,6 +246,7 @@ impl Elector {
         }
         if let Some(t) = self.view().led.get_mut(task) {
             t.fresh = false;
+            t.last_start = t.busy.or(t.last_start);
         }
         Ok(())
     }
@@ -224,9 +291,12 @@ impl Elector {
         match lease {
             None => {
                 let g = bounded(self.call, c.lease_grant(t.lease.as_secs() as i64, None)).await?;
-                let mut v = self.view();
-                v.lease = Some(g.id());
-                v.renewed = Some(sent);
+                {
+                    let mut v = self.view();
+                    v.lease = Some(g.id());
+                    v.renewed = Some(sent);
+                    v.live.clear();
+                }
                 *keeper = None;
                 tracing::info!(replica = %self.replica, lease = g.id(), ttl_s = g.ttl(), "etcd lease granted");
             }
@@ -283,12 +353,23 @@ impl Elector {
             let task = String::from_utf8_lossy(&kv.key()[dir.len()..]).to_string();
             held.insert(task, (String::from_utf8_lossy(kv.value()).to_string(), kv.create_revision(), kv.lease()));
         }
+        let live = if wanted.iter().any(|t| Shard::parse(t).is_some()) {
+            self.live(&mut c, lease).await?
+        } else {
+            BTreeSet::new()
+        };
         for task in wanted {
+            let mine = super::ring::mine(&task, &self.replica, &live);
             match held.get(&task) {
-                Some((_, rev, l)) if *l == lease => self.won(&task, *rev, false),
+                Some((_, rev, l)) if *l == lease && mine => self.won(&task, *rev, false),
+                Some((_, rev, l)) if *l == lease => self.release(&mut c, &task, *rev, &live).await?,
                 Some((by, _, _)) => {
                     self.lose(&task, "another replica holds its leader key");
                     self.view().others.insert(task, by.clone());
+                }
+                None if !mine => {
+                    let owner = super::ring::owner(&task, &live).cloned().unwrap_or_default();
+                    self.view().others.insert(task, format!("{owner} (its owner; taking it)"));
                 }
                 None => {
                     let k = key(&self.prefix, "leader", &task);
@@ -312,7 +393,16 @@ impl Elector {
         if v.led.get(task).is_some_and(|t| t.token == token) {
             return;
         }
-        v.led.insert(task.to_string(), Term { token, since: Instant::now(), fresh: true });
+        let term = Term {
+            token,
+            since: Instant::now(),
+            fresh: true,
+            handed: None,
+            releasing: false,
+            busy: None,
+            last_start: None,
+        };
+        v.led.insert(task.to_string(), term);
         drop(v);
         tracing::info!(%task, replica = %self.replica, token, new, "leadership acquired");
         self.changed.notify_one();
@@ -348,6 +438,47 @@ impl Elector {
     /// This replica's etcd lease, if it has one.
     pub fn lease_id(&self) -> Option<i64> {
         self.view().lease
+    }
+
+    /// The replicas with a live presence key (putting this one's if missing), noted in the view.
+    async fn live(&self, c: &mut Client, lease: i64) -> Result<BTreeSet<String>, String> {
+        let live = self.etcd().live(c, &self.replica, lease).await?;
+        let mut v = self.view();
+        if v.live != live {
+            tracing::info!(replica = %self.replica, live = ?live, "live replicas changed; shard ownership follows");
+            v.live = live.clone();
+            drop(v);
+            self.changed.notify_one();
+        }
+        Ok(live)
+    }
+
+    /// Gives up `task` (a shard held under `token`) to its rightful owner: no new cycle starts
+    /// from now; once none is in flight (or the one in flight is older than a lease: its
+    /// replica is stopping) the leader key is deleted if it is still this term's, and the
+    /// owner takes it at its next round, continuing from the state this one fenced.
+    async fn release(&self, c: &mut Client, task: &str, token: i64, live: &BTreeSet<String>) -> Result<(), String> {
+        {
+            let mut v = self.view();
+            let Some(term) = v.led.get_mut(task) else { return Ok(()) };
+            if !term.releasing {
+                term.releasing = true;
+                tracing::info!(%task, replica = %self.replica, "shard belongs to another replica now; releasing it after its cycle in flight");
+            }
+            if term.busy.is_some_and(|since| since.elapsed() < self.timing.lease) {
+                return Ok(());
+            }
+        }
+        self.etcd().delete_own(c, task, token).await?;
+        let owner = super::ring::owner(task, live).cloned().unwrap_or_default();
+        self.lose(task, "released to its owner");
+        self.view().others.insert(task.to_string(), owner.clone());
+        tracing::info!(%task, replica = %self.replica, to = %owner, "shard released");
+        Ok(())
+    }
+
+    fn etcd(&self) -> Etcd<'_> {
+        Etcd { prefix: &self.prefix, call: self.call }
     }
 
     /// What the heartbeat reports: only what changes with leadership, so a steady replica

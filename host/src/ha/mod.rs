@@ -7,12 +7,17 @@
 //!   state to the next leader;
 //! - [`hook`]: the scheduler's hook: leadership before a cycle, the handover at a term's first
 //!   cycle, the fence before the spool commit;
-//! - [`relay`]: event wake across replicas, through an etcd watch.
+//! - [`relay`]: event wake across replicas, through an etcd watch;
+//! - [`ring`], [`presence`]: shards (`--ha-shards`): which replica should lead each shard
+//!   (rendezvous hashing over the replicas' lease-bound presence keys), and the release of a
+//!   shard to its rightful owner when a replica joins.
 
 pub mod config;
 pub mod elector;
 pub mod hook;
+pub mod presence;
 pub mod relay;
+pub mod ring;
 pub mod timing;
 
 #[cfg(test)]
@@ -44,6 +49,9 @@ pub async fn start(
 ) -> Result<Option<Ha>> {
     let Some(cfg) = args.config()? else { return Ok(None) };
     let elector = Elector::new(&cfg, replica).await?;
+    if scheduler.shards.set(cfg.shards.clone()).is_err() {
+        anyhow::bail!("HA started twice on one scheduler");
+    }
     // Its own token, not the scheduler's: cycles still in flight at shutdown need their
     // fence, so the lease is renewed until `resign`.
     let stop = CancellationToken::new();

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::HaConfig;
 use super::elector::Elector;
 use super::timing::Timing;
+use crate::capability::core::shard::Shard;
 
 /// The member, its data directory (removed on drop), its client URL.
 struct Etcd(Child, #[allow(dead_code)] tempfile::TempDir, String);
@@ -91,7 +92,7 @@ async fn a_stale_leader_fails_the_fence_and_the_new_one_starts_from_the_fenced_s
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(b.leads("t").unwrap_err().contains("replica a leads task t"), "{why} / {}", b.status());
 
-    a.fence("t", "m", "1", Some(&json!({"n": 1}))).await.expect("the leader's fence passes");
+    a.fence("t", "m", "1", Some(&json!({"n": 1})), Duration::ZERO).await.expect("the leader's fence passes");
     // A freezes (SIGSTOP) and its lease runs out in etcd meanwhile (revoked here: the same
     // keys go away as at expiry).
     a_stop.cancel();
@@ -104,18 +105,19 @@ async fn a_stale_leader_fails_the_fence_and_the_new_one_starts_from_the_fenced_s
     }
     let token_b = until_leads(&b, "t").await;
     assert!(token_b > token_a, "fencing tokens grow: {token_a} then {token_b}");
-    assert_eq!(b.handed_state("t", "m").await.unwrap(), Some(json!({"n": 1})), "handover of the fenced state");
-    assert_eq!(b.handed_state("t", "other").await.unwrap(), None, "another module's state is never handed over");
+    b.takeover("t", Duration::ZERO).await.expect("A's last cycle was more than its (zero) interval ago");
+    assert_eq!(b.handed_state("t", "m"), Some(json!({"n": 1})), "handover of the fenced state");
+    assert_eq!(b.handed_state("t", "other"), None, "another module's state is never handed over");
 
     assert!(a.leads("t").is_ok(), "A's own clock still says leader: only the fence can stop it");
-    let e = a.fence("t", "m", "1", Some(&json!({"n": 2}))).await.unwrap_err();
+    let e = a.fence("t", "m", "1", Some(&json!({"n": 2})), Duration::ZERO).await.unwrap_err();
     assert!(e.contains("is gone"), "{e}");
     assert!(a.leads("t").is_err(), "a failed fence ends the term");
-    b.fence("t", "m", "1", Some(&json!({"n": 2}))).await.unwrap();
+    b.fence("t", "m", "1", Some(&json!({"n": 2})), Duration::ZERO).await.unwrap();
     let kv = admin.get("/nthlayer-host/test/state/t", None).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(kv.kvs()[0].value()).unwrap();
     assert_eq!((v["replica"].as_str(), &v["state"]), (Some("b"), &json!({"n": 2})));
-    assert_eq!(b.handed_state("t", "m").await.unwrap(), None, "taken up once: the term's own state rules after");
+    assert_eq!(b.handed_state("t", "m"), None, "taken up once: the term's own state rules after");
 }
 
 /// Without etcd answering, a leader stops counting as one at its renew deadline (judged on
@@ -135,4 +137,85 @@ async fn a_leader_cut_off_from_etcd_stops_before_its_lease_ends() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(a.leads("t").unwrap_err().contains("renew deadline"));
+}
+
+/// Which of `es` lead `task` now.
+fn leaders<'a>(es: &[&'a Elector], task: &str) -> Vec<&'a str> {
+    es.iter().filter(|e| e.leads(task).is_ok()).map(|e| e.replica.as_str()).collect()
+}
+
+/// Polls until every shard is led by exactly its rendezvous owner among `es`.
+async fn until_owned(es: &[&Elector], shards: &[String]) {
+    let live: std::collections::BTreeSet<String> = es.iter().map(|e| e.replica.clone()).collect();
+    for _ in 0..800 {
+        let ok = shards.iter().all(|s| leaders(es, s) == [super::ring::owner(s, &live).unwrap().as_str()]);
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let got: Vec<_> = shards.iter().map(|s| (s, leaders(es, s))).collect();
+    panic!("shards not led by their owners among {live:?}: {got:?}");
+}
+
+/// Shards follow the live replicas: two replicas split eight shards by rendezvous hashing; a
+/// third joins and takes its shards (released by their holders, never led twice), whose
+/// first cycle waits out the interval since the previous holder's last fenced one; a
+/// replica that resigns leaves its shards to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_follow_the_live_replicas_and_move_on_join_and_leave() {
+    let etcd = etcd().await;
+    let shards: Vec<String> = (1..=8).map(|k| Shard::name("measure", k, 8)).collect();
+    let want = |e: &Elector| shards.iter().for_each(|s| drop(e.leads(s)));
+    let (a, a_stop) = elector(&etcd, "a", 2).await;
+    let (b, _b_stop) = elector(&etcd, "b", 2).await;
+    let watch = |es: &[&Elector]| {
+        for s in &shards {
+            assert!(leaders(es, s).len() <= 1, "{s} led twice: {:?}", leaders(es, s));
+        }
+    };
+    want(&a);
+    want(&b);
+    until_owned(&[&a, &b], &shards).await;
+    for s in &shards {
+        for e in [&a, &b] {
+            if e.leads(s).is_ok() {
+                e.busy(s, true);
+                e.fence(s, "measure", "1", Some(&json!({"s": s})), Duration::from_secs(600)).await.unwrap();
+                let early = e.takeover(s, Duration::from_secs(600)).await.unwrap_err();
+                assert!(early.contains("less than its interval"), "{early}");
+            }
+        }
+    }
+    // Every shard has a cycle in flight (its busy clock restarted): a holder that must
+    // release one waits for it (at most a lease, 2 s here) and starts no new cycle meanwhile.
+    for s in &shards {
+        a.busy(s, true);
+        b.busy(s, true);
+    }
+    let (c, _c_stop) = elector(&etcd, "c", 2).await;
+    want(&c);
+    for _ in 0..40 {
+        watch(&[&a, &b, &c]);
+        assert!(shards.iter().all(|s| c.leads(s).is_err()), "a shard moved while its cycle was in flight");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let releasing: Vec<&String> =
+        shards.iter().filter(|s| [&a, &b].iter().any(|e| e.leads(s).is_err_and(|w| w.contains("released")))).collect();
+    assert!(!releasing.is_empty(), "no holder is releasing a shard to c");
+    for s in &shards {
+        a.busy(s, false);
+        b.busy(s, false);
+    }
+    until_owned(&[&a, &b, &c], &shards).await;
+    let moved: Vec<&String> = shards.iter().filter(|s| c.leads(s).is_ok()).collect();
+    assert!(!moved.is_empty(), "c took no shard");
+    for s in &moved {
+        let e = c.takeover(s, Duration::from_secs(600)).await.unwrap_err();
+        assert!(e.contains("less than its interval ago"), "{e}");
+        assert_eq!(c.handed_state(s, "measure"), Some(json!({"s": s})), "the shard's state chain continues");
+    }
+    a_stop.cancel();
+    a.resign().await;
+    until_owned(&[&b, &c], &shards).await;
 }

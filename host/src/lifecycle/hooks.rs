@@ -16,6 +16,8 @@ pub struct CycleInfo {
     pub module: String,
     pub version: String,
     pub task: String,
+    /// The task's period (start to start), for hooks that reason in intervals (HA's slot).
+    pub interval: Duration,
 }
 
 /// How a cycle ended, for after-cycle hooks.
@@ -45,6 +47,10 @@ pub trait CycleHook: Send + Sync {
     /// Just before a cycle's effects and state are committed (HA's fence); Err drops them.
     fn fence<'a>(&'a self, _cycle: &'a CycleInfo, _state: Option<&'a Value>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
+    }
+    /// A seed for the cycle's randomness instead of the real one (HA: runtime/seeded.rs).
+    fn seed(&self, _cycle: &CycleInfo, _state: Option<&Value>) -> Option<crate::runtime::seeded::Seed> {
+        None
     }
     /// After the cycle ran and its state was persisted (or not).
     fn after<'a>(&'a self, _report: &'a CycleReport) -> BoxFuture<'a, ()> {

@@ -14,5 +14,6 @@ pub mod heartbeat;
 pub mod hooks;
 pub mod registry;
 pub mod scheduler;
+pub mod shards;
 pub mod status;
 pub mod swap;

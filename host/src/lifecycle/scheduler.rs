@@ -66,6 +66,8 @@ pub struct Scheduler {
     running: Mutex<HashSet<String>>,
     /// The operator's pause / run-now (lifecycle/control.rs), set by serve.
     pub control: std::sync::OnceLock<Arc<crate::lifecycle::control::TaskControl>>,
+    /// `--ha-shards`: tasks run as several shard instances (lifecycle/shards.rs), set by HA.
+    pub shards: super::shards::ShardCounts,
 }
 
 /// Removes a task from the running set when its loop ends, however it ends.
@@ -88,11 +90,13 @@ pub async fn run_once(
     state: Option<&Value>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
-    run_with(env, serving, task, state, args, None, false).await
+    run_with(env, serving, task, state, args, None, false, None).await
 }
 
 /// As [`run_once`], with the guest's execution held to one of `slots` while it runs; `hold`
-/// keeps the cycle's records in its outcome for the outbox's commit instead of posting them.
+/// keeps the cycle's records in its outcome for the outbox's commit instead of posting them;
+/// `seed` replaces the guest's randomness (HA).
+#[allow(clippy::too_many_arguments)]
 async fn run_with(
     env: &RunEnv,
     serving: &Serving,
@@ -101,6 +105,7 @@ async fn run_with(
     args: Option<&Value>,
     slots: Option<Arc<Semaphore>>,
     hold: bool,
+    seed: Option<crate::runtime::seeded::Seed>,
 ) -> Result<CycleOutcome, CycleError> {
     let (module, services) = (&serving.module, env.services.clone());
     let meta = &module.meta;
@@ -109,12 +114,12 @@ async fn run_with(
         CycleCtx::new(&meta.name, &meta.version, task, services, serving.grants.clone(), serving.limits.clone());
     let recorder = record.as_ref().map(|_| Arc::new(crate::tape::Recorder::default()));
     cx.cx.tape = recorder.clone().map(crate::tape::Tape::Record);
-    cx.slots = slots;
+    (cx.slots, cx.seed) = (slots, seed);
     if hold {
         cx = cx.holding();
     }
     let input = CycleInput {
-        task: task.to_string(),
+        task: super::shards::base(task).to_string(),
         state: state.map(Value::to_string),
         config: env.config.module_config(),
         args: args.map(Value::to_string),
@@ -141,6 +146,7 @@ impl Scheduler {
             unsaved: Mutex::new(BTreeMap::new()),
             running: Mutex::new(HashSet::new()),
             control: Default::default(),
+            shards: Default::default(),
         })
     }
 
@@ -160,11 +166,12 @@ impl Scheduler {
             return;
         }
         let module = slot.current();
-        for t in module.meta.tasks.iter().filter(|t| t.interval_seconds > 0) {
-            if !self.running.lock().expect("running lock").insert(t.name.clone()) {
+        let tasks = module.meta.tasks.iter().filter(|t| t.interval_seconds > 0);
+        for name in tasks.flat_map(|t| super::shards::instances(&self.shards, &t.name)) {
+            if !self.running.lock().expect("running lock").insert(name.clone()) {
                 continue;
             }
-            let (me, slot, task) = (self.clone(), slot.clone(), t.name.clone());
+            let (me, slot, task) = (self.clone(), slot.clone(), name);
             let jitter = Duration::from_millis(rand::random_range(0..=jitter_cap.as_millis() as u64));
             self.tracker.spawn(async move { me.task_loop(slot, task, jitter).await });
         }
@@ -219,12 +226,12 @@ impl Scheduler {
             }
             let serving = slot.serving();
             let module = &serving.module;
-            let Some(meta) = module.meta.tasks.iter().find(|t| t.name == task) else {
+            let Some(meta) = module.meta.tasks.iter().find(|t| t.name == super::shards::base(&task)) else {
                 tracing::info!(%task, module = %module.label(), "task no longer provided by the module; stopping it");
                 return;
             };
             let interval = crate::policy::shares::interval(
-                self.env.config.interval_for(&task, meta.interval_seconds),
+                self.env.config.interval_for(&meta.name, meta.interval_seconds),
                 serving.limits.min_interval_seconds,
             );
             self.env.services.wake.subscribe(&task, &meta.wake);
@@ -284,6 +291,7 @@ impl Scheduler {
             module: module.meta.name.clone(),
             version: module.meta.version.clone(),
             task: task.to_string(),
+            interval: super::shards::interval(&self.env.config, serving, task),
         };
         let hooks = self.hooks();
         let handed = match super::hooks::ready(&hooks, &info).await {
@@ -294,10 +302,11 @@ impl Scheduler {
             }
         };
         let state = handed.as_ref().or(state);
+        let seed = super::shards::seed(&hooks, &info, state);
         let started = std::time::Instant::now();
         let outbox = self.env.services.outbox.get().cloned();
         let slots = Some(self.slots.clone());
-        let r = run_with(&self.env, serving, task, state, None, slots, outbox.is_some()).await;
+        let r = run_with(&self.env, serving, task, state, None, slots, outbox.is_some(), seed).await;
         let class = r.as_ref().err().map(CycleError::class); // None and failed: the commit
         let r = r.map_err(|e| e.to_string());
         // All or nothing: the records and the new state go to the spool in one transaction.

@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod limiter;
 pub mod load;
 pub mod sandbox;
+pub mod seeded;
 
 use std::path::PathBuf;
 use std::sync::Arc;

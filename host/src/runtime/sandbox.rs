@@ -41,7 +41,8 @@ impl Sandbox {
         let stderr = BoundedPipe::new(limits.stdio_bytes);
         // No preopens, no environment, no arguments, no network: a module sees the host only
         // through the nthlayer imports. Clocks and randomness are the real ones, unless the
-        // cycle is recorded (noted) or replayed (pinned to the recording).
+        // cycle is recorded (noted) or replayed (pinned to the recording), or runs under HA
+        // (randomness seeded from the cycle, seeded.rs).
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(stdout.clone())
             .stderr(stderr.clone())

@@ -34,6 +34,8 @@ pub struct CycleCtx {
     pub services: Arc<Services>,
     /// The host's execution slots (`--max-concurrent-cycles`); None: unlimited (CLI runs).
     pub slots: Option<Arc<Semaphore>>,
+    /// Randomness seeded from the cycle (HA: runtime/seeded.rs); None: the real one.
+    pub seed: Option<crate::runtime::seeded::Seed>,
 }
 
 impl CycleCtx {
@@ -46,7 +48,7 @@ impl CycleCtx {
         grants: Grants,
         limits: Limits,
     ) -> Self {
-        CycleCtx { cx: Ctx::new(module, version, task, grants, limits), services, slots: None }
+        CycleCtx { cx: Ctx::new(module, version, task, grants, limits), services, slots: None, seed: None }
     }
 
     /// Holds the cycle's effects for the outbox's commit instead of sending them.
@@ -64,8 +66,11 @@ pub struct StoreData {
 
 impl StoreData {
     pub fn new(c: CycleCtx) -> Self {
-        let tape = c.cx.tape.clone();
+        let (tape, seed) = (c.cx.tape.clone(), c.seed);
         let sandbox = Sandbox::new(&c.cx.limits, c.slots, |wasi| {
+            if let Some(seed) = seed {
+                crate::runtime::seeded::pin(wasi, seed);
+            }
             if let Some(tape) = &tape {
                 tape.pin_sandbox(wasi);
             }

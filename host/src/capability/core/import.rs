@@ -182,7 +182,7 @@ impl Host for View<'_, State> {
         let core = self.state.client.clone();
         let live = cached_read(self.cache_ctx("manifests".into()), core.get_manifests());
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
-        self.cx.respond("manifests", v)
+        self.cx.respond("manifests", super::shard::visible(&self.cx.task, "manifests", v)?)
     }
 
     async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
@@ -191,7 +191,7 @@ impl Host for View<'_, State> {
         let args = json!({ "service": service });
         let live = cached_read(self.cache_ctx(format!("manifest/{service}")), core.get_manifest(&service));
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
-        self.cx.respond("manifest", v)
+        self.cx.respond("manifest", super::shard::visible(&self.cx.task, "manifest", v)?)
     }
 
     async fn submit_assessment(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {

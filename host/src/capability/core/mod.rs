@@ -4,6 +4,7 @@
 pub mod config;
 mod footprint;
 mod import;
+pub mod shard;
 
 use crate::backend::core::CoreClient;
 pub use config::CoreArgs;

@@ -1,0 +1,56 @@
+//! Shard task instances (`--ha-shards TASK=N`, docs/HA.md "Shards"): the scheduler runs a
+//! sharded task as N loops named `TASK#KofN`, each with its own state, election and spool
+//! entries; the guest is told the task's own name and sees only its shard's services
+//! (capability/core/shard.rs). Also what the scheduler asks its hooks for a cycle's
+//! randomness (HA seeds it, runtime/seeded.rs).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::config::HostConfig;
+use super::hooks::{CycleHook, CycleInfo};
+use super::registry::Serving;
+pub use crate::capability::core::shard::base;
+use crate::capability::core::shard::Shard;
+use crate::runtime::seeded::Seed;
+
+/// Task → shard count, set once by HA before any module starts; empty without it.
+pub type ShardCounts = OnceLock<BTreeMap<String, u32>>;
+
+/// The loops a task runs as: itself, or its N shard instances.
+pub fn instances(counts: &ShardCounts, task: &str) -> Vec<String> {
+    match counts.get().and_then(|c| c.get(task)).copied() {
+        Some(n) if n > 1 => (1..=n).map(|k| Shard::name(task, k, n)).collect(),
+        _ => vec![task.to_string()],
+    }
+}
+
+/// The period of `task` (a shard instance has its task's), as its loop schedules it.
+pub fn interval(config: &HostConfig, serving: &Serving, task: &str) -> Duration {
+    let task = base(task);
+    let declared = serving.module.meta.tasks.iter().find(|t| t.name == task).map_or(0, |t| t.interval_seconds);
+    crate::policy::shares::interval(config.interval_for(task, declared), serving.limits.min_interval_seconds)
+}
+
+/// The first seed a hook gives for the cycle; None (the real randomness) if none does.
+pub fn seed(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo, state: Option<&Value>) -> Option<Seed> {
+    hooks.iter().find_map(|h| h.seed(info, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sharded_task_runs_as_its_instances_others_as_themselves() {
+        let counts = ShardCounts::new();
+        assert_eq!(instances(&counts, "measure"), ["measure"]);
+        counts.set(BTreeMap::from([("measure".to_string(), 3), ("collect".to_string(), 1)])).unwrap();
+        assert_eq!(instances(&counts, "measure"), ["measure#1of3", "measure#2of3", "measure#3of3"]);
+        assert_eq!(instances(&counts, "collect"), ["collect"]);
+        assert_eq!(instances(&counts, "drift"), ["drift"]);
+    }
+}
