@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::config::HostConfig;
+use super::config::LiveConfig;
 use super::hooks::{CycleHook, CycleInfo};
 use super::registry::Serving;
 pub use crate::capability::core::shard::base;
@@ -29,7 +29,7 @@ pub fn instances(counts: &ShardCounts, task: &str) -> Vec<String> {
 }
 
 /// The period of `task` (a shard instance has its task's), as its loop schedules it.
-pub fn interval(config: &HostConfig, serving: &Serving, task: &str) -> Duration {
+pub fn interval(config: &LiveConfig, serving: &Serving, task: &str) -> Duration {
     let task = base(task);
     let declared = serving.module.meta.tasks.iter().find(|t| t.name == task).map_or(0, |t| t.interval_seconds);
     crate::policy::shares::interval(config.interval_for(task, declared), serving.limits.min_interval_seconds)
