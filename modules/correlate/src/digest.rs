@@ -92,15 +92,33 @@ impl Digest {
         out
     }
 
+    /// Saved compactly (a window's digest is in the state of every unhealthy service): each
+    /// sample event once, as an array without the window's own service and environment,
+    /// and the picks as indexes into that list.
     pub fn to_state(&self) -> Value {
-        let ev = |e: &Option<Event>| e.as_ref().map(Event::to_state);
+        fn index<'a>(pool: &mut Vec<&'a Event>, e: &'a Event) -> usize {
+            pool.iter().position(|p| **p == *e).unwrap_or_else(|| {
+                pool.push(e);
+                pool.len() - 1
+            })
+        }
+        let mut pool: Vec<&Event> = Vec::new();
+        let earliest = self.earliest.as_ref().map(|e| index(&mut pool, e));
+        let most = self.most.as_ref().map(|e| index(&mut pool, e));
+        let latest: Vec<Value> =
+            self.latest.iter().map(|l| json!([l.first, l.first_seq, index(&mut pool, &l.event)])).collect();
+        let events: Vec<Value> = pool
+            .iter()
+            .map(|e| json!([e.id, e.timestamp, e.source, e.kind, e.service, e.environment, e.severity, e.trigger]))
+            .collect();
         json!({
             "types": self.types.iter().map(|(k, n)| json!([k, n])).collect::<Vec<_>>(),
             "peak": self.peak,
             "parents": self.parents,
-            "earliest": ev(&self.earliest),
-            "most": ev(&self.most),
-            "latest": self.latest.iter().map(|l| json!({"first": l.first, "first_seq": l.first_seq, "event": l.event.to_state()})).collect::<Vec<_>>(),
+            "events": events,
+            "earliest": earliest,
+            "most": most,
+            "latest": latest,
         })
     }
 
@@ -113,16 +131,17 @@ impl Digest {
             return Some(d);
         }
         let d = w.get("digest")?;
-        let ev = |k: &str| match d.get(k) {
+        let pool: Vec<Event> = d.get("events")?.as_array()?.iter().map(event).collect::<Option<_>>()?;
+        let pick = |v: Option<&Value>| match v {
             None | Some(Value::Null) => Some(None),
-            Some(v) => Event::from_state(v).map(Some),
+            Some(i) => pool.get(i.as_u64()? as usize).cloned().map(Some),
         };
         let types = d.get("types")?.as_array()?.iter().map(|t| Some((t[0].as_str()?.to_string(), t[1].as_u64()?)));
         let latest = d.get("latest")?.as_array()?.iter().map(|l| {
             Some(Latest {
-                first: l.get("first")?.as_str()?.to_string(),
-                first_seq: l.get("first_seq")?.as_u64()?,
-                event: Event::from_state(l.get("event")?)?,
+                first: l[0].as_str()?.to_string(),
+                first_seq: l[1].as_u64()?,
+                event: pool.get(l[2].as_u64()? as usize)?.clone(),
             })
         });
         let parents = d.get("parents")?.as_array()?.iter().map(|p| p.as_str().map(str::to_string));
@@ -131,11 +150,28 @@ impl Digest {
             types: types.collect::<Option<_>>()?,
             peak: d.get("peak").and_then(Value::as_f64),
             parents: parents.collect::<Option<_>>()?,
-            earliest: ev("earliest")?,
-            most: ev("most")?,
+            earliest: pick(d.get("earliest"))?,
+            most: pick(d.get("most"))?,
             latest: latest.collect::<Option<_>>()?,
         })
     }
+}
+
+/// One sample event from its saved array.
+fn event(v: &Value) -> Option<Event> {
+    let s = |i: usize| v.get(i).and_then(Value::as_str).map(str::to_string);
+    let timestamp = s(1)?;
+    Some(Event {
+        id: s(0)?,
+        ts: crate::events::parse_ts(&timestamp)?,
+        timestamp,
+        source: s(2)?,
+        kind: s(3)?,
+        service: s(4)?,
+        environment: s(5)?,
+        severity: v.get(6)?.as_f64()?,
+        trigger: v.get(7)?.as_bool()?,
+    })
 }
 
 #[cfg(test)]

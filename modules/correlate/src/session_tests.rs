@@ -222,5 +222,5 @@ fn state_stays_bounded_under_a_steady_stream_of_unhealthy_status() {
     let snaps = h.submitted_of_kind("correlation_snapshot");
     assert!(snaps.len() >= services * 4, "windows closed {} times", snaps.len());
     assert!(snaps.iter().any(|s| s["data"]["event_count"].as_u64() >= Some(200)));
-    assert!(largest < services * 2_048 + 8_192, "state reached {largest} bytes for {services} windows");
+    assert!(largest < services * 1_024 + 4_096, "state reached {largest} bytes for {services} windows");
 }

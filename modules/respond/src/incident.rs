@@ -98,8 +98,10 @@ pub struct Keep {
 
 impl Default for Keep {
     fn default() -> Self {
-        // Half the host's default 8 MiB state cap: the rest is cursors and headroom.
-        Keep { incidents: 1_000, bytes: 4 << 20 }
+        // An eighth of the host's default 8 MiB state cap: the state is parsed and written
+        // every cycle, so what it keeps costs every cycle; 500 incidents is days of them at
+        // a steady rate of real incidents, and active ones are kept before terminal ones.
+        Keep { incidents: 500, bytes: 1 << 20 }
     }
 }
 
