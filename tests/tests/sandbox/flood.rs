@@ -38,7 +38,7 @@ fn a_module_flooding_records_fails_its_cycle_and_the_host_holds_no_more_than_its
     assert_eq!(n_of(&persisted(&core, "hostile-flood")), 1, "the flooding cycle's state was kept");
     assert!(core.assessments(None, Some("flood_note")).is_empty(), "a record of the failed cycle reached core");
     // What the host held is bounded by the caps, not by what the module sent: 50,000 held
-    // records, the guest's own memory and the host's base, well under the 520 MB a flood
-    // took before records were capped per cycle.
-    assert!(peak < 256 << 20, "host peak RSS {} MB", peak >> 20);
+    // records as text, the guest's own memory and the host's base (~58 MB in a debug
+    // build), against the 520 MB a flood took before records were capped per cycle.
+    assert!(peak < 128 << 20, "host peak RSS {} MB", peak >> 20);
 }
