@@ -124,7 +124,8 @@ fn slo_status(i: usize) -> Emitted {
             "evaluated_at": "2026-12-01T21:00:00.123456+00:00"},
     });
     let serde_json::Value::Object(record) = record else { unreachable!() };
-    Emitted { kind: RecordKind::Assessment, component: "observe".into(), record, id }
+    debug_assert_eq!(record["id"], id.as_str());
+    Emitted::new(RecordKind::Assessment, "observe".into(), record)
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {

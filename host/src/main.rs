@@ -107,6 +107,7 @@ fn main() -> ExitCode {
     };
     // Installed, and dropped (flushing traces), outside the runtime: see ops/logging.
     let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default);
+    nthlayer_host::runtime::heap::tune();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
     rt.block_on(command(cli, argv))
 }

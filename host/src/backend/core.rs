@@ -205,7 +205,12 @@ impl CoreClient {
 
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.
     pub async fn submit(&self, record: &Emitted) -> Result<String, ClientError> {
-        let envelope = record.envelope(&self.deployment_id);
+        // A record that is not a JSON object never reaches the wire: core would refuse it.
+        let envelope = record.envelope(&self.deployment_id).map_err(|why| ClientError::Rejected {
+            status: 0,
+            code: "record".into(),
+            detail: Value::String(why),
+        })?;
         let path = match record.kind {
             RecordKind::Assessment => "/assessments",
             RecordKind::Verdict => "/verdicts",

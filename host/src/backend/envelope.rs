@@ -75,12 +75,20 @@ impl RecordKind {
 /// component and its own `id` (what the module was told, what core stores and dedups on).
 /// The one record type: the core room holds it, the outbox commits it (a spool row is its
 /// stored form, read back by the sender), and [`Emitted::envelope`] wraps it for core.
+///
+/// The payload is kept as its JSON text, not as a parsed map: a cycle's records are held
+/// until it commits (up to `max_records` of them), and parsed JSON takes several times its
+/// text (a `Value` per node, a `String` per key, the map's index). The text is what the
+/// spool writes, so the commit moves it instead of serializing a copy, and the held size
+/// the cap counts ([`Emitted::held_bytes`]) is the size really held. It is parsed again
+/// only one record at a time, to wrap it for core and to match wake rules on delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Emitted {
     pub kind: RecordKind,
     /// CloudEvents source component (the module or `<module>.<sub>`).
     pub component: String,
-    pub record: Map<String, Value>,
+    /// The record as compact JSON text (an object).
+    body: String,
     pub id: String,
 }
 
@@ -88,21 +96,59 @@ impl Emitted {
     /// The record's id is its own `id` field (empty if it has none: core then answers 422).
     pub fn new(kind: RecordKind, component: String, record: Map<String, Value>) -> Self {
         let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-        Emitted { kind, component, record, id }
+        let mut body = Value::Object(record).to_string();
+        body.shrink_to_fit();
+        Emitted { kind, component, body, id }
+    }
+
+    /// A record already in its text form (a spool row read back); `body` must be a JSON
+    /// object, which [`Emitted::record`] checks when the record is used.
+    pub fn from_text(kind: RecordKind, component: String, body: String, id: String) -> Self {
+        Emitted { kind, component, body, id }
+    }
+
+    /// The record's JSON text, as held and spooled.
+    pub fn text(&self) -> &str {
+        &self.body
+    }
+
+    /// Moves the text out (the commit's spool row).
+    pub fn into_text(self) -> String {
+        self.body
+    }
+
+    /// The record parsed; `Err` names what is wrong with the text.
+    pub fn record(&self) -> Result<Map<String, Value>, String> {
+        serde_json::from_str(&self.body).map_err(|e| format!("record {:?} is not a JSON object: {e}", self.id))
+    }
+
+    /// What holding this record costs the host: the struct and its three buffers.
+    pub fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.body.capacity() + self.component.capacity() + self.id.capacity()
     }
 
     /// The CloudEvents envelope POSTed to /assessments or /verdicts.
-    pub fn envelope(&self, deployment_id: &str) -> Value {
-        wrap(self.kind, &self.record, &self.component, deployment_id)
+    pub fn envelope(&self, deployment_id: &str) -> Result<Value, String> {
+        Ok(wrap_owned(self.kind, self.record()?, &self.component, deployment_id))
     }
 }
 
 /// Wraps `record` (which must be a JSON object with an `id`) for POST /assessments or
 /// /verdicts. `created_at` defaults to now, as in the reference.
 pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, deployment_id: &str) -> Value {
+    wrap_owned(kind, record.clone(), component, deployment_id)
+}
+
+/// As [`wrap`], taking the record (no copy of it into `data`).
+pub fn wrap_owned(kind: RecordKind, record: Map<String, Value>, component: &str, deployment_id: &str) -> Value {
     let subtype = record.get(kind.subtype_key()).and_then(Value::as_str).unwrap_or("unknown");
     let subtype = if kind.known().contains(&subtype) { subtype } else { "unknown" };
     let time = record.get("created_at").cloned().unwrap_or_else(|| Value::String(now_iso()));
+    // Python truthiness: only a non-empty string (or other truthy value) gets a subject.
+    let subject = record.get("service").filter(|s| truthy(s)).map(|service| {
+        let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
+        Value::String(format!("component:default/{service}"))
+    });
     let mut env = json!({
         "specversion": "1.0",
         "type": format!("io.nthlayer.{}.{}.v1", kind.prefix(), subtype),
@@ -110,12 +156,10 @@ pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, depl
         "id": record.get("id").cloned().unwrap_or(Value::Null),
         "time": time,
         "datacontenttype": "application/json",
-        "data": Value::Object(record.clone()),
     });
-    // Python truthiness: only a non-empty string (or other truthy value) gets a subject.
-    if let Some(service) = record.get("service").filter(|s| truthy(s)) {
-        let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
-        env["subject"] = Value::String(format!("component:default/{service}"));
+    env["data"] = Value::Object(record);
+    if let Some(subject) = subject {
+        env["subject"] = subject;
     }
     env
 }
@@ -167,5 +211,20 @@ mod tests {
         assert_eq!(env["source"], "urn:nthlayer:respond:prod");
         assert!(env.get("subject").is_none());
         assert!(env["time"].as_str().unwrap().ends_with("+00:00"));
+    }
+
+    #[test]
+    fn held_as_text_and_wrapped_the_same() {
+        let rec = obj(json!({"id":"asm-1","created_at":"t","kind":"slo_status","service":"s","data":{"n":1}}));
+        let e = Emitted::new(RecordKind::Assessment, "observe".into(), rec.clone());
+        assert_eq!(e.id, "asm-1");
+        assert_eq!(e.record().unwrap(), rec);
+        assert_eq!(e.envelope("d").unwrap(), wrap(RecordKind::Assessment, &rec, "observe", "d"));
+        let back = Emitted::from_text(RecordKind::Assessment, "observe".into(), e.text().to_string(), e.id.clone());
+        assert_eq!(back, e);
+        // Held at its text's size plus the struct, not at a parsed map's.
+        assert!(e.held_bytes() <= std::mem::size_of::<Emitted>() + e.text().len() + "observe".len() + 5 + 16);
+        let bad = Emitted::from_text(RecordKind::Verdict, "m".into(), "[1]".into(), "v-9".into());
+        assert!(bad.envelope("d").unwrap_err().contains("v-9"));
     }
 }

@@ -68,7 +68,9 @@ impl Effect {
                     crate::backend::envelope::RecordKind::Assessment => What::Assessment,
                     crate::backend::envelope::RecordKind::Verdict => What::Verdict,
                 };
-                (what, e.component, e.id, Value::Object(e.record))
+                // The held text is the spool's body: moved, not serialized again.
+                let (component, id) = (e.component.clone(), e.id.clone());
+                return NewEntry { what, component, record_id: id, body: e.into_text() };
             }
             Effect::Outcome { verdict, id, body } => (What::Outcome, verdict, id, body),
             Effect::Case { id, case } => (What::Case, String::new(), id, case),
@@ -176,7 +178,7 @@ mod tests {
         let Value::Object(record) = json!({"id": id, "kind": "k", "service": "s", "created_at": "t"}) else {
             unreachable!()
         };
-        Effect::Record(Emitted { kind: RecordKind::Assessment, component: "m".into(), record, id: id.into() })
+        Effect::Record(Emitted::new(RecordKind::Assessment, "m".into(), record))
     }
 
     /// A committed cycle's effects leave in the order the module made them, the state last;

@@ -27,13 +27,15 @@ pub fn posted(bus: &WakeBus, p: Posted<'_>) {
         RecordKind::Assessment => "assessment",
         RecordKind::Verdict => "verdict",
     };
-    let (map, component) = (&p.record.record, &p.record.component);
+    // Parsed once here, for the log line and the wake rules (held records are text).
+    let map = p.record.record().unwrap_or_default();
+    let component = &p.record.component;
     let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
     let service = map.get("service").and_then(Value::as_str).unwrap_or("");
     // Per record, so debug: the sender logs one `delivered to core` line per task and pass.
     tracing::debug!(task = %p.task, component = %component, id = %p.id, kind = sub, service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
-    let woken = bus.publish(p.task, p.record.kind, map, p.id);
+    let woken = bus.publish(p.task, p.record.kind, &map, p.id);
     if !woken.is_empty() {
         tracing::debug!(task = %p.task, id = %p.id, ?woken, "record wakes subscribed tasks");
     }

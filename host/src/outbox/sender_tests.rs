@@ -18,7 +18,7 @@ fn emitted(id: &str) -> Emitted {
     let Value::Object(record) = json!({"id": id, "kind": "k", "service": "s", "created_at": "t"}) else {
         unreachable!()
     };
-    Emitted { kind: RecordKind::Assessment, component: "m".into(), record, id: id.into() }
+    Emitted::new(RecordKind::Assessment, "m".into(), record)
 }
 
 struct Rig {
@@ -164,7 +164,7 @@ fn slo_status(id: &str) -> Emitted {
     let Value::Object(record) = json!({"id": id, "kind": "slo_status", "service": "s", "created_at": "t"}) else {
         unreachable!()
     };
-    Emitted { kind: RecordKind::Assessment, component: "m".into(), record, id: id.into() }
+    Emitted::new(RecordKind::Assessment, "m".into(), record)
 }
 
 /// A cycle's slo_status records are in flight together, never more than
@@ -189,7 +189,7 @@ async fn a_cycles_slo_status_go_out_together_and_its_portfolio_and_state_after_t
     else {
         unreachable!()
     };
-    held.push(Emitted { kind: RecordKind::Assessment, component: "m".into(), record: p, id: "portfolio".into() });
+    held.push(Emitted::new(RecordKind::Assessment, "m".into(), p));
     r.outbox.commit("m", "m", "1", Some(&json!({"n": 1})), held).await.unwrap();
     drain(&r).await;
     core.finish();

@@ -112,9 +112,8 @@ impl Entry {
             What::Verdict => RecordKind::Verdict,
             other => return Err(format!("spool entry {} is a {}, not a record", self.seq, other.as_str())),
         };
-        let record =
-            serde_json::from_str(&self.body).map_err(|e| format!("spooled record is not a JSON object: {e}"))?;
-        Ok(Emitted { kind, component: self.component.clone(), record, id: self.record_id.clone() })
+        // Kept as the text it was committed as: parsed only when it is wrapped for core.
+        Ok(Emitted::from_text(kind, self.component.clone(), self.body.clone(), self.record_id.clone()))
     }
 }
 

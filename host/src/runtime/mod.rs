@@ -12,6 +12,7 @@ pub mod config;
 pub mod cpu;
 pub mod cycle;
 pub mod engine;
+pub mod heap;
 pub mod inspect;
 pub mod limiter;
 pub mod load;

@@ -16,6 +16,16 @@ use crate::backend::envelope::RecordKind;
 /// Shortest time between two starts of a task that a wake may cause.
 pub const FLOOR: Duration = Duration::from_secs(1);
 
+/// A woken task waits until records have stopped arriving for this long...
+pub const SETTLE: Duration = Duration::from_millis(250);
+
+/// ...or this long after the first wake of the batch, whichever comes first. A cycle's
+/// records reach core one by one at core's pace (a 1,000-service collect: thousands over
+/// many seconds); without a settle every floor of that stream was another cycle of the
+/// subscriber, each redoing the same poll. With it a burst makes one cycle, and a stream
+/// one cycle per `MAX_SETTLE`, while a lone record still wakes within `SETTLE`.
+pub const MAX_SETTLE: Duration = Duration::from_secs(5);
+
 /// Why a task is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
@@ -28,19 +38,51 @@ pub struct TaskWake {
     pub(super) pending: AtomicBool,
     notify: Notify,
     floor: Duration,
+    settle: (Duration, Duration),
+    /// When the pending batch's first wake arrived.
+    first: Mutex<Option<Instant>>,
     /// What woke it last, for the log line of the woken cycle.
     cause: Mutex<Option<(String, Instant)>>,
 }
 
 impl TaskWake {
     pub fn new(floor: Duration) -> Self {
-        TaskWake { pending: AtomicBool::new(false), notify: Notify::new(), floor, cause: Mutex::new(None) }
+        TaskWake {
+            pending: AtomicBool::new(false),
+            notify: Notify::new(),
+            floor,
+            settle: (SETTLE, MAX_SETTLE),
+            first: Mutex::new(None),
+            cause: Mutex::new(None),
+        }
+    }
+
+    /// As [`TaskWake::new`] with its own settle times (quiet gap, longest wait).
+    pub fn with_settle(mut self, quiet: Duration, longest: Duration) -> Self {
+        self.settle = (quiet, longest);
+        self
     }
 
     pub fn wake(&self, cause: String) {
-        *self.cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cause, Instant::now()));
+        let now = Instant::now();
+        *self.cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((cause, now));
+        self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(now);
         self.pending.store(true, Ordering::SeqCst);
         self.notify.notify_one();
+    }
+
+    /// When the pending batch may run: once it has settled, never before the floor.
+    fn settled_at(&self, last_start: Instant) -> Instant {
+        let now = Instant::now();
+        let first = self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or(now);
+        let last = self.cause().map_or(now, |(_, at)| at);
+        let settled = (last + self.settle.0).min(first + self.settle.1);
+        settled.max(last_start + self.floor)
+    }
+
+    fn clear(&self) {
+        self.pending.store(false, Ordering::SeqCst);
+        *self.first.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// What woke the task last and when (the first wake of a coalesced batch is overwritten
@@ -49,29 +91,20 @@ impl TaskWake {
         self.cause.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Waits until the task is due: at `planned` (its interval), or on a wake, but never
-    /// before `last_start + floor`. Clears the pending wake as it returns: the cycle that
-    /// follows sees every record submitted until now.
+    /// Waits until the task is due: at `planned` (its interval), or on a wake once the
+    /// wakes have settled (`SETTLE`, `MAX_SETTLE`), but never before `last_start + floor`.
+    /// Clears the pending wake as it returns: the cycle that follows sees every record
+    /// submitted until now.
     pub async fn due(&self, planned: Instant, last_start: Instant) -> Due {
         loop {
-            if self.pending.load(Ordering::SeqCst) {
-                let earliest = last_start + self.floor;
-                let why = if earliest < planned {
-                    sleep_until(earliest).await;
-                    Due::Woken
-                } else {
-                    sleep_until(planned).await;
-                    Due::Interval
-                };
-                self.pending.store(false, Ordering::SeqCst);
-                return why;
-            }
+            let at = if self.pending.load(Ordering::SeqCst) { self.settled_at(last_start) } else { planned };
+            let (at, why) = if at < planned { (at, Due::Woken) } else { (planned, Due::Interval) };
             tokio::select! {
-                _ = sleep_until(planned) => {
-                    self.pending.store(false, Ordering::SeqCst);
-                    return Due::Interval;
+                _ = sleep_until(at) => {
+                    self.clear();
+                    return why;
                 }
-                // A stale permit (a wake already consumed through `pending`) just loops.
+                // A new wake may move the settle time; a stale permit just loops.
                 _ = self.notify.notified() => {}
             }
         }
@@ -89,6 +122,7 @@ pub type Relay = Box<dyn Fn(&str, RecordKind, &Map<String, Value>, &str) + Send 
 /// Every scheduled task's wake rules, shared by all cycles (it lives in `Services`).
 pub struct WakeBus {
     floor: Duration,
+    settle: (Duration, Duration),
     subs: Mutex<BTreeMap<String, Subscriber>>,
     relay: std::sync::OnceLock<Relay>,
 }
@@ -101,7 +135,18 @@ impl Default for WakeBus {
 
 impl WakeBus {
     pub fn new(floor: Duration) -> Self {
-        WakeBus { floor, subs: Mutex::new(BTreeMap::new()), relay: std::sync::OnceLock::new() }
+        WakeBus {
+            floor,
+            settle: (SETTLE, MAX_SETTLE),
+            subs: Mutex::new(BTreeMap::new()),
+            relay: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// As [`WakeBus::new`] with its subscribers' settle times (tests).
+    pub fn with_settle(mut self, quiet: Duration, longest: Duration) -> Self {
+        self.settle = (quiet, longest);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Subscriber>> {
@@ -112,9 +157,11 @@ impl WakeBus {
     /// the same one for as long as the task stays subscribed, so no pending wake is lost.
     pub fn subscribe(&self, task: &str, rules: &[WakeRule]) -> Arc<TaskWake> {
         let mut subs = self.lock();
-        let s = subs
-            .entry(task.to_string())
-            .or_insert_with(|| Subscriber { rules: Vec::new(), wake: Arc::new(TaskWake::new(self.floor)) });
+        let (floor, settle) = (self.floor, self.settle);
+        let s = subs.entry(task.to_string()).or_insert_with(|| Subscriber {
+            rules: Vec::new(),
+            wake: Arc::new(TaskWake::new(floor).with_settle(settle.0, settle.1)),
+        });
         if s.rules != rules {
             s.rules = rules.to_vec();
         }

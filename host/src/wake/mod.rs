@@ -10,6 +10,9 @@
 //! - Wakes coalesce per task into one pending flag: however many records arrive while a task
 //!   runs or waits, it runs once more, not once per record. Records that arrive before that
 //!   cycle starts are in core by then, so the cycle sees them all.
+//! - A woken task waits for its wakes to settle: 250 ms without a new one, at most 5 s
+//!   after the first. Records reach core one by one at core's pace, so a burst of them
+//!   (a large collect) makes one cycle of the subscriber instead of one per floor.
 //! - A floor per task (default 1 s between starts) bounds how often wakes can run it, and a
 //!   task is never woken by its own records, so no module can spin itself or a neighbour
 //!   into a busy loop; two tasks waking each other settle at one cycle per floor each.
@@ -22,7 +25,7 @@
 pub mod bus;
 pub mod rules;
 
-pub use bus::{Due, TaskWake, WakeBus, FLOOR};
+pub use bus::{Due, TaskWake, WakeBus, FLOOR, MAX_SETTLE, SETTLE};
 pub use rules::{validate, FieldTest, WakeRule};
 
 #[cfg(test)]

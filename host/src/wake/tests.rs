@@ -150,3 +150,42 @@ async fn a_wake_loop_between_two_tasks_runs_each_at_most_once_per_floor() {
     let counts = counts.lock().unwrap();
     assert!(counts.values().all(|n| (2..=11).contains(n)), "{counts:?}");
 }
+
+/// A stream of matching records (a large collect reaching core one record at a time) wakes
+/// the subscriber once per longest settle, not once per floor; a lone wake runs after the
+/// quiet gap.
+#[tokio::test]
+async fn a_stream_of_wakes_runs_the_task_once_per_settle_not_once_per_floor() {
+    let (floor, quiet, longest) = (Duration::from_millis(10), Duration::from_millis(60), Duration::from_millis(300));
+    let w = Arc::new(TaskWake::new(floor).with_settle(quiet, longest));
+    let w2 = w.clone();
+    let stream = Duration::from_millis(3000);
+    let feeder = tokio::spawn(async move {
+        let end = Instant::now() + stream;
+        while Instant::now() < end {
+            w2.wake("slo".into());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut woken = 0;
+    let mut started = Instant::now();
+    while !feeder.is_finished() {
+        let far = Instant::now() + FAR;
+        tokio::select! {
+            due = w.due(far, started) => {
+                assert_eq!(due, Due::Woken);
+                woken += 1;
+                started = Instant::now();
+            }
+            _ = tokio::time::sleep(stream) => {}
+        }
+    }
+    // Once per floor would be up to 300 cycles; once per longest settle is at most 11.
+    assert!((1..=11).contains(&woken), "{woken} woken cycles during the stream");
+    // A lone wake: due after the quiet gap.
+    let started = Instant::now() - floor;
+    let t = Instant::now();
+    w.wake("one".into());
+    assert_eq!(w.due(t + FAR, started).await, Due::Woken);
+    assert!(t.elapsed() >= quiet);
+}

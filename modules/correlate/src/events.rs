@@ -2,7 +2,7 @@
 //! compact JSON form so open windows can carry their events through a restart.
 
 use nthlayer_sdk::time;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// One verdict or assessment as the session windows see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,11 @@ pub fn status_severity(status: &str) -> f64 {
 }
 
 impl Event {
+    /// The form windows saved their events in before digests (digest.rs reads it back);
+    /// only tests write it now.
+    #[cfg(test)]
     pub fn to_state(&self) -> Value {
+        use serde_json::json;
         json!({
             "id": self.id, "timestamp": self.timestamp, "source": self.source, "type": self.kind,
             "service": self.service, "environment": self.environment, "severity": self.severity,
@@ -132,6 +136,7 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const NOW: f64 = 1_795_532_927.615105;
 

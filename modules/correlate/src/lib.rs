@@ -8,6 +8,7 @@ use nthlayer_sdk::{CycleInput, CycleOutput, Emission, Host, Module, ModuleInfo, 
 use serde_json::Value;
 
 mod contract;
+mod digest;
 mod events;
 mod latency;
 mod poll;

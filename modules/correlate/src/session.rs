@@ -6,7 +6,6 @@ use nthlayer_sdk::host::HostExt;
 use nthlayer_sdk::{time, CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Map, Value};
 
-use crate::events::Event;
 use crate::poll::{self, Cursor};
 use crate::summary;
 use crate::windows::{micros, Window, Windows};
@@ -24,7 +23,7 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     let mut bad = Vec::new();
     let mut windows = Windows::from_state(state.and_then(|s| s.get("windows")), &mut bad);
     for key in bad {
-        host.warn("correlate_window_state_skipped", &[("domain", &key), ("reason", "unparsable timestamps")]);
+        host.warn("correlate_window_state_skipped", &[("domain", &key), ("reason", "unparsable timestamps or digest")]);
     }
 
     let events = poll::poll(host, &cursor);
@@ -58,14 +57,14 @@ enum Emit {
 }
 
 fn emit(host: &dyn Host, w: &Window, summarise: bool) -> Emit {
-    if w.events.is_empty() {
+    if w.digest.count == 0 {
         return Emit::Nothing;
     }
     // Taken before the LLM call, as in the reference: created_at is the close time.
     let now = host.now();
     let mut data = snapshot_data(w, now);
     data["nl_summary"] = if summarise {
-        summary::generate(host, &data, &w.events).unwrap_or(Value::Null)
+        summary::generate(host, &data, &w.digest).unwrap_or(Value::Null)
     } else {
         host.warn("correlate_summary_skipped", &[("domain", &w.key()), ("reason", "cycle summary budget spent")]);
         Value::Null
@@ -80,7 +79,7 @@ fn emit(host: &dyn Host, w: &Window, summarise: bool) -> Emit {
     let domain = w.key();
     match host.submit_assessment(&record, None) {
         Ok(_) => {
-            let n = w.events.len().to_string();
+            let n = w.digest.count.to_string();
             let reason = record["data"]["window"]["close_reason"].as_str().unwrap_or_default();
             host.info(
                 "correlate_snapshot_emitted",
@@ -106,17 +105,8 @@ fn emit(host: &dyn Host, w: &Window, summarise: bool) -> Emit {
 
 /// The snapshot's `data` without `nl_summary`, keys in the reference's order.
 pub fn snapshot_data(w: &Window, now: f64) -> Value {
-    let mut types = Map::new();
-    for e in &w.events {
-        let n = types.get(&e.kind).and_then(Value::as_u64).unwrap_or(0);
-        types.insert(e.kind.clone(), json!(n + 1));
-    }
-    let peak = w.events.iter().map(|e| e.severity).fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
-    let mut affected: Vec<&str> = w.events.iter().map(|e| e.service.as_str()).collect();
-    affected.sort_unstable();
-    affected.dedup();
-    let parents: Vec<&str> =
-        w.events.iter().filter(|e| e.kind == "quality_score").map(|e: &Event| e.id.as_str()).collect();
+    let d = &w.digest;
+    let types: Map<String, Value> = d.types.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
     json!({
         "domain": {"service": w.service, "environment": w.environment},
         "window": {
@@ -125,12 +115,12 @@ pub fn snapshot_data(w: &Window, now: f64) -> Value {
             "duration_seconds": (micros(now) - micros(w.opened_at)) as f64 / 1e6,
             "close_reason": w.close_reason(now).unwrap_or("unknown"),
         },
-        "event_count": w.events.len(),
+        "event_count": d.count,
         "event_types": types,
-        "peak_severity": peak.unwrap_or(0.0),
-        "affected_services": affected,
+        "peak_severity": d.peak.unwrap_or(0.0),
+        "affected_services": d.services(),
         "environment_source": "default",
-        "parent_ids": parents,
+        "parent_ids": d.parents,
     })
 }
 

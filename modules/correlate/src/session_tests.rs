@@ -200,3 +200,27 @@ fn summaries_stop_when_the_cycle_budget_is_spent_but_snapshots_do_not() {
     assert_eq!(with, [true, true, true, false, false]);
     assert_eq!(h.llm_calls.borrow().len(), 3);
 }
+
+/// The bound at 1,000 services' pace: 30 unhealthy services reporting 3 SLOs every cycle for
+/// 400 cycles (over four 15-minute windows each). The saved state stays under a fixed size
+/// per open window, however many events the windows have taken in.
+#[test]
+fn state_stays_bounded_under_a_steady_stream_of_unhealthy_status() {
+    let h = FakeHost::new();
+    let (services, slos) = (30, 3);
+    let mut state = None;
+    let mut largest = 0;
+    for cycle in 0..400u64 {
+        let at = time::iso(h.now() - 1.0);
+        *h.assessments.borrow_mut() = (0..services * slos)
+            .map(|i| slo(&format!("asm-{cycle}-{i}"), &format!("svc-{}", i / slos), "CRITICAL", &at))
+            .collect();
+        state = cycles(&h, state, 1);
+        let size = state.as_ref().unwrap().to_string().len();
+        largest = largest.max(size);
+    }
+    let snaps = h.submitted_of_kind("correlation_snapshot");
+    assert!(snaps.len() >= services * 4, "windows closed {} times", snaps.len());
+    assert!(snaps.iter().any(|s| s["data"]["event_count"].as_u64() >= Some(200)));
+    assert!(largest < services * 1_024 + 4_096, "state reached {largest} bytes for {services} windows");
+}

@@ -8,7 +8,7 @@
 use nthlayer_sdk::{py, Host, HostError, Level, LlmRequest};
 use serde_json::{json, Value};
 
-use crate::events::Event;
+use crate::digest::Digest;
 
 pub const PROMPT_VERSION: &str = "correlate-summary/1";
 const SYSTEM: &str = include_str!("../prompts/summary-v1.md");
@@ -26,42 +26,8 @@ pub fn schema() -> Value {
     serde_json::from_str(SCHEMA).unwrap_or(Value::Null)
 }
 
-/// Representative events, deduplicated by id in first-chosen order: the earliest (stable
-/// sort on the timestamp string, as the reference), the first most severe, then the latest
-/// per service (services in order of their earliest event).
-pub fn samples(events: &[Event]) -> Vec<&Event> {
-    fn add<'a>(out: &mut Vec<&'a Event>, e: &'a Event) {
-        if !out.iter().any(|o| o.id == e.id) {
-            out.push(e);
-        }
-    }
-    let mut sorted: Vec<&Event> = events.iter().collect();
-    sorted.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
-    let Some(first) = sorted.first().copied() else { return Vec::new() };
-    let mut out = vec![first];
-    let mut most = first;
-    for (i, e) in events.iter().enumerate() {
-        if i == 0 || e.severity > most.severity {
-            most = e;
-        }
-    }
-    add(&mut out, most);
-    let mut latest: Vec<&Event> = Vec::new();
-    for e in sorted {
-        match latest.iter_mut().find(|l| l.service == e.service) {
-            Some(slot) => *slot = e,
-            None => latest.push(e),
-        }
-    }
-    for e in latest {
-        add(&mut out, e);
-    }
-    out.truncate(MAX_SAMPLES);
-    out
-}
-
 /// The facts of the window, one per line, then the sample events.
-pub fn user_prompt(data: &Value, events: &[Event]) -> String {
+pub fn user_prompt(data: &Value, digest: &Digest) -> String {
     let d = &data["domain"];
     let w = &data["window"];
     let types: Vec<String> = data["event_types"]
@@ -84,7 +50,7 @@ pub fn user_prompt(data: &Value, events: &[Event]) -> String {
         py::repr(data["peak_severity"].as_f64().unwrap_or(0.0)),
         affected.join(", "),
     );
-    for e in samples(events) {
+    for e in digest.samples(MAX_SAMPLES) {
         p.push_str(&format!(
             "- {} | {} | {} | severity {} | from {}\n",
             e.timestamp,
@@ -98,11 +64,11 @@ pub fn user_prompt(data: &Value, events: &[Event]) -> String {
 }
 
 /// `{summary, notable_omissions, confidence, prompt_version}` or `None` (logged).
-pub fn generate(host: &dyn Host, data: &Value, events: &[Event]) -> Option<Value> {
+pub fn generate(host: &dyn Host, data: &Value, digest: &Digest) -> Option<Value> {
     let service = data["domain"]["service"].as_str().unwrap_or("unknown");
     let req = LlmRequest {
         system: SYSTEM.to_string(),
-        user: user_prompt(data, events),
+        user: user_prompt(data, digest),
         schema: schema(),
         schema_name: SCHEMA_NAME.into(),
         max_tokens: MAX_TOKENS,
@@ -152,39 +118,10 @@ mod tests {
     use super::*;
     use nthlayer_sdk::testing::FakeHost;
 
-    fn ev(id: &str, svc: &str, ts: &str, sev: f64) -> Event {
-        Event {
-            id: id.into(),
-            timestamp: ts.into(),
-            ts: crate::events::parse_ts(ts).unwrap(),
-            source: "assessment:slo_status".into(),
-            kind: "alert".into(),
-            service: svc.into(),
-            environment: "production".into(),
-            severity: sev,
-            trigger: false,
-        }
-    }
-
-    #[test]
-    fn samples_first_most_severe_latest_per_service_dedup() {
-        let events = vec![
-            ev("c", "s", "2026-11-24T15:00:03+00:00", 0.9),
-            ev("a", "s", "2026-11-24T15:00:01+00:00", 0.1),
-            ev("d", "t", "2026-11-24T15:00:02+00:00", 0.9),
-            ev("b", "s", "2026-11-24T15:00:02+00:00", 0.5),
-        ];
-        let ids: Vec<&str> = samples(&events).iter().map(|e| e.id.as_str()).collect();
-        // earliest a; first max-severity c; latest of s = c (dup), latest of t = d.
-        assert_eq!(ids, ["a", "c", "d"]);
-    }
-
-    #[test]
-    fn samples_are_capped_at_ten() {
-        let events: Vec<Event> =
-            (0..15).map(|i| ev(&format!("e{i}"), &format!("svc{i:02}"), "2026-11-24T15:00:00+00:00", 0.1)).collect();
-        assert_eq!(samples(&events).len(), 10);
-        assert!(samples(&[]).is_empty());
+    fn one(id: &str, svc: &str, ts: &str, sev: f64) -> Digest {
+        let mut d = Digest::default();
+        d.ingest(crate::digest::tests::ev(id, svc, ts, sev));
+        d
     }
 
     fn data() -> Value {
@@ -196,7 +133,7 @@ mod tests {
 
     #[test]
     fn prompt_carries_the_facts_and_schema_is_the_reference_one() {
-        let p = user_prompt(&data(), &[ev("a", "pay", "2026-11-24T15:00:01+00:00", 0.9)]);
+        let p = user_prompt(&data(), &one("a", "pay", "2026-11-24T15:00:01+00:00", 0.9));
         assert!(p.contains("after 2 s (trigger)"), "{p}");
         assert!(p.contains("quality_score=1") && p.contains("Highest severity: 0.9"), "{p}");
         assert!(p.contains("- 2026-11-24T15:00:01+00:00 | pay | alert | severity 0.9 | from assessment:slo_status"));
@@ -208,7 +145,7 @@ mod tests {
     fn a_valid_answer_gets_defaults_and_the_prompt_version() {
         let h = FakeHost::new();
         *h.llm.borrow_mut() = Some(Ok(json!({"summary": "x", "confidence": 1})));
-        let s = generate(&h, &data(), &[]).unwrap();
+        let s = generate(&h, &data(), &Digest::default()).unwrap();
         assert_eq!(
             s,
             json!({"summary": "x", "notable_omissions": [], "confidence": 1.0, "prompt_version": PROMPT_VERSION})
@@ -227,7 +164,7 @@ mod tests {
         ] {
             let h = FakeHost::new();
             *h.llm.borrow_mut() = Some(answer.clone());
-            assert_eq!(generate(&h, &data(), &[]), None, "{answer:?}");
+            assert_eq!(generate(&h, &data(), &Digest::default()), None, "{answer:?}");
             assert_eq!(h.logs.borrow()[0].1, "correlate_summary_failed");
         }
     }

@@ -1,10 +1,12 @@
 //! Session windows keyed by (service, environment): the reference's open and close rules.
-//! Unlike the reference, a window keeps its events in the task state, so a window open at a
-//! restart still snapshots with everything it had collected.
+//! Unlike the reference, a window keeps what it has collected in the task state, so a window
+//! open at a restart still snapshots with everything it had; it keeps a digest of its
+//! events (`digest.rs`), not the events, so its size does not grow with their number.
 
 use nthlayer_sdk::time;
 use serde_json::{Map, Value};
 
+use crate::digest::Digest;
 use crate::events::{parse_ts, Event};
 
 pub const GAP_SECONDS: f64 = 60.0;
@@ -17,7 +19,7 @@ pub struct Window {
     pub opened_at: f64,
     pub last_event_at: f64,
     pub has_trigger: bool,
-    pub events: Vec<Event>,
+    pub digest: Digest,
 }
 
 impl Window {
@@ -62,7 +64,7 @@ impl Windows {
                     opened_at: e.ts.min(now),
                     last_event_at: e.ts,
                     has_trigger: false,
-                    events: Vec::new(),
+                    digest: Digest::default(),
                 });
                 self.0.len() - 1
             }
@@ -72,7 +74,7 @@ impl Windows {
             w.last_event_at = e.ts;
         }
         w.has_trigger |= e.trigger;
-        w.events.push(e);
+        w.digest.ingest(e);
     }
 
     /// Removes and returns every window whose close condition holds at `now`.
@@ -84,7 +86,7 @@ impl Windows {
     }
 
     /// The reference's `windows` state (opened_at, last_event_at, event_count, has_trigger)
-    /// plus the domain and the events themselves.
+    /// plus the domain and the digest of the events.
     pub fn to_state(&self) -> Value {
         let mut m = Map::new();
         for w in &self.0 {
@@ -93,11 +95,11 @@ impl Windows {
                 serde_json::json!({
                     "opened_at": time::iso(w.opened_at),
                     "last_event_at": time::iso(w.last_event_at),
-                    "event_count": w.events.len(),
+                    "event_count": w.digest.count,
                     "has_trigger": w.has_trigger,
                     "service": w.service,
                     "environment": w.environment,
-                    "events": w.events.iter().map(Event::to_state).collect::<Vec<_>>(),
+                    "digest": w.digest.to_state(),
                 }),
             );
         }
@@ -116,14 +118,17 @@ impl Windows {
                 bad.push(key.clone());
                 continue;
             };
-            let events = w.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+            let Some(digest) = Digest::from_state(w) else {
+                bad.push(key.clone());
+                continue;
+            };
             out.push(Window {
                 service: s("service").unwrap_or(ks).to_string(),
                 environment: s("environment").unwrap_or(ke).to_string(),
                 opened_at,
                 last_event_at,
                 has_trigger: w.get("has_trigger").and_then(Value::as_bool).unwrap_or(false),
-                events: events.iter().filter_map(Event::from_state).collect(),
+                digest,
             });
         }
         Windows(out)
@@ -157,7 +162,7 @@ mod tests {
         w.ingest(ev("b", "a-svc", T0, false), T0);
         w.ingest(ev("c", "b-svc", T0 + 5.0, false), T0 + 5.0);
         assert_eq!(w.0.iter().map(Window::key).collect::<Vec<_>>(), ["b-svc:production", "a-svc:production"]);
-        assert_eq!(w.0[0].events.len(), 2);
+        assert_eq!(w.0[0].digest.count, 2);
         assert_eq!(w.0[0].last_event_at, T0 + 5.0);
     }
 

@@ -195,4 +195,22 @@ mod tests {
         let old = json!({"cursor": "c", "done": [], "reviews": [], "resume": [["r", "3"]]});
         assert_eq!(Memo::from_state(Some(&old)).sweep, None);
     }
+
+    /// The bound on `done`/`reviews`: however many verdicts are settled past the cursor, the
+    /// state keeps the newest MEMO_MAX, once each, and drops what the cursor has passed.
+    #[test]
+    fn memo_lists_keep_the_newest_within_the_bound() {
+        let m = Memo { cursor: Some("2026-11-24T00:00:00".into()), ..Memo::default() };
+        let mut list: Vec<Key> = (0..50_000)
+            .map(|i| (format!("2026-11-24T{:02}:{:02}:{:02}", i / 3600 % 24, i / 60 % 60, i % 60), format!("v{i}")))
+            .collect();
+        list.push(("2026-11-23T23:59:59".into(), "before-cursor".into()));
+        list.push(list[49_999].clone());
+        let kept = m.keep(list);
+        assert_eq!(kept.len(), MEMO_MAX);
+        assert_eq!(kept.last().map(|k| k.1.as_str()), Some("v49999"));
+        assert!(kept.iter().all(|k| k.1 != "before-cursor"));
+        let size = m.to_state().to_string().len() + Memo { done: kept, ..m.clone() }.to_state().to_string().len();
+        assert!(size < 2 << 20, "{size} bytes");
+    }
 }

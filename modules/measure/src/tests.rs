@@ -367,3 +367,29 @@ fn corrupt_stored_autonomy_level_restores_as_advisor_never_wider() {
     assert_eq!((ac["previous_level"].as_str(), ac["new_level"].as_str()), (Some("advisor"), Some("observer")));
     assert_eq!(r.state.unwrap()["autonomy_levels"], json!({"fraud-detect": "observer"}));
 }
+
+/// The state is keyed by what the catalogue declares (service:SLO, service), never by what
+/// was seen: 200 services flapping between breach and recovery for 60 cycles leave it no
+/// larger than the first breach-and-recovery did.
+#[test]
+fn state_does_not_grow_with_cycles_or_transitions() {
+    let slo = |i: usize| {
+        json!({"name": format!("svc-{i:03}"), "tier": "standard", "slos": [
+            {"name": "reversal_rate", "target": 98.5, "slo_type": "availability", "window": "7d",
+             "judgment_type": "reversal_rate", "indicator_query": Q}], "judgment_thresholds": []})
+    };
+    let mut r = Run::new(Value::Array((0..200).map(slo).collect()));
+    let size = |r: &Run| r.state.as_ref().unwrap().to_string().len();
+    let mut first = 0;
+    for cycle in 0..60 {
+        r.host.set_scalar(Q, if cycle % 2 == 0 { "0.92" } else { "0.99" });
+        r.cycle();
+        r.advance(60.0);
+        if cycle < 4 {
+            first = first.max(size(&r));
+        } else {
+            assert!(size(&r) <= first, "cycle {cycle}: {} bytes, at most {first} in the first four", size(&r));
+        }
+    }
+    assert_eq!(r.state.as_ref().unwrap()["slo_status"].as_object().unwrap().len(), 200);
+}

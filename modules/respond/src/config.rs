@@ -26,6 +26,8 @@ pub struct RespondConfig {
     /// Per-agent timeouts, seconds: triage, investigation, communication, remediation.
     pub agent_timeouts: [f64; 4],
     pub max_retries: u32,
+    /// What the state keeps at most (incident::Keep).
+    pub keep: crate::incident::Keep,
 }
 
 impl Default for RespondConfig {
@@ -41,6 +43,7 @@ impl Default for RespondConfig {
             max_tokens: 4096,
             agent_timeouts: [15.0, 60.0, 20.0, 30.0],
             max_retries: 3,
+            keep: crate::incident::Keep::default(),
         }
     }
 }
@@ -79,6 +82,14 @@ impl RespondConfig {
         }
         if let Some(n) = obj.get("max_tokens").and_then(Value::as_u64) {
             c.max_tokens = n.clamp(1, u32::MAX as u64) as u32;
+        }
+        for (key, slot) in [("max_incidents", &mut c.keep.incidents), ("max_incident_bytes", &mut c.keep.bytes)] {
+            if let Some(v) = obj.get(key) {
+                match v.as_u64().filter(|n| *n > 0) {
+                    Some(n) => *slot = n as usize,
+                    None => host.log(Level::Warn, "respond_config_invalid", &[("key", key), ("value", &v.to_string())]),
+                }
+            }
         }
         if let Some(n) = obj.get("max_retries").and_then(Value::as_u64) {
             c.max_retries = n.min(10) as u32;

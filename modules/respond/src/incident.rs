@@ -86,6 +86,25 @@ impl Incident {
     }
 }
 
+/// How much of the incidents the state keeps (`config.respond.max_incidents` and
+/// `max_incident_bytes`): the reference keeps every incident until it is terminal and a day
+/// old, so its memory grows with every snapshot; here the state stays within the host's
+/// state cap whatever the rate of snapshots (docs/PARITY.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Keep {
+    pub incidents: usize,
+    pub bytes: usize,
+}
+
+impl Default for Keep {
+    fn default() -> Self {
+        // An eighth of the host's default 8 MiB state cap: the state is parsed and written
+        // every cycle, so what it keeps costs every cycle; 500 incidents is days of them at
+        // a steady rate of real incidents, and active ones are kept before terminal ones.
+        Keep { incidents: 500, bytes: 1 << 20 }
+    }
+}
+
 /// Everything respond keeps between cycles.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct State {
@@ -117,19 +136,47 @@ impl State {
     }
 
     /// The state to save, without terminal incidents older than `retention` seconds (a
-    /// malformed `updated_at` keeps the incident, as in the reference).
-    pub fn save(&self, now: f64, retention: f64) -> Value {
-        let mut incidents = Map::new();
-        for inc in &self.incidents {
+    /// malformed `updated_at` keeps the incident, as in the reference), and within `keep`:
+    /// past it, terminal incidents go first, then active ones, then those awaiting an
+    /// operator, each oldest update first. Returns the evicted `(id, state)` pairs to log.
+    pub fn save(&self, now: f64, retention: f64, keep: Keep) -> (Value, Vec<(String, String)>) {
+        let mut kept: Vec<(usize, Value, usize)> = Vec::new();
+        for (i, inc) in self.incidents.iter().enumerate() {
             let expired = inc.is_terminal() && time::parse_iso(&inc.updated_at).is_some_and(|t| now - t >= retention);
             if !expired {
-                incidents.insert(inc.id.clone(), serde_json::to_value(inc).unwrap_or(Value::Null));
+                let v = serde_json::to_value(inc).unwrap_or(Value::Null);
+                let size = v.to_string().len();
+                kept.push((i, v, size));
             }
         }
-        json!({
+        let class = |inc: &Incident| match (inc.is_terminal(), inc.state == AWAITING_APPROVAL) {
+            (true, _) => 2,
+            (false, false) => 1,
+            (false, true) => 0,
+        };
+        let updated = |inc: &Incident| time::parse_iso(&inc.updated_at).unwrap_or(f64::MIN);
+        kept.sort_by(|(a, ..), (b, ..)| {
+            let (a, b) = (&self.incidents[*a], &self.incidents[*b]);
+            class(a).cmp(&class(b)).then(updated(b).total_cmp(&updated(a)))
+        });
+        let (mut bytes, mut evicted) = (0, Vec::new());
+        let mut within: Vec<(usize, Value)> = Vec::new();
+        for (i, v, size) in kept {
+            if within.len() < keep.incidents && bytes + size <= keep.bytes {
+                bytes += size;
+                within.push((i, v));
+            } else {
+                evicted.push((self.incidents[i].id.clone(), self.incidents[i].state.clone()));
+            }
+        }
+        within.sort_by_key(|(i, _)| *i);
+        let incidents: Map<String, Value> =
+            within.into_iter().map(|(i, v)| (self.incidents[i].id.clone(), v)).collect();
+        let state = json!({
             "cursors": {"snapshot_after": self.snapshot_after, "breach_after": self.breach_after},
             "incidents": incidents,
-        })
+        });
+        (state, evicted)
     }
 
     /// The incident that already owns trigger `id` (a snapshot or a breach), opened by it
@@ -163,7 +210,7 @@ mod tests {
         let h = FakeHost::new();
         let mut s = State { snapshot_after: Some("2026-11-24T15:00:00.000000+00:00".into()), ..State::default() };
         s.incidents.push(Incident { trigger_verdict_ids: vec!["csn-a".into()], ..inc("INC-A", "triaging", "x") });
-        let saved = s.save(h.now(), 86400.0);
+        let (saved, _) = s.save(h.now(), 86400.0, Keep::default());
         let keys: Vec<&String> = saved["incidents"]["INC-A"].as_object().unwrap().keys().collect();
         assert_eq!(keys[..3], ["id", "state", "created_at"]);
         assert_eq!(keys[14], "metadata");
@@ -188,7 +235,7 @@ mod tests {
             ],
             ..State::default()
         };
-        let saved = s.save(now, 86400.0);
+        let (saved, _) = s.save(now, 86400.0, Keep::default());
         let ids: Vec<&String> = saved["incidents"].as_object().unwrap().keys().collect();
         assert_eq!(ids, ["old-active", "new-escalated", "bad-time"]);
     }

@@ -78,14 +78,16 @@ pub fn cycle(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         "decisions": decided, "verdicts": run.verdicts, "degraded": run.degraded, "deferred": run.deferred,
         "incidents": states,
     });
-    CycleOutput {
-        state: Some(st.save(host.now(), cfg.terminal_retention_seconds)),
-        result: Some(result),
-        emitted: run.verdicts,
+    let (state, evicted) = st.save(host.now(), cfg.terminal_retention_seconds, cfg.keep);
+    for (id, inc_state) in &evicted {
+        host.log(nthlayer_sdk::Level::Warn, "respond_incident_evicted", &[("incident_id", id), ("state", inc_state)]);
     }
+    CycleOutput { state: Some(state), result: Some(result), emitted: run.verdicts }
 }
 
 pub(crate) use nthlayer_sdk::py::truthy;
 
+#[cfg(test)]
+mod bound_tests;
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,8 @@ fn peak_rss(pid: u32) -> u64 {
 }
 
 /// One module submitting 100,000 small records in one cycle: the host holds at most the
-/// module's `max_records` (default 50,000), counted at their parsed footprint under the
-/// per-cycle byte cap, fails the cycle naming module, task and limit (although the module
+/// module's `max_records` (default 50,000), held as their text and counted at what holding
+/// that takes (a few megabytes, far under the per-cycle byte cap), fails the cycle naming module, task and limit (although the module
 /// ignored every error and returned success), and commits none of its records.
 #[test]
 fn a_module_flooding_records_fails_its_cycle_and_the_host_holds_no_more_than_its_cap() {
@@ -33,11 +33,12 @@ fn a_module_flooding_records_fails_its_cycle_and_the_host_holds_no_more_than_its
         "{error}"
     );
     let held: u64 = error.split("holding ").nth(1).and_then(|r| r.split(' ').next()).unwrap().parse().unwrap();
-    assert!(held <= 64 << 20, "held {held} bytes, over the per-cycle cap");
+    // The host's own accounting: 50,000 tiny records held as text, ~150 bytes each.
+    assert!(held <= 16 << 20, "held {held} bytes for 50,000 tiny records");
     assert_eq!(n_of(&persisted(&core, "hostile-flood")), 1, "the flooding cycle's state was kept");
     assert!(core.assessments(None, Some("flood_note")).is_empty(), "a record of the failed cycle reached core");
     // What the host held is bounded by the caps, not by what the module sent: 50,000 held
-    // records, the guest's own memory and the host's base, well under the 520 MB a flood
-    // took before records were capped per cycle.
-    assert!(peak < 256 << 20, "host peak RSS {} MB", peak >> 20);
+    // records as text, the guest's own memory and the host's base (~58 MB in a debug
+    // build), against the 520 MB a flood took before records were capped per cycle.
+    assert!(peak < 128 << 20, "host peak RSS {} MB", peak >> 20);
 }

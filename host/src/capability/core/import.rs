@@ -85,8 +85,8 @@ impl View<'_, State> {
         if self.cx.holding {
             // The module gets the record's own id, the one core will store it under.
             let id = emitted.id.clone();
-            // What holding it really costs (parsed JSON is several times its text).
-            let bytes = super::footprint::of_map(&emitted.record) + emitted.component.len() + id.len();
+            // What holding it really costs: its text and the struct around it.
+            let bytes = emitted.held_bytes();
             self.hold(Effect::Record(emitted), bytes)?;
             // A recording (`serve --record`) still notes the write, answered with the id the
             // module got.
