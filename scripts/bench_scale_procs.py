@@ -160,9 +160,9 @@ class Sampler:
     def run(self):
         while not self.done.is_set():
             row = {"t": time.time()}
-            for k, pid in self.pids.items():
+            for k, pid in list(self.pids.items()):  # the bench adds pids while this runs
                 row[k] = proc_cpu(pid)
-            for k in self.switches:
+            for k in list(self.switches):
                 row[f"{k}_ctx"] = ctx_switches(self.pids[k])
             self.rows.append(row)
             self.done.wait(self.every)
