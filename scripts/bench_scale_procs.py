@@ -204,7 +204,9 @@ def host_events(path):
             end = iso_ts(e["timestamp"])
             cycles.setdefault(f["task"], []).append((end - f["ms"] / 1000, end, f["ms"], f.get("cpu_ms"), f.get("emitted")))
         elif e.get("level") == "ERROR":
-            failed.append(f"{f.get('task', '')}: {m} {f.get('error', '')}".strip())
+            failed.append(f"{e['timestamp'][11:19]} {f.get('task', '')}: {m} {f.get('error', '')}".strip())
+            if f.get("task"):
+                cycles.setdefault(f"{f['task']} (failed)", []).append((iso_ts(e["timestamp"]),) * 2 + (None,) * 3)
         elif e.get("level") == "WARN":
             warns[m] = warns.get(m, 0) + 1
     return cycles, failed, warns
