@@ -100,7 +100,9 @@ fn clock(sandbox: &Sandbox) -> std::sync::MutexGuard<'_, super::cpu::GuestClock>
     sandbox.cpu.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> Store<T> {
+/// A store, and the epoch ticker held ticking for as long as the caller keeps the guard.
+fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> (Store<T>, super::engine::Ticking) {
+    let ticking = rt.ticker.hold();
     let mut store = Store::new(rt.engine(), data);
     store.limiter(|d| &mut d.sandbox().limiter);
     store.call_hook_async(Transitions);
@@ -118,7 +120,7 @@ fn new_store<T: CycleData>(rt: &Runtime<T>, data: T) -> Store<T> {
         Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
     });
     store.set_epoch_deadline(1);
-    store
+    (store, ticking)
 }
 
 /// The last non-empty lines of guest stderr: usually the panic message behind a trap. Taken
@@ -175,7 +177,7 @@ pub(super) async fn describe<T: CycleData>(
 ) -> Result<ModuleInfo, CycleError> {
     let limits = Limits { cpu_ms: 2_000, wall_ms: 5_000, ..Limits::default() };
     let wall = limits.wall_ms;
-    let mut store = new_store(rt, T::describing(env, limits));
+    let (mut store, _ticking) = new_store(rt, T::describing(env, limits));
     let cpu = store.data().sandbox_ref().cpu.clone();
     let run = charged(
         async {
@@ -231,7 +233,7 @@ impl<T: CycleData> Runtime<T> {
     ) -> Result<CycleOutcome<T::Held>, CycleError> {
         let limits = data.limits().clone();
         let deadline = data.deadline();
-        let mut store = new_store(self, data);
+        let (mut store, _ticking) = new_store(self, data);
         let cpu = store.data().sandbox_ref().cpu.clone();
         let run = charged(
             async {

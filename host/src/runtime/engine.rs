@@ -1,7 +1,7 @@
 //! The one wasmtime `Engine` and its epoch ticker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -61,30 +61,119 @@ fn pool() -> PoolingAllocationConfig {
 }
 
 /// Advances the engine's epoch every [`TICK`] on a plain thread (it must keep ticking even
-/// when every tokio worker is busy running guest code). Stops when dropped.
+/// when every tokio worker is busy running guest code), but only while some store holds a
+/// [`Ticking`]: epochs matter only to running guests, and an idle host woken 100 times a
+/// second for nothing showed as most of its context switches between cycles
+/// (docs/BENCH.md, "Scale"). Stops when dropped.
 pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
+
+struct Shared {
+    stop: AtomicBool,
+    /// Ticks given so far (what the tests read: wasmtime does not expose the epoch).
+    ticks: AtomicU64,
+    /// Stores alive that may run guest code.
+    live: Mutex<usize>,
+    wake: Condvar,
+}
+
+/// Keeps the ticker ticking while it lives: held for as long as a store may run guest code.
+pub struct Ticking(Arc<Shared>);
 
 impl EpochTicker {
     pub fn start(engine: Engine) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            ticks: AtomicU64::new(0),
+            live: Mutex::new(0),
+            wake: Condvar::new(),
+        });
+        let sh = shared.clone();
         std::thread::Builder::new()
             .name("nthlayer-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    engine.increment_epoch();
+            .spawn(move || loop {
+                let idle = sh.live.lock().unwrap_or_else(PoisonError::into_inner);
+                let idle = sh
+                    .wake
+                    .wait_while(idle, |live| *live == 0 && !sh.stop.load(Ordering::Relaxed))
+                    .unwrap_or_else(PoisonError::into_inner);
+                drop(idle);
+                if sh.stop.load(Ordering::Relaxed) {
+                    break;
                 }
+                std::thread::sleep(TICK);
+                engine.increment_epoch();
+                sh.ticks.fetch_add(1, Ordering::Relaxed);
             })
             .expect("spawn epoch ticker thread");
-        EpochTicker { stop }
+        EpochTicker { shared }
+    }
+
+    /// Ticks until the returned guard is dropped (and while any other is alive).
+    pub fn hold(&self) -> Ticking {
+        let mut live = self.shared.live.lock().unwrap_or_else(PoisonError::into_inner);
+        *live += 1;
+        if *live == 1 {
+            self.shared.wake.notify_one();
+        }
+        Ticking(self.shared.clone())
+    }
+}
+
+impl Drop for Ticking {
+    fn drop(&mut self) {
+        *self.0.live.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let _guard = self.shared.live.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    fn ticks(t: &EpochTicker) -> u64 {
+        t.shared.ticks.load(Ordering::Relaxed)
+    }
+
+    /// Polls until `f` holds; a loaded machine may take long to schedule the ticker.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < Duration::from_secs(30), "{what}");
+            std::thread::sleep(TICK);
+        }
+    }
+
+    #[test]
+    fn the_ticker_ticks_only_while_a_store_holds_it() {
+        let ticker = EpochTicker::start(new_engine().unwrap());
+        std::thread::sleep(10 * TICK);
+        assert_eq!(ticks(&ticker), 0, "no store: no tick");
+
+        let one = ticker.hold();
+        let two = ticker.hold();
+        eventually("held: it ticks", || ticks(&ticker) >= 3);
+        drop(one);
+        let n = ticks(&ticker);
+        eventually("one guard left: it still ticks", || ticks(&ticker) >= n + 3);
+        drop(two);
+        // A tick already asleep may still land; after it, none.
+        std::thread::sleep(2 * TICK);
+        let parked = ticks(&ticker);
+        std::thread::sleep(10 * TICK);
+        assert_eq!(ticks(&ticker), parked, "every guard dropped: parked");
+
+        let _again = ticker.hold();
+        eventually("held again: it wakes", || ticks(&ticker) > parked);
     }
 }

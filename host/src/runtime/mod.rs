@@ -133,7 +133,7 @@ pub struct Runtime<T: 'static> {
     engine: Engine,
     linker: Linker<T>,
     cache: cache::ArtifactCache,
-    _ticker: engine::EpochTicker,
+    ticker: engine::EpochTicker,
 }
 
 impl<T: CycleData> Runtime<T> {
@@ -143,7 +143,7 @@ impl<T: CycleData> Runtime<T> {
         let linker = link(&engine)?;
         let cache = cache::ArtifactCache::new(&engine, cache_dir);
         let ticker = engine::EpochTicker::start(engine.clone());
-        Ok(Arc::new(Runtime { engine, linker, cache, _ticker: ticker }))
+        Ok(Arc::new(Runtime { engine, linker, cache, ticker }))
     }
 
     pub fn engine(&self) -> &Engine {
