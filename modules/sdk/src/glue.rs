@@ -10,6 +10,14 @@ use crate::types::{CycleInput, Module};
 
 pub struct WasmHost;
 
+/// For modules that call an import directly (the raw bindings), e.g. to send a list the SDK
+/// would split.
+impl From<wit::HostError> for HostError {
+    fn from(e: wit::HostError) -> Self {
+        err(e)
+    }
+}
+
 fn err(e: wit::HostError) -> HostError {
     match e {
         wit::HostError::Denied(m) => HostError::Denied(m),

@@ -64,14 +64,18 @@ impl View<'_, State> {
                 .collect();
         }
         let budget = self.cx.call_budget(self.cx.call_timeout());
+        let request = tokio::time::timeout(budget, live(BatchClient { client: self.state.client.clone() }));
         let results: Vec<Result<Value, HostError>> =
-            match tokio::time::timeout(budget, live(BatchClient { client: self.state.client.clone() })).await {
+            match tracing::Instrument::instrument(request, tracing::info_span!("host_call", interface = "prometheus", batch = n))
+                .await
+            {
                 Err(_) => {
                     let e = HostError::Timeout(format!("Prometheus batch did not finish within {} ms", budget.as_millis()));
                     vec![Err(e); n]
                 }
                 Ok(results) => results.into_iter().map(|r| r.map_err(HostError::from)).collect(),
             };
+        crate::capability::shared::import::count_each("prometheus", &results);
         if let Some(Tape::Record(r)) = &self.cx.tape {
             for (a, ans) in b.args.iter().zip(&results) {
                 r.push("prometheus", call, a.clone(), ans.clone());

@@ -47,6 +47,14 @@ pub(crate) async fn observed<T>(what: &str, fut: impl Future<Output = Result<T, 
     r
 }
 
+/// A batched call's answers, counted as the single calls they stand for: a dashboard of host
+/// calls by outcome must not go quiet when a module switches to the batch imports.
+pub(crate) fn count_each<T>(interface: &str, answers: &[Result<T, HostError>]) {
+    for r in answers {
+        crate::telemetry::host_call(interface, outcome(r));
+    }
+}
+
 fn outcome<T>(r: &Result<T, HostError>) -> &'static str {
     match r {
         Ok(_) => "ok",

@@ -1,5 +1,5 @@
 //! hostile-contract: hands the host oversize values through the imports (granted
-//! `prometheus`): a 5 MB PromQL, a batch of 257 queries, a huge log field — and one long but
+//! `prometheus`): a 5 MB PromQL, a raw batch of 257 queries, a huge log field — and one long but
 //! legal query (~100 KB), which must be answered (the host sends it as a POST form body).
 //!
 //! Cycle 1 succeeds with state `{"n": 1}`; every later cycle misbehaves and records what
@@ -31,12 +31,25 @@ fn long_query() -> String {
     q
 }
 
+/// The errors of one raw `query-batch` call: the SDK would split a list past the host's cap,
+/// so the host would never see it whole.
+#[cfg(target_arch = "wasm32")]
+fn raw_batch(queries: &[String]) -> Vec<String> {
+    use nthlayer_sdk::bindings::nthlayer::worker::prometheus;
+    let answers = prometheus::query_batch(queries, None);
+    answers.into_iter().filter_map(|r| r.err().map(|e| HostError::from(e).to_string())).collect()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn raw_batch(_: &[String]) -> Vec<String> {
+    Vec::new()
+}
+
 fn misbehave(host: &dyn Host, _input: &CycleInput, n: u64) -> Result<CycleOutput, String> {
     let huge = "x".repeat(5_000_000);
     let batch: Vec<String> = (0..257).map(|_| "vector(1)".to_string()).collect();
     let long = long_query();
-    let batch_errors: Vec<String> =
-        host.prom_query_batch(&batch, None).into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+    let batch_errors = raw_batch(&batch);
     let calls = json!({
         "huge_query": outcome(host.prom_query(&huge, None)),
         "huge_range": outcome(host.prom_query_range(&huge, 0.0, 60.0, "15s")),
