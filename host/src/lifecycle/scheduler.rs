@@ -97,7 +97,7 @@ pub async fn run_once(
 /// keeps the cycle's records in its outcome for the outbox's commit instead of posting them;
 /// `seed` replaces the guest's randomness (HA).
 #[allow(clippy::too_many_arguments)]
-async fn run_with(
+pub(super) async fn run_with(
     env: &RunEnv,
     serving: &Serving,
     task: &str,

@@ -53,4 +53,49 @@ mod tests {
         assert_eq!(instances(&counts, "collect"), ["collect"]);
         assert_eq!(instances(&counts, "drift"), ["drift"]);
     }
+
+    /// The seed reaches the guest: a real component (spooler, whose record ids are the SDK's
+    /// `hex8` over `wasi:random`) run twice from the same state with the same seed makes the
+    /// same ids; another seed (another slot) makes others.
+    #[tokio::test]
+    async fn a_seeded_cycle_makes_the_same_record_ids_from_the_same_seed() {
+        use crate::outbox::effects::Effect;
+        use crate::policy::emissions::{Emission, EmitRights, Emits};
+        use crate::policy::grants::{Capability, Grants, Trust};
+        use crate::runtime::seeded;
+        let env = crate::test_support::run_env();
+        let built = nthlayer_test_paths::components::SPOOLER.built();
+        let m = env.runtime.load(&built, env.services.clone()).await.unwrap();
+        let probe = Emits::default().with(Emission::parse("assessment:spool_probe").unwrap().unwrap());
+        let rights = EmitRights { granted: probe.clone(), declared: None, effective: probe };
+        let grants = Grants::none().with(Capability::Core).emitting(rights);
+        let serving = Serving { grants, trust: Trust::Embedded, ..Serving::bare(m) };
+        let state = serde_json::json!({"n": 0});
+        let ids = |seed| {
+            let (env, serving, state) = (&env, &serving, &state);
+            async move {
+                let out =
+                    super::super::scheduler::run_with(env, serving, "spooler", Some(state), None, None, true, seed)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let ids: Vec<String> = out
+                    .held
+                    .iter()
+                    .filter_map(|e| match e {
+                        Effect::Record(r) => Some(r.id.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                Ok::<_, String>(ids)
+            }
+        };
+        let slot = |s| Some(seeded::seed("spooler", Some(&state), s));
+        let (a, b, c) = (ids(slot(7)).await, ids(slot(7)).await, ids(slot(8)).await);
+        let a = a.expect("the spooler's cycle ran");
+        assert_eq!(a.len(), 10, "{a:?}");
+        assert_eq!(Ok(a.clone()), b, "same task, state and slot: the same ids");
+        assert_ne!(Ok(a.clone()), c, "another slot: other ids");
+        let unseeded = ids(None).await;
+        assert_ne!(Ok(a), unseeded, "without a seed the randomness is the real one");
+    }
 }
