@@ -136,7 +136,7 @@ fn questions() -> Vec<Question> {
     out
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Edge {
     source: String,
     target: String,
@@ -245,10 +245,30 @@ impl Answers {
     }
 }
 
-/// Adds an edge unless one with the same endpoints and type exists.
-fn add_edge(graph: &mut Vec<Edge>, edge: Edge) {
-    if !graph.contains(&edge) {
-        graph.push(edge);
+/// The call graph: edges in the order discovery added them, no two alike, and each
+/// service's callers indexed, so a 10,000-service catalogue costs a lookup per step of the
+/// walk, not a scan of every edge.
+#[derive(Default)]
+struct Graph {
+    edges: Vec<Edge>,
+    seen: HashSet<Edge>,
+}
+
+impl Graph {
+    /// Adds an edge unless one with the same endpoints and type exists.
+    fn add(&mut self, edge: Edge) {
+        if self.seen.insert(edge.clone()) {
+            self.edges.push(edge);
+        }
+    }
+
+    /// Each target's incoming edges, in the order they were added.
+    fn callers(&self) -> HashMap<&str, Vec<&Edge>> {
+        let mut out: HashMap<&str, Vec<&Edge>> = HashMap::new();
+        for e in &self.edges {
+            out.entry(e.target.as_str()).or_default().push(e);
+        }
+        out
     }
 }
 
@@ -257,18 +277,18 @@ struct BlastRadius {
     direct: usize,
 }
 
-fn blast_radius<'a>(graph: &'a [Edge], service: &'a str) -> BlastRadius {
-    let direct: Vec<&Edge> = graph.iter().filter(|e| e.target == service).collect();
+fn blast_radius<'a>(callers: &HashMap<&'a str, Vec<&'a Edge>>, service: &'a str) -> BlastRadius {
+    let direct = callers.get(service).map_or(&[][..], Vec::as_slice);
     let mut affected: HashSet<&str> = direct.iter().map(|e| e.source.as_str()).collect();
     let mut visited = HashSet::new();
-    walk(graph, service, 1, &mut visited, &mut affected);
+    walk(callers, service, 1, &mut visited, &mut affected);
     BlastRadius { total: affected.len(), direct: direct.len() }
 }
 
 /// Depth-first over callers, depth from 1, visited on entry, each edge recorded before
 /// recursing into its caller: the visiting order decides what the depth limit cuts off.
 fn walk<'a>(
-    graph: &'a [Edge],
+    callers: &HashMap<&'a str, Vec<&'a Edge>>,
     svc: &'a str,
     depth: usize,
     visited: &mut HashSet<&'a str>,
@@ -277,9 +297,9 @@ fn walk<'a>(
     if depth > MAX_DEPTH || !visited.insert(svc) {
         return;
     }
-    for e in graph.iter().filter(|e| e.target == svc) {
+    for e in callers.get(svc).into_iter().flatten() {
         affected.insert(e.source.as_str());
-        walk(graph, e.source.as_str(), depth + 1, visited, affected);
+        walk(callers, e.source.as_str(), depth + 1, visited, affected);
     }
 }
 
@@ -309,17 +329,18 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     // service: 24 queries a service), answers split by the label the rewrite filtered on.
     let answers = Answers::ask(host, names.len());
     let mut discovered: HashSet<&str> = HashSet::new();
-    let mut graph: Vec<Edge> = Vec::new();
+    let mut graph = Graph::default();
     for name in names.iter().copied().filter(|n| discovered.insert(n)) {
         let (up, down) = answers.discover(name);
         for e in up.into_iter().chain(down) {
-            add_edge(&mut graph, e);
+            graph.add(e);
         }
     }
+    let callers = graph.callers();
 
     let mut records = Vec::new();
     for name in &names {
-        let br = blast_radius(&graph, name);
+        let br = blast_radius(&callers, name);
         let critical = 0; // tiers are never known to discovery
         let (level, advice) = risk(br.total, critical);
         let data = json!({
