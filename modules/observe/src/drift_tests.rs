@@ -317,7 +317,8 @@ fn a_catalogue_past_the_budget_is_swept_across_cycles_once_in_order() {
     let logs = host.host.logs.borrow();
     assert_eq!(logs.iter().filter(|(l, m)| *l == Level::Info && m == "drift_cycle").count(), 3);
     let line = |services: &str, cursor: &str, swept: &str| {
-        vec![("services".into(), services.into()), ("cursor".into(), cursor.into()), ("swept".into(), swept.into())]
+        let fields = [("services", services), ("cursor", cursor), ("swept", swept), ("failed", "0")];
+        fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
     };
     assert_eq!(
         *host.lines.borrow(),
@@ -393,4 +394,17 @@ fn core_down_keeps_the_cursor() {
     let (none, state) = cycle(&host, &Some(json!({"seq": 5, "cursor": "svc-0003"})));
     assert!(none.is_empty());
     assert_eq!(state, Some(json!({"seq": 5, "cursor": "svc-0003"})));
+}
+
+#[test]
+fn failures_past_the_line_cap_are_counted_not_logged() {
+    // 150 services without history: the first 100 failures are logged, all 150 counted.
+    let host = slow(0.0);
+    let manifests: Vec<Value> = (0..150).map(|i| json!({"name": name(i), "slos": [{"name": "x"}]})).collect();
+    *host.host.manifests.borrow_mut() = json!(manifests);
+    run(&host, &input());
+    let logs = host.host.logs.borrow();
+    assert_eq!(logs.iter().filter(|(_, m)| m == "drift_analysis_failed").count(), 100);
+    let line = &host.lines.borrow()[0];
+    assert_eq!(line[3], ("failed".to_string(), "150".to_string()));
 }
