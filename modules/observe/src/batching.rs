@@ -106,10 +106,10 @@ fn drift_and_topology_batch_across_services() {
     let host = Counting(FakeHost::new().with_manifests(catalogue(1000)), RefCell::default());
     let out = crate::topology::run(&host, &input("observe.topology"));
     assert_eq!(out.emitted, 1000);
-    // The service's queries (upstream and downstream per family), as many services as fit
-    // in 256 per run: 100 calls instead of 1,000; the 1,000 dependency_graph records in one
-    // batch (the glue splits it under the host's cap), one call here.
-    assert_eq!(host.calls().get("prom_query_batch"), Some(&100));
+    // Each family query once per direction for every service (24 queries) in one call; the
+    // 1,000 dependency_graph records in one batch (the glue splits it under the host's cap),
+    // one call here.
+    assert_eq!(host.calls().get("prom_query_batch"), Some(&1));
     assert_eq!(host.calls().get("submit_batch"), Some(&1));
 }
 

@@ -5,13 +5,12 @@
 //! `dependencies` are ignored and tiers are unknown, so `critical_services_affected` is
 //! always 0 — all as in the reference.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use nthlayer_sdk::batch::QUERY_BATCH;
 use nthlayer_sdk::{CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, output, runs, submit_all, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, output, submit_all, Seq};
 
 /// A client-metric family: its queries (unfiltered form), which labels name the caller and
 /// the callee (first non-empty wins), and the edge type. Order is the reference's.
@@ -79,55 +78,65 @@ const FAMILIES: &[Family] = &[
 
 const MAX_DEPTH: usize = 10;
 
-/// The reference's query rewrite: the first of `labels` that already has a matcher gets
-/// every `label[=~]+"…"` replaced by `label="service"`; otherwise `,first="service"` is put
-/// before every `}`.
-fn filter(query: &str, service: &str, labels: &[&str]) -> String {
-    for label in labels {
-        if query.contains(&format!("{label}=")) || query.contains(&format!("{label}~")) {
-            return replace_matchers(query, label, service);
-        }
-    }
-    if query.contains('{') {
-        query.replace('}', &format!(",{}=\"{service}\"}}", labels[0]))
-    } else {
-        query.to_string()
-    }
+/// Which way a query looks from a service: callers (filtered on the source labels) or
+/// callees (filtered on the target labels).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Direction {
+    Up,
+    Down,
 }
 
-/// `re.sub(label + r'[=~]+"[^"]*"', label + '="' + service + '"', query)`.
-fn replace_matchers(query: &str, label: &str, service: &str) -> String {
-    let mut out = String::with_capacity(query.len());
-    let mut rest = query;
-    while !rest.is_empty() {
-        if let Some(len) = matcher_len(rest, label) {
-            out.push_str(&format!("{label}=\"{service}\""));
-            rest = &rest[len..];
-        } else {
-            let c = rest.chars().next().unwrap_or_default();
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
+/// One of the 24 questions a cycle asks: a family query in one direction, unfiltered, with
+/// the label the reference filters on (`by`) in its `by (...)` clause. `added` says the label
+/// was put there only to split the answer, so it is taken off each series again before the
+/// edge is read: a reference answer never carries it.
+struct Question {
+    family: &'static Family,
+    direction: Direction,
+    promql: String,
+    by: &'static str,
+    added: bool,
+}
+
+/// The label the reference's per-service rewrite filters on: the first of `labels` that
+/// already has a matcher in the query, else the first of `labels` (appended as a matcher).
+fn filter_label(query: &str, labels: &'static [&'static str]) -> &'static str {
+    labels
+        .iter()
+        .copied()
+        .find(|l| query.contains(&format!("{l}=")) || query.contains(&format!("{l}~")))
+        .unwrap_or(labels[0])
+}
+
+/// `count by (a, b) (…)` with `label` appended to the `by` list unless it is there already.
+fn with_by_label(query: &str, label: &str) -> (String, bool) {
+    let open = query.find("by (").map(|i| i + "by (".len());
+    let Some((open, close)) = open.and_then(|o| query[o..].find(')').map(|c| (o, o + c))) else {
+        return (query.to_string(), false);
+    };
+    if query[open..close].split(',').any(|l| l.trim() == label) {
+        return (query.to_string(), false);
+    }
+    (format!("{}, {label}{}", &query[..close], &query[close..]), true)
+}
+
+/// The 12 upstream then 12 downstream questions, in the reference's query order.
+fn questions() -> Vec<Question> {
+    let mut out = Vec::new();
+    for direction in [Direction::Up, Direction::Down] {
+        for family in FAMILIES {
+            for query in family.queries {
+                let labels = if direction == Direction::Up { family.source_labels } else { family.target_labels };
+                let by = filter_label(query, labels);
+                let (promql, added) = with_by_label(query, by);
+                out.push(Question { family, direction, promql, by, added });
+            }
         }
     }
     out
 }
 
-fn matcher_len(s: &str, label: &str) -> Option<usize> {
-    let after = s.strip_prefix(label)?;
-    let ops = after.bytes().take_while(|b| matches!(b, b'=' | b'~')).count();
-    let quoted = after[ops..].strip_prefix('"').filter(|_| ops > 0)?;
-    let close = quoted.find('"')?;
-    Some(label.len() + ops + 1 + close + 1)
-}
-
-/// The 12 upstream then 12 downstream queries for a service, in the reference's order.
-fn queries(service: &str) -> Vec<String> {
-    let up = FAMILIES.iter().flat_map(|f| f.queries.iter().map(move |q| filter(q, service, f.source_labels)));
-    let down = FAMILIES.iter().flat_map(|f| f.queries.iter().map(move |q| filter(q, service, f.target_labels)));
-    up.chain(down).collect()
-}
-
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Edge {
     source: String,
     target: String,
@@ -138,26 +147,47 @@ fn first_label(metric: &serde_json::Map<String, Value>, labels: &[&str]) -> Opti
     labels.iter().find_map(|l| metric.get(*l).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string))
 }
 
-/// Edges in one answer. A malformed series ends the answer, keeping what came before, as
-/// the reference's per-query `except: continue` does.
-fn edges_in(answer: &Value, family: &Family, out: &mut Vec<Edge>) {
-    let Some(series) = answer.get("result").and_then(Value::as_array) else {
-        return;
-    };
+/// One answer's edges keyed by the value of the question's filter label: what the
+/// reference's query filtered to that service would have returned. A series without that
+/// label matches no service's filter. A malformed series ends the answer, keeping what came
+/// before, as the reference's per-query `except: continue` does (here for every service).
+/// Each service's edges are sorted: Prometheus gives no series order, and the depth-limited
+/// walk depends on edge order, so a fixed order keeps the records reproducible.
+fn index_answer(answer: &Value, q: &Question) -> HashMap<String, Vec<Edge>> {
+    let mut by_service: HashMap<String, Vec<Edge>> = HashMap::new();
+    let series = answer.get("result").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     let empty = serde_json::Map::new();
     for s in series {
-        let Some(s) = s.as_object() else { return };
+        let Some(s) = s.as_object() else { break };
         let metric = match s.get("metric") {
             None => &empty,
             Some(Value::Object(m)) => m,
-            Some(_) => return,
+            Some(_) => break,
         };
-        if let (Some(source), Some(target)) =
-            (first_label(metric, family.source_labels), first_label(metric, family.target_labels))
-        {
-            out.push(Edge { source, target, edge_type: family.edge_type });
+        let Some(key) = metric.get(q.by).and_then(Value::as_str).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        let edge = if q.added {
+            let mut stripped = metric.clone();
+            stripped.remove(q.by);
+            edge_of(&stripped, q.family)
+        } else {
+            edge_of(metric, q.family)
+        };
+        if let Some(edge) = edge {
+            by_service.entry(key.to_string()).or_default().push(edge);
         }
     }
+    for edges in by_service.values_mut() {
+        edges.sort();
+    }
+    by_service
+}
+
+fn edge_of(metric: &serde_json::Map<String, Value>, family: &Family) -> Option<Edge> {
+    let source = first_label(metric, family.source_labels)?;
+    let target = first_label(metric, family.target_labels)?;
+    Some(Edge { source, target, edge_type: family.edge_type })
 }
 
 /// Dedup on the reference's string key `"src:tgt:type"` (so names containing ':' can
@@ -167,38 +197,78 @@ fn dedup_by_key(edges: Vec<Edge>) -> Vec<Edge> {
     edges.into_iter().filter(|e| seen.insert(format!("{}:{}:{}", e.source, e.target, e.edge_type))).collect()
 }
 
-/// The upstream and downstream edges the provider reports for one service, from the
-/// answers to its [`queries`].
-fn discover(host: &dyn Host, service: &str, answers: &[Result<Value, HostError>]) -> (Vec<Edge>, Vec<Edge>) {
-    let qs = queries(service);
-    let families: Vec<&Family> = FAMILIES.iter().flat_map(|f| f.queries.iter().map(move |_| f)).collect();
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    let mut failed: Vec<&HostError> = Vec::new();
-    for (i, answer) in answers.iter().enumerate().take(qs.len()) {
-        let family = families[i % families.len()];
-        let edges = if i < families.len() { &mut up } else { &mut down };
-        match answer {
-            Ok(a) => edges_in(a, family, edges),
-            Err(e) => failed.push(e),
-        }
-    }
-    // The reference swallows these silently; one line per service is enough to notice.
-    if let Some(first) = failed.first() {
-        let n = format!("{}/{}", failed.len(), qs.len());
-        host.log(
-            Level::Warn,
-            "topology_queries_failed",
-            &[("service", service), ("failed", &n), ("error", &first.to_string())],
-        );
-    }
-    // Deduplicated once by the provider and once more by discovery: same key, same result.
-    (dedup_by_key(up), dedup_by_key(down))
+/// The 24 answers split by service: per question, each service's edges.
+struct Answers {
+    indexed: Vec<(Direction, HashMap<String, Vec<Edge>>)>,
 }
 
-/// Adds an edge unless one with the same endpoints and type exists.
-fn add_edge(graph: &mut Vec<Edge>, edge: Edge) {
-    if !graph.contains(&edge) {
-        graph.push(edge);
+impl Answers {
+    /// Asks the 24 questions in one batched call; a failed question contributes no edge to
+    /// any service (as each service's copy of it would have failed in the reference), and
+    /// the failures are logged once for the cycle.
+    fn ask(host: &dyn Host, services: usize) -> Self {
+        let qs = questions();
+        let texts: Vec<String> = qs.iter().map(|q| q.promql.clone()).collect();
+        let answers = host.prom_query_batch(&texts, None);
+        let mut failed: Vec<HostError> = Vec::new();
+        let mut indexed = Vec::with_capacity(qs.len());
+        for (q, answer) in qs.iter().zip(answers) {
+            match answer {
+                Ok(a) => indexed.push((q.direction, index_answer(&a, q))),
+                Err(e) => {
+                    failed.push(e);
+                    indexed.push((q.direction, HashMap::new()));
+                }
+            }
+        }
+        // The reference swallows these silently (per service); one line a cycle is enough.
+        if let Some(first) = failed.first() {
+            let n = format!("{}/{}", failed.len(), qs.len());
+            host.log(
+                Level::Warn,
+                "topology_queries_failed",
+                &[("services", &services.to_string()), ("failed", &n), ("error", &first.to_string())],
+            );
+        }
+        Answers { indexed }
+    }
+
+    /// A service's upstream and downstream edges, each deduplicated as the reference's
+    /// provider and discovery do (same key twice, same result).
+    fn discover(&self, service: &str) -> (Vec<Edge>, Vec<Edge>) {
+        let (mut up, mut down) = (Vec::new(), Vec::new());
+        for (direction, by_service) in &self.indexed {
+            let edges = if *direction == Direction::Up { &mut up } else { &mut down };
+            edges.extend(by_service.get(service).into_iter().flatten().cloned());
+        }
+        (dedup_by_key(up), dedup_by_key(down))
+    }
+}
+
+/// The call graph: edges in the order discovery added them, no two alike, and each
+/// service's callers indexed, so a 10,000-service catalogue costs a lookup per step of the
+/// walk, not a scan of every edge.
+#[derive(Default)]
+struct Graph {
+    edges: Vec<Edge>,
+    seen: HashSet<Edge>,
+}
+
+impl Graph {
+    /// Adds an edge unless one with the same endpoints and type exists.
+    fn add(&mut self, edge: Edge) {
+        if self.seen.insert(edge.clone()) {
+            self.edges.push(edge);
+        }
+    }
+
+    /// Each target's incoming edges, in the order they were added.
+    fn callers(&self) -> HashMap<&str, Vec<&Edge>> {
+        let mut out: HashMap<&str, Vec<&Edge>> = HashMap::new();
+        for e in &self.edges {
+            out.entry(e.target.as_str()).or_default().push(e);
+        }
+        out
     }
 }
 
@@ -207,18 +277,18 @@ struct BlastRadius {
     direct: usize,
 }
 
-fn blast_radius<'a>(graph: &'a [Edge], service: &'a str) -> BlastRadius {
-    let direct: Vec<&Edge> = graph.iter().filter(|e| e.target == service).collect();
+fn blast_radius<'a>(callers: &HashMap<&'a str, Vec<&'a Edge>>, service: &'a str) -> BlastRadius {
+    let direct = callers.get(service).map_or(&[][..], Vec::as_slice);
     let mut affected: HashSet<&str> = direct.iter().map(|e| e.source.as_str()).collect();
     let mut visited = HashSet::new();
-    walk(graph, service, 1, &mut visited, &mut affected);
+    walk(callers, service, 1, &mut visited, &mut affected);
     BlastRadius { total: affected.len(), direct: direct.len() }
 }
 
 /// Depth-first over callers, depth from 1, visited on entry, each edge recorded before
 /// recursing into its caller: the visiting order decides what the depth limit cuts off.
 fn walk<'a>(
-    graph: &'a [Edge],
+    callers: &HashMap<&'a str, Vec<&'a Edge>>,
     svc: &'a str,
     depth: usize,
     visited: &mut HashSet<&'a str>,
@@ -227,9 +297,9 @@ fn walk<'a>(
     if depth > MAX_DEPTH || !visited.insert(svc) {
         return;
     }
-    for e in graph.iter().filter(|e| e.target == svc) {
+    for e in callers.get(svc).into_iter().flatten() {
         affected.insert(e.source.as_str());
-        walk(graph, e.source.as_str(), depth + 1, visited, affected);
+        walk(callers, e.source.as_str(), depth + 1, visited, affected);
     }
 }
 
@@ -255,28 +325,22 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         return output(&seq, 0);
     }
 
-    // A repeated manifest name would only repeat the same queries.
+    // Each family query once per direction for every service (the reference rewrites it per
+    // service: 24 queries a service), answers split by the label the rewrite filtered on.
+    let answers = Answers::ask(host, names.len());
     let mut discovered: HashSet<&str> = HashSet::new();
-    let unique: Vec<&str> = names.iter().copied().filter(|n| discovered.insert(n)).collect();
-    // A run of services' queries in one batched call (the host runs them concurrently,
-    // bounded), answers in the same order; runs keep the answers held bounded.
-    let per_service: Vec<(&str, Vec<String>)> = unique.iter().map(|n| (*n, queries(n))).collect();
-    let mut graph: Vec<Edge> = Vec::new();
-    for run in runs(&per_service, |(_, qs)| qs.len(), QUERY_BATCH) {
-        let all: Vec<String> = run.iter().flat_map(|(_, qs)| qs.iter().cloned()).collect();
-        let mut answers = host.prom_query_batch(&all, None).into_iter();
-        for (name, qs) in run {
-            let mine: Vec<Result<Value, HostError>> = answers.by_ref().take(qs.len()).collect();
-            let (up, down) = discover(host, name, &mine);
-            for e in up.into_iter().chain(down) {
-                add_edge(&mut graph, e);
-            }
+    let mut graph = Graph::default();
+    for name in names.iter().copied().filter(|n| discovered.insert(n)) {
+        let (up, down) = answers.discover(name);
+        for e in up.into_iter().chain(down) {
+            graph.add(e);
         }
     }
+    let callers = graph.callers();
 
     let mut records = Vec::new();
     for name in &names {
-        let br = blast_radius(&graph, name);
+        let br = blast_radius(&callers, name);
         let critical = 0; // tiers are never known to discovery
         let (level, advice) = risk(br.total, critical);
         let data = json!({
@@ -294,231 +358,5 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use nthlayer_sdk::testing::FakeHost;
-    use nthlayer_sdk::HostError;
-
-    fn input() -> CycleInput {
-        CycleInput { task: "observe.topology".into(), state: None, config: json!({}), args: None }
-    }
-
-    /// A tiny Prometheus: `count by (..) (metric{l="v", l=~".+"})` over a table of series.
-    fn evaluate(table: &Value, query: &str) -> Value {
-        let by_start = query.find('(').unwrap() + 1;
-        let by_end = query.find(')').unwrap();
-        let by: Vec<&str> = query[by_start..by_end].split(',').map(str::trim).collect();
-        let inner = &query[by_end + 3..query.len() - 1];
-        let (metric, matchers) = inner.split_once('{').unwrap();
-        let matchers = matchers.trim_end_matches('}');
-        let mut out = Vec::new();
-        for series in table[metric].as_array().into_iter().flatten() {
-            let ok = matchers.split(',').all(|m| {
-                if let Some((l, _)) = m.split_once("=~") {
-                    series[l].as_str().is_some_and(|v| !v.is_empty())
-                } else {
-                    let (l, v) = m.split_once('=').unwrap();
-                    series[l].as_str() == Some(v.trim_matches('"'))
-                }
-            });
-            if ok {
-                let labels: serde_json::Map<String, Value> = by
-                    .iter()
-                    .filter(|k| series.get(**k).is_some())
-                    .map(|k| (k.to_string(), series[*k].clone()))
-                    .collect();
-                out.push(json!({"metric": labels, "value": [0, "1"]}));
-            }
-        }
-        json!({"resultType": "vector", "result": out})
-    }
-
-    fn scenario(names: &[&str], table: Value) -> (FakeHost, Vec<(String, String)>) {
-        let manifests: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
-        let host = FakeHost::new().with_manifests(json!(manifests));
-        for n in names {
-            for q in queries(n) {
-                host.set_instant(&q, Ok(evaluate(&table, &q)));
-            }
-        }
-        run(&host, &input());
-        let sent = host
-            .submitted_of_kind("dependency_graph")
-            .iter()
-            .map(|r| (r["service"].as_str().unwrap().to_string(), r["data"].to_string()))
-            .collect();
-        (host, sent)
-    }
-
-    fn data(total: u64, risk_level: &str, direct: u64) -> String {
-        json!({"total_services_affected": total, "critical_services_affected": 0, "risk_level": risk_level,
-               "direct_downstream_count": direct, "recommendation": super::risk(total as usize, 0).1})
-        .to_string()
-    }
-
-    #[test]
-    fn queries_match_the_reference_rewrites() {
-        // From PrometheusDepProvider._add_service_filter / _add_target_filter with "S".
-        let want = [
-            r#"count by (service, target_service) (http_client_requests_total{service="S"})"#,
-            r#"count by (job, target) (http_client_request_duration_seconds_count{job="S"})"#,
-            r#"count by (service, grpc_service) (grpc_client_handled_total{service="S"})"#,
-            r#"count by (job, grpc_method) (grpc_client_started_total{job="S"})"#,
-            r#"count by (service, database) (db_client_connections{service="S"})"#,
-            r#"count by (job, db_name) (sql_client_queries_total{job="S"})"#,
-            r#"count by (service, addr) (pg_stat_activity_count{service="S"})"#,
-            r#"count by (service, redis_addr) (redis_client_commands_total{service="S"})"#,
-            r#"count by (job, addr) (redis_commands_total{job="S"})"#,
-            r#"count by (service, topic) (kafka_consumer_records_consumed_total{service="S"})"#,
-            r#"count by (consumergroup, topic) (kafka_consumergroup_lag{consumergroup="S"})"#,
-            r#"count by (service, queue) (rabbitmq_consumer_messages_total{service="S"})"#,
-            r#"count by (service, target_service) (http_client_requests_total{service=~".+",target_service="S"})"#,
-            r#"count by (job, target) (http_client_request_duration_seconds_count{job=~".+",target_service="S"})"#,
-            r#"count by (service, grpc_service) (grpc_client_handled_total{service=~".+",grpc_service="S"})"#,
-            r#"count by (job, grpc_method) (grpc_client_started_total{job=~".+",grpc_service="S"})"#,
-            r#"count by (service, database) (db_client_connections{service=~".+",database="S"})"#,
-            r#"count by (job, db_name) (sql_client_queries_total{job=~".+",database="S"})"#,
-            r#"count by (service, addr) (pg_stat_activity_count{service=~".+",database="S"})"#,
-            r#"count by (service, redis_addr) (redis_client_commands_total{service=~".+",redis_addr="S"})"#,
-            r#"count by (job, addr) (redis_commands_total{job=~".+",redis_addr="S"})"#,
-            r#"count by (service, topic) (kafka_consumer_records_consumed_total{service=~".+",topic="S"})"#,
-            r#"count by (consumergroup, topic) (kafka_consumergroup_lag{consumergroup=~".+",topic="S"})"#,
-            r#"count by (service, queue) (rabbitmq_consumer_messages_total{service=~".+",queue="S"})"#,
-        ];
-        assert_eq!(queries("S"), want);
-        assert_eq!(replace_matchers(r#"a{x=~"1",y="2",x="3",x~}"#, "x", "S"), r#"a{x="S",y="2",x="S",x~}"#);
-    }
-
-    #[test]
-    fn one_batch_of_24_queries_per_service() {
-        let (host, _) = scenario(&["a", "b"], json!({}));
-        let calls = host.instant_calls.borrow();
-        assert_eq!(calls.len(), 48);
-        assert_eq!(calls[..24], queries("a")[..]);
-    }
-
-    // Expected payloads: the reference's ObserveTopologyModule over the same fake Prometheus.
-
-    #[test]
-    fn live_run_edges() {
-        let (_, sent) = scenario(
-            &["checkout-api", "payment-api", "fraud-detect"],
-            json!({"http_client_requests_total": [
-                {"service": "checkout-api", "target_service": "payment-api"},
-                {"service": "checkout-api", "target_service": "fraud-detect"},
-                {"service": "fraud-detect", "target_service": "payment-api"}]}),
-        );
-        assert_eq!(
-            sent,
-            vec![
-                ("checkout-api".into(), data(0, "low", 0)),
-                ("payment-api".into(), data(2, "low", 2)),
-                ("fraud-detect".into(), data(1, "low", 1)),
-            ]
-        );
-        assert_eq!(
-            sent[1].1,
-            r#"{"total_services_affected":2,"critical_services_affected":0,"risk_level":"low","direct_downstream_count":2,"recommendation":"Low impact. Standard deployment process is appropriate."}"#
-        );
-    }
-
-    #[test]
-    fn chain_hits_the_depth_limit_and_every_risk_level() {
-        let names: Vec<String> = (0..12).map(|i| format!("s{i}")).collect();
-        let series: Vec<Value> =
-            (0..11).map(|i| json!({"service": format!("s{}", i + 1), "target_service": format!("s{i}")})).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let (_, sent) = scenario(&refs, json!({"http_client_requests_total": series}));
-        let got: Vec<(u64, String)> = sent
-            .iter()
-            .map(|(_, d)| {
-                let v: Value = serde_json::from_str(d).unwrap();
-                (v["total_services_affected"].as_u64().unwrap(), v["risk_level"].as_str().unwrap().to_string())
-            })
-            .collect();
-        let want: Vec<(u64, String)> = [
-            (10, "critical"),
-            (10, "critical"),
-            (9, "high"),
-            (8, "high"),
-            (7, "high"),
-            (6, "high"),
-            (5, "medium"),
-            (4, "medium"),
-            (3, "medium"),
-            (2, "low"),
-            (1, "low"),
-            (0, "low"),
-        ]
-        .iter()
-        .map(|(n, r)| (*n, r.to_string()))
-        .collect();
-        assert_eq!(got, want);
-        assert_eq!(sent[0].1, data(10, "critical", 1));
-    }
-
-    #[test]
-    fn label_fallbacks_types_self_edges_and_key_collisions() {
-        let (_, sent) = scenario(
-            &["db", "api", "worker", "api"],
-            json!({
-                "http_client_requests_total": [
-                    {"service": "web", "target_service": "api"}, {"service": "", "target_service": "api"},
-                    {"service": "api", "target_service": "api"}],
-                "http_client_request_duration_seconds_count": [{"job": "mobile", "target": "api", "target_service": "api"}],
-                "redis_client_commands_total": [{"service": "api", "redis_addr": "db"}],
-                "db_client_connections": [{"service": "api", "database": "db"}, {"service": "worker", "database": "db"}],
-                "pg_stat_activity_count": [{"service": "batch", "addr": "x", "database": "db"}],
-                "kafka_consumergroup_lag": [{"consumergroup": "worker", "topic": "api"}],
-                "rabbitmq_consumer_messages_total": [{"service": "a:b", "queue": "worker"}, {"service": "a", "queue": "b:worker"}]
-            }),
-        );
-        assert_eq!(
-            sent,
-            vec![
-                ("db".into(), data(5, "medium", 2)),
-                ("api".into(), data(5, "medium", 4)),
-                ("worker".into(), data(1, "low", 1)),
-                ("api".into(), data(5, "medium", 4)),
-            ]
-        );
-    }
-
-    #[test]
-    fn prometheus_down_gives_zeros_and_one_warning() {
-        let host = FakeHost::new().with_manifests(json!([{"name": "a"}, {"name": ""}, {"tier": "x"}]));
-        for q in queries("a") {
-            host.set_instant(&q, Err(HostError::Unavailable("down".into())));
-        }
-        let out = run(&host, &input());
-        let sent = host.submitted_of_kind("dependency_graph");
-        assert_eq!(sent.len(), 1);
-        assert_eq!(sent[0]["data"].to_string(), data(0, "low", 0));
-        assert_eq!(out.state, Some(json!({"seq": 2})));
-        let logs = host.logs.borrow();
-        assert_eq!(logs.len(), 1);
-        assert_eq!(logs[0], (Level::Warn, "topology_queries_failed".to_string()));
-    }
-
-    #[test]
-    fn odd_answers_are_skipped() {
-        let mut edges = Vec::new();
-        let family = &FAMILIES[0];
-        edges_in(&json!({"result": "nope"}), family, &mut edges);
-        edges_in(
-            &json!({"result": [{"metric": {"service": "a", "target_service": "b"}}, 5, {"metric": {"service": "c", "target_service": "d"}}]}),
-            family,
-            &mut edges,
-        );
-        edges_in(&json!({"result": [{"metric": {"service": "a", "target_service": 7}}, {}]}), family, &mut edges);
-        assert_eq!(edges, vec![Edge { source: "a".into(), target: "b".into(), edge_type: "service" }]);
-    }
-
-    #[test]
-    fn no_named_manifests_means_no_queries() {
-        let host = FakeHost::new().with_manifests(json!([{"name": ""}, {}]));
-        run(&host, &input());
-        assert!(host.instant_calls.borrow().is_empty());
-        assert!(host.submitted.borrow().is_empty());
-    }
-}
+#[path = "topology_tests.rs"]
+mod tests;
