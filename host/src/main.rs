@@ -106,7 +106,11 @@ fn main() -> ExitCode {
         _ => "info,wasmtime=warn,cranelift=warn",
     };
     // Installed, and dropped (flushing traces), outside the runtime: see ops/logging.
-    let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default);
+    let level = match &cli.command {
+        Command::Serve(a) => a.ops.log_level.clone(),
+        _ => None,
+    };
+    let _logging = nthlayer_host::ops::logging::init(&cli.log_format, default, level.as_deref());
     nthlayer_host::runtime::heap::tune();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the async runtime");
     rt.block_on(command(cli, argv))

@@ -14,4 +14,8 @@ pub struct OpsArgs {
     /// Do not record metrics (every recorder becomes one atomic load; /metrics answers 404).
     #[arg(long, env = "NTHLAYER_NO_METRICS")]
     pub no_metrics: bool,
+    /// What is logged, in RUST_LOG's syntax (`debug`, `info,nthlayer_host::outbox=debug`).
+    /// Overrides RUST_LOG when given; changed by a reload without a restart.
+    #[arg(long, env = "NTHLAYER_LOG_LEVEL", value_name = "DIRECTIVES")]
+    pub log_level: Option<String>,
 }

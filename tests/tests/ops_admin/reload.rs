@@ -2,7 +2,7 @@
 //! raised limit, a tightened grant (a record kind, then a capability, counted in
 //! `/metrics`), a changed interval (the spacing of the next cycles); an invalid file
 //! refused with its key named and nothing changed; a key that needs a restart reported as
-//! such. All with one process: same pid, uptime going on.
+//! such; the log level changed. All with one process: same pid, uptime going on.
 
 use std::time::{Duration, Instant};
 
@@ -135,6 +135,20 @@ fn a_reload_applies_grants_limits_and_intervals_without_a_restart() {
     assert!(a.host.log().contains("reload: needs a restart"), "{}", a.host.log_tail(10));
     assert_eq!(metric(&metrics, "nthlayer_config_last_reload_successful"), Some(1.0));
     assert!(metric(&metrics, "nthlayer_config_last_reload_success_timestamp_seconds").unwrap() > 1.7e9);
+
+    // The log level: no DEBUG line at the start's level; `debug` in the file turns them on,
+    // a level that does not parse is refused like any bad key.
+    let debug_lines =
+        |a: &Admin| a.host.log().lines().filter(|l| l.contains("\"level\":\"DEBUG\"") || l.contains(" DEBUG ")).count();
+    assert_eq!(debug_lines(&a), 0, "{}", a.host.log_tail(5));
+    std::fs::write(&file, config("[log]", 100, 2, "host:\n  log-level: \"info,nthlayer_host=debug\"\n")).unwrap();
+    let (code, v) = a.post("/-/reload", vec![]);
+    assert_eq!(code, 200, "{v}");
+    wait_until("DEBUG lines after the reload", Duration::from_secs(30), || (debug_lines(&a) > 0).then_some(()));
+    std::fs::write(&file, config("[log]", 100, 2, "host:\n  log-level: \"nthlayer_host=loud\"\n")).unwrap();
+    let (code, v) = a.post("/-/reload", vec![]);
+    assert_eq!(code, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("log-level"), "{v}");
 
     // One process all along.
     assert!(a.host.is_running());

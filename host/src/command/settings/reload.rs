@@ -28,7 +28,7 @@ type Values = BTreeMap<String, Vec<String>>;
 
 /// Flags (long names) whose new value a reload applies: the modules' own knobs (which
 /// include their intervals) and these.
-const LIVE: [&str; 5] = ["interval", "limits", "grant", "llm", "failed-cycle-retry-seconds"];
+const LIVE: [&str; 6] = ["interval", "limits", "grant", "llm", "failed-cycle-retry-seconds", "log-level"];
 
 /// Why a key needs a restart, by the first matching prefix of its long name.
 const RESTART: [(&str, &str); 13] = [
@@ -126,7 +126,20 @@ pub fn reloader(live: Live) -> Option<crate::ops::admin::Reload> {
         let next = read(cmd, argv)?;
         let mut running = running.lock().expect("reload lock");
         let (applied, restart) = diff(&running, &next.values);
+        // Checked before anything applies: a bad level must leave the rest unchanged too.
+        let level = next.values.get("log-level").and_then(|v| v.last()).cloned();
+        if let Some(l) = &level {
+            crate::ops::logging::parse_level(l).map_err(|e| anyhow::anyhow!("host.log-level: {e}"))?;
+        }
         let rights = live.apply(next.config, &next.grants, next.llm)?;
+        // Also when the key left the file: back to the level the process started with.
+        if running.get("log-level") != next.values.get("log-level") {
+            crate::ops::logging::set_level(level.as_deref()).map_err(anyhow::Error::msg)?;
+            tracing::info!(%caller, level = level.as_deref().unwrap_or("(as at start)"), "reload: log level applied");
+            if level.is_none() {
+                running.remove("log-level");
+            }
+        }
         for e in &applied {
             tracing::info!(%caller, key = %e["key"], old = %e["old"], new = %e["new"], "reload: applied");
             running.insert(

@@ -8,7 +8,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::{Layer, Registry};
+use tracing_subscriber::Layer;
 
 pub struct Otel {
     provider: SdkTracerProvider,
@@ -33,7 +33,10 @@ impl Otel {
         Some(Otel { provider })
     }
 
-    pub fn layer(&self) -> impl Layer<Registry> + Send + Sync {
+    pub fn layer<S>(&self) -> impl Layer<S> + Send + Sync
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a> + Send + Sync,
+    {
         tracing_opentelemetry::layer().with_tracer(self.provider.tracer("nthlayer-host"))
     }
 
