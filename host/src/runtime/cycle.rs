@@ -55,6 +55,9 @@ pub struct CycleOutcome<H> {
     pub result: Option<Value>,
     pub emitted: u32,
     pub cpu_ms: u64,
+    /// The cycle's peak footprint in the host: its guest's linear memory plus the effects it
+    /// held for the commit. What the memory budget (policy/memory.rs) admits cycles by.
+    pub memory_bytes: usize,
     pub log_dropped: u32,
     /// Effects the cycle held for its commit (the store data's, see [`CycleData::finish`]).
     pub held: H,
@@ -253,6 +256,7 @@ impl<T: CycleData> Runtime<T> {
             Ok(Ok(Ok(out))) => out,
         };
         let cpu_ms = clock(store.data().sandbox_ref()).used().as_millis() as u64;
+        let guest_memory = store.data().sandbox_ref().limiter.memory_in_use;
         let done = store.data_mut().finish();
         if let Some(why) = done.refused {
             return Err(CycleError::Output(why));
@@ -262,6 +266,7 @@ impl<T: CycleData> Runtime<T> {
             result: parse_output("result", out.result, limits.max_result_bytes)?,
             emitted: done.emitted.max(out.emitted),
             cpu_ms,
+            memory_bytes: guest_memory + done.held_bytes,
             log_dropped: done.log_dropped,
             held: done.held,
         })

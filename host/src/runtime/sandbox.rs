@@ -93,6 +93,8 @@ pub trait CycleData: WasiView + Send + Sized + 'static {
 /// What a finished cycle's data hands back besides the guest's output.
 pub struct Finished<H> {
     pub held: H,
+    /// What holding `held` costs the host, in real bytes.
+    pub held_bytes: usize,
     pub emitted: u32,
     pub log_dropped: u32,
     /// A per-cycle bound the rooms enforced outside wasm (records, held bytes): the cycle

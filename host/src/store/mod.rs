@@ -114,6 +114,7 @@ impl CycleData for StoreData {
         let core = std::mem::take(&mut self.rooms.core.held.effects);
         let arbiter = std::mem::take(&mut self.rooms.arbiter.held.effects);
         Finished {
+            held_bytes: self.rooms.core.held.bytes + self.rooms.arbiter.held.bytes,
             emitted: self.rooms.core.emitted + arbiter.len() as u32,
             held: core.into_iter().chain(arbiter).collect(),
             log_dropped: self.rooms.log.dropped,
