@@ -30,6 +30,7 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     let heartbeat = Heartbeat::new(core.clone(), args.instance_id.clone(), status.clone(), Some(outbox.clone()));
     let services = env.services.clone();
     let scheduler = Scheduler::new(env, StateStore::new(core), status.clone(), args.scheduler.max_concurrent_cycles);
+    scheduler.set_memory_budget(args.scheduler.cycle_memory_budget_mib);
     scheduler.add_hook(outbox.clone());
     let ha = crate::ha::start(&args.ha, &args.instance_id, &status, &scheduler).await?;
     let live = crate::command::settings::apply::Live {

@@ -35,6 +35,12 @@ pub struct SwapArgs {
 /// `--failed-cycle-retry-seconds`' default, also `HostConfig::default`'s.
 pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
 
+/// Off unless asked for: with a budget, a task's first cycle runs alone (its cost is not
+/// known yet), so a module whose first cycle runs to its wall limit delays every other
+/// task's first cycle by as much — a trade of start-up latency for a bounded peak that the
+/// operator makes, not the host (docs/OPERATIONS.md, "Memory").
+pub const DEFAULT_CYCLE_MEMORY_BUDGET_MIB: u64 = 0;
+
 /// When tasks run and how many at once (scheduler.rs).
 #[derive(Debug, Clone, clap::Args)]
 pub struct SchedulerArgs {
@@ -46,6 +52,11 @@ pub struct SchedulerArgs {
     /// first-served; a module's cycles in flight are capped by its `max_concurrent` limit.
     #[arg(long, default_value_t = 8)]
     pub max_concurrent_cycles: usize,
+    /// Memory that cycles in flight may hold together, MiB (their guests' linear memory and
+    /// held records, each task counted by its last cycle; policy/memory.rs). A task whose cost
+    /// is not known yet, or above the budget, runs alone. 0: no budget.
+    #[arg(long, default_value_t = DEFAULT_CYCLE_MEMORY_BUDGET_MIB)]
+    pub cycle_memory_budget_mib: u64,
     /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_seconds: u64,

@@ -57,6 +57,8 @@ pub struct Scheduler {
     /// Execution slots (`--max-concurrent-cycles`): held only while guest code runs, taken
     /// back at every host call (see [`crate::policy::shares`]).
     slots: Arc<Semaphore>,
+    /// Memory cycles in flight may hold together (`--cycle-memory-budget-mib`); unset: none.
+    memory: std::sync::OnceLock<crate::policy::memory::MemoryBudget>,
     /// Each module's cap on its cycles in flight (its `max_concurrent` limit).
     shares: crate::policy::shares::Shares,
     hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
@@ -141,6 +143,7 @@ impl Scheduler {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            memory: Default::default(),
             shares: Default::default(),
             hooks: Mutex::new(Vec::new()),
             unsaved: Mutex::new(BTreeMap::new()),
@@ -148,6 +151,14 @@ impl Scheduler {
             control: Default::default(),
             shards: Default::default(),
         })
+    }
+
+    /// Admits later cycles against a memory budget of `mib` MiB (policy/memory.rs); 0 or a
+    /// second call: nothing changes.
+    pub fn set_memory_budget(&self, mib: u64) {
+        if let Some(b) = crate::policy::memory::MemoryBudget::new(mib) {
+            let _ = self.memory.set(b);
+        }
     }
 
     /// Adds a hook around every later cycle (see [`CycleHook`]); hooks run in the order added.
@@ -287,6 +298,10 @@ impl Scheduler {
     ) -> Ran {
         let module = &serving.module;
         let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
+        let _memory = match self.memory.get() {
+            Some(budget) => Some(budget.admit(task).await),
+            None => None,
+        };
         let info = CycleInfo {
             module: module.meta.name.clone(),
             version: module.meta.version.clone(),
@@ -322,6 +337,9 @@ impl Scheduler {
             (r, _) => r,
         };
         let elapsed = started.elapsed();
+        if let (Ok(out), Some(budget)) = (&r, self.memory.get()) {
+            budget.observed(task, out.memory_bytes);
+        }
         let (ok, error, emitted, cpu_ms) = match &r {
             Ok(out) => (true, None, out.emitted, Some(out.cpu_ms)),
             Err(e) => (false, Some(e.clone()), 0, None),
@@ -345,7 +363,8 @@ impl Scheduler {
         });
         let out = match r {
             Ok(out) => {
-                tracing::info!(%task, module = %module.label(), ms = elapsed.as_millis() as u64, emitted = out.emitted, cpu_ms = out.cpu_ms, "cycle ok");
+                tracing::info!(%task, module = %module.label(), ms = elapsed.as_millis() as u64, emitted = out.emitted,
+                    cpu_ms = out.cpu_ms, memory_kb = out.memory_bytes >> 10, "cycle ok");
                 if out.log_dropped > 0 {
                     tracing::warn!(%task, dropped = out.log_dropped, "module exceeded its log line limit; lines dropped");
                 }

@@ -15,5 +15,6 @@ pub mod config;
 pub mod emissions;
 pub mod grants;
 pub mod limits;
+pub mod memory;
 pub mod shares;
 pub mod table;

@@ -31,7 +31,7 @@ type Values = BTreeMap<String, Vec<String>>;
 const LIVE: [&str; 6] = ["interval", "limits", "grant", "llm", "failed-cycle-retry-seconds", "log-level"];
 
 /// Why a key needs a restart, by the first matching prefix of its long name.
-const RESTART: [(&str, &str); 13] = [
+const RESTART: [(&str, &str); 14] = [
     ("listen", "the HTTP listener is bound at start-up"),
     ("admin-listen", "the admin listener is bound at start-up"),
     ("admin-token-file", "the token file's path is fixed at start-up (its content is re-read on every reload)"),
@@ -45,6 +45,7 @@ const RESTART: [(&str, &str); 13] = [
     ("trusted-dir", "trust is decided when a file loads"),
     ("core-url", "the core client is built at start-up"),
     ("max-concurrent-cycles", "the execution slots are sized at start-up"),
+    ("cycle-memory-budget-mib", "the memory budget is sized at start-up"),
 ];
 
 fn restart_reason(key: &str) -> &'static str {
