@@ -47,8 +47,12 @@ fn main() {
         if prebuilt {
             println!("cargo:rerun-if-changed={}", src.display());
         }
-        code +=
-            &format!("    Embedded {{ name: {name:?}, bytes: include_bytes!({:?}) }},\n", dst.display().to_string());
+        let bytes = std::fs::read(&dst).unwrap_or_else(|e| panic!("built-in module {name}: {e}"));
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        code += &format!(
+            "    Embedded {{ name: {name:?}, sha256: {sha256:?}, bytes: include_bytes!({:?}) }},\n",
+            dst.display().to_string()
+        );
     }
     code += "];\n";
     std::fs::write(out.join("embedded.rs"), code).unwrap();

@@ -59,5 +59,6 @@ pub async fn load(args: &ServeArgs, only_builtin: Option<&str>, background: bool
     .with_builtins(builtins)
     .with_background_compile(background);
     let failures = watcher.initial_load(None).await;
+    builtin::release_pages();
     Ok(Loaded { env, registry, watcher, failures, grants })
 }

@@ -7,14 +7,14 @@
 //! (docs/SANDBOX.md) — never because of the name it gives itself.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use sha2::{Digest, Sha256};
 
 /// One embedded component.
 pub struct Embedded {
     /// The module name it must describe itself as (checked at load).
     pub name: &'static str,
+    /// Of `bytes`, computed by the build: knowing a built-in's identity (grants, the
+    /// artifact cache) must not read its bytes back in (see [`release_pages`]).
+    pub sha256: &'static str,
     pub bytes: &'static [u8],
 }
 
@@ -27,18 +27,12 @@ impl Embedded {
     }
 
     pub fn sha256(&self) -> &'static str {
-        let i = EMBEDDED.iter().position(|e| std::ptr::eq(e, self)).expect("an EMBEDDED entry");
-        &hashes()[i]
+        self.sha256
     }
 }
 
 /// How embedded components' paths start; no file path does.
 pub const EMBEDDED_PREFIX: &str = "embedded:";
-
-fn hashes() -> &'static [String] {
-    static H: OnceLock<Vec<String>> = OnceLock::new();
-    H.get_or_init(|| EMBEDDED.iter().map(|e| hex::encode(Sha256::digest(e.bytes))).collect())
-}
 
 /// Every embedded component.
 pub fn all() -> &'static [Embedded] {
@@ -51,5 +45,35 @@ pub fn get(name: &str) -> Option<&'static Embedded> {
 
 /// Whether `sha256` is the hash of a component embedded in this binary.
 pub fn is_embedded_sha256(sha256: &str) -> bool {
-    hashes().iter().any(|h| h == sha256)
+    EMBEDDED.iter().any(|e| e.sha256 == sha256)
+}
+
+/// Gives back the resident pages of the embedded components' bytes once they are loaded.
+///
+/// They are read once at start-up (inspected, compiled or found in the artifact cache) and
+/// then not again unless a built-in is loaded anew; left alone they stay in the process's
+/// RSS for good — 3.5 MB for the five built-ins, a tenth of an idle host (docs/BENCH.md,
+/// "Memory"). The bytes are read-only data of the executable's file mapping, so the kernel
+/// reads them back from the file if they are touched again: nothing is lost. Linux only;
+/// MADV_PAGEOUT drops them from the page cache too, MADV_DONTNEED (kernels before 5.4) only
+/// from this process.
+pub fn release_pages() {
+    #[cfg(target_os = "linux")]
+    for e in EMBEDDED {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let (start, end) = (e.bytes.as_ptr() as usize, e.bytes.as_ptr() as usize + e.bytes.len());
+        // Whole pages inside the slice only: the pages at either end hold other data too.
+        let (first, last) = (start.div_ceil(page) * page, end / page * page);
+        if last <= first {
+            continue;
+        }
+        let (addr, len) = (first as *mut libc::c_void, last - first);
+        // SAFETY: the range lies inside a read-only, file-backed static that nothing writes;
+        // advising it away only makes the next read fault the same bytes back in.
+        let r = unsafe { libc::madvise(addr, len, libc::MADV_PAGEOUT) };
+        if r != 0 && unsafe { libc::madvise(addr, len, libc::MADV_DONTNEED) } != 0 {
+            tracing::debug!(module = e.name, error = %std::io::Error::last_os_error(), "cannot release the built-in's pages");
+        }
+    }
 }
