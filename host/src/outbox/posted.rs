@@ -3,8 +3,6 @@
 //! command (`gate`, `run`), which posts directly, calls it after its own post, so both paths
 //! log and wake the same way.
 
-use serde_json::Value;
-
 use crate::backend::envelope::{Emitted, RecordKind};
 use crate::wake::WakeBus;
 
@@ -27,14 +25,17 @@ pub fn posted(bus: &WakeBus, p: Posted<'_>) {
         RecordKind::Assessment => "assessment",
         RecordKind::Verdict => "verdict",
     };
-    // Parsed once here, for the log line and the wake rules (held records are text).
-    let map = p.record.record().unwrap_or_default();
+    // The subtype and service are read without parsing the record (held records are text);
+    // the map the wake rules test is built only when a rule names this subtype.
+    let (sub, service) = p.record.labels();
     let component = &p.record.component;
-    let sub = map.get("kind").or_else(|| map.get("type")).and_then(Value::as_str).unwrap_or("");
-    let service = map.get("service").and_then(Value::as_str).unwrap_or("");
     // Per record, so debug: the sender logs one `delivered to core` line per task and pass.
-    tracing::debug!(task = %p.task, component = %component, id = %p.id, kind = sub, service,
+    tracing::debug!(task = %p.task, component = %component, id = %p.id, kind = %sub, service = %service,
         duplicate = p.duplicate, spooled_ms = p.spooled_ms, "posted {what}");
+    if !bus.wants(p.record.kind, &sub) {
+        return;
+    }
+    let map = p.record.record().unwrap_or_default();
     let woken = bus.publish(p.task, p.record.kind, &map, p.id);
     if !woken.is_empty() {
         tracing::debug!(task = %p.task, id = %p.id, ?woken, "record wakes subscribed tasks");
