@@ -27,6 +27,8 @@ pub const COMPONENT: &str = "workers";
 #[derive(Clone)]
 pub struct CoreClient {
     http: Client,
+    /// Kept to build a client of the same kind with its own connections.
+    timeout: Duration,
     base: String,
     retry: RetryPolicy,
     deployment_id: String,
@@ -67,6 +69,7 @@ impl CoreClient {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
         Ok(CoreClient {
             http,
+            timeout,
             base: base.trim_end_matches('/').to_string(),
             retry,
             deployment_id: "default".into(),
@@ -83,6 +86,14 @@ impl CoreClient {
     /// A copy with another retry policy (e.g. none at shutdown).
     pub fn with_retry(&self, retry: RetryPolicy) -> Self {
         CoreClient { retry, ..self.clone() }
+    }
+
+    /// A copy with its own connection pool (the breaker still shared): the outbox's sender
+    /// runs on its own thread and runtime, and a connection lives on the runtime that opened
+    /// it, so sharing the pool would hop every response between runtimes.
+    pub fn with_own_connections(&self) -> anyhow::Result<Self> {
+        let http = Client::builder().user_agent(user_agent()).timeout(self.timeout).build()?;
+        Ok(CoreClient { http, ..self.clone() })
     }
 
     /// The base URL requests go to.
