@@ -24,7 +24,10 @@ where
     let spawned = std::thread::Builder::new().name(name.to_string()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
-            Err(e) => return tracing::warn!(error = %e, "cannot build the delivery runtime; delivering on the host's"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the delivery runtime; delivering on the host's");
+                return;
+            }
         };
         let Some(make) = theirs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else { return };
         rt.block_on(make());
