@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::Retryable;
+use bytes::Bytes;
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
@@ -25,6 +27,8 @@ pub const COMPONENT: &str = "workers";
 #[derive(Clone)]
 pub struct CoreClient {
     http: Client,
+    /// Kept to build a client of the same kind with its own connections.
+    timeout: Duration,
     base: String,
     retry: RetryPolicy,
     deployment_id: String,
@@ -65,6 +69,7 @@ impl CoreClient {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
         Ok(CoreClient {
             http,
+            timeout,
             base: base.trim_end_matches('/').to_string(),
             retry,
             deployment_id: "default".into(),
@@ -81,6 +86,14 @@ impl CoreClient {
     /// A copy with another retry policy (e.g. none at shutdown).
     pub fn with_retry(&self, retry: RetryPolicy) -> Self {
         CoreClient { retry, ..self.clone() }
+    }
+
+    /// A copy with its own connection pool (the breaker still shared): the outbox's sender
+    /// runs on its own thread and runtime, and a connection lives on the runtime that opened
+    /// it, so sharing the pool would hop every response between runtimes.
+    pub fn with_own_connections(&self) -> anyhow::Result<Self> {
+        let http = Client::builder().user_agent(user_agent()).timeout(self.timeout).build()?;
+        Ok(CoreClient { http, ..self.clone() })
     }
 
     /// The base URL requests go to.
@@ -105,7 +118,7 @@ impl CoreClient {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<Bytes>,
     ) -> Result<Answer, ClientError> {
         let url = format!("{}{}", self.base, path);
         let attempts = AtomicUsize::new(0);
@@ -117,7 +130,7 @@ impl CoreClient {
                 Admit::Reject(down) => return Err(Attempt::Open(down)),
             }
             attempts.fetch_add(1, Ordering::Relaxed);
-            let r = self.attempt(&method, &url, query, body).await;
+            let r = self.attempt(&method, &url, query, body.clone()).await;
             match &r {
                 Err(_) => self.breaker.failed(),
                 Ok(_) => self.breaker.answered(),
@@ -164,11 +177,14 @@ impl CoreClient {
         method: &Method,
         url: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<Bytes>,
     ) -> Result<(u16, Vec<u8>), Attempt> {
-        let mut req = self.http.request(method.clone(), url).query(query);
+        let mut req = self.http.request(method.clone(), url);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
         if let Some(b) = body {
-            req = req.json(b);
+            req = req.header(CONTENT_TYPE, "application/json").body(b);
         }
         let resp = req.send().await.map_err(|e| Attempt::Transport(describe(&e)))?;
         let status = resp.status().as_u16();
@@ -187,7 +203,7 @@ impl CoreClient {
     }
 
     async fn post_json(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
-        match self.send(Method::POST, path, &[], Some(body)).await? {
+        match self.send(Method::POST, path, &[], Some(json_bytes(body))).await? {
             Answer::Body(bytes) => parse(&bytes),
             Answer::StoredEarlier => {
                 Ok(json!({"id": body.get("id").or_else(|| body.pointer("/data/id")).cloned().unwrap_or(Value::Null)}))
@@ -206,7 +222,7 @@ impl CoreClient {
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.
     pub async fn submit(&self, record: &Emitted) -> Result<String, ClientError> {
         // A record that is not a JSON object never reaches the wire: core would refuse it.
-        let envelope = record.envelope(&self.deployment_id).map_err(|why| ClientError::Rejected {
+        let envelope = record.envelope_bytes(&self.deployment_id).map_err(|why| ClientError::Rejected {
             status: 0,
             code: "record".into(),
             detail: Value::String(why),
@@ -215,7 +231,11 @@ impl CoreClient {
             RecordKind::Assessment => "/assessments",
             RecordKind::Verdict => "/verdicts",
         };
-        let reply = self.post_json(path, &envelope).await?;
+        // Core's answer is `{"id"}`; an earlier attempt's 409 means it holds the record's own id.
+        let reply = match self.send(Method::POST, path, &[], Some(envelope.into())).await? {
+            Answer::Body(bytes) => parse(&bytes)?,
+            Answer::StoredEarlier => return Ok(record.id.clone()),
+        };
         Ok(match reply.get("id") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),
@@ -280,13 +300,19 @@ impl CoreClient {
     }
 
     pub async fn put_component_state(&self, name: &str, body: &Value) -> Result<(), ClientError> {
-        self.send(Method::PUT, &format!("/component-state/{}", segment(name)), &[], Some(body)).await.map(|_| ())
+        let path = format!("/component-state/{}", segment(name));
+        self.send(Method::PUT, &path, &[], Some(json_bytes(body))).await.map(|_| ())
     }
 
     pub async fn heartbeat(&self, component: &str, instance_id: &str, state: &Value) -> Result<(), ClientError> {
         let body = json!({"component": component, "instance_id": instance_id, "state": state});
-        self.send(Method::POST, "/heartbeats", &[], Some(&body)).await.map(|_| ())
+        self.send(Method::POST, "/heartbeats", &[], Some(json_bytes(&body))).await.map(|_| ())
     }
+}
+
+/// A body serialized once, shared by every retry of its request.
+fn json_bytes(v: &Value) -> Bytes {
+    Bytes::from(v.to_string().into_bytes())
 }
 
 fn parse(body: &[u8]) -> Result<Value, ClientError> {

@@ -131,6 +131,20 @@ impl Emitted {
     pub fn envelope(&self, deployment_id: &str) -> Result<Value, String> {
         Ok(wrap_owned(self.kind, self.record()?, &self.component, deployment_id))
     }
+
+    /// The record's subtype (`kind` / `type`, as the envelope reads it) and service, each
+    /// "" when absent or not a string, read without building the record's map.
+    pub fn labels(&self) -> (String, String) {
+        bytes::labels(self)
+    }
+
+    /// The envelope as the bytes POSTed: the same JSON as [`Emitted::envelope`] written, with
+    /// the record's own text as `data`. Delivery posts thousands of records a cycle, and
+    /// parsing each into a map only to write it out again was most of the host's CPU per
+    /// record; only the few fields the envelope names are read here (envelope_bytes.rs).
+    pub fn envelope_bytes(&self, deployment_id: &str) -> Result<Vec<u8>, String> {
+        bytes::write(self, deployment_id)
+    }
 }
 
 /// Wraps `record` (which must be a JSON object with an `id`) for POST /assessments or
@@ -141,18 +155,12 @@ pub fn wrap(kind: RecordKind, record: &Map<String, Value>, component: &str, depl
 
 /// As [`wrap`], taking the record (no copy of it into `data`).
 pub fn wrap_owned(kind: RecordKind, record: Map<String, Value>, component: &str, deployment_id: &str) -> Value {
-    let subtype = record.get(kind.subtype_key()).and_then(Value::as_str).unwrap_or("unknown");
-    let subtype = if kind.known().contains(&subtype) { subtype } else { "unknown" };
     let time = record.get("created_at").cloned().unwrap_or_else(|| Value::String(now_iso()));
-    // Python truthiness: only a non-empty string (or other truthy value) gets a subject.
-    let subject = record.get("service").filter(|s| truthy(s)).map(|service| {
-        let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
-        Value::String(format!("component:default/{service}"))
-    });
+    let subject = subject(record.get("service")).map(Value::String);
     let mut env = json!({
         "specversion": "1.0",
-        "type": format!("io.nthlayer.{}.{}.v1", kind.prefix(), subtype),
-        "source": format!("urn:nthlayer:{component}:{deployment_id}"),
+        "type": ce_type(kind, record.get(kind.subtype_key())),
+        "source": source(component, deployment_id),
         "id": record.get("id").cloned().unwrap_or(Value::Null),
         "time": time,
         "datacontenttype": "application/json",
@@ -162,6 +170,26 @@ pub fn wrap_owned(kind: RecordKind, record: Map<String, Value>, component: &str,
         env["subject"] = subject;
     }
     env
+}
+
+/// `io.nthlayer.<assessment|verdict>.<subtype>.v1`; a subtype that is not a known string is `unknown`.
+fn ce_type(kind: RecordKind, subtype: Option<&Value>) -> String {
+    let subtype = subtype.and_then(Value::as_str).filter(|s| kind.known().contains(s)).unwrap_or("unknown");
+    format!("io.nthlayer.{}.{}.v1", kind.prefix(), subtype)
+}
+
+/// `urn:nthlayer:<component>:<deployment>`.
+fn source(component: &str, deployment_id: &str) -> String {
+    format!("urn:nthlayer:{component}:{deployment_id}")
+}
+
+/// `component:default/<service>`. Python truthiness: only a non-empty string (or other
+/// truthy value) gets a subject; a service that is not a string is named by its JSON.
+fn subject(service: Option<&Value>) -> Option<String> {
+    service.filter(|s| truthy(s)).map(|service| {
+        let service = service.as_str().map(str::to_string).unwrap_or_else(|| service.to_string());
+        format!("component:default/{service}")
+    })
 }
 
 fn truthy(v: &Value) -> bool {
@@ -179,6 +207,9 @@ fn truthy(v: &Value) -> bool {
 pub fn now_iso() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)
 }
+
+#[path = "envelope_bytes.rs"]
+mod bytes;
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub mod schema;
 pub mod sender;
 pub mod spool;
 pub mod state;
+mod thread;
 
 pub use effects::{Effect, Held};
 

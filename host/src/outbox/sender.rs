@@ -187,8 +187,20 @@ impl Sender {
         }
     }
 
+    /// Delivers until `shutdown`, on a thread and runtime of its own (thread.rs), with its
+    /// own connections to core.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let core = self.core();
+        super::thread::run("nthlayer-delivery", move || self.serve(shutdown)).await
+    }
+
+    async fn serve(self: Arc<Self>, shutdown: CancellationToken) {
+        let core = match self.targets.core.with_own_connections() {
+            Ok(own) => own.with_retry(RetryPolicy::none()),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the sender's own client for core; sharing the host's");
+                self.core()
+            }
+        };
         let mut last_report = Instant::now();
         loop {
             let pass = self.pass(&core, false).await;

@@ -187,6 +187,14 @@ impl WakeBus {
         self.lock().values().flat_map(|s| s.rules.iter().map(|r| (r.record, r.kind.clone()))).collect()
     }
 
+    /// Whether a record of this kind and subtype could wake anything: a subscribed task's
+    /// rule names it, or a relay passes every record on. Delivery asks first, so the records
+    /// nothing listens for (most of a collect cycle's) are never parsed into a map.
+    pub fn wants(&self, record: RecordKind, subtype: &str) -> bool {
+        self.relay.get().is_some()
+            || self.lock().values().any(|s| s.rules.iter().any(|r| r.record == record && r.kind == subtype))
+    }
+
     /// Called once core has accepted `map` from `from_task`: wakes every other task with a
     /// matching rule, here and (through the relay) on other replicas. Returns the tasks woken here.
     pub fn publish(&self, from_task: &str, record: RecordKind, map: &Map<String, Value>, id: &str) -> Vec<String> {
