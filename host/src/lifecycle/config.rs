@@ -38,7 +38,7 @@ pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
 /// Off unless asked for: with a budget, a task's first cycle runs alone (its cost is not
 /// known yet), so a module whose first cycle runs to its wall limit delays every other
 /// task's first cycle by as much — a trade of start-up latency for a bounded peak that the
-/// operator makes, not the host (docs/OPERATIONS.md, "Memory").
+/// operator makes, not the host (docs/SANDBOX.md, "Fair shares").
 pub const DEFAULT_CYCLE_MEMORY_BUDGET_MIB: u64 = 0;
 
 /// When tasks run and how many at once (scheduler.rs).
