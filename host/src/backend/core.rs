@@ -66,7 +66,7 @@ impl CoreClient {
     /// A client whose records' CloudEvents source names the deployment `default` (the
     /// reference's when `NTHLAYER_DEPLOYMENT_ID` is unset; see [`Self::with_deployment_id`]).
     pub fn new(base: &str, retry: RetryPolicy, timeout: Duration) -> anyhow::Result<Self> {
-        let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
+        let http = http_client(timeout)?;
         Ok(CoreClient {
             http,
             timeout,
@@ -92,8 +92,7 @@ impl CoreClient {
     /// runs on its own thread and runtime, and a connection lives on the runtime that opened
     /// it, so sharing the pool would hop every response between runtimes.
     pub fn with_own_connections(&self) -> anyhow::Result<Self> {
-        let http = Client::builder().user_agent(user_agent()).timeout(self.timeout).build()?;
-        Ok(CoreClient { http, ..self.clone() })
+        Ok(CoreClient { http: http_client(self.timeout)?, ..self.clone() })
     }
 
     /// The base URL requests go to.
@@ -308,6 +307,10 @@ impl CoreClient {
         let body = json!({"component": component, "instance_id": instance_id, "state": state});
         self.send(Method::POST, "/heartbeats", &[], Some(json_bytes(&body))).await.map(|_| ())
     }
+}
+
+fn http_client(timeout: Duration) -> reqwest::Result<Client> {
+    Client::builder().user_agent(user_agent()).timeout(timeout).build()
 }
 
 /// A body serialized once, shared by every retry of its request.

@@ -59,3 +59,28 @@ async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
     assert!(after[0].ok && !after[0].state_saved && after[0].cycle.task == "swapper", "{after:?}");
     assert_eq!(status.tasks()["swapper"]["ok"], 1);
 }
+
+/// With a budget, a cycle is admitted and its measured cost (guest memory + held records)
+/// becomes its task's estimate: the first cycle of a task is admitted as the whole budget,
+/// the next by what the first one really used.
+#[tokio::test]
+async fn a_budget_learns_each_task_cost_from_its_cycles() {
+    let component = nthlayer_test_paths::components::SWAPPER_V1.built();
+    let services = Arc::new(Services::offline().unwrap());
+    let core = services.backends.core.with_retry(RetryPolicy::none());
+    let config = LiveConfig::shared(Default::default());
+    let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services, config };
+    let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
+    let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
+    let sched = Scheduler::new(env, StateStore::new(core), status, 2);
+    sched.set_memory_budget(64);
+    let budget = sched.memory.get().expect("a budget of 64 MiB is set");
+    assert_eq!(budget.estimate("swapper"), 64 * 1024, "unknown: the whole budget");
+    let slot = Arc::new(ModuleSlot::new(Serving::bare(module), 3));
+    let ran = sched.cycle(&slot, &slot.serving(), "swapper", None).await;
+    assert!(ran.ok);
+    let learned = budget.estimate("swapper");
+    // A guest has at least one 64 KiB page; this one is far below 64 MiB.
+    assert!((64..64 * 1024).contains(&learned), "{learned} KiB");
+    assert_eq!(budget.available(), 64 * 1024, "the cycle's place is given back");
+}

@@ -59,21 +59,26 @@ pub fn is_embedded_sha256(sha256: &str) -> bool {
 /// from this process.
 pub fn release_pages() {
     #[cfg(target_os = "linux")]
-    for e in EMBEDDED {
+    {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
-        let (start, end) = (e.bytes.as_ptr() as usize, e.bytes.as_ptr() as usize + e.bytes.len());
-        // Whole pages inside the slice only: the pages at either end hold other data too.
-        let (first, last) = (start.div_ceil(page) * page, end / page * page);
-        if last <= first {
-            continue;
-        }
-        let (addr, len) = (first as *mut libc::c_void, last - first);
-        // SAFETY: the range lies inside a read-only, file-backed static that nothing writes;
-        // advising it away only makes the next read fault the same bytes back in.
-        let r = unsafe { libc::madvise(addr, len, libc::MADV_PAGEOUT) };
-        if r != 0 && unsafe { libc::madvise(addr, len, libc::MADV_DONTNEED) } != 0 {
-            tracing::debug!(module = e.name, error = %std::io::Error::last_os_error(), "cannot release the built-in's pages");
-        }
+        EMBEDDED.iter().for_each(|e| release(e, page));
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn release(e: &Embedded, page: usize) {
+    let (start, end) = (e.bytes.as_ptr() as usize, e.bytes.as_ptr() as usize + e.bytes.len());
+    // Whole pages inside the slice only: the pages at either end hold other data too.
+    let (first, last) = (start.div_ceil(page) * page, end / page * page);
+    if last <= first {
+        return;
+    }
+    let (addr, len) = (first as *mut libc::c_void, last - first);
+    // SAFETY: the range lies inside a read-only, file-backed static that nothing writes;
+    // advising it away only makes the next read fault the same bytes back in.
+    let r = unsafe { libc::madvise(addr, len, libc::MADV_PAGEOUT) };
+    if r != 0 && unsafe { libc::madvise(addr, len, libc::MADV_DONTNEED) } != 0 {
+        tracing::debug!(module = e.name, error = %std::io::Error::last_os_error(), "cannot release the built-in's pages");
     }
 }
