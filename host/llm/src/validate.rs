@@ -40,7 +40,7 @@ impl SchemaValidator {
             .iter_errors(value)
             .take(MAX_REPORTED + 1)
             .map(|e| {
-                let path = e.instance_path.to_string();
+                let path = e.instance_path().to_string();
                 let path = if path.is_empty() { "(root)".into() } else { path };
                 let mut msg = e.to_string();
                 if msg.len() > 300 {
