@@ -18,6 +18,8 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
     // Bound first: /health answers and /ready says "starting" while modules load.
     let ops = crate::ops::start(&args.ops).await?;
     let Loaded { env, registry, watcher, failures, grants } = load(&args, None, true).await?;
+    // Start-up's code (arguments, loading, compiling) is done with: give it back.
+    crate::runtime::resident::keep_releasing();
     if registry.all().is_empty() {
         tracing::warn!(failures, "no module loaded; the host serves nothing until one loads");
     }

@@ -16,6 +16,7 @@ pub mod heap;
 pub mod inspect;
 pub mod limiter;
 pub mod load;
+pub mod resident;
 pub mod sandbox;
 pub mod seeded;
 
