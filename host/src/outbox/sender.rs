@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::Semaphore;
 
 use super::pace::Pace;
-use super::posted::{posted, Posted};
+use super::posted::{posted_labeled, Posted};
 use super::retry::{classify, Backoff, Class, Fate};
 use super::spool::{Entry, What};
 use super::Outbox;
@@ -193,14 +193,19 @@ impl Sender {
         super::thread::run("nthlayer-delivery", move || self.serve(shutdown)).await
     }
 
-    async fn serve(self: Arc<Self>, shutdown: CancellationToken) {
-        let core = match self.targets.core.with_own_connections() {
+    /// The client the running sender delivers with: its own connections (thread.rs).
+    fn own_core(&self) -> CoreClient {
+        match self.targets.core.with_own_connections() {
             Ok(own) => own.with_retry(RetryPolicy::none()),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot build the sender's own client for core; sharing the host's");
                 self.core()
             }
-        };
+        }
+    }
+
+    async fn serve(self: Arc<Self>, shutdown: CancellationToken) {
+        let core = self.own_core();
         let mut last_report = Instant::now();
         loop {
             let pass = self.pass(&core, false).await;
@@ -402,13 +407,17 @@ impl Sender {
             Ok(r) => r,
             Err(why) => return Fate::Refused(0, why),
         };
-        let r = core.submit(&record).await;
+        let (envelope, labels) = match core.envelope(&record) {
+            Ok(written) => written,
+            Err(err) => return fate(Err(err)),
+        };
+        let r = core.submit_envelope(&record, envelope).await;
         let duplicate = matches!(&r, Err(ClientError::Rejected { status: 409, .. }));
         let f = if duplicate { Fate::Delivered } else { fate(r.map(|_| ())) };
         if let Fate::Delivered = f {
             let spooled_ms = chrono::Utc::now().timestamp_millis() - e.spooled_at_ms;
             let p = Posted { task: &e.lane, record: &record, id: &record.id, duplicate, spooled_ms };
-            posted(&self.targets.wake, p);
+            posted_labeled(&self.targets.wake, p, labels);
         }
         f
     }
