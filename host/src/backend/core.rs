@@ -148,7 +148,8 @@ impl CoreClient {
             }
             r
         };
-        let result = self.with_retries(once, &probing, path).await;
+        // No retries (the sender's client): one attempt, without the retry machinery.
+        let result = if self.retry.retries == 0 { once().await } else { self.with_retries(once, &probing, path).await };
         let n = attempts.load(Ordering::Relaxed);
         match result {
             Ok((status, bytes)) if (200..300).contains(&status) => Ok(Answer::Body(bytes)),
