@@ -49,6 +49,10 @@ use crate::wake::WakeBus;
 /// Entries read per lane per pass (deletes are batched per pass).
 const BATCH: usize = 256;
 
+/// How often the backlog is counted while delivery goes on: the count scans every
+/// undelivered entry, so once per pass of 256 grew with the square of a backlog.
+const RECOUNT: Duration = Duration::from_secs(1);
+
 /// Where the sender delivers: core, and the arbiter when one is configured (autonomy
 /// reductions); then the wake bus. The outbox knows the clients, never the capability rooms that built them.
 #[derive(Clone)]
@@ -87,6 +91,8 @@ pub struct Sender {
     /// `peak_in_flight`: whether `--delivery-concurrency` is what limits delivery).
     in_flight: AtomicUsize,
     peak: AtomicUsize,
+    /// When the backlog was last counted (see [`Sender::recount`]).
+    counted: Mutex<Option<Instant>>,
 }
 
 /// Requests in flight when no `--delivery-concurrency` is given (outbox/config.rs).
@@ -158,6 +164,7 @@ impl Sender {
             pace,
             in_flight,
             peak,
+            counted: Mutex::default(),
         }
     }
 
@@ -294,11 +301,25 @@ impl Sender {
             }
         }
         pass.next_due = self.waits.lock().expect("waits lock").values().map(Backoff::due).min();
+        self.recount(pass.progress).await;
+        pass
+    }
+
+    /// Counts the spool's backlog again (a scan of every undelivered entry), after a pass
+    /// that left nothing to do, or at most every [`RECOUNT`] while delivery goes on: in
+    /// between, the kept count (heartbeats, the spool's size cap) is up to that old.
+    async fn recount(&self, progress: usize) {
+        {
+            let mut last = self.counted.lock().expect("counted lock");
+            if progress > 0 && last.is_some_and(|t| t.elapsed() < RECOUNT) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
         match self.outbox.with(|s| s.backlog()).await {
             Ok(b) => self.outbox.set_backlog(b),
             Err(e) => tracing::error!(error = %e, "cannot read the spool's backlog"),
         }
-        pass
     }
 
     /// Delivers one lane's head in order until core cannot take an entry; runs of
