@@ -4,16 +4,16 @@
 //! endpoint), so what a request costs the host beyond the loopback round trip is most of a
 //! record's delivery. reqwest adds per request: a URL parsed and joined, a header map built,
 //! the redirect, proxy and decompression layers, a boxed body and a pool keyed by host,
-//! checked out and back in through a lock. Here a request is the method, a path, three
-//! prebuilt headers and the body, sent on an idle connection of the sender's own (one per
-//! request in flight, so at most `--delivery-concurrency` of them).
+//! checked out and back in through a lock. Here a request is the method, a path, the
+//! headers reqwest sent (three of them built once) and the body, sent on an idle connection
+//! of the sender's own (one per request in flight, so at most `--delivery-concurrency`).
 //!
 //! Same semantics as the reqwest path for the caller ([`super::core::CoreClient::send`] keeps
 //! the breaker, retries and classification): the whole exchange bounded by the client's
 //! timeout, an answer's status and body returned as they came, no answer a transport error.
-//! A reused connection that core closed while it sat idle (uvicorn drops idle ones after
-//! 5 s) fails before the request is written; that request goes again on a fresh connection,
-//! as reqwest's pool does. Used only for `http://` cores reached without a proxy; anything
+//! A connection core closed while it sat idle (uvicorn drops idle ones after 5 s) is
+//! skipped, and a request one could not take before it was written goes on another, as
+//! reqwest's pool does. Used only for `http://` cores reached without a proxy; anything
 //! else stays on reqwest.
 
 use std::sync::Mutex;
@@ -67,14 +67,15 @@ impl Direct {
     /// status and the whole body of core's answer.
     pub async fn exchange(&self, method: &Method, path: &str, body: Option<Bytes>) -> Result<(u16, Vec<u8>), Failed> {
         let uri: Uri = path.parse().map_err(|e| Failed(format!("request could not be built: {e}")))?;
-        let mut req = Request::new(Full::new(body.clone().unwrap_or_default()));
+        let json = body.is_some();
+        let mut req = Request::new(Full::new(body.unwrap_or_default()));
         *req.method_mut() = method.clone();
         *req.uri_mut() = uri;
         let h = req.headers_mut();
         h.insert(HOST, self.host.clone());
         h.insert(USER_AGENT, self.agent.clone());
         h.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        if body.is_some() {
+        if json {
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         match tokio::time::timeout(self.timeout, self.send(req)).await {

@@ -105,8 +105,8 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// woken once per answer, and the wake-up was the largest part of a record's host CPU.
 /// After this pause the thread takes every answer that came in one wake-up and sends the
 /// next requests. Core's queue does not run dry as long as the pause is shorter than the
-/// time the slots' requests wait in it (8 slots × ~0.5 ms); records reach core at most this
-/// much later; a lane delivering one entry at a time never pauses.
+/// time the slots' requests wait in it (8 slots × ~0.5 ms); an answer is taken up at most
+/// this much after it came; a lane delivering one entry at a time never pauses.
 const GATHER: Duration = Duration::from_millis(2);
 
 /// What one lane's pass did.
