@@ -16,6 +16,7 @@ use reqwest::{Client, Method};
 use serde_json::{json, Value};
 
 use crate::backend::breaker::{Admit, Breaker};
+use crate::backend::core_direct::Direct;
 use crate::backend::envelope::{Emitted, RecordKind};
 use crate::backend::retry::RetryPolicy;
 use crate::backend::{describe, user_agent, ClientError};
@@ -34,6 +35,8 @@ pub struct CoreClient {
     deployment_id: String,
     /// Shared by every clone: one view of whether core is up.
     breaker: Arc<Breaker>,
+    /// The sender's own connections (core_direct.rs), used for requests without a query.
+    direct: Option<Arc<Direct>>,
 }
 
 /// Filters of GET /verdicts.
@@ -74,6 +77,7 @@ impl CoreClient {
             retry,
             deployment_id: "default".into(),
             breaker: Arc::default(),
+            direct: None,
         })
     }
 
@@ -88,11 +92,20 @@ impl CoreClient {
         CoreClient { retry, ..self.clone() }
     }
 
-    /// A copy with its own connection pool (the breaker still shared): the outbox's sender
+    /// A copy with its own connections (the breaker still shared): the outbox's sender
     /// runs on its own thread and runtime, and a connection lives on the runtime that opened
-    /// it, so sharing the pool would hop every response between runtimes.
+    /// it, so sharing the pool would hop every response between runtimes. Requests without
+    /// a query go over hyper directly when core is plain HTTP (core_direct.rs: delivery's
+    /// per-request cost), the rest over a reqwest client of its own.
     pub fn with_own_connections(&self) -> anyhow::Result<Self> {
-        Ok(CoreClient { http: http_client(self.timeout)?, ..self.clone() })
+        let direct = Direct::for_base(&self.base, &user_agent(), self.timeout).map(Arc::new);
+        Ok(CoreClient { http: http_client(self.timeout)?, direct, ..self.clone() })
+    }
+
+    /// Whether requests without a query go over the direct connections.
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The base URL requests go to.
@@ -119,7 +132,6 @@ impl CoreClient {
         query: &[(&str, String)],
         body: Option<Bytes>,
     ) -> Result<Answer, ClientError> {
-        let url = format!("{}{}", self.base, path);
         let attempts = AtomicUsize::new(0);
         let probing = std::sync::atomic::AtomicBool::new(false);
         let once = || async {
@@ -129,26 +141,15 @@ impl CoreClient {
                 Admit::Reject(down) => return Err(Attempt::Open(down)),
             }
             attempts.fetch_add(1, Ordering::Relaxed);
-            let r = self.attempt(&method, &url, query, body.clone()).await;
+            let r = self.attempt(&method, path, query, body.clone()).await;
             match &r {
                 Err(_) => self.breaker.failed(),
                 Ok(_) => self.breaker.answered(),
             }
             r
         };
-        let result = once
-            .retry(self.retry.backoff())
-            .when(|e| !matches!(e, Attempt::Open(_)) && !probing.load(Ordering::Relaxed))
-            .sleep(tokio::time::sleep)
-            .notify(|e: &Attempt, after: Duration| {
-                let what = match e {
-                    Attempt::Transport(m) => m.clone(),
-                    Attempt::Status(s, _) => format!("HTTP {s}"),
-                    Attempt::Open(_) => "circuit open".into(),
-                };
-                tracing::debug!(%url, error = %what, retry_in = ?after, "core request failed; retrying");
-            })
-            .await;
+        // No retries (the sender's client): one attempt, without the retry machinery.
+        let result = if self.retry.retries == 0 { once().await } else { self.with_retries(once, &probing, path).await };
         let n = attempts.load(Ordering::Relaxed);
         match result {
             Ok((status, bytes)) if (200..300).contains(&status) => Ok(Answer::Body(bytes)),
@@ -170,15 +171,61 @@ impl CoreClient {
         }
     }
 
+    /// `once` under the retry policy: retried after a transport failure or a retryable
+    /// status, never while the breaker is open or when it was the probe.
+    async fn with_retries<F, Fut>(
+        &self,
+        once: F,
+        probing: &std::sync::atomic::AtomicBool,
+        path: &str,
+    ) -> Result<(u16, Vec<u8>), Attempt>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(u16, Vec<u8>), Attempt>>,
+    {
+        once.retry(self.retry.backoff())
+            .when(|e| !matches!(e, Attempt::Open(_)) && !probing.load(Ordering::Relaxed))
+            .sleep(tokio::time::sleep)
+            .notify(|e: &Attempt, after: Duration| {
+                let what = match e {
+                    Attempt::Transport(m) => m.clone(),
+                    Attempt::Status(s, _) => format!("HTTP {s}"),
+                    Attempt::Open(_) => "circuit open".into(),
+                };
+                tracing::debug!(url = %format_args!("{}{path}", self.base), error = %what, retry_in = ?after,
+                    "core request failed; retrying");
+            })
+            .await
+    }
+
     /// One HTTP attempt; retryable statuses come back as errors.
     async fn attempt(
         &self,
         method: &Method,
-        url: &str,
+        path: &str,
         query: &[(&str, String)],
         body: Option<Bytes>,
     ) -> Result<(u16, Vec<u8>), Attempt> {
-        let mut req = self.http.request(method.clone(), url);
+        let (status, bytes) = match &self.direct {
+            Some(direct) if query.is_empty() => {
+                direct.exchange(method, path, body).await.map_err(|f| Attempt::Transport(f.0))?
+            }
+            _ => self.reqwest(method, path, query, body).await?,
+        };
+        if RetryPolicy::retryable_status(status) {
+            return Err(Attempt::Status(status, bytes));
+        }
+        Ok((status, bytes))
+    }
+
+    async fn reqwest(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Bytes>,
+    ) -> Result<(u16, Vec<u8>), Attempt> {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -188,9 +235,6 @@ impl CoreClient {
         let resp = req.send().await.map_err(|e| Attempt::Transport(describe(&e)))?;
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.map_err(|e| Attempt::Transport(describe(&e)))?.to_vec();
-        if RetryPolicy::retryable_status(status) {
-            return Err(Attempt::Status(status, bytes));
-        }
         Ok((status, bytes))
     }
 
@@ -220,12 +264,23 @@ impl CoreClient {
 
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.
     pub async fn submit(&self, record: &Emitted) -> Result<String, ClientError> {
+        let (envelope, _) = self.envelope(record)?;
+        self.submit_envelope(record, envelope).await
+    }
+
+    /// The record's envelope for this client's deployment, and its labels (subtype,
+    /// service) from the same read (the sender logs and wakes with them).
+    pub fn envelope(&self, record: &Emitted) -> Result<(Vec<u8>, (String, String)), ClientError> {
         // A record that is not a JSON object never reaches the wire: core would refuse it.
-        let envelope = record.envelope_bytes(&self.deployment_id).map_err(|why| ClientError::Rejected {
+        record.envelope_bytes_and_labels(&self.deployment_id).map_err(|why| ClientError::Rejected {
             status: 0,
             code: "record".into(),
             detail: Value::String(why),
-        })?;
+        })
+    }
+
+    /// [`Self::submit`] with the envelope [`Self::envelope`] wrote.
+    pub async fn submit_envelope(&self, record: &Emitted, envelope: Vec<u8>) -> Result<String, ClientError> {
         let path = match record.kind {
             RecordKind::Assessment => "/assessments",
             RecordKind::Verdict => "/verdicts",

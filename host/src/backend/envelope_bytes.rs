@@ -36,13 +36,15 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
-pub(super) fn write(record: &Emitted, deployment_id: &str) -> Result<Vec<u8>, String> {
+/// The envelope's bytes and the record's labels (as [`labels`] reads them), from one parse.
+pub(super) fn write(record: &Emitted, deployment_id: &str) -> Result<(Vec<u8>, (String, String)), String> {
     let text = record.text();
     // A struct also deserializes from an array; the record must be an object.
     let named = match serde_json::from_str::<Named>(text) {
         Ok(n) if text.trim_start().starts_with('{') => n,
-        _ => return mapped(record, deployment_id),
+        _ => return Ok((mapped(record, deployment_id)?, labels(record))),
     };
+    let labels = named_labels(record.kind, &named);
     let ce_type = ce_type(record.kind, subtype(record.kind, &named));
     let time = named.created_at.unwrap_or_else(|| Value::String(now_iso()));
     let mut out = Vec::with_capacity(text.len() + 256);
@@ -57,18 +59,25 @@ pub(super) fn write(record: &Emitted, deployment_id: &str) -> Result<Vec<u8>, St
         field(&mut out, "subject", &subject)?;
     }
     out.push(b'}');
-    Ok(out)
+    Ok((out, labels))
 }
 
 pub(super) fn labels(record: &Emitted) -> (String, String) {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     match serde_json::from_str::<Named>(record.text()) {
-        Ok(n) => (text(subtype(record.kind, &n)), text(n.service.as_ref())),
+        Ok(n) => named_labels(record.kind, &n),
         Err(_) => {
             let map = record.record().unwrap_or_default();
-            (text(map.get(record.kind.subtype_key())), text(map.get("service")))
+            (label(map.get(record.kind.subtype_key())), label(map.get("service")))
         }
     }
+}
+
+fn named_labels(kind: RecordKind, named: &Named) -> (String, String) {
+    (label(subtype(kind, named)), label(named.service.as_ref()))
+}
+
+fn label(v: Option<&Value>) -> String {
+    v.and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
 fn subtype(kind: RecordKind, named: &Named) -> Option<&Value> {

@@ -9,6 +9,7 @@
 pub mod arbiter;
 pub mod breaker;
 pub mod core;
+pub mod core_direct;
 pub mod envelope;
 pub mod llm;
 pub mod prometheus;

@@ -49,7 +49,7 @@ fn core_error(code: &str) -> String {
 
 /// Passes (ignoring backoff, as the run loop would after waiting) until the spool is empty.
 async fn drain(r: &Rig) {
-    let core = r.sender.core();
+    let core = r.sender.own_core();
     for _ in 0..20 {
         r.sender.pass(&core, true).await;
         if r.outbox.backlog().entries == 0 {
@@ -76,14 +76,14 @@ async fn answers_decide_by_class_and_only_a_4xx_is_set_aside() {
     let r = rig(&core, Duration::from_secs(3600));
     let held = ["rec-a", "rec-b", "rec-c", "rec-d", "rec-e", "rec-f"].map(emitted).to_vec();
     r.outbox.commit("t", "m", "1", None, held).await.unwrap();
-    let first = r.sender.pass(&r.sender.core(), false).await;
+    let first = r.sender.pass(&r.sender.own_core(), false).await;
     assert_eq!(first.progress, 0, "the lane stops at its first entry core cannot take");
     assert!(first.next_due.is_some(), "a failed lane backs off");
     let report = r.outbox.report();
     assert_eq!(report["retrying"], 1, "{report}");
     assert!(report["last_error"].as_str().unwrap().contains("internal_error"), "{report}");
     assert!(report["oldest_failure_age_seconds"].is_u64(), "{report}");
-    let again = r.sender.pass(&r.sender.core(), false).await;
+    let again = r.sender.pass(&r.sender.own_core(), false).await;
     assert_eq!(again.progress, 0, "a backing-off lane is not tried before its time");
     drain(&r).await;
     core.finish();
