@@ -272,7 +272,7 @@ impl CoreClient {
     /// service) from the same read (the sender logs and wakes with them).
     pub fn envelope(&self, record: &Emitted) -> Result<(Vec<u8>, (String, String)), ClientError> {
         // A record that is not a JSON object never reaches the wire: core would refuse it.
-        record.envelope_bytes_and_labels(&self.deployment_id).map_err(|why| ClientError::Rejected {
+        record.envelope_bytes(&self.deployment_id).map_err(|why| ClientError::Rejected {
             status: 0,
             code: "record".into(),
             detail: Value::String(why),

@@ -137,19 +137,11 @@ async fn requests_with_a_query_or_to_another_kind_of_core_stay_on_reqwest() {
 /// written by hand on a loopback socket.
 #[tokio::test]
 async fn an_answer_cut_short_is_a_transport_failure() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        let mut seen = Vec::new();
-        let mut buf = [0u8; 4096];
-        // The whole request: its head and the content-length it announces.
-        while !request_complete(&seen) {
-            let n = sock.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the client closed before its request was complete");
-            seen.extend_from_slice(&buf[..n]);
-        }
+        let mut sock = accept_request(&listener).await;
         sock.write_all(
             b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"id\":",
         )
@@ -161,6 +153,20 @@ async fn an_answer_cut_short_is_a_transport_failure() {
     let m = unavailable(c.submit(&record("rec-cut")).await);
     assert!(m.contains("response body failed"), "an answer cut short: {m}");
     server.await.unwrap();
+}
+
+/// The next connection, once its whole request (head and the content-length it announces)
+/// has been read.
+async fn accept_request(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let (mut sock, _) = listener.accept().await.unwrap();
+    let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
+    while !request_complete(&seen) {
+        let n = sock.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the client closed before its request was complete");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    sock
 }
 
 fn request_complete(seen: &[u8]) -> bool {
@@ -179,21 +185,14 @@ fn request_complete(seen: &[u8]) -> bool {
 /// a failure: the next request goes on a new connection.
 #[tokio::test]
 async fn a_connection_core_closed_while_idle_is_replaced() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (answered, close) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let mut close = Some(close);
         for id in ["rec-1", "rec-2"] {
-            let (mut sock, _) = listener.accept().await.unwrap();
-            let mut seen = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !request_complete(&seen) {
-                let n = sock.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the client closed before its request was complete");
-                seen.extend_from_slice(&buf[..n]);
-            }
+            let mut sock = accept_request(&listener).await;
             let body = format!(r#"{{"id":"{id}"}}"#);
             let answer = format!("HTTP/1.1 201 Created\r\ncontent-length: {}\r\n\r\n{body}", body.len());
             sock.write_all(answer.as_bytes()).await.unwrap();

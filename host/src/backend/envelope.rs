@@ -138,17 +138,13 @@ impl Emitted {
         bytes::labels(self)
     }
 
-    /// The envelope as the bytes POSTed: the same JSON as [`Emitted::envelope`] written, with
-    /// the record's own text as `data`. Delivery posts thousands of records a cycle, and
-    /// parsing each into a map only to write it out again was most of the host's CPU per
-    /// record; only the few fields the envelope names are read here (envelope_bytes.rs).
-    pub fn envelope_bytes(&self, deployment_id: &str) -> Result<Vec<u8>, String> {
-        bytes::write(self, deployment_id).map(|(b, _)| b)
-    }
-
-    /// [`Emitted::envelope_bytes`] and [`Emitted::labels`] from one read of the text: the
-    /// sender needs both per record, and the read is most of either.
-    pub fn envelope_bytes_and_labels(&self, deployment_id: &str) -> Result<(Vec<u8>, (String, String)), String> {
+    /// The envelope as the bytes POSTed — the same JSON as [`Emitted::envelope`] written, with
+    /// the record's own text as `data` — and the record's [`Emitted::labels`], from one read
+    /// of the text. Delivery posts thousands of records a cycle, and parsing each into a map
+    /// only to write it out again was most of the host's CPU per record; only the few fields
+    /// the envelope names are read here (envelope_bytes.rs), and the sender logs and wakes
+    /// with the labels that read gave.
+    pub fn envelope_bytes(&self, deployment_id: &str) -> Result<(Vec<u8>, (String, String)), String> {
         bytes::write(self, deployment_id)
     }
 }

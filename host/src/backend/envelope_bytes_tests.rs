@@ -10,10 +10,14 @@ fn emitted(kind: RecordKind, v: Value) -> Emitted {
     Emitted::new(kind, "observe.collect".into(), m)
 }
 
-/// The old way's bytes, and the new way's.
+/// The old way's bytes, and the new way's; the labels read with them are the record's own.
 fn both(e: &Emitted) -> (Vec<u8>, Vec<u8>) {
     let old = serde_json::to_vec(&e.envelope("prod").unwrap()).unwrap();
-    (old, e.envelope_bytes("prod").unwrap())
+    let (bytes, labels) = e.envelope_bytes("prod").unwrap();
+    let map = e.record().unwrap();
+    let text = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    assert_eq!(labels, (text(e.kind.subtype_key()), text("service")), "labels read with the envelope");
+    (old, bytes)
 }
 
 fn records() -> Vec<(RecordKind, Value)> {
@@ -87,11 +91,11 @@ fn texts_the_sender_did_not_write_take_the_maps_way() {
     for text in [twice, spaced] {
         let e = Emitted::from_text(RecordKind::Assessment, "m".into(), text.into(), "x".into());
         let old: Value = serde_json::to_value(e.envelope("d").unwrap()).unwrap();
-        let new: Value = serde_json::from_slice(&e.envelope_bytes("d").unwrap()).unwrap();
+        let new: Value = serde_json::from_slice(&e.envelope_bytes("d").unwrap().0).unwrap();
         assert_eq!(new, old, "{text}");
     }
     let twice = Emitted::from_text(RecordKind::Assessment, "m".into(), twice.into(), "x".into());
-    let env: Value = serde_json::from_slice(&twice.envelope_bytes("d").unwrap()).unwrap();
+    let env: Value = serde_json::from_slice(&twice.envelope_bytes("d").unwrap().0).unwrap();
     assert_eq!((env["id"].as_str(), env["subject"].as_str()), (Some("x2"), Some("component:default/b")));
     for bad in ["[1]", "{oops", "\"s\""] {
         let e = Emitted::from_text(RecordKind::Verdict, "m".into(), bad.into(), "v-9".into());

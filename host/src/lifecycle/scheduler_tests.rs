@@ -29,11 +29,8 @@ impl CycleHook for Gatekeeper {
     }
 }
 
-/// Hooks wrap every cycle; a failing before-hook skips the cycle (no run, no after-hook,
-/// no counters); status records what ran. Core is unreachable here, so the after-hook
-/// sees `state_saved: false`.
-#[tokio::test]
-async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
+/// A scheduler (two slots, core unreachable) and the swapper test component's slot.
+async fn swapper() -> (Arc<Scheduler>, Arc<HostStatus>, Arc<ModuleSlot>) {
     let component = nthlayer_test_paths::components::SWAPPER_V1.built();
     let services = Arc::new(Services::offline().unwrap());
     let core = services.backends.core.with_retry(RetryPolicy::none());
@@ -42,9 +39,17 @@ async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
     let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
     let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
     let sched = Scheduler::new(env, StateStore::new(core), status.clone(), 2);
+    (sched, status, Arc::new(ModuleSlot::new(Serving::bare(module), 3)))
+}
+
+/// Hooks wrap every cycle; a failing before-hook skips the cycle (no run, no after-hook,
+/// no counters); status records what ran. Core is unreachable here, so the after-hook
+/// sees `state_saved: false`.
+#[tokio::test]
+async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
+    let (sched, status, slot) = swapper().await;
     let hook = Arc::new(Gatekeeper { allow: 1, before: AtomicU32::new(0), after: Mutex::default() });
     sched.add_hook(hook.clone());
-    let slot = Arc::new(ModuleSlot::new(Serving::bare(module), 3));
     let serving = slot.serving();
 
     let ran = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}))).await;
@@ -65,18 +70,10 @@ async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
 /// the next by what the first one really used.
 #[tokio::test]
 async fn a_budget_learns_each_task_cost_from_its_cycles() {
-    let component = nthlayer_test_paths::components::SWAPPER_V1.built();
-    let services = Arc::new(Services::offline().unwrap());
-    let core = services.backends.core.with_retry(RetryPolicy::none());
-    let config = LiveConfig::shared(Default::default());
-    let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services, config };
-    let module = env.runtime.load(&component, env.services.clone()).await.unwrap();
-    let status = HostStatus::new(Arc::new(Registry::default()), Default::default());
-    let sched = Scheduler::new(env, StateStore::new(core), status, 2);
+    let (sched, _, slot) = swapper().await;
     sched.set_memory_budget(64);
     let budget = sched.memory.get().expect("a budget of 64 MiB is set");
     assert_eq!(budget.estimate("swapper"), 64 * 1024, "unknown: the whole budget");
-    let slot = Arc::new(ModuleSlot::new(Serving::bare(module), 3));
     let ran = sched.cycle(&slot, &slot.serving(), "swapper", None).await;
     assert!(ran.ok);
     let learned = budget.estimate("swapper");
