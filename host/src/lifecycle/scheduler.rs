@@ -299,7 +299,14 @@ impl Scheduler {
         let module = &serving.module;
         let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
         let _memory = match self.memory.get() {
-            Some(budget) => Some(budget.admit(task).await),
+            Some(budget) => {
+                let admitted = budget.admit(task, crate::policy::memory::PATIENCE).await;
+                if admitted.over_budget() {
+                    tracing::info!(%task, waited_s = crate::policy::memory::PATIENCE.as_secs(), estimate_kb = admitted.kib,
+                        "no room in the cycle memory budget; running over it");
+                }
+                Some(admitted)
+            }
             None => None,
         };
         let info = CycleInfo {
