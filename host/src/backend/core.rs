@@ -13,6 +13,7 @@ use backon::Retryable;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Method};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::backend::breaker::{Admit, Breaker};
@@ -254,12 +255,24 @@ impl CoreClient {
         }
     }
 
-    pub async fn get_manifests(&self) -> Result<Value, ClientError> {
-        self.get_json("/manifests", &[]).await
+    /// The catalogue as core wrote it: modules get the text, and nothing in the host reads
+    /// inside it except a shard's filter (capability/core/shard.rs). At 1,000 services it is
+    /// the largest answer a cycle fetches; parsed and written out again it was several MB of
+    /// short-lived heap per cycle of each of four tasks.
+    pub async fn get_manifests(&self) -> Result<Box<RawValue>, ClientError> {
+        self.get_raw("/manifests").await
     }
 
-    pub async fn get_manifest(&self, service: &str) -> Result<Value, ClientError> {
-        self.get_json(&format!("/manifests/{}", segment(service)), &[]).await
+    pub async fn get_manifest(&self, service: &str) -> Result<Box<RawValue>, ClientError> {
+        self.get_raw(&format!("/manifests/{}", segment(service))).await
+    }
+
+    async fn get_raw(&self, path: &str) -> Result<Box<RawValue>, ClientError> {
+        match self.send(Method::GET, path, &[], None).await? {
+            Answer::Body(body) if !body.is_empty() => serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}"))),
+            _ => Ok(RawValue::NULL.to_owned()),
+        }
     }
 
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.

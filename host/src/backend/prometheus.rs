@@ -3,11 +3,18 @@
 //! Basic auth (capability/prometheus/config.rs: the reference's environment) is sent with every query, not only
 //! observe.collect's (the reference's drift, topology and measure go unauthenticated and fail
 //! against a protected Prometheus).
+//!
+//! An answer's `data` is kept as the text Prometheus sent ([`RawValue`]: checked to be JSON,
+//! never built into a tree): the guest gets that text, and nothing in the host reads inside
+//! it. Parsing it into a `Value` and writing it out again cost a collect cycle at 1,000
+//! services ~10 MB of short-lived heap and the CPU of both (docs/BENCH.md, "Memory").
 
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use reqwest::Client;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::backend::describe;
@@ -16,6 +23,20 @@ use crate::backend::{user_agent, ClientError};
 /// Longest parameter text sent in a URL (4 KiB: well inside the 8 KiB request lines that
 /// common proxies accept); longer queries go as a POST form body.
 pub const MAX_GET_PARAMS: usize = 4096;
+
+/// A query's answer: the `data` of a successful response, as Prometheus wrote it.
+pub type Answer = Box<RawValue>;
+
+/// The API's envelope: `{"status":"success","data":…}` or
+/// `{"status":"error","errorType":"bad_data","error":"…"}`; other fields (warnings) ignored.
+#[derive(Deserialize)]
+struct Envelope {
+    status: Option<Value>,
+    data: Option<Box<RawValue>>,
+    #[serde(rename = "errorType")]
+    error_type: Option<Value>,
+    error: Option<Value>,
+}
 
 #[derive(Clone)]
 pub struct PrometheusClient {
@@ -42,7 +63,7 @@ impl PrometheusClient {
     /// body once they are longer than [`MAX_GET_PARAMS`] (Prometheus serves both on
     /// /api/v1/query and /api/v1/query_range), so a long but legal query is not lost to a
     /// proxy's or Prometheus' URI length limit.
-    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, ClientError> {
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Answer, ClientError> {
         if self.base.is_empty() {
             return Err(ClientError::Unavailable("Prometheus not configured (--prometheus-url)".into()));
         }
@@ -62,16 +83,16 @@ impl PrometheusClient {
         })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| ClientError::Unavailable(describe(&e)))?;
-        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let parsed: Option<Envelope> = serde_json::from_slice(&body).ok();
         match parsed {
-            Some(v) if v.get("status").and_then(Value::as_str) == Some("success") => {
-                Ok(v.get("data").cloned().unwrap_or(Value::Null))
+            Some(Envelope { status: Some(s), data, .. }) if s.as_str() == Some("success") => {
+                Ok(data.unwrap_or_else(|| RawValue::NULL.to_owned()))
             }
-            // The API's own error shape: {"status":"error","errorType":"bad_data","error":"…"}.
-            Some(v) if v.get("status").is_some() => Err(ClientError::Rejected {
+            // The API's own error shape.
+            Some(Envelope { status: Some(_), error_type, error, .. }) => Err(ClientError::Rejected {
                 status,
-                code: v.get("errorType").and_then(Value::as_str).unwrap_or("error").to_string(),
-                detail: v.get("error").cloned().unwrap_or(Value::Null),
+                code: error_type.as_ref().and_then(Value::as_str).unwrap_or("error").to_string(),
+                detail: error.unwrap_or(Value::Null),
             }),
             _ if status >= 500 => {
                 Err(ClientError::Unavailable(format!("Prometheus at {} answered HTTP {status}", self.base)))
@@ -80,7 +101,7 @@ impl PrometheusClient {
         }
     }
 
-    pub async fn query(&self, promql: &str, at: Option<f64>) -> Result<Value, ClientError> {
+    pub async fn query(&self, promql: &str, at: Option<f64>) -> Result<Answer, ClientError> {
         let mut p = vec![("query", promql.to_string())];
         if let Some(t) = at {
             p.push(("time", t.to_string()));
@@ -88,7 +109,7 @@ impl PrometheusClient {
         self.get("/api/v1/query", &p).await
     }
 
-    pub async fn query_range(&self, promql: &str, start: f64, end: f64, step: &str) -> Result<Value, ClientError> {
+    pub async fn query_range(&self, promql: &str, start: f64, end: f64, step: &str) -> Result<Answer, ClientError> {
         let p = [
             ("query", promql.to_string()),
             ("start", start.to_string()),
@@ -99,7 +120,7 @@ impl PrometheusClient {
     }
 
     /// Runs instant queries concurrently (bounded) and answers in input order.
-    pub async fn query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Value, ClientError>> {
+    pub async fn query_batch(&self, promql: &[String], at: Option<f64>) -> Vec<Result<Answer, ClientError>> {
         // Owned futures: each holds its own client handle and query text.
         let calls: Vec<_> = promql
             .iter()
@@ -112,7 +133,7 @@ impl PrometheusClient {
     }
 
     /// Instant queries each at its own time, run as [`Self::query_batch`] runs them.
-    pub async fn query_at_batch(&self, queries: &[(String, Option<f64>)]) -> Vec<Result<Value, ClientError>> {
+    pub async fn query_at_batch(&self, queries: &[(String, Option<f64>)]) -> Vec<Result<Answer, ClientError>> {
         let calls: Vec<_> = queries
             .iter()
             .map(|(q, at)| {
@@ -124,7 +145,7 @@ impl PrometheusClient {
     }
 
     /// Range queries `(promql, start, end, step)`, run as [`Self::query_batch`] runs them.
-    pub async fn query_range_batch(&self, queries: &[(String, f64, f64, String)]) -> Vec<Result<Value, ClientError>> {
+    pub async fn query_range_batch(&self, queries: &[(String, f64, f64, String)]) -> Vec<Result<Answer, ClientError>> {
         let calls: Vec<_> = queries
             .iter()
             .map(|(q, start, end, step)| {
@@ -170,5 +191,30 @@ mod tests {
         let secret = "sum(rate(secret_metric_name[5m]))";
         let e = p.query(secret, None).await.unwrap_err().to_string();
         assert!(e.contains("unreachable") && !e.contains("secret_metric_name") && !e.contains("query="), "{e}");
+    }
+
+    /// The guest gets `data` as Prometheus wrote it (numbers, key order, escapes), whatever
+    /// else the envelope holds; the API's error shape stays a rejection naming its type.
+    #[tokio::test]
+    async fn an_answer_is_the_data_text_as_sent_and_an_error_its_type() {
+        let data = r#"{"resultType":"vector","result":[{"metric":{"service":"a\u00e9","__name__":"up"},"value":[1733600000.125,"1e-7"]}]}"#;
+        let ok = format!(r#"{{"status":"success","warnings":["w"],"data":{data},"infos":[]}}"#);
+        let fake = HttpFake::start(vec![
+            Step::get("/api/v1/query").reply(200, &ok),
+            Step::get("/api/v1/query").reply(200, r#"{"status":"success"}"#),
+            Step::get("/api/v1/query").reply(400, r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#),
+            Step::get("/api/v1/query").reply(502, "<html>bad gateway</html>"),
+        ]);
+        let p = PrometheusClient::new(fake.url(), Duration::from_secs(5)).unwrap();
+        assert_eq!(p.query("up", None).await.unwrap().get(), data);
+        assert_eq!(p.query("up", None).await.unwrap().get(), "null");
+        match p.query("up(", None).await.unwrap_err() {
+            ClientError::Rejected { status, code, detail } => {
+                assert_eq!((status, code.as_str(), detail), (400, "bad_data", Value::from("parse error")))
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert!(matches!(p.query("up", None).await.unwrap_err(), ClientError::Unavailable(_)));
+        fake.finish();
     }
 }

@@ -1,5 +1,6 @@
 //! `nthlayer:worker/core`: nthlayer-core, mediated.
 
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use crate::backend::core::VerdictFilter;
@@ -156,12 +157,12 @@ struct CacheCtx {
 /// when core cannot answer, that copy, with its age in the log.
 async fn cached_read(
     c: CacheCtx,
-    read: impl std::future::Future<Output = Result<Value, crate::backend::ClientError>>,
-) -> Result<Value, HostError> {
+    read: impl std::future::Future<Output = Result<Box<RawValue>, crate::backend::ClientError>>,
+) -> Result<Box<RawValue>, HostError> {
     match bounded("core", c.budget, read).await {
         Ok(v) => {
             if let Some(o) = &c.outbox {
-                o.cache_put(&c.key, &v).await;
+                o.cache_put(&c.key, v.get()).await;
             }
             Ok(v)
         }
@@ -182,7 +183,7 @@ impl Host for View<'_, State> {
         let core = self.state.client.clone();
         let live = cached_read(self.cache_ctx("manifests".into()), core.get_manifests());
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifests", json!({}), live).await?;
-        self.cx.respond("manifests", super::shard::visible(&self.cx.task, "manifests", v)?)
+        self.cx.respond_raw("manifests", super::shard::visible(&self.cx.task, "manifests", v)?)
     }
 
     async fn get_manifest(&mut self, service: String) -> Result<String, HostError> {
@@ -191,7 +192,7 @@ impl Host for View<'_, State> {
         let args = json!({ "service": service });
         let live = cached_read(self.cache_ctx(format!("manifest/{service}")), core.get_manifest(&service));
         let v = tape::read(self.cx.tape.clone(), "core", "get-manifest", args, live).await?;
-        self.cx.respond("manifest", super::shard::visible(&self.cx.task, "manifest", v)?)
+        self.cx.respond_raw("manifest", super::shard::visible(&self.cx.task, "manifest", v)?)
     }
 
     async fn submit_assessment(&mut self, record: String, source: Option<String>) -> Result<String, HostError> {

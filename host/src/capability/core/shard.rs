@@ -10,6 +10,7 @@
 //! every service (cross-service totals, dependency graphs), nor that `get-manifest` answers
 //! for a service outside its shard (it gets core's 404).
 
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -66,8 +67,15 @@ pub fn of(service: &str, n: u32) -> u32 {
 /// What the guest of `task` may see of a manifests read: for a shard instance, only its
 /// services (a manifest without a usable name goes to shard 1, so exactly one shard warns
 /// about it); a single manifest outside the shard is core's 404. Plain tasks see all.
-pub fn visible(task: &str, what: &str, v: Value) -> Result<Value, HostError> {
-    let Some((_, shard)) = Shard::parse(task) else { return Ok(v) };
+/// Only a shard's answer is read and rebuilt; every other task gets core's text untouched.
+pub fn visible(task: &str, what: &str, raw: Box<RawValue>) -> Result<Box<RawValue>, HostError> {
+    let Some((_, shard)) = Shard::parse(task) else { return Ok(raw) };
+    let v: Value = serde_json::from_str(raw.get()).map_err(|e| HostError::Unavailable(format!("core's {what}: {e}")))?;
+    let mine_only = visible_value(shard, task, what, v)?;
+    serde_json::value::to_raw_value(&mine_only).map_err(|e| HostError::Unavailable(format!("core's {what}: {e}")))
+}
+
+fn visible_value(shard: Shard, task: &str, what: &str, v: Value) -> Result<Value, HostError> {
     let mine = |m: &Value| match m.get("name").and_then(Value::as_str).filter(|s| !s.is_empty()) {
         Some(name) => shard.owns(name),
         None => shard.k == 1,
@@ -104,25 +112,36 @@ mod tests {
     /// whose union is core's answer.
     const PINNED: u64 = 938_369_117_357_137_733;
 
+    fn raw(v: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(v).unwrap()
+    }
+
+    fn parsed(r: Box<RawValue>) -> Value {
+        serde_json::from_str(r.get()).unwrap()
+    }
+
     #[test]
     fn each_service_is_visible_to_exactly_one_shard() {
         let list: Vec<Value> = (0..200).map(|i| json!({"name": format!("svc-{i}")})).chain([json!({"x": 1})]).collect();
         let mut seen = vec![0u32; list.len()];
         for k in 1..=4 {
             let task = Shard::name("measure", k, 4);
-            let mine = visible(&task, "manifests", Value::Array(list.clone())).unwrap();
+            let mine = parsed(visible(&task, "manifests", raw(&Value::Array(list.clone()))).unwrap());
             let mine = mine.as_array().unwrap();
             assert!(mine.len() > 20, "shard {k} got only {} of 201", mine.len());
             for m in mine {
                 seen[list.iter().position(|x| x == m).unwrap()] += 1;
             }
             for m in &list[..200] {
-                let one = visible(&task, "manifest", m.clone());
+                let one = visible(&task, "manifest", raw(m));
                 assert_eq!(one.is_ok(), mine.contains(m), "{task} {m}");
             }
         }
         assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
-        assert_eq!(visible("measure", "manifests", Value::Array(list.clone())).unwrap(), Value::Array(list));
+        // A task that is not a shard gets core's text byte for byte.
+        let text = r#"[{"name":"caf\u00e9", "tier" : 1}]"#;
+        let untouched = visible("measure", "manifests", RawValue::from_string(text.into()).unwrap()).unwrap();
+        assert_eq!(untouched.get(), text);
         // Stable across processes and releases: pinned values.
         assert_eq!(stable_hash(&["agent-a"]), PINNED, "a changed hash would move every service");
         assert_ne!(stable_hash(&["a", "bc"]), stable_hash(&["ab", "c"]));

@@ -9,12 +9,13 @@ use std::future::Future;
 use serde_json::Value;
 
 use super::State;
+use crate::backend::prometheus::Answer;
 use crate::backend::ClientError;
 use crate::bindings::HostError;
 use crate::capability::View;
 use crate::policy::caps;
 use crate::policy::table::Capability;
-use crate::tape::Tape;
+use crate::tape::{self, Tape};
 
 /// What one batch is, for the checks and the tape.
 pub(super) struct Batch {
@@ -35,7 +36,7 @@ impl View<'_, State> {
     /// check fails every element, as one bad argument fails a single call.
     pub(super) async fn batch<F>(&mut self, b: Batch, live: impl FnOnce(BatchClient) -> F) -> Vec<Result<String, HostError>>
     where
-        F: Future<Output = Vec<Result<Value, ClientError>>>,
+        F: Future<Output = Vec<Result<Answer, ClientError>>>,
     {
         let n = b.args.len();
         let fail_all = |e: HostError| vec![Err(e); n];
@@ -58,14 +59,14 @@ impl View<'_, State> {
                 .args
                 .iter()
                 .map(|a| match p.lookup("prometheus", call, a) {
-                    Some(ans) => p.decode::<Value>("prometheus", call, a, ans).and_then(|v| self.cx.respond(what, v)),
+                    Some(ans) => p.decode::<Answer>("prometheus", call, a, ans).and_then(|v| self.cx.respond_raw(what, v)),
                     None => Err(p.miss("prometheus", call, a.clone())),
                 })
                 .collect();
         }
         let budget = self.cx.call_budget(self.cx.call_timeout());
         let request = tokio::time::timeout(budget, live(BatchClient { client: self.state.client.clone() }));
-        let results: Vec<Result<Value, HostError>> =
+        let results: Vec<Result<Answer, HostError>> =
             match tracing::Instrument::instrument(request, tracing::info_span!("host_call", interface = "prometheus", batch = n))
                 .await
             {
@@ -78,10 +79,10 @@ impl View<'_, State> {
         crate::capability::shared::import::count_each("prometheus", &results);
         if let Some(Tape::Record(r)) = &self.cx.tape {
             for (a, ans) in b.args.iter().zip(&results) {
-                r.push("prometheus", call, a.clone(), ans.clone());
+                r.push("prometheus", call, a.clone(), ans.as_ref().map(tape::Answer::to_json).map_err(Clone::clone));
             }
         }
-        results.into_iter().map(|r| r.and_then(|v| self.cx.respond(what, v))).collect()
+        results.into_iter().map(|r| r.and_then(|v| self.cx.respond_raw(what, v))).collect()
     }
 }
 

@@ -25,7 +25,7 @@ impl Host for View<'_, State> {
         let args = json!({"promql": promql, "at": at});
         let live = bounded("Prometheus", self.cx.budget(), prom.query(&promql, at));
         let v = tape::read(self.cx.tape.clone(), "prometheus", "query", args, live).await?;
-        self.cx.respond("query", v)
+        self.cx.respond_raw("query", v)
     }
 
     async fn query_range(&mut self, promql: String, start: f64, end: f64, step: String) -> Result<String, HostError> {
@@ -36,7 +36,7 @@ impl Host for View<'_, State> {
         let args = json!({"promql": promql, "start": start, "end": end, "step": step});
         let live = bounded("Prometheus", self.cx.budget(), prom.query_range(&promql, start, end, &step));
         let v = tape::read(self.cx.tape.clone(), "prometheus", "query-range", args, live).await?;
-        self.cx.respond("query_range", v)
+        self.cx.respond_raw("query_range", v)
     }
 
     async fn query_batch(&mut self, promql: Vec<String>, at: Option<f64>) -> Vec<Result<String, HostError>> {

@@ -84,7 +84,15 @@ impl Ctx {
 
     /// Serialises a JSON response for the guest, enforcing the response cap.
     pub(crate) fn respond(&self, what: &str, v: serde_json::Value) -> Result<String, HostError> {
-        let text = v.to_string();
+        self.respond_text(what, v.to_string())
+    }
+
+    /// [`Self::respond`] for an answer already JSON text (no tree built, none written).
+    pub(crate) fn respond_raw(&self, what: &str, raw: Box<serde_json::value::RawValue>) -> Result<String, HostError> {
+        self.respond_text(what, Box::<str>::from(raw).into_string())
+    }
+
+    fn respond_text(&self, what: &str, text: String) -> Result<String, HostError> {
         let max = self.limits.max_response_bytes;
         if text.len() > max {
             return Err(HostError::Invalid(format!(
