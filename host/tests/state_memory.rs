@@ -56,7 +56,7 @@ fn incident(n: usize) -> Value {
     let verdicts: Vec<String> = (0..4).map(|k| format!("vrd-respond-{n:05}-{k}-3f9c2a71")).collect();
     json!({
         "id": format!("INC-fraud-detect-{n:05}"),
-        "state": if n % 3 == 0 { "resolved" } else { "awaiting_approval" },
+        "state": if n.is_multiple_of(3) { "resolved" } else { "awaiting_approval" },
         "created_at": at, "updated_at": at, "trigger_source": "correlate",
         "trigger_verdict_ids": [format!("vrd-correlate-{n:05}-a1b2c3d4")],
         "topology": {"services": ["fraud-detect", "payments-api", "ledger"]},

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -20,7 +21,12 @@ pub struct TaskState(Arc<RawValue>);
 
 impl TaskState {
     /// Validates `text` as one JSON value (surrounding whitespace dropped), keeping it as is.
+    /// What it accepts is exactly what parsing into a `Value` accepts: `RawValue`'s own scan
+    /// does not check that a number is in range or that nesting is within serde_json's
+    /// limit, and a state the guest could not parse back, or core could not store as JSON,
+    /// must be refused here, not committed.
     pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        serde_json::from_str::<Valid>(&text)?;
         RawValue::from_string(text).map(|raw| TaskState(Arc::from(raw)))
     }
 
@@ -37,19 +43,6 @@ impl TaskState {
 
     pub fn as_str(&self) -> &str {
         self.0.get()
-    }
-
-    pub fn as_raw(&self) -> &RawValue {
-        &self.0
-    }
-
-    /// Bytes of JSON text.
-    pub fn len(&self) -> usize {
-        self.0.get().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.get().is_empty()
     }
 }
 
@@ -85,9 +78,54 @@ impl Serialize for TaskState {
     }
 }
 
-impl<'de> Deserialize<'de> for TaskState {
+/// A JSON value walked as `Value` would be (`deserialize_any`), building nothing.
+struct Valid;
+
+impl<'de> Deserialize<'de> for Valid {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(d).map(|raw| TaskState(Arc::from(raw)))
+        d.deserialize_any(Valid)
+    }
+}
+
+impl<'de> Visitor<'de> for Valid {
+    type Value = Valid;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_unit<E>(self) -> Result<Valid, E> {
+        Ok(Valid)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Valid, A::Error> {
+        while seq.next_element::<Valid>()?.is_some() {}
+        Ok(Valid)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Valid, A::Error> {
+        while map.next_entry::<Valid, Valid>()?.is_some() {}
+        Ok(Valid)
     }
 }
 
@@ -103,5 +141,11 @@ mod tests {
         assert_eq!(TaskState::from_value(&s.to_value()), s);
         assert!(TaskState::parse("{\"a\":".into()).is_err());
         assert!(TaskState::parse("{} {}".into()).is_err());
+        // What a Value refuses (and so would the guest reading it back) is refused too.
+        let out_of_range = TaskState::parse(r#"{"x":1e400}"#.into()).unwrap_err().to_string();
+        assert_eq!(out_of_range, serde_json::from_str::<Value>(r#"{"x":1e400}"#).unwrap_err().to_string());
+        let deep = "[".repeat(200) + &"]".repeat(200);
+        assert!(TaskState::parse(deep).unwrap_err().to_string().starts_with("recursion limit exceeded"));
+        assert!(TaskState::parse("[".repeat(100) + &"]".repeat(100)).is_ok());
     }
 }
