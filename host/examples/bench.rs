@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
     let serving = Serving::bare(module.clone());
     let config = LiveConfig::shared(HostConfig::default());
     let env = RunEnv { runtime: rt.clone(), services: services.clone(), config };
-    let mut state = Some(json!({"n": 0}));
+    let mut state = Some(json!({"n": 0}).into());
     let mut times = Vec::with_capacity(cycles);
     for _ in 0..cycles / 10 {
         run_once(&env, &serving, "swapper", state.as_ref(), None).await?; // warm the pool
@@ -143,7 +143,7 @@ async fn spool_bench() -> anyhow::Result<serde_json::Value> {
         retry_window: Duration::from_secs(86400),
     };
     let outbox = Outbox::open(config)?;
-    let state = json!({"seq": 12345, "note": "a typical small state"});
+    let state = json!({"seq": 12345, "note": "a typical small state"}).into();
     let mut small = Vec::new();
     for c in 0..200 {
         let held: Vec<Emitted> = (0..10).map(|i| slo_status(c * 10 + i)).collect();

@@ -39,7 +39,7 @@ async fn main() -> anyhow::Result<()> {
     // A cycle as the scheduler records it: the recorders inside (instantiation, host calls)
     // plus the cycle's own line after it.
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    let mut state = Some(json!({"n": 0}));
+    let mut state = Some(json!({"n": 0}).into());
     for block in 0..cycles / 100 {
         let enabled = block % 2 == 0;
         telemetry::set_enabled(enabled);

@@ -56,8 +56,8 @@ async fn an_sdk_component_speaks_0_4_0_and_declares_its_wakes_and_emissions() {
     assert_eq!(ticker.contract(), Contract::V0_4);
     assert_eq!(ticker.meta.emits, Some(Default::default()), "declares that it emits nothing");
     let serving = Serving::bare(ticker.clone());
-    let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1})), None).await.unwrap();
-    assert_eq!(out.state.unwrap()["n"], 2);
+    let out = run_once(&env, &serving, "ticker", Some(&json!({"n": 1}).into()), None).await.unwrap();
+    assert_eq!(out.state.unwrap().to_value()["n"], 2);
 }
 
 #[tokio::test]

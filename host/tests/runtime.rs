@@ -16,8 +16,8 @@ async fn a_cycle_runs_in_a_fresh_instance_and_returns_state() {
     let m = env.runtime.load(&components::SWAPPER_V1.built(), env.services.clone()).await.unwrap();
     assert_eq!((m.meta.name.as_str(), m.meta.version.as_str()), ("swapper", "1.0.0"));
     let serving = Serving::bare(m.clone());
-    let out = run_once(&env, &serving, "swapper", Some(&json!({"n": 41})), None).await.unwrap();
-    assert_eq!(out.state.unwrap()["n"], 42);
+    let out = run_once(&env, &serving, "swapper", Some(&json!({"n": 41}).into()), None).await.unwrap();
+    assert_eq!(out.state.unwrap().to_value()["n"], 42);
 }
 
 #[tokio::test]
@@ -102,7 +102,7 @@ async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budge
     let limits = Limits { cpu_ms: 1000, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(patient) };
     let out = run_once(&env, &serving, "patient", None, None).await.unwrap();
-    let state = out.state.unwrap();
+    let state = out.state.unwrap().to_value();
     assert_eq!(state["waits"], 1000, "{state}");
     assert!(state["seconds"].as_f64().unwrap() >= 10.0, "{state}");
     eprintln!("patient: {} s of waits charged {} ms of guest CPU", state["seconds"], out.cpu_ms);
@@ -111,6 +111,6 @@ async fn waiting_in_host_calls_is_not_charged_and_a_spin_is_stopped_at_its_budge
     let spin = env.runtime.load(&components::HOSTILE_LOOP.built(), env.services.clone()).await.unwrap();
     let limits = Limits { cpu_ms: 300, wall_ms: 120_000, ..Limits::default() };
     let serving = Serving { limits, ..Serving::bare(spin) };
-    let err = run_once(&env, &serving, "hostile-loop", Some(&json!({"n": 1})), None).await.unwrap_err();
+    let err = run_once(&env, &serving, "hostile-loop", Some(&json!({"n": 1}).into()), None).await.unwrap_err();
     assert_eq!(err, CycleError::Cpu(300));
 }

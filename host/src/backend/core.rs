@@ -366,9 +366,16 @@ impl CoreClient {
         }
     }
 
-    pub async fn put_component_state(&self, name: &str, body: &Value) -> Result<(), ClientError> {
+    /// `body` any JSON: a task's packed state is written from its text, never a tree of it.
+    pub async fn put_component_state(
+        &self,
+        name: &str,
+        body: &(impl serde::Serialize + ?Sized),
+    ) -> Result<(), ClientError> {
         let path = format!("/component-state/{}", segment(name));
-        self.send(Method::PUT, &path, &[], Some(json_bytes(body))).await.map(|_| ())
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| ClientError::Invalid(format!("component-state {name}: {e}")))?;
+        self.send(Method::PUT, &path, &[], Some(Bytes::from(bytes))).await.map(|_| ())
     }
 
     pub async fn heartbeat(&self, component: &str, instance_id: &str, state: &Value) -> Result<(), ClientError> {

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use super::load::{load, Loaded};
 use crate::command::args::ServeArgs;
 use crate::lifecycle::scheduler::run_once;
+use crate::runtime::task_state::TaskState;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
@@ -40,10 +41,11 @@ pub(super) async fn run_task(
         .map(|(_, s)| s.serving())
         .find(|s| s.module.meta.tasks.iter().any(|t| t.name == task))
         .with_context(|| format!("no loaded module provides task {task:?}"))?;
+    let state = state.as_ref().map(TaskState::from_value);
     let out = run_once(&env, &serving, task, state.as_ref(), args.as_ref())
         .await
         .with_context(|| format!("{task} on {}", serving.module.label()))?;
-    Ok((out.state, out.result))
+    Ok((out.state.as_ref().map(TaskState::to_value), out.result))
 }
 
 /// `nthlayer-host run`: one cycle of any task; prints `{"state","result"}`.

@@ -26,6 +26,19 @@ use tokio_util::sync::CancellationToken;
 use super::config::HaConfig;
 use super::timing::Timing;
 use crate::capability::core::shard::Shard;
+use crate::runtime::task_state::TaskState;
+
+/// What the fence stores as a task's handover, the state's text written in as it is.
+#[derive(serde::Serialize)]
+struct Fenced<'a> {
+    module: &'a str,
+    version: &'a str,
+    task: &'a str,
+    replica: &'a str,
+    state: Option<&'a TaskState>,
+    at_ms: u64,
+    interval_ms: u64,
+}
 
 /// What a replica does with a task it just won.
 pub type OnWon = Box<dyn Fn(&str) + Send + Sync>;
@@ -219,7 +232,7 @@ impl Elector {
         task: &str,
         module: &str,
         version: &str,
-        state: Option<&Value>,
+        state: Option<&TaskState>,
         interval: Duration,
     ) -> Result<(), String> {
         // A releasing term still fences the cycle it let start.
@@ -232,9 +245,10 @@ impl Elector {
         // The last cycle's time goes with the state, even without one: the next leader's
         // first cycle waits for the interval since (`takeover`).
         let at_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-        let body = json!({"module": module, "version": version, "task": task, "replica": self.replica, "state": state,
-            "at_ms": at_ms, "interval_ms": interval.as_millis() as u64});
-        let then = [TxnOp::put(key(&self.prefix, "state", task), body.to_string(), None)];
+        let interval_ms = interval.as_millis() as u64;
+        let body = Fenced { module, version, task, replica: &self.replica, state, at_ms, interval_ms };
+        let body = serde_json::to_string(&body).map_err(|e| format!("fence for {task}: {e}"))?;
+        let then = [TxnOp::put(key(&self.prefix, "state", task), body, None)];
         let txn = Txn::new().when([cmp]).and_then(then);
         let mut c = self.client.clone();
         let t = Instant::now();

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
-use serde_json::Value;
 
 use super::elector::Elector;
 use crate::lifecycle::hooks::{CycleHook, CycleInfo, CycleReport};
 use crate::runtime::seeded;
+use crate::runtime::task_state::TaskState;
 
 pub struct LeaderOnly(pub Arc<Elector>);
 
@@ -26,9 +26,9 @@ impl CycleHook for LeaderOnly {
         })
     }
 
-    fn handover<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<Value>, String>> {
+    fn handover<'a>(&'a self, cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<TaskState>, String>> {
         Box::pin(async move {
-            let state = self.0.handed_state(&cycle.task, &cycle.module);
+            let state = self.0.handed_state(&cycle.task, &cycle.module).as_ref().map(TaskState::from_value);
             if state.is_some() {
                 tracing::info!(task = %cycle.task, "starting from the state the previous leader committed");
             }
@@ -36,11 +36,11 @@ impl CycleHook for LeaderOnly {
         })
     }
 
-    fn seed(&self, cycle: &CycleInfo, state: Option<&Value>) -> Option<seeded::Seed> {
+    fn seed(&self, cycle: &CycleInfo, state: Option<&TaskState>) -> Option<seeded::Seed> {
         Some(seeded::seed(&cycle.task, state, seeded::slot(SystemTime::now(), cycle.interval)))
     }
 
-    fn fence<'a>(&'a self, cycle: &'a CycleInfo, state: Option<&'a Value>) -> BoxFuture<'a, Result<(), String>> {
+    fn fence<'a>(&'a self, cycle: &'a CycleInfo, state: Option<&'a TaskState>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let r = self.0.fence(&cycle.task, &cycle.module, &cycle.version, state, cycle.interval).await;
             if let Err(e) = &r {

@@ -92,7 +92,7 @@ async fn a_stale_leader_fails_the_fence_and_the_new_one_starts_from_the_fenced_s
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert!(b.leads("t").unwrap_err().contains("replica a leads task t"), "{why} / {}", b.status());
 
-    a.fence("t", "m", "1", Some(&json!({"n": 1})), Duration::ZERO).await.expect("the leader's fence passes");
+    a.fence("t", "m", "1", Some(&json!({"n": 1}).into()), Duration::ZERO).await.expect("the leader's fence passes");
     // A freezes (SIGSTOP) and its lease runs out in etcd meanwhile (revoked here: the same
     // keys go away as at expiry).
     a_stop.cancel();
@@ -110,10 +110,10 @@ async fn a_stale_leader_fails_the_fence_and_the_new_one_starts_from_the_fenced_s
     assert_eq!(b.handed_state("t", "other"), None, "another module's state is never handed over");
 
     assert!(a.leads("t").is_ok(), "A's own clock still says leader: only the fence can stop it");
-    let e = a.fence("t", "m", "1", Some(&json!({"n": 2})), Duration::ZERO).await.unwrap_err();
+    let e = a.fence("t", "m", "1", Some(&json!({"n": 2}).into()), Duration::ZERO).await.unwrap_err();
     assert!(e.contains("is gone"), "{e}");
     assert!(a.leads("t").is_err(), "a failed fence ends the term");
-    b.fence("t", "m", "1", Some(&json!({"n": 2})), Duration::ZERO).await.unwrap();
+    b.fence("t", "m", "1", Some(&json!({"n": 2}).into()), Duration::ZERO).await.unwrap();
     let kv = admin.get("/nthlayer-host/test/state/t", None).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(kv.kvs()[0].value()).unwrap();
     assert_eq!((v["replica"].as_str(), &v["state"]), (Some("b"), &json!({"n": 2})));
@@ -181,7 +181,7 @@ async fn shards_follow_the_live_replicas_and_move_on_join_and_leave() {
         for e in [&a, &b] {
             if e.leads(s).is_ok() {
                 e.busy(s, true);
-                e.fence(s, "measure", "1", Some(&json!({"s": s})), Duration::from_secs(600)).await.unwrap();
+                e.fence(s, "measure", "1", Some(&json!({"s": s}).into()), Duration::from_secs(600)).await.unwrap();
                 let early = e.takeover(s, Duration::from_secs(600)).await.unwrap_err();
                 assert!(early.contains("less than its interval"), "{early}");
             }

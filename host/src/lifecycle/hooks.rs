@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{try_join_all, BoxFuture};
-use serde_json::Value;
-
 use crate::outbox::Outbox;
+use crate::runtime::task_state::TaskState;
+use futures_util::future::{try_join_all, BoxFuture};
 
 /// Which cycle a hook is called for.
 #[derive(Debug, Clone)]
@@ -41,15 +40,15 @@ pub trait CycleHook: Send + Sync {
         Box::pin(async { Ok(()) })
     }
     /// A state to start from instead of the task's own (HA's handover); Err skips the cycle.
-    fn handover<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<Value>, String>> {
+    fn handover<'a>(&'a self, _cycle: &'a CycleInfo) -> BoxFuture<'a, Result<Option<TaskState>, String>> {
         Box::pin(async { Ok(None) })
     }
     /// Just before a cycle's effects and state are committed (HA's fence); Err drops them.
-    fn fence<'a>(&'a self, _cycle: &'a CycleInfo, _state: Option<&'a Value>) -> BoxFuture<'a, Result<(), String>> {
+    fn fence<'a>(&'a self, _cycle: &'a CycleInfo, _state: Option<&'a TaskState>) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
     /// A seed for the cycle's randomness instead of the real one (HA: runtime/seeded.rs).
-    fn seed(&self, _cycle: &CycleInfo, _state: Option<&Value>) -> Option<crate::runtime::seeded::Seed> {
+    fn seed(&self, _cycle: &CycleInfo, _state: Option<&TaskState>) -> Option<crate::runtime::seeded::Seed> {
         None
     }
     /// After the cycle ran and its state was persisted (or not).
@@ -67,7 +66,7 @@ impl CycleHook for Outbox {
 
 /// Every `before` in order (the first Err skips the cycle), then every `handover`: the first
 /// state one hands over, if any.
-pub(crate) async fn ready(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo) -> Result<Option<Value>, String> {
+pub(crate) async fn ready(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo) -> Result<Option<TaskState>, String> {
     for h in hooks {
         h.before(info).await?;
     }
@@ -78,7 +77,7 @@ pub(crate) async fn ready(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo) -> Res
 pub(crate) async fn fenced(
     hooks: &[Arc<dyn CycleHook>],
     info: &CycleInfo,
-    state: Option<&Value>,
+    state: Option<&TaskState>,
 ) -> Result<(), String> {
     try_join_all(hooks.iter().map(|h| h.fence(info, state))).await.map(drop)
 }

@@ -31,13 +31,14 @@ pub use crate::lifecycle::status::TaskStats;
 use crate::outbox::identity::{Recheck, Vetted};
 use crate::outbox::state::{Restored, StateStore};
 use crate::runtime::cycle::CycleError;
+use crate::runtime::task_state::TaskState;
 use crate::store::CycleCtx;
 use crate::store::{CycleOutcome, Runtime, StoreData};
 
 /// What a cycle left: whether it committed, and its new state if it returned one.
 pub(crate) struct Ran {
     pub(crate) ok: bool,
-    pub(crate) state: Option<Value>,
+    pub(crate) state: Option<TaskState>,
 }
 
 /// What every cycle needs besides the module: the runtime, the backends, the configuration.
@@ -63,7 +64,7 @@ pub struct Scheduler {
     shares: crate::policy::shares::Shares,
     hooks: Mutex<Vec<Arc<dyn CycleHook>>>,
     /// Latest state of each task, kept so a failed persist can be retried at shutdown.
-    unsaved: Mutex<BTreeMap<String, (String, String, Value)>>,
+    unsaved: Mutex<BTreeMap<String, (String, String, TaskState)>>,
     /// Tasks with a live loop: a swap starts loops only for tasks new in the new version.
     running: Mutex<HashSet<String>>,
     /// The operator's pause / run-now (lifecycle/control.rs), set by serve.
@@ -89,7 +90,7 @@ pub async fn run_once(
     env: &RunEnv,
     serving: &Serving,
     task: &str,
-    state: Option<&Value>,
+    state: Option<&TaskState>,
     args: Option<&Value>,
 ) -> Result<CycleOutcome, CycleError> {
     run_with(env, serving, task, state, args, None, false, None).await
@@ -103,7 +104,7 @@ pub(super) async fn run_with(
     env: &RunEnv,
     serving: &Serving,
     task: &str,
-    state: Option<&Value>,
+    state: Option<&TaskState>,
     args: Option<&Value>,
     slots: Option<Arc<Semaphore>>,
     hold: bool,
@@ -122,14 +123,14 @@ pub(super) async fn run_with(
     }
     let input = CycleInput {
         task: super::shards::base(task).to_string(),
-        state: state.map(Value::to_string),
+        state: state.map(|s| s.as_str().to_string()),
         config: env.config.module_config(),
         args: args.map(Value::to_string),
     };
     let out =
         crate::telemetry::in_cycle(&meta.name, task, env.runtime.run_cycle(module, input, StoreData::new(cx))).await;
     if let (Some(to), Some(rec)) = (record, recorder) {
-        rec.finish(&to, task, state, args);
+        rec.finish(&to, task, state.map(TaskState::to_value).as_ref(), args);
     }
     out
 }
@@ -294,7 +295,7 @@ impl Scheduler {
         slot: &Arc<ModuleSlot>,
         serving: &Serving,
         task: &str,
-        state: Option<&Value>,
+        state: Option<&TaskState>,
     ) -> Ran {
         let module = &serving.module;
         let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
@@ -405,7 +406,7 @@ impl Scheduler {
     }
 
     /// Saves a task's state in core; true when saved.
-    async fn persist(&self, module: &str, version: &str, task: &str, state: &Value) -> bool {
+    async fn persist(&self, module: &str, version: &str, task: &str, state: &TaskState) -> bool {
         match self.state.save(module, version, task, state).await {
             Ok(()) => {
                 self.unsaved.lock().expect("unsaved lock").remove(task);

@@ -31,8 +31,20 @@ impl CycleHook for Gatekeeper {
 
 /// A scheduler (two slots, core unreachable) and the swapper test component's slot.
 async fn swapper() -> (Arc<Scheduler>, Arc<HostStatus>, Arc<ModuleSlot>) {
-    let component = nthlayer_test_paths::components::SWAPPER_V1.built();
+    scheduler_of(nthlayer_test_paths::components::SWAPPER_V1, None).await
+}
+
+/// As [`swapper`], for any test component, committing to a spool in `spool` if given.
+async fn scheduler_of(
+    component: nthlayer_test_paths::Component,
+    spool: Option<&std::path::Path>,
+) -> (Arc<Scheduler>, Arc<HostStatus>, Arc<ModuleSlot>) {
+    let component = component.built();
     let services = Arc::new(Services::offline().unwrap());
+    if let Some(dir) = spool {
+        let outbox = crate::outbox::Outbox::open(crate::outbox::OutboxConfig::in_dir(dir)).unwrap();
+        services.outbox.set(outbox).ok().expect("a fresh Services has no outbox");
+    }
     let core = services.backends.core.with_retry(RetryPolicy::none());
     let config = LiveConfig::shared(Default::default());
     let env = RunEnv { runtime: crate::store::runtime(None).unwrap(), services, config };
@@ -52,9 +64,9 @@ async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
     sched.add_hook(hook.clone());
     let serving = slot.serving();
 
-    let ran = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}))).await;
+    let ran = sched.cycle(&slot, &serving, "swapper", Some(&json!({"n": 1}).into())).await;
     assert!(ran.ok);
-    assert_eq!(ran.state.unwrap()["n"], 2);
+    assert_eq!(ran.state.unwrap().to_value()["n"], 2);
     let vetoed = sched.cycle(&slot, &serving, "swapper", None).await;
     assert!(!vetoed.ok && vetoed.state.is_none(), "vetoed");
 
@@ -80,4 +92,56 @@ async fn a_budget_learns_each_task_cost_from_its_cycles() {
     // A guest has at least one 64 KiB page; this one is far below 64 MiB.
     assert!((64..64 * 1024).contains(&learned), "{learned} KiB");
     assert_eq!(budget.available(), 64 * 1024, "the cycle's place is given back");
+}
+
+/// The state a guest returns is what the spool keeps and what core is sent, byte for byte
+/// (written into the packed row as text), and what comes back from either: after a restart
+/// the next cycle starts from it.
+#[tokio::test]
+async fn a_state_round_trips_byte_for_byte_through_a_cycle_the_spool_and_core() {
+    use crate::outbox::spool::{Spool, What};
+    let dir = tempfile::tempdir().unwrap();
+    let (sched, _, slot) = scheduler_of(nthlayer_test_paths::components::SWAPPER_V1, Some(dir.path())).await;
+    let from = json!({"n": 41, "last_ms": 0, "max_gap_ms": 7, "versions": ["0.9.0"]}).into();
+    let ran = sched.cycle(&slot, &slot.serving(), "swapper", Some(&from)).await;
+    assert!(ran.ok);
+    let state = ran.state.expect("the swapper returns a state");
+    assert_eq!(state.to_value()["n"], 42, "the guest was given the state: {state}");
+
+    let spool = Spool::open_shared(dir.path()).unwrap();
+    assert_eq!(spool.local_state("swapper").unwrap().expect("kept locally").state.as_str(), state.as_str());
+    let put = spool.head("swapper", 10).unwrap().into_iter().find(|e| e.what == What::State).expect("spooled for core");
+    assert!(put.body.contains(&format!(r#""state":{state}}}"#)), "{}", put.body);
+    // Core stores the row as JSON and serves it back with its component name.
+    let mut served: Value = serde_json::from_str(&put.body).unwrap();
+    served["component"] = json!("swapper");
+    match crate::outbox::state::unpack(Some(&served)) {
+        crate::outbox::state::Restored::Ours { state: restored, .. } => assert_eq!(restored.as_str(), state.as_str()),
+        other => panic!("core's row did not restore: {other:?}"),
+    }
+
+    drop((sched, slot, spool));
+    let (sched, _, slot) = scheduler_of(nthlayer_test_paths::components::SWAPPER_V1, Some(dir.path())).await;
+    let outbox = sched.env.services.outbox.get().unwrap().clone();
+    let restored = outbox.local_state("swapper").await.expect("the spool survived the restart").state;
+    assert_eq!(restored, state);
+    let next = sched.cycle(&slot, &slot.serving(), "swapper", Some(&restored)).await;
+    assert_eq!(next.state.expect("a state").to_value()["n"], 43);
+}
+
+/// A guest's state that is not JSON fails its cycle with the parser's reason, recorded
+/// against the task; the task keeps the state it had.
+#[tokio::test]
+async fn a_state_that_is_not_json_fails_the_cycle_of_the_task_that_returned_it() {
+    let task = "hostile-badjson";
+    let (sched, status, slot) = scheduler_of(nthlayer_test_paths::components::HOSTILE_BADJSON, None).await;
+    let first = sched.cycle(&slot, &slot.serving(), task, None).await;
+    assert!(first.ok, "its first cycle behaves");
+    assert_eq!(first.state.as_ref().map(|s| s.as_str()), Some(r#"{"n":1}"#));
+    let bad = sched.cycle(&slot, &slot.serving(), task, first.state.as_ref()).await;
+    assert!(!bad.ok && bad.state.is_none(), "refused, no new state");
+    let stats = &status.tasks()[task];
+    let error = stats["last_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("state is not valid JSON: key must be a string"), "{stats}");
+    assert_eq!((stats["ok"].as_u64(), stats["failed"].as_u64()), (Some(1), Some(1)), "{stats}");
 }

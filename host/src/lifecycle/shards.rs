@@ -8,14 +8,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::config::LiveConfig;
 use super::hooks::{CycleHook, CycleInfo};
 use super::registry::Serving;
 pub use crate::capability::core::shard::base;
 use crate::capability::core::shard::Shard;
 use crate::runtime::seeded::Seed;
+use crate::runtime::task_state::TaskState;
 
 /// Task → shard count, set once by HA before any module starts; empty without it.
 pub type ShardCounts = OnceLock<BTreeMap<String, u32>>;
@@ -36,7 +35,7 @@ pub fn interval(config: &LiveConfig, serving: &Serving, task: &str) -> Duration 
 }
 
 /// The first seed a hook gives for the cycle; None (the real randomness) if none does.
-pub fn seed(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo, state: Option<&Value>) -> Option<Seed> {
+pub fn seed(hooks: &[Arc<dyn CycleHook>], info: &CycleInfo, state: Option<&TaskState>) -> Option<Seed> {
     hooks.iter().find_map(|h| h.seed(info, state))
 }
 
@@ -70,7 +69,7 @@ mod tests {
         let rights = EmitRights { granted: probe.clone(), declared: None, effective: probe };
         let grants = Grants::none().with(Capability::Core).emitting(rights);
         let serving = Serving { grants, trust: Trust::Embedded, ..Serving::bare(m) };
-        let state = serde_json::json!({"n": 0});
+        let state = TaskState::from_value(&serde_json::json!({"n": 0}));
         let ids = |seed| {
             let (env, serving, state) = (&env, &serving, &state);
             async move {

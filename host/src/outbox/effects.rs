@@ -213,7 +213,7 @@ mod tests {
             Effect::Outcome { verdict: "gone".into(), id: "out-gone".into(), body: json!({}) },
             Effect::Case { id: "case-1".into(), case },
         ];
-        outbox.commit("t", "m", "1", Some(&json!({"n": 1})), held).await.unwrap();
+        outbox.commit("t", "m", "1", Some(&json!({"n": 1}).into()), held).await.unwrap();
         assert_eq!(outbox.backlog().records, 5);
         // The reduction waits in the task's arbiter lane, not behind (or in front of) core's.
         let lane = outbox.with(|s| s.head(&arbiter_lane("t"), 10)).await.unwrap();

@@ -16,6 +16,7 @@ use super::Outbox;
 use crate::backend::core::CoreClient;
 use crate::backend::ClientError;
 use crate::outbox::state::{self, CoreIdentity, Restored, MARKER_KEY};
+use crate::runtime::task_state::TaskState;
 
 async fn read_marker(core: &CoreClient) -> Result<Option<String>, ClientError> {
     let row = core.get_component_state(MARKER_KEY).await?;
@@ -150,7 +151,7 @@ impl Recheck {
     }
 
     /// `Some(state)` when core's view replaces the task's state (`None` inside: start fresh).
-    pub async fn again(&mut self, outbox: &Outbox, task: &str, core: &CoreClient) -> Option<Option<Value>> {
+    pub async fn again(&mut self, outbox: &Outbox, task: &str, core: &CoreClient) -> Option<Option<TaskState>> {
         if (!self.unchecked && core.comebacks() == self.comebacks) || core.is_down() {
             return None;
         }
@@ -192,7 +193,7 @@ mod tests {
         let outbox = Outbox::open(config).unwrap();
         let id = CoreIdentity { url: url.into(), marker: marker.into() };
         *outbox.identity.lock().unwrap() = Some((0, id));
-        outbox.commit("t", "m", "1", Some(&json!({"n": 1})), Vec::<super::super::Effect>::new()).await.unwrap();
+        outbox.commit("t", "m", "1", Some(&json!({"n": 1}).into()), Vec::<super::super::Effect>::new()).await.unwrap();
         let head = outbox.with(|s| s.head("t", 10)).await.unwrap();
         let row: Value = serde_json::from_str(&head[0].body).unwrap();
         if delivered {
@@ -220,7 +221,9 @@ mod tests {
     async fn undelivered_state_wins_without_asking_core() {
         let fake = HttpFake::start(vec![]);
         let (_d, outbox, _) = committed(fake.url(), "a", false).await;
-        assert!(matches!(outbox.vet("t", &client(&fake)).await, Vetted::Local(l) if l.state == json!({"n": 1})));
+        assert!(
+            matches!(outbox.vet("t", &client(&fake)).await, Vetted::Local(l) if l.state.to_value() == json!({"n": 1}))
+        );
         fake.finish();
     }
 

@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use crate::runtime::task_state::TaskState;
 use spool::{Backlog, LocalState, NewEntry, Spool, What};
 
 /// Bytes of effects one room (core, the arbiter) may hold in one cycle before committing: a
@@ -123,20 +124,20 @@ impl Outbox {
         task: &str,
         module: &str,
         version: &str,
-        state: Option<&Value>,
+        state: Option<&TaskState>,
         held: impl IntoIterator<Item = E>,
     ) -> Result<(), String> {
         let entries: Vec<NewEntry> = held.into_iter().map(|e| e.into().entry()).collect();
         let core = self.known_identity();
         let state = state.map(|s| {
             let packed = crate::outbox::state::pack(module, version, task, s);
-            let saved_at = packed["hysteresis_state"]["saved_at"].as_str().map(str::to_string);
+            let saved_at = Some(packed.saved_at().to_string());
             let local = LocalState { module: module.into(), version: version.into(), state: s.clone(), saved_at, core };
             let put = NewEntry {
                 what: What::State,
                 component: module.into(),
                 record_id: String::new(),
-                body: packed.to_string(),
+                body: packed.to_text(),
             };
             (local, put)
         });
@@ -311,10 +312,10 @@ mod tests {
         let outbox = Outbox::open(config).unwrap();
         outbox.heartbeat(&json!({"alive": true})).await;
         assert_eq!(outbox.backlog().entries, 0, "backlog is refreshed by commits and sender passes");
-        outbox.commit("a", "m", "1", Some(&json!({"n": 1})), vec![emitted("r1"), emitted("r2")]).await.unwrap();
+        outbox.commit("a", "m", "1", Some(&json!({"n": 1}).into()), vec![emitted("r1"), emitted("r2")]).await.unwrap();
         assert!(outbox.full().is_none(), "{:?}", outbox.backlog());
         assert!(outbox.admit("a").await.is_ok());
-        outbox.commit("a", "m", "1", Some(&json!({"n": 2})), vec![emitted("r3"), emitted("r4")]).await.unwrap();
+        outbox.commit("a", "m", "1", Some(&json!({"n": 2}).into()), vec![emitted("r3"), emitted("r4")]).await.unwrap();
         let why = outbox.full().expect("over 600 bytes");
         assert!(why.contains("exceed the cap of 600"), "{why}");
         let refused = outbox.admit("a").await.unwrap_err();
@@ -325,7 +326,7 @@ mod tests {
         assert_eq!((b.records, b.entries), (4, 5), "{b:?}");
         outbox.heartbeat(&json!({"alive": true})).await;
         assert_eq!(outbox.with(|s| s.head(spool::HEARTBEAT_LANE, 10)).await.unwrap().len(), 0);
-        assert_eq!(outbox.local_state("a").await.unwrap().state, json!({"n": 2}));
+        assert_eq!(outbox.local_state("a").await.unwrap().state.to_value(), json!({"n": 2}));
         assert_eq!(outbox.report()["records"], 4);
     }
 

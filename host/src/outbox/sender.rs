@@ -428,8 +428,8 @@ impl Sender {
             What::Outcome | What::Case | What::Autonomy => {
                 super::effects::deliver(&self.outbox, self.targets.arbiter.as_ref(), core, e).await
             }
-            What::State => match serde_json::from_str::<Value>(&e.body) {
-                Ok(body) => core.put_component_state(&e.lane, &body).await,
+            What::State => match serde_json::from_str::<&serde_json::value::RawValue>(&e.body) {
+                Ok(body) => core.put_component_state(&e.lane, body).await,
                 Err(err) => return Fate::Refused(0, format!("spooled state is not JSON: {err}")),
             },
             What::Heartbeat => match serde_json::from_str::<Value>(&e.body) {

@@ -190,7 +190,7 @@ async fn a_cycles_slo_status_go_out_together_and_its_portfolio_and_state_after_t
         unreachable!()
     };
     held.push(Emitted::new(RecordKind::Assessment, "m".into(), p));
-    r.outbox.commit("m", "m", "1", Some(&json!({"n": 1})), held).await.unwrap();
+    r.outbox.commit("m", "m", "1", Some(&json!({"n": 1}).into()), held).await.unwrap();
     drain(&r).await;
     core.finish();
     let seen: Vec<String> = core.seen().iter().map(|s| s.path.clone() + " " + &s.body).collect();

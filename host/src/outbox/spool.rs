@@ -142,7 +142,7 @@ pub struct Backlog {
 pub struct LocalState {
     pub module: String,
     pub version: String,
-    pub state: serde_json::Value,
+    pub state: crate::runtime::task_state::TaskState,
     /// The packed state's `saved_at` (RFC 3339), as core will hold it once delivered.
     pub saved_at: Option<String>,
     /// The core this state is for: the one the host knew when the cycle committed (None:
@@ -270,7 +270,7 @@ impl Spool {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT(task) DO UPDATE SET module = ?2, version = ?3, state = ?4, committed_at = ?5,
                          saved_at = ?6, core_url = ?7, core_marker = ?8",
-                    params![task, local.module, local.version, local.state.to_string(), now, local.saved_at, url, marker],
+                    params![task, local.module, local.version, local.state.as_str(), now, local.saved_at, url, marker],
                 )?;
             }
         }
@@ -374,7 +374,7 @@ impl Spool {
                 params![task],
                 |r| {
                     let text: String = r.get(2)?;
-                    let state = serde_json::from_str(&text).map_err(|e| {
+                    let state = crate::runtime::task_state::TaskState::parse(text).map_err(|e| {
                         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, e.into())
                     })?;
                     let (url, marker): (Option<String>, Option<String>) = (r.get(4)?, r.get(5)?);

@@ -14,8 +14,13 @@ fn rec(id: &str) -> NewEntry {
 }
 
 fn state(n: u64) -> (LocalState, NewEntry) {
-    let local =
-        LocalState { module: "m".into(), version: "1".into(), state: json!({"n": n}), saved_at: None, core: None };
+    let local = LocalState {
+        module: "m".into(),
+        version: "1".into(),
+        state: json!({"n": n}).into(),
+        saved_at: None,
+        core: None,
+    };
     let put = NewEntry { what: What::State, component: "m".into(), record_id: String::new(), body: format!("{n}") };
     (local, put)
 }
@@ -37,7 +42,7 @@ fn commits_survive_reopen_in_order_and_states_supersede() {
     // State 1 was superseded by state 2, which follows the records of its cycle.
     assert_eq!(order, [("a", What::Assessment), ("b", What::Assessment), ("c", What::Assessment), ("", What::State)]);
     assert_eq!(head[3].body, "2");
-    assert_eq!(s.local_state("t").unwrap().unwrap().state, json!({"n": 2}));
+    assert_eq!(s.local_state("t").unwrap().unwrap().state.to_value(), json!({"n": 2}));
     assert_eq!(s.local_state("u").unwrap(), None);
     let b = s.backlog().unwrap();
     assert_eq!((b.records, b.entries), (4, 5));

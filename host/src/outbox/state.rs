@@ -8,11 +8,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::core::CoreClient;
 use crate::backend::ClientError;
+use crate::runtime::task_state::TaskState;
 
 /// Which core: its URL and the marker it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,24 +39,48 @@ pub const MARKER_KEY: &str = "nthlayer-host.core-identity";
 #[derive(Debug, Clone, PartialEq)]
 pub enum Restored {
     /// Our packed state.
-    Ours { state: Value, version: String },
+    Ours { state: TaskState, version: String },
     /// No row, or a row we did not write (e.g. the Python workers' all-null rows).
     Nothing,
 }
 
-pub fn pack(module: &str, version: &str, task: &str, state: &Value) -> Value {
-    json!({
-        "last_cursor": null,
-        "hysteresis_state": {
-            "format": FORMAT,
-            "module": module,
-            "version": version,
-            "task": task,
-            "saved_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
-            "state": state,
-        },
-        "dedup_cache": null,
-    })
+/// Our component-state row, serialised with the state's text written in as it is (no tree
+/// of it is built). Fields in this order: the same bytes the row always had.
+#[derive(Serialize)]
+pub struct Packed<'a> {
+    last_cursor: (),
+    hysteresis_state: Hysteresis<'a>,
+    dedup_cache: (),
+}
+
+#[derive(Serialize)]
+struct Hysteresis<'a> {
+    format: &'static str,
+    module: &'a str,
+    version: &'a str,
+    task: &'a str,
+    saved_at: String,
+    state: &'a TaskState,
+}
+
+impl Packed<'_> {
+    /// When it was packed (RFC 3339): what core will hold as `saved_at`.
+    pub fn saved_at(&self) -> &str {
+        &self.hysteresis_state.saved_at
+    }
+
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("strings and validated JSON always serialise")
+    }
+}
+
+pub fn pack<'a>(module: &'a str, version: &'a str, task: &'a str, state: &'a TaskState) -> Packed<'a> {
+    let saved_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+    Packed {
+        last_cursor: (),
+        hysteresis_state: Hysteresis { format: FORMAT, module, version, task, saved_at, state },
+        dedup_cache: (),
+    }
 }
 
 pub fn unpack(row: Option<&Value>) -> Restored {
@@ -64,7 +90,7 @@ pub fn unpack(row: Option<&Value>) -> Restored {
     }
     match h.get("state") {
         Some(s) if !s.is_null() => Restored::Ours {
-            state: s.clone(),
+            state: TaskState::from_value(s),
             version: h.get("version").and_then(Value::as_str).unwrap_or_default().to_string(),
         },
         _ => Restored::Nothing,
@@ -115,7 +141,7 @@ impl StateStore {
         }
     }
 
-    pub async fn save(&self, module: &str, version: &str, task: &str, state: &Value) -> Result<(), ClientError> {
+    pub async fn save(&self, module: &str, version: &str, task: &str, state: &TaskState) -> Result<(), ClientError> {
         self.core.put_component_state(task, &pack(module, version, task, state)).await
     }
 
@@ -127,21 +153,48 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn row(packed: &Packed) -> Value {
+        serde_json::from_str(&packed.to_text()).unwrap()
+    }
 
     #[test]
     fn pack_survives_cores_key_filter_and_unpacks() {
-        let row = pack("observe", "0.1.0", "observe.collect", &json!({"seq": 42}));
+        let state = TaskState::from(json!({"seq": 42}));
+        let row = row(&pack("observe", "0.1.0", "observe.collect", &state));
         // Only these three keys survive core 4.0.1.
         let keys: Vec<&str> = row.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["last_cursor", "hysteresis_state", "dedup_cache"]);
         let served = json!({"component":"observe.collect","last_cursor":null,"hysteresis_state":row["hysteresis_state"],"dedup_cache":null});
-        assert_eq!(unpack(Some(&served)), Restored::Ours { state: json!({"seq": 42}), version: "0.1.0".into() });
+        assert_eq!(unpack(Some(&served)), Restored::Ours { state, version: "0.1.0".into() });
+    }
+
+    /// The row written from the state's text is the row the host always wrote from its tree:
+    /// spools and core rows from before restore, and core gets the same bytes.
+    #[test]
+    fn the_packed_text_is_the_bytes_the_tree_made() {
+        let tree = json!({"incidents": {"z-1": {"score": 0.1, "at": 1.7e9, "note": "é \"q\" \\ \u{1}", "n": [-0.0, 1e300]}},
+            "a": null, "b": [true, {}], "k": 18446744073709551615u64});
+        let state = TaskState::from(tree.clone());
+        let packed = pack("respond", "4.0", "respond.tick", &state);
+        let before = json!({
+            "last_cursor": null,
+            "hysteresis_state": {
+                "format": FORMAT, "module": "respond", "version": "4.0", "task": "respond.tick",
+                "saved_at": packed.saved_at(), "state": tree,
+            },
+            "dedup_cache": null,
+        });
+        assert_eq!(packed.to_text(), before.to_string());
+        assert_eq!(unpack(Some(&before)), Restored::Ours { state, version: "4.0".into() });
     }
 
     #[test]
     fn saved_at_is_read_from_our_rows_only() {
-        let row = pack("measure", "1", "measure.evaluate", &json!({}));
+        let row = row(&pack("measure", "1", "measure.evaluate", &json!({}).into()));
         let at = saved_at(Some(&row)).expect("our row has saved_at");
         assert!(chrono::Utc::now().signed_duration_since(at).num_seconds() < 60);
         assert_eq!(saved_at(Some(&json!({"hysteresis_state": {"saved_at": "2026-01-01T00:00:00Z"}}))), None);

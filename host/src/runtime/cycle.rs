@@ -7,6 +7,7 @@ use wasmtime::{CallHook, Store, StoreContextMut, Trap, UpdateDeadline};
 use super::cpu::{charged, AfterHook, CpuExceeded};
 use super::engine::TICK;
 use super::sandbox::{CycleData, Sandbox};
+use super::task_state::TaskState;
 use super::{LoadedModule, Runtime};
 use crate::bindings::{CycleInput, ModuleInfo, WorkerPre};
 use crate::policy::limits::Limits;
@@ -51,7 +52,7 @@ impl CycleError {
 /// The returned value of a successful cycle, parsed and within limits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CycleOutcome<H> {
-    pub state: Option<Value>,
+    pub state: Option<TaskState>,
     pub result: Option<Value>,
     pub emitted: u32,
     pub cpu_ms: u64,
@@ -217,12 +218,19 @@ impl Stage {
     }
 }
 
-fn parse_output(what: &str, text: Option<String>, max: usize) -> Result<Option<Value>, CycleError> {
+/// The guest's JSON text, within `max` bytes, validated by `parse` (the result into a tree, the
+/// state kept as text: see [`TaskState`]).
+fn parse_output<V>(
+    what: &str,
+    text: Option<String>,
+    max: usize,
+    parse: impl FnOnce(String) -> serde_json::Result<V>,
+) -> Result<Option<V>, CycleError> {
     let Some(text) = text else { return Ok(None) };
     if text.len() > max {
         return Err(CycleError::Output(format!("{what} of {} bytes exceeds the limit of {max} bytes", text.len())));
     }
-    serde_json::from_str(&text).map(Some).map_err(|e| CycleError::Output(format!("{what} is not valid JSON: {e}")))
+    parse(text).map(Some).map_err(|e| CycleError::Output(format!("{what} is not valid JSON: {e}")))
 }
 
 impl<T: CycleData> Runtime<T> {
@@ -262,8 +270,8 @@ impl<T: CycleData> Runtime<T> {
             return Err(CycleError::Output(why));
         }
         Ok(CycleOutcome {
-            state: parse_output("state", out.state, limits.max_state_bytes)?,
-            result: parse_output("result", out.result, limits.max_result_bytes)?,
+            state: parse_output("state", out.state, limits.max_state_bytes, TaskState::parse)?,
+            result: parse_output("result", out.result, limits.max_result_bytes, |t| serde_json::from_str(&t))?,
             emitted: done.emitted.max(out.emitted),
             cpu_ms,
             memory_bytes: guest_memory + done.held_bytes,

@@ -19,6 +19,7 @@ pub mod load;
 pub mod resident;
 pub mod sandbox;
 pub mod seeded;
+pub mod task_state;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -15,8 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::{RngCore as _, SeedableRng as _};
 use rand_core::TryRng;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use super::task_state::TaskState;
 
 /// What seeds a cycle's randomness.
 pub type Seed = [u8; 32];
@@ -27,9 +28,10 @@ pub fn slot(at: SystemTime, interval: Duration) -> u64 {
     since.as_secs() / interval.as_secs().max(1)
 }
 
-/// The seed of the cycle of `task` starting from `state` in `slot`.
-pub fn seed(task: &str, state: Option<&Value>, slot: u64) -> Seed {
-    let state = state.map(Value::to_string).unwrap_or_default();
+/// The seed of the cycle of `task` starting from `state` (its JSON text, as the guest gets
+/// it) in `slot`.
+pub fn seed(task: &str, state: Option<&TaskState>, slot: u64) -> Seed {
+    let state = state.map(TaskState::as_str).unwrap_or_default();
     let mut h = Sha256::new();
     for part in [task.as_bytes(), state.as_bytes()] {
         h.update((part.len() as u64).to_le_bytes());
@@ -82,7 +84,7 @@ mod tests {
 
     #[test]
     fn same_task_state_and_slot_same_randomness_anything_else_differs() {
-        let st = json!({"slo_status": {"a": "breach"}});
+        let st = TaskState::from(json!({"slo_status": {"a": "breach"}}));
         let a = bytes(seed("measure#1of4", Some(&st), 100));
         assert_eq!(a, bytes(seed("measure#1of4", Some(&st), 100)));
         assert_ne!(a, bytes(seed("measure#1of4", Some(&st), 101)), "another slot");

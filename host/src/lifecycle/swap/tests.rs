@@ -86,14 +86,14 @@ impl Host {
 
     /// The state `task` resumes from: the last committed one.
     async fn state(&self, task: &str) -> Option<Value> {
-        self.outbox.local_state(task).await.map(|l| l.state)
+        self.outbox.local_state(task).await.map(|l| l.state.to_value())
     }
 
     /// One scheduled cycle of `task` on the slot's current version, from its committed state.
     async fn cycle(&self, module: &str, task: &str) -> bool {
         let slot = self.slot(module);
         let serving = slot.serving();
-        let state = self.state(task).await;
+        let state = self.outbox.local_state(task).await.map(|l| l.state);
         self.sched.cycle(&slot, &serving, task, state.as_ref()).await.ok
     }
 }
