@@ -269,8 +269,9 @@ impl CoreClient {
 
     async fn get_raw(&self, path: &str) -> Result<Box<RawValue>, ClientError> {
         match self.send(Method::GET, path, &[], None).await? {
-            Answer::Body(body) if !body.is_empty() => serde_json::from_slice(&body)
-                .map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}"))),
+            Answer::Body(body) if !body.is_empty() => {
+                serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}")))
+            }
             _ => Ok(RawValue::NULL.to_owned()),
         }
     }

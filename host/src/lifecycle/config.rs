@@ -35,11 +35,13 @@ pub struct SwapArgs {
 /// `--failed-cycle-retry-seconds`' default, also `HostConfig::default`'s.
 pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
 
-/// Off unless asked for: with a budget, a task's first cycle runs alone (its cost is not
-/// known yet), so a module whose first cycle runs to its wall limit delays every other
-/// task's first cycle by as much — a trade of start-up latency for a bounded peak that the
-/// operator makes, not the host (docs/SANDBOX.md, "Fair shares").
-pub const DEFAULT_CYCLE_MEMORY_BUDGET_MIB: u64 = 0;
+/// On by default, sized for the built-ins at 1,000 services: the largest cycle
+/// (observe.collect, ~12 MB of guest memory and held records) fits, two of the big ones do
+/// not run together, and the host's peak stays within ~48 MB (docs/BENCH.md, "Memory"; 80 MB
+/// without, when every first cycle starts at once). A task whose cost is not known yet runs
+/// alone; a cycle waits at most 10 s for room, so a hung one delays the rest by no more than
+/// that (policy/memory.rs). 0 turns it off.
+pub const DEFAULT_CYCLE_MEMORY_BUDGET_MIB: u64 = 16;
 
 /// When tasks run and how many at once (scheduler.rs).
 #[derive(Debug, Clone, clap::Args)]

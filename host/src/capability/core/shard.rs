@@ -116,7 +116,7 @@ mod tests {
         serde_json::value::to_raw_value(v).unwrap()
     }
 
-    fn parsed(r: Box<RawValue>) -> Value {
+    fn parsed(r: &RawValue) -> Value {
         serde_json::from_str(r.get()).unwrap()
     }
 
@@ -126,7 +126,7 @@ mod tests {
         let mut seen = vec![0u32; list.len()];
         for k in 1..=4 {
             let task = Shard::name("measure", k, 4);
-            let mine = parsed(visible(&task, "manifests", raw(&Value::Array(list.clone()))).unwrap());
+            let mine = parsed(&visible(&task, "manifests", raw(&Value::Array(list.clone()))).unwrap());
             let mine = mine.as_array().unwrap();
             assert!(mine.len() > 20, "shard {k} got only {} of 201", mine.len());
             for m in mine {
