@@ -40,7 +40,8 @@ pub const FAILED_CYCLE_RETRY_SECONDS: u64 = 30;
 /// not run together, and the host's peak stays within ~48 MB (docs/BENCH.md, "Memory"; 80 MB
 /// without, when every first cycle starts at once). A task whose cost is not known yet runs
 /// alone; a cycle waits at most 10 s for room, so a hung one delays the rest by no more than
-/// that (policy/memory.rs). 0 turns it off.
+/// that; only trusted modules are admitted through it, so no third-party module can hold it
+/// (policy/memory.rs). 0 turns it off.
 pub const DEFAULT_CYCLE_MEMORY_BUDGET_MIB: u64 = 16;
 
 /// When tasks run and how many at once (scheduler.rs).
@@ -56,7 +57,8 @@ pub struct SchedulerArgs {
     pub max_concurrent_cycles: usize,
     /// Memory that cycles in flight may hold together, MiB (their guests' linear memory and
     /// held records, each task counted by its last cycle; policy/memory.rs). A task whose cost
-    /// is not known yet, or above the budget, runs alone. 0: no budget.
+    /// is not known yet, or above the budget, runs alone; a cycle waits at most 10 s for room.
+    /// Trusted modules only (embedded, or under --trusted-dir). 0: no budget.
     #[arg(long, default_value_t = DEFAULT_CYCLE_MEMORY_BUDGET_MIB)]
     pub cycle_memory_budget_mib: u64,
     /// On SIGTERM/SIGINT, how long in-flight cycles may take to finish.

@@ -299,7 +299,9 @@ impl Scheduler {
     ) -> Ran {
         let module = &serving.module;
         let _share = self.shares.acquire(&module.meta.name, serving.limits.max_concurrent).await;
-        let _memory = match self.memory.get() {
+        // Only trusted modules share the budget (policy/memory.rs, "who is admitted").
+        let budget = self.memory.get().filter(|_| serving.trust.trusted());
+        let _memory = match budget {
             Some(budget) => {
                 let admitted = budget.admit(task, crate::policy::memory::PATIENCE).await;
                 if admitted.over_budget() {
@@ -345,7 +347,7 @@ impl Scheduler {
             (r, _) => r,
         };
         let elapsed = started.elapsed();
-        if let (Ok(out), Some(budget)) = (&r, self.memory.get()) {
+        if let (Ok(out), Some(budget)) = (&r, budget) {
             budget.observed(task, out.memory_bytes);
         }
         let (ok, error, emitted, cpu_ms) = match &r {

@@ -5,6 +5,7 @@ use serde_json::json;
 use super::*;
 use crate::backend::retry::RetryPolicy;
 use crate::lifecycle::registry::Registry;
+use crate::policy::grants::Trust;
 use futures_util::future::BoxFuture;
 
 /// Counts cycles and vetoes every one after the first `allow`.
@@ -77,15 +78,28 @@ async fn hooks_wrap_cycles_and_a_before_hook_can_skip_one() {
     assert_eq!(status.tasks()["swapper"]["ok"], 1);
 }
 
-/// With a budget, a cycle is admitted and its measured cost (guest memory + held records)
-/// becomes its task's estimate: the first cycle of a task is admitted as the whole budget,
-/// the next by what the first one really used.
+/// With a budget, a trusted module's cycle is admitted and its measured cost (guest memory +
+/// held records) becomes its task's estimate: the first cycle of a task is admitted as the
+/// whole budget, the next by what the first one really used. A module that is not trusted
+/// never enters the budget: nothing is held for it, nothing learned.
 #[tokio::test]
-async fn a_budget_learns_each_task_cost_from_its_cycles() {
+async fn a_budget_learns_each_trusted_task_cost_and_leaves_other_modules_out() {
     let (sched, _, slot) = swapper().await;
     sched.set_memory_budget(64);
     let budget = sched.memory.get().expect("a budget of 64 MiB is set");
     assert_eq!(budget.estimate("swapper"), 64 * 1024, "unknown: the whole budget");
+    let ran = sched.cycle(&slot, &slot.serving(), "swapper", None).await;
+    assert!(ran.ok);
+    assert_eq!(budget.estimate("swapper"), 64 * 1024, "an untrusted module's cycle taught the budget");
+
+    let s = slot.serving();
+    let trusted = Serving {
+        module: s.module.clone(),
+        grants: s.grants.clone(),
+        limits: s.limits.clone(),
+        trust: Trust::Embedded,
+    };
+    let slot = Arc::new(ModuleSlot::new(trusted, 3));
     let ran = sched.cycle(&slot, &slot.serving(), "swapper", None).await;
     assert!(ran.ok);
     let learned = budget.estimate("swapper");

@@ -201,7 +201,7 @@ impl Outbox {
         }
     }
 
-    /// Keeps `value` as the last good copy of `key` (written only when it changed).
+    /// Keeps `body` (JSON text) as the last good copy of `key` (written only when it changed).
     pub async fn cache_put(&self, key: &str, body: &str) {
         let h = hash(body);
         if self.cached.lock().expect("cache lock").get(key) == Some(&h) {

@@ -24,6 +24,14 @@
 //! running to its 120 s wall limit with the whole budget — would hold every other task back
 //! by as long: the budget trades a little start-up latency for a lower peak, never a task's
 //! liveness. Which is what lets it be on by default ([`crate::lifecycle::config`]).
+//!
+//! Who is admitted: the trusted modules only (embedded, the same bytes as an embedded one,
+//! or under `--trusted-dir`) — the host's own workers, whose costs are known and whose
+//! cycles end. A module not trusted never enters it: its first cycle's cost is unknown, so it
+//! would take the whole budget, and a module that sleeps through its cycles would then delay
+//! every trusted task by [`PATIENCE`] at each of its cycles (the sandbox suite's
+//! "neighbours keep their share" failed that way: a ticker due every second ran every ten).
+//! Such a module is bounded by its own `memory_bytes` and `max_concurrent` instead.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
