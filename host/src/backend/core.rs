@@ -13,6 +13,7 @@ use backon::Retryable;
 use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Client, Method};
+use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -239,10 +240,11 @@ impl CoreClient {
         Ok((status, bytes))
     }
 
-    async fn get_json(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ClientError> {
+    /// A GET's answer as `T`: a `Value`, or the text as sent (`Box<RawValue>`).
+    async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, String)]) -> Result<T, ClientError> {
         match self.send(Method::GET, path, query, None).await? {
             Answer::Body(body) => parse(&body),
-            Answer::StoredEarlier => Ok(Value::Null), // only POSTs are retried into a 409
+            Answer::StoredEarlier => parse(b""), // only POSTs are retried into a 409
         }
     }
 
@@ -260,20 +262,11 @@ impl CoreClient {
     /// the largest answer a cycle fetches; parsed and written out again it was several MB of
     /// short-lived heap per cycle of each of four tasks.
     pub async fn get_manifests(&self) -> Result<Box<RawValue>, ClientError> {
-        self.get_raw("/manifests").await
+        self.get_json("/manifests", &[]).await
     }
 
     pub async fn get_manifest(&self, service: &str) -> Result<Box<RawValue>, ClientError> {
-        self.get_raw(&format!("/manifests/{}", segment(service))).await
-    }
-
-    async fn get_raw(&self, path: &str) -> Result<Box<RawValue>, ClientError> {
-        match self.send(Method::GET, path, &[], None).await? {
-            Answer::Body(body) if !body.is_empty() => {
-                serde_json::from_slice(&body).map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}")))
-            }
-            _ => Ok(RawValue::NULL.to_owned()),
-        }
+        self.get_json(&format!("/manifests/{}", segment(service)), &[]).await
     }
 
     /// POST /assessments or /verdicts with the envelope; returns the id core stored.
@@ -300,7 +293,7 @@ impl CoreClient {
             RecordKind::Verdict => "/verdicts",
         };
         // Core's answer is `{"id"}`; an earlier attempt's 409 means it holds the record's own id.
-        let reply = match self.send(Method::POST, path, &[], Some(envelope.into())).await? {
+        let reply: Value = match self.send(Method::POST, path, &[], Some(envelope.into())).await? {
             Answer::Body(bytes) => parse(&bytes)?,
             Answer::StoredEarlier => return Ok(record.id.clone()),
         };
@@ -394,10 +387,9 @@ fn json_bytes(v: &Value) -> Bytes {
     Bytes::from(v.to_string().into_bytes())
 }
 
-fn parse(body: &[u8]) -> Result<Value, ClientError> {
-    if body.is_empty() {
-        return Ok(Value::Null);
-    }
+/// An empty body is `null`.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ClientError> {
+    let body = if body.is_empty() { b"null".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| ClientError::Invalid(format!("core sent invalid JSON: {e}")))
 }
 
