@@ -83,7 +83,27 @@ fn config(a: nthlayer_host::command::config::ConfigArgs, argv: Vec<String>) -> R
 }
 
 fn main() -> ExitCode {
-    let argv = expand_shorthand(std::env::args().collect());
+    use nthlayer_host::runtime::compiler;
+    let args: Vec<String> = std::env::args().collect();
+    // The host's own compiler process (runtime/compiler.rs): before the config file, the
+    // logger and the async runtime, none of which it needs.
+    if args.get(1).map(String::as_str) == Some(compiler::SUBCOMMAND) {
+        return match (args.get(2).map(String::as_str), args.get(3)) {
+            (Some("--out"), Some(out)) if args.len() == 4 => match compiler::child_main(out.as_ref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    ExitCode::from(1)
+                }
+            },
+            _ => {
+                eprintln!("usage: nthlayer-host {} --out FILE < module.wasm", compiler::SUBCOMMAND);
+                ExitCode::from(2)
+            }
+        };
+    }
+    compiler::use_child(compiler::this_exe());
+    let argv = expand_shorthand(args);
     // The config file's values join the command line where a flag took its default.
     let layered = match nthlayer_host::command::settings::layer::layer_process(Cli::command(), argv.clone()) {
         Ok(l) => l,

@@ -404,6 +404,7 @@ impl Scheduler {
         for h in &hooks {
             h.after(&report).await;
         }
+        crate::runtime::heap::settle();
         Ran { ok, state: out }
     }
 

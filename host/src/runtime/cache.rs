@@ -13,9 +13,15 @@ use anyhow::{Context, Result};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::compiler::ChildError;
+
 pub struct ArtifactCache {
     dir: Option<PathBuf>,
     engine_key: String,
+    /// Where a miss is compiled: this executable in a child process, or in process (None).
+    child: Option<PathBuf>,
+    /// How long a child may compile.
+    timeout: std::time::Duration,
 }
 
 /// Whether an artifact came from the cache or had to be compiled (reported in logs and bench).
@@ -26,11 +32,26 @@ pub enum Origin {
 }
 
 impl ArtifactCache {
-    /// `dir = None` disables the cache (every load compiles).
+    /// `dir = None` disables the cache (every load compiles, in process). A miss compiles in
+    /// a child process when the binary asked for it (`compiler::use_child`).
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        ArtifactCache { dir, engine_key: format!("{:016x}", h.finish()) }
+        let child = super::compiler::child_exe().map(PathBuf::from);
+        let timeout = super::compiler::COMPILE_TIMEOUT;
+        ArtifactCache { dir, engine_key: format!("{:016x}", h.finish()), child, timeout }
+    }
+
+    /// Compile misses by running `exe` (this binary) in a child process, or in process.
+    pub fn with_child(mut self, exe: Option<PathBuf>) -> Self {
+        self.child = exe;
+        self
+    }
+
+    /// How long a child may compile before it is stopped and the module refused.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     fn path_for(&self, sha256: &str) -> Option<PathBuf> {
@@ -56,6 +77,20 @@ impl ArtifactCache {
                 }
             }
         }
+        if let (Some(exe), Some(path)) = (&self.child, self.path_for(sha256)) {
+            std::fs::create_dir_all(path.parent().context("cache path has no parent")?)?;
+            match super::compiler::compile_in_child(exe, wasm, &path, self.timeout) {
+                // SAFETY: written by this same executable's engine (`/proc/self/exe`), whose
+                // compatibility hash is in the file name; wasmtime checks header and version.
+                Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
+                    Ok(c) => return Ok((c, Origin::Compiled)),
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                        "the compiler process wrote an artifact this engine cannot load; compiling in process"),
+                },
+                Err(e @ ChildError::Start { .. }) => tracing::warn!(error = %e, "compiling in process"),
+                Err(ChildError::Refused(said)) => anyhow::bail!(said),
+            }
+        }
         let component = Component::new(engine, wasm)?;
         if let Some(path) = self.path_for(sha256) {
             if let Err(e) = write_atomically(&path, &component.serialize()?) {
@@ -75,7 +110,7 @@ impl ArtifactCache {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));

@@ -8,6 +8,7 @@
 //! new `LoadedModule`, so swapping is replacing an `Arc`.
 
 pub mod cache;
+pub mod compiler;
 pub mod config;
 pub mod cpu;
 pub mod cycle;
