@@ -8,7 +8,7 @@ use nthlayer_sdk::batch::QUERY_BATCH;
 use nthlayer_sdk::{py, CycleInput, CycleOutput, Host, HostError, Level};
 use serde_json::{json, Map, Value};
 
-use crate::{assessment, fetch_manifests, manifest_name, manifest_slos, output, runs, submit, submit_all, truthy, Seq};
+use crate::{assessment, fetch_manifests, manifest_name, output, runs, submit, submit_all, truthy, Seq};
 
 /// One SLO as the collector sees it.
 struct Slo {
@@ -36,16 +36,21 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
         return output(&seq, 0);
     };
 
+    // Each manifest's SLOs are moved out of it (never copied): the manifests and then the
+    // raw SLOs are let go as soon as what follows from them is built, so the cycle does not
+    // hold the catalogue three times over (observe.collect's memory, docs/BENCH.md).
     let mut by_service: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for m in &manifests {
-        let Some(service) = manifest_name(m) else {
+    for m in manifests {
+        let Some(service) = manifest_name(&m).map(str::to_string) else {
             continue;
         };
-        for slo in manifest_slos(m) {
+        let Value::Object(mut m) = m else { continue };
+        let Some(Value::Array(slos)) = m.remove("slos") else { continue };
+        for slo in slos {
             let named = slo.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
             let targeted = slo.get("target").is_some_and(|t| !t.is_null());
             if named && targeted {
-                by_service.entry(service.to_string()).or_default().push(slo.clone());
+                by_service.entry(service.clone()).or_default().push(slo);
             }
         }
     }
@@ -56,12 +61,12 @@ pub fn run(host: &dyn Host, input: &CycleInput) -> CycleOutput {
     let mut collection_errors = 0u64;
     // Every service's SLOs are parsed first: one that does not parse skips its service, as
     // the reference's collector raised for it.
-    let mut planned: Vec<(&String, Vec<Slo>)> = Vec::new();
-    for (service, raw_slos) in &by_service {
+    let mut planned: Vec<(String, Vec<Slo>)> = Vec::new();
+    for (service, raw_slos) in by_service {
         match raw_slos.iter().map(parse_slo).collect::<Result<Vec<_>, _>>() {
             Ok(slos) => planned.push((service, slos)),
             Err(CollectFailure(why)) => {
-                host.log(Level::Warn, "observe_collect_failed", &[("service", service), ("error", &why)]);
+                host.log(Level::Warn, "observe_collect_failed", &[("service", &service), ("error", &why)]);
                 collection_errors += 1;
             }
         }

