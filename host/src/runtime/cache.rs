@@ -7,7 +7,7 @@
 //! would be unsound to load.
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Component;
@@ -93,7 +93,7 @@ impl ArtifactCache {
         }
         let component = Component::new(engine, wasm)?;
         if let Some(path) = self.path_for(sha256) {
-            if let Err(e) = write_atomically(&path, &component.serialize()?) {
+            if let Err(e) = super::compiler::write_atomically(&path, &component.serialize()?) {
                 tracing::warn!(path = %path.display(), error = %e, "could not cache compiled artifact");
             } else {
                 // Served from the file just written, as a warm start would be: the compiled
@@ -108,15 +108,6 @@ impl ArtifactCache {
         }
         Ok((component, Origin::Compiled))
     }
-}
-
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("cache path has no parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// Default cache directory: `$NTHLAYER_CACHE_DIR`, else `$XDG_CACHE_HOME/nthlayer-host`, else

@@ -139,5 +139,15 @@ pub fn child_main(out: &Path) -> Result<()> {
     std::io::Read::read_to_end(&mut std::io::stdin(), &mut wasm).context("read the module from stdin")?;
     let engine = super::engine::new_engine()?;
     let bytes = engine.precompile_component(&wasm)?;
-    super::cache::write_atomically(out, &bytes)
+    write_atomically(out, &bytes)
+}
+
+/// Written beside, then renamed into place: a reader never maps half an artifact.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
