@@ -88,17 +88,15 @@ fn main() -> ExitCode {
     // The host's own compiler process (runtime/compiler.rs): before the config file, the
     // logger and the async runtime, none of which it needs.
     if args.get(1).map(String::as_str) == Some(compiler::SUBCOMMAND) {
-        return match (args.get(2).map(String::as_str), args.get(3)) {
-            (Some("--out"), Some(out)) if args.len() == 4 => match compiler::child_main(out.as_ref()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    ExitCode::from(1)
-                }
-            },
-            _ => {
-                eprintln!("usage: nthlayer-host {} --out FILE < module.wasm", compiler::SUBCOMMAND);
-                ExitCode::from(2)
+        if args.len() != 2 {
+            eprintln!("usage: nthlayer-host {} < module.wasm > artifact", compiler::SUBCOMMAND);
+            return ExitCode::from(2);
+        }
+        return match compiler::child_main() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e:#}");
+                ExitCode::from(1)
             }
         };
     }

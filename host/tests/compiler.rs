@@ -1,6 +1,7 @@
 //! Compiling in a child process (runtime/compiler.rs) with the real binary: the artifact it
-//! writes is the one the host serves, a refusal reads as it would in process, a child that
-//! dies is named, and a child that cannot start falls back to compiling in process.
+//! writes is the one the host serves (from the cache, or from memory when the cache cannot
+//! be written), a refusal reads as it would in process, a child that dies or overruns is
+//! named, and a child that cannot start falls back to compiling in process.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,23 @@ fn a_compile_that_takes_too_long_is_stopped() {
     assert!(!survived.exists(), "the compiler process was not killed");
 }
 
+/// Where the cache cannot be written (here a file stands where its directory should be),
+/// the child's artifact is loaded from its bytes, as a compile in process was.
+#[test]
+fn an_unwritable_cache_still_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("not-a-directory");
+    std::fs::write(&blocked, b"").unwrap();
+    let wasm = std::fs::read(components::SWAPPER_V1.built()).unwrap();
+    let (engine, cache) = cache(&blocked, Some(BIN));
+    let (_, origin) = cache.load(&engine, &wasm, "sha").unwrap();
+    assert_eq!(origin, Origin::Compiled);
+    let engine = new_engine().unwrap();
+    let none = ArtifactCache::new(&engine, None).with_child(Some(BIN.into()));
+    let (_, origin) = none.load(&engine, &wasm, "sha").unwrap();
+    assert_eq!(origin, Origin::Compiled);
+}
+
 #[test]
 fn a_child_that_cannot_start_falls_back_to_compiling_in_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +116,7 @@ fn a_child_that_cannot_start_falls_back_to_compiling_in_process() {
 
 #[test]
 fn the_subcommand_refuses_a_wrong_call() {
-    let out = std::process::Command::new(BIN).arg("__compile").output().unwrap();
+    let out = std::process::Command::new(BIN).args(["__compile", "--out", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: nthlayer-host __compile --out FILE"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: nthlayer-host __compile < module.wasm > artifact"));
 }

@@ -9,7 +9,7 @@
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
@@ -32,8 +32,8 @@ pub enum Origin {
 }
 
 impl ArtifactCache {
-    /// `dir = None` disables the cache (every load compiles, in process). A miss compiles in
-    /// a child process when the binary asked for it (`compiler::use_child`).
+    /// `dir = None` disables the cache (every load compiles). A miss compiles in a child
+    /// process when the binary asked for it (`compiler::use_child`).
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
@@ -77,15 +77,12 @@ impl ArtifactCache {
                 }
             }
         }
-        if let (Some(exe), Some(path)) = (&self.child, self.path_for(sha256)) {
-            std::fs::create_dir_all(path.parent().context("cache path has no parent")?)?;
-            match super::compiler::compile_in_child(exe, wasm, &path, self.timeout) {
-                // SAFETY: written by this same executable's engine (`/proc/self/exe`), whose
-                // compatibility hash is in the file name; wasmtime checks header and version.
-                Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
-                    Ok(c) => return Ok((c, Origin::Compiled)),
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e,
-                        "the compiler process wrote an artifact this engine cannot load; compiling in process"),
+        if let Some(exe) = &self.child {
+            match super::compiler::compile_in_child(exe, wasm, self.timeout) {
+                Ok(artifact) => match self.keep(engine, sha256, artifact) {
+                    Ok(component) => return Ok((component, Origin::Compiled)),
+                    Err(e) => tracing::warn!(error = %e,
+                        "the compiler process's artifact does not load in this engine; compiling in process"),
                 },
                 Err(e @ ChildError::Start { .. }) => tracing::warn!(error = %e, "compiling in process"),
                 Err(ChildError::Refused(said)) => anyhow::bail!(said),
@@ -107,6 +104,26 @@ impl ArtifactCache {
             }
         }
         Ok((component, Origin::Compiled))
+    }
+
+    /// A child's artifact: stored, then mapped from the file as a warm start would be; when
+    /// the cache cannot be written (no cache, a read-only directory), loaded from the bytes,
+    /// as a compile in process is.
+    fn keep(&self, engine: &Engine, sha256: &str, artifact: Vec<u8>) -> Result<Component> {
+        if let Some(path) = self.path_for(sha256) {
+            match super::compiler::write_atomically(&path, &artifact) {
+                // SAFETY: written by this same executable's engine (`/proc/self/exe`), whose
+                // compatibility hash is in the file name; wasmtime checks header and version.
+                Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
+                    Ok(c) => return Ok(c),
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot map the compiled artifact"),
+                },
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not cache compiled artifact"),
+            }
+        }
+        // SAFETY: this executable's own serialisation, from its child; wasmtime checks the
+        // header and version.
+        Ok(unsafe { Component::deserialize(engine, &artifact) }?)
     }
 }
 

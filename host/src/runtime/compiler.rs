@@ -9,9 +9,10 @@
 //! binary asks for it ([`use_child`], set by `main`), the artifact cache hands a miss to
 //! `nthlayer-host __compile`: the same executable (`/proc/self/exe`, so a binary replaced
 //! on disk by an upgrade still compiles for the engine that is running), which builds the
-//! same engine, precompiles the wasm it reads on stdin and writes the artifact where the
-//! cache names it. The host then maps that file as it would any cached artifact; the
-//! child's memory is the kernel's again the moment it exits.
+//! same engine, precompiles the wasm it reads on stdin and writes the artifact to stdout.
+//! The host stores it in the cache and maps that file as it would any cached artifact (or,
+//! when the cache cannot be written, loads it from the bytes, as a compile in process
+//! did); the child's memory is the kernel's again the moment it exits.
 //!
 //! A library user (tests, other embedders) compiles in process unless it opts in.
 
@@ -66,40 +67,57 @@ pub enum ChildError {
 /// busy for longer is refused rather than holding its load forever.
 pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Runs `exe __compile --out <out>` with `wasm` on its stdin and waits for it, at most
-/// `timeout`. A refusal carries what the compiler said (a module Cranelift refuses reads as
-/// it would in process), or how the child died.
-pub fn compile_in_child(exe: &Path, wasm: &[u8], out: &Path, timeout: Duration) -> Result<(), ChildError> {
+/// Runs `exe __compile` with `wasm` on its stdin, at most `timeout`, and returns the
+/// artifact it wrote to its stdout. A refusal carries what the compiler said (a module
+/// Cranelift refuses reads as it would in process), or how the child died.
+pub fn compile_in_child(exe: &Path, wasm: &[u8], timeout: Duration) -> Result<Vec<u8>, ChildError> {
     let mut child = Command::new(exe)
         .arg(SUBCOMMAND)
-        .arg("--out")
-        .arg(out)
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| ChildError::Start { exe: exe.to_path_buf(), source })?;
+    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     // Fed and drained from other threads: a child that fails early stops reading its stdin,
-    // and one that says a lot fills its stderr pipe; either would block this thread.
-    let stdin = child.stdin.take();
-    let wasm = wasm.to_vec();
-    let feeder = std::thread::spawn(move || {
-        if let Some(mut stdin) = stdin {
-            let _ = stdin.write_all(&wasm);
+    // and one that writes more than a pipe holds waits for a reader; either would block
+    // this thread. Scoped, so the module's bytes are lent, not copied.
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(wasm);
+            }
+        });
+        let artifact = scope.spawn(move || read_all(stdout));
+        let said = scope.spawn(move || read_all(stderr));
+        let status = wait(&mut child, timeout);
+        let artifact = artifact.join().unwrap_or_default();
+        let said = String::from_utf8_lossy(&said.join().unwrap_or_default()).trim().to_string();
+        let status = status?;
+        if status.success() && !artifact.is_empty() {
+            return Ok(artifact);
         }
-    });
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut said = Vec::new();
-        if let Some(mut stderr) = stderr {
-            let _ = stderr.read_to_end(&mut said);
-        }
-        said
-    });
+        Err(ChildError::Refused(match status.code() {
+            Some(_) if !said.is_empty() => said,
+            Some(0) => "the compiler process wrote no artifact".to_string(),
+            Some(code) => format!("the compiler process exited with {code} and said nothing"),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                let signal = status.signal().unwrap_or(0);
+                let said = if said.is_empty() { String::new() } else { format!(": {said}") };
+                format!("the compiler process was killed by signal {signal} (out of memory?){said}")
+            }
+        }))
+    })
+}
+
+/// The child's exit, or its end at `timeout`: killed, so its pipes close and the threads
+/// reading them finish.
+fn wait(child: &mut std::process::Child, timeout: Duration) -> Result<std::process::ExitStatus, ChildError> {
     let started = Instant::now();
-    let status = loop {
+    loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
+            Ok(Some(status)) => return Ok(status),
             Ok(None) if started.elapsed() >= timeout => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -111,35 +129,29 @@ pub fn compile_in_child(exe: &Path, wasm: &[u8], out: &Path, timeout: Duration) 
             Ok(None) => std::thread::sleep(POLL),
             Err(e) => return Err(ChildError::Refused(format!("waiting for the compiler process: {e}"))),
         }
-    };
-    let _ = feeder.join();
-    let said = reader.join().unwrap_or_default();
-    if status.success() {
-        return Ok(());
     }
-    let said = String::from_utf8_lossy(&said).trim().to_string();
-    Err(ChildError::Refused(match status.code() {
-        Some(_) if !said.is_empty() => said,
-        Some(code) => format!("the compiler process exited with {code} and said nothing"),
-        None => {
-            use std::os::unix::process::ExitStatusExt;
-            let signal = status.signal().unwrap_or(0);
-            let said = if said.is_empty() { String::new() } else { format!(": {said}") };
-            format!("the compiler process was killed by signal {signal} (out of memory?){said}")
-        }
-    }))
+}
+
+fn read_all(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// How often a running compile is looked at: a compile takes tens of milliseconds at least.
 const POLL: Duration = Duration::from_millis(5);
 
-/// The child's side: compile stdin's wasm with this binary's engine into `out`.
-pub fn child_main(out: &Path) -> Result<()> {
+/// The child's side: compile stdin's wasm with this binary's engine, the artifact to stdout.
+pub fn child_main() -> Result<()> {
     let mut wasm = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::stdin(), &mut wasm).context("read the module from stdin")?;
+    std::io::stdin().read_to_end(&mut wasm).context("read the module from stdin")?;
     let engine = super::engine::new_engine()?;
     let bytes = engine.precompile_component(&wasm)?;
-    write_atomically(out, &bytes)
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes).context("write the artifact to stdout")?;
+    out.flush().context("write the artifact to stdout")
 }
 
 /// Written beside, then renamed into place: a reader never maps half an artifact.
