@@ -88,32 +88,21 @@ impl ArtifactCache {
                 Err(ChildError::Refused(said)) => anyhow::bail!(said),
             }
         }
-        let component = Component::new(engine, wasm)?;
-        if let Some(path) = self.path_for(sha256) {
-            if let Err(e) = super::compiler::write_atomically(&path, &component.serialize()?) {
-                tracing::warn!(path = %path.display(), error = %e, "could not cache compiled artifact");
-            } else {
-                // Served from the file just written, as a warm start would be: the compiled
-                // code then lives in the file's pages (clean, the kernel's to reclaim), not
-                // in anonymous memory for as long as the module is loaded — a cold start
-                // held ~12 MB more of the host's RSS for good (docs/BENCH.md, "Memory").
-                // SAFETY: as above; the bytes are this engine's own serialisation.
-                if let Ok(mapped) = unsafe { Component::deserialize_file(engine, &path) } {
-                    return Ok((mapped, Origin::Compiled));
-                }
-            }
-        }
-        Ok((component, Origin::Compiled))
+        let artifact = engine.precompile_component(wasm)?;
+        Ok((self.keep(engine, sha256, artifact)?, Origin::Compiled))
     }
 
-    /// A child's artifact: stored, then mapped from the file as a warm start would be; when
-    /// the cache cannot be written (no cache, a read-only directory), loaded from the bytes,
-    /// as a compile in process is.
+    /// A compiled artifact (the child's or our own): stored, then served from the file as a
+    /// warm start would be — the compiled code then lives in the file's pages (clean, the
+    /// kernel's to reclaim), not in anonymous memory for as long as the module is loaded
+    /// (docs/BENCH.md, "Memory"); when the cache cannot be written (no cache, a read-only
+    /// directory), loaded from the bytes.
     fn keep(&self, engine: &Engine, sha256: &str, artifact: Vec<u8>) -> Result<Component> {
         if let Some(path) = self.path_for(sha256) {
             match super::compiler::write_atomically(&path, &artifact) {
-                // SAFETY: written by this same executable's engine (`/proc/self/exe`), whose
-                // compatibility hash is in the file name; wasmtime checks header and version.
+                // SAFETY: this engine's serialisation (or, from a child, that of this same
+                // executable's engine: `/proc/self/exe`), whose compatibility hash is in the
+                // file name; wasmtime checks header and version.
                 Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
                     Ok(c) => return Ok(c),
                     Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot map the compiled artifact"),
@@ -121,8 +110,7 @@ impl ArtifactCache {
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not cache compiled artifact"),
             }
         }
-        // SAFETY: this executable's own serialisation, from its child; wasmtime checks the
-        // header and version.
+        // SAFETY: as above, from memory.
         Ok(unsafe { Component::deserialize(engine, &artifact) }?)
     }
 }
