@@ -1,4 +1,5 @@
-//! The outbox sender's requests to core over hyper's HTTP/1 connections, held by the sender.
+//! Requests over hyper's HTTP/1 connections held by the client: the outbox sender's to core,
+//! and the Prometheus client's queries.
 //!
 //! Delivery is one small request per record, thousands a cycle (core 4.0.1 has no batch
 //! endpoint), so what a request costs the host beyond the loopback round trip is most of a
@@ -15,12 +16,16 @@
 //! skipped, and a request one could not take before it was written goes on another, as
 //! reqwest's pool does. Used only for `http://` cores reached without a proxy; anything
 //! else stays on reqwest.
+//!
+//! Prometheus' instant and range queries take the same path (backend/prometheus.rs): a
+//! collect cycle at 1,000 services runs 3,000 of them, and reqwest's per-request work was a
+//! fifth of the cycle's host CPU there too (docs/BENCH.md, "Queries over direct connections").
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE, HOST, USER_AGENT};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -36,6 +41,8 @@ pub struct Direct {
     host: HeaderValue,
     agent: HeaderValue,
     timeout: Duration,
+    /// A header every request carries (Prometheus' basic auth), built once.
+    extra: Option<(HeaderName, HeaderValue)>,
     /// Connections with no request on them, most recently used last.
     idle: Mutex<Vec<Conn>>,
 }
@@ -43,6 +50,17 @@ pub struct Direct {
 /// How one exchange failed: always a transport failure (an answer of any status is `Ok`).
 #[derive(Debug, PartialEq)]
 pub struct Failed(pub String);
+
+/// What [`Failed`] says when the exchange ran past the client's timeout.
+const TIMED_OUT: &str = "timed out";
+
+impl Failed {
+    /// The exchange ran past the client's timeout (a client that tells a timeout from an
+    /// unreachable backend, as Prometheus' does, reads it here).
+    pub fn timed_out(&self) -> bool {
+        self.0 == TIMED_OUT
+    }
+}
 
 impl Direct {
     /// A direct client for `base` when it can serve it: plain `http://`, no proxy set in
@@ -59,8 +77,15 @@ impl Direct {
             agent: HeaderValue::from_str(agent).ok()?,
             authority,
             timeout,
+            extra: None,
             idle: Mutex::default(),
         })
+    }
+
+    /// Every request also carries `name: value`.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.extra = Some((name, value));
+        self
     }
 
     /// One exchange: `path` (with its query, if any) and an optional JSON body. Returns the
@@ -78,9 +103,12 @@ impl Direct {
         if json {
             h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
+        if let Some((name, value)) = &self.extra {
+            h.insert(name.clone(), value.clone());
+        }
         match tokio::time::timeout(self.timeout, self.send(req)).await {
             Ok(r) => r,
-            Err(_) => Err(Failed("timed out".into())),
+            Err(_) => Err(Failed(TIMED_OUT.into())),
         }
     }
 

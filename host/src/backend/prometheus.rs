@@ -8,7 +8,15 @@
 //! never built into a tree): the guest gets that text, and nothing in the host reads inside
 //! it. Parsing it into a `Value` and writing it out again cost a collect cycle at 1,000
 //! services ~10 MB of short-lived heap and the CPU of both (docs/BENCH.md, "Memory").
+//!
+//! Queries whose parameters fit in the URL go over the client's own HTTP/1 connections
+//! (backend/core_direct.rs) when Prometheus is plain `http://` without a path prefix or a
+//! proxy: the same request line, headers and timeout as reqwest's, without its per-request
+//! URL parsing, header map and pool (a fifth of a 1,000-service collect cycle's host CPU
+//! went there; docs/BENCH.md, "Queries over direct connections"). Everything else, the
+//! long queries' POST form included, stays on reqwest.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
@@ -17,6 +25,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::backend::core_direct::Direct;
 use crate::backend::describe;
 use crate::backend::{user_agent, ClientError};
 
@@ -45,18 +54,37 @@ pub struct PrometheusClient {
     auth: Option<(String, String)>,
     /// Concurrent queries in one batch.
     batch_parallelism: usize,
+    timeout: Duration,
+    /// The direct connections, when Prometheus can be reached over them (module doc).
+    direct: Option<Arc<Direct>>,
 }
 
 impl PrometheusClient {
     /// An empty `base` is "not configured": every query answers unavailable.
     pub fn new(base: &str, timeout: Duration) -> anyhow::Result<Self> {
         let http = Client::builder().user_agent(user_agent()).timeout(timeout).build()?;
-        Ok(PrometheusClient { http, base: base.trim_end_matches('/').to_string(), auth: None, batch_parallelism: 8 })
+        let base = base.trim_end_matches('/').to_string();
+        let direct = Direct::for_base(&base, &user_agent(), timeout).map(Arc::new);
+        Ok(PrometheusClient { http, base, auth: None, batch_parallelism: 8, timeout, direct })
     }
 
     pub fn with_basic_auth(mut self, user: &str, password: &str) -> Self {
         self.auth = Some((user.to_string(), password.to_string()));
+        // The header reqwest would send, written by reqwest, carried by every direct request.
+        let header = self.http.get(&self.base).basic_auth(user, Some(password)).build().ok().and_then(|r| {
+            let v = r.headers().get(reqwest::header::AUTHORIZATION)?.clone();
+            Some((reqwest::header::AUTHORIZATION, v))
+        });
+        self.direct = header.and_then(|(name, value)| {
+            Direct::for_base(&self.base, &user_agent(), self.timeout).map(|d| Arc::new(d.with_header(name, value)))
+        });
         self
+    }
+
+    /// Whether short queries go over the direct connections (tests).
+    #[cfg(test)]
+    fn is_direct(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// GET with the parameters in the URL, as the reference sends them; POST with a form
@@ -67,8 +95,24 @@ impl PrometheusClient {
         if self.base.is_empty() {
             return Err(ClientError::Unavailable("Prometheus not configured (--prometheus-url)".into()));
         }
-        let url = format!("{}{}", self.base, path);
         let len: usize = params.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        if let Some(direct) = self.direct.as_ref().filter(|_| len <= MAX_GET_PARAMS) {
+            // The query string as reqwest's `query()` writes it (form-urlencoded).
+            let mut target = String::with_capacity(path.len() + 1 + len * 3 / 2);
+            target.push_str(path);
+            target.push('?');
+            let start = target.len();
+            let target = form_urlencoded::Serializer::for_suffix(target, start).extend_pairs(params).finish();
+            let (status, body) = direct.exchange(&http::Method::GET, &target, None).await.map_err(|f| {
+                if f.timed_out() {
+                    ClientError::Timeout(format!("Prometheus at {} timed out", self.base))
+                } else {
+                    ClientError::Unavailable(format!("Prometheus at {} unreachable: {}", self.base, f.0))
+                }
+            })?;
+            return self.answer(status, &body);
+        }
+        let url = format!("{}{}", self.base, path);
         let mut req =
             if len > MAX_GET_PARAMS { self.http.post(&url).form(params) } else { self.http.get(&url).query(params) };
         if let Some((u, p)) = &self.auth {
@@ -83,7 +127,12 @@ impl PrometheusClient {
         })?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| ClientError::Unavailable(describe(&e)))?;
-        let parsed: Option<Envelope> = serde_json::from_slice(&body).ok();
+        self.answer(status, &body)
+    }
+
+    /// What an answer means, however it came: `data` as sent, the API's error, or the status.
+    fn answer(&self, status: u16, body: &[u8]) -> Result<Answer, ClientError> {
+        let parsed: Option<Envelope> = serde_json::from_slice(body).ok();
         match parsed {
             Some(Envelope { status: Some(s), data, .. }) if s.as_str() == Some("success") => {
                 Ok(data.unwrap_or_else(|| RawValue::NULL.to_owned()))
@@ -97,7 +146,7 @@ impl PrometheusClient {
             _ if status >= 500 => {
                 Err(ClientError::Unavailable(format!("Prometheus at {} answered HTTP {status}", self.base)))
             }
-            _ => Err(ClientError::from_response(status, &body)),
+            _ => Err(ClientError::from_response(status, body)),
         }
     }
 
@@ -182,6 +231,49 @@ mod tests {
         assert!(seen[1].body.starts_with("query=vector%281%29"), "{}", &seen[1].body[..80]);
         assert!(seen[2].body.ends_with("&start=0&end=60&step=15s"), "{}", &seen[2].body[seen[2].body.len() - 40..]);
         fake.finish();
+    }
+
+    /// The direct connections send what reqwest sends (request line, headers, basic auth)
+    /// and read a timeout as reqwest's path does.
+    #[tokio::test]
+    async fn direct_queries_are_the_requests_reqwest_sends() {
+        let fake = HttpFake::start(vec![
+            Step::get("/api/v1/query").reply(200, EMPTY).times(2),
+            Step::get("/api/v1/query").hang().times(2),
+        ]);
+        let direct = PrometheusClient::new(fake.url(), Duration::from_secs(1)).unwrap().with_basic_auth("u", "p:w");
+        assert!(direct.is_direct());
+        let reqwest = PrometheusClient { direct: None, ..direct.clone() };
+        let q = r#"sum(rate(http_requests_total{service="a b",code=~"5.."}[5m])) / 1e3 & ü"#;
+        direct.query(q, Some(1733600000.5)).await.unwrap();
+        reqwest.query(q, Some(1733600000.5)).await.unwrap();
+        for client in [&direct, &reqwest] {
+            match client.query("up", None).await {
+                Err(ClientError::Timeout(m)) => assert_eq!(m, format!("Prometheus at {} timed out", fake.url())),
+                other => panic!("expected a timeout, got {other:?}"),
+            }
+        }
+        let seen = fake.seen();
+        let headers = |i: usize| {
+            let mut h: Vec<(String, String)> =
+                seen[i].headers.iter().map(|(k, v)| (k.to_lowercase(), v.clone())).collect();
+            h.sort();
+            h
+        };
+        assert_eq!(seen[0].request_line(), seen[1].request_line());
+        assert!(seen[0].request_line().contains("query=sum%28rate%28http_requests_total%7Bservice%3D%22a+b%22"));
+        assert_eq!(headers(0), headers(1));
+        assert_eq!(seen[0].header("authorization"), Some("Basic dTpwOnc="));
+        fake.finish();
+    }
+
+    /// A Prometheus behind a path prefix, or over TLS, stays on reqwest.
+    #[test]
+    fn direct_only_where_reqwest_would_go_straight_there() {
+        let t = Duration::from_secs(1);
+        assert!(PrometheusClient::new("http://127.0.0.1:9090/", t).unwrap().is_direct());
+        assert!(!PrometheusClient::new("http://127.0.0.1:9090/prom", t).unwrap().is_direct());
+        assert!(!PrometheusClient::new("https://127.0.0.1:9090", t).unwrap().is_direct());
     }
 
     #[tokio::test]

@@ -153,7 +153,15 @@ impl Outbox {
         match r {
             Ok(b) => {
                 tracing::debug!(records = n, backlog = b.records, "cycle committed to the spool");
-                kinds.iter().for_each(|k| crate::telemetry::committed(module, task_name, k, 1));
+                // One counter update per kind, not per record (a cycle commits thousands).
+                let mut counted: Vec<(&str, u64)> = Vec::new();
+                for k in &kinds {
+                    match counted.iter_mut().find(|(c, _)| c == k) {
+                        Some((_, n)) => *n += 1,
+                        None => counted.push((k, 1)),
+                    }
+                }
+                counted.iter().for_each(|(k, n)| crate::telemetry::committed(module, task_name, k, *n));
                 *self.backlog.lock().expect("backlog lock") = b;
                 if self.full().is_some() {
                     self.drop_heartbeats().await;

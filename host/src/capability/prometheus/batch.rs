@@ -23,7 +23,10 @@ pub(super) struct Batch {
     pub call: &'static str,
     /// The response's name in the cap's error, as the single call names it.
     pub what: &'static str,
-    /// Each element's arguments, exactly as the single call tapes them.
+    /// Elements in the batch.
+    pub n: usize,
+    /// Each element's arguments, exactly as the single call tapes them; empty without a
+    /// tape (nothing reads them, and a collect cycle batches thousands of queries).
     pub args: Vec<Value>,
     /// Each element's own checks (PromQL and step caps), as the single call runs them.
     pub checks: Result<(), HostError>,
@@ -32,13 +35,22 @@ pub(super) struct Batch {
 }
 
 impl View<'_, State> {
+    /// `args()` when a tape is on, else nothing (the batch's `args`).
+    pub(super) fn taped(&self, args: impl FnOnce() -> Vec<Value>) -> Vec<Value> {
+        if self.cx.tape.is_some() {
+            args()
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Runs `live` (the client's bounded-concurrency batch) unless a check fails; a failed
     /// check fails every element, as one bad argument fails a single call.
     pub(super) async fn batch<F>(&mut self, b: Batch, live: impl FnOnce(BatchClient) -> F) -> Vec<Result<String, HostError>>
     where
         F: Future<Output = Vec<Result<Answer, ClientError>>>,
     {
-        let n = b.args.len();
+        let n = b.n;
         let fail_all = |e: HostError| vec![Err(e); n];
         if let Err(e) = self.cx.guard(Capability::Prometheus) {
             return fail_all(e);

@@ -43,7 +43,8 @@ impl Host for View<'_, State> {
         let b = Batch {
             call: "query",
             what: "query",
-            args: promql.iter().map(|q| json!({"promql": q, "at": at})).collect(),
+            n: promql.len(),
+            args: self.taped(|| promql.iter().map(|q| json!({"promql": q, "at": at})).collect()),
             checks: all(promql.iter().map(|q| check_promql(q))),
             request_bytes: promql.iter().map(String::len).sum(),
         };
@@ -55,7 +56,8 @@ impl Host for View<'_, State> {
         let b = Batch {
             call: "query",
             what: "query",
-            args: qs.iter().map(|(q, at)| json!({"promql": q, "at": at})).collect(),
+            n: qs.len(),
+            args: self.taped(|| qs.iter().map(|(q, at)| json!({"promql": q, "at": at})).collect()),
             checks: all(qs.iter().map(|(q, _)| check_promql(q))),
             request_bytes: qs.iter().map(|(q, _)| q.len()).sum(),
         };
@@ -68,10 +70,10 @@ impl Host for View<'_, State> {
         let b = Batch {
             call: "query-range",
             what: "query_range",
-            args: qs
-                .iter()
-                .map(|(q, start, end, step)| json!({"promql": q, "start": start, "end": end, "step": step}))
-                .collect(),
+            n: qs.len(),
+            args: self.taped(|| {
+                qs.iter().map(|(q, start, end, step)| json!({"promql": q, "start": start, "end": end, "step": step})).collect()
+            }),
             checks: all(qs.iter().map(|(q, _, _, step)| check_promql(q).and_then(|()| check_step(step)))),
             request_bytes: qs.iter().map(|(q, _, _, step)| q.len() + step.len()).sum(),
         };
