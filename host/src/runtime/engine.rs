@@ -22,7 +22,7 @@ pub fn new_engine() -> Result<Engine> {
         .max_wasm_stack(1 << 20)
         .cranelift_opt_level(wasmtime::OptLevel::Speed)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool()));
-    // For profiling (docs/BENCH.md): wasmtime writes /tmp/perf-<pid>.map, so `perf` names
+    // For profiling (docs/BENCH.md): wasmtime writes perf's map file (perf-<pid>.map), so `perf` names
     // the guests' functions instead of showing their code as anonymous memory.
     if std::env::var_os("NTHLAYER_PERF_MAP").is_some() {
         cfg.profiler(wasmtime::ProfilingStrategy::PerfMap);
