@@ -18,8 +18,9 @@
 //! else stays on reqwest.
 //!
 //! Prometheus' instant and range queries take the same path (backend/prometheus.rs): a
-//! collect cycle at 1,000 services runs 3,000 of them, and reqwest's per-request work was a
-//! fifth of the cycle's host CPU there too (docs/BENCH.md, "Queries over direct connections").
+//! collect cycle at 1,000 services runs 3,000 of them, and reqwest's requests with their
+//! connection tasks were about a quarter of the cycle's host CPU (docs/BENCH.md, "Queries
+//! over direct connections").
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -12,9 +12,10 @@
 //! Queries whose parameters fit in the URL go over the client's own HTTP/1 connections
 //! (backend/core_direct.rs) when Prometheus is plain `http://` without a path prefix or a
 //! proxy: the same request line, headers and timeout as reqwest's, without its per-request
-//! URL parsing, header map and pool (a fifth of a 1,000-service collect cycle's host CPU
-//! went there; docs/BENCH.md, "Queries over direct connections"). Everything else, the
-//! long queries' POST form included, stays on reqwest.
+//! URL parsing, header map and pool (reqwest's requests with their connection tasks were
+//! about a quarter of a 1,000-service collect cycle's host CPU; docs/BENCH.md, "Queries
+//! over direct connections"). Everything else, the long queries' POST form included, stays
+//! on reqwest.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -154,13 +154,8 @@ impl Outbox {
             Ok(b) => {
                 tracing::debug!(records = n, backlog = b.records, "cycle committed to the spool");
                 // One counter update per kind, not per record (a cycle commits thousands).
-                let mut counted: Vec<(&str, u64)> = Vec::new();
-                for k in &kinds {
-                    match counted.iter_mut().find(|(c, _)| c == k) {
-                        Some((_, n)) => *n += 1,
-                        None => counted.push((k, 1)),
-                    }
-                }
+                let mut counted = std::collections::BTreeMap::<&str, u64>::new();
+                kinds.iter().for_each(|k| *counted.entry(k).or_default() += 1);
                 counted.iter().for_each(|(k, n)| crate::telemetry::committed(module, task_name, k, *n));
                 *self.backlog.lock().expect("backlog lock") = b;
                 if self.full().is_some() {

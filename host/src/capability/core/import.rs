@@ -73,9 +73,8 @@ impl View<'_, State> {
         self.cx.check_request("record", record.len())?;
         let mut map = parse_record(kind, &record)?;
         // The tape keeps the record as the module wrote it (before the host's stamp), so a
-        // fixture replays the same on any host version. Without a tape nothing reads it, and
-        // copying every record for nothing was a measurable part of a 3,000-record cycle.
-        let args = if self.cx.tape.is_some() { json!({"record": map, "source": source}) } else { Value::Null };
+        // fixture replays the same on any host version (built only with a tape: Ctx::taped).
+        let args = self.cx.taped(|| json!({"record": map, "source": source}));
         let component = self.source_component(source)?;
         self.check_emission(kind, &map)?;
         emissions::stamp(&mut map, &self.cx.module, &self.cx.version);
@@ -93,14 +92,14 @@ impl View<'_, State> {
             // A recording (`serve --record`) still notes the write, answered with the id the
             // module got.
             let live = std::future::ready(Ok(id.clone()));
-            let captured = if self.cx.tape.is_some() { args.clone() } else { Value::Null };
+            let captured = self.cx.taped(|| args.clone());
             return tape::write(self.cx.tape.clone(), "core", call, (write, captured), args, || id.clone(), live).await;
         }
         let sink = self.state.services.records.clone();
         let budget = self.cx.budget();
         let fresh = || emitted.id.clone();
         let live = bounded("core", budget, sink.submit(&emitted));
-        let captured = if self.cx.tape.is_some() { args.clone() } else { Value::Null };
+        let captured = self.cx.taped(|| args.clone());
         let id = tape::write(self.cx.tape.clone(), "core", call, (write, captured), args, fresh, live).await?;
         self.state.emitted += 1;
         let p = Posted { task: &self.cx.task, record: &emitted, id: &id, duplicate: false, spooled_ms: 0 };

@@ -35,15 +35,6 @@ pub(super) struct Batch {
 }
 
 impl View<'_, State> {
-    /// `args()` when a tape is on, else nothing (the batch's `args`).
-    pub(super) fn taped(&self, args: impl FnOnce() -> Vec<Value>) -> Vec<Value> {
-        if self.cx.tape.is_some() {
-            args()
-        } else {
-            Vec::new()
-        }
-    }
-
     /// Runs `live` (the client's bounded-concurrency batch) unless a check fails; a failed
     /// check fails every element, as one bad argument fails a single call.
     pub(super) async fn batch<F>(&mut self, b: Batch, live: impl FnOnce(BatchClient) -> F) -> Vec<Result<String, HostError>>

@@ -44,7 +44,7 @@ impl Host for View<'_, State> {
             call: "query",
             what: "query",
             n: promql.len(),
-            args: self.taped(|| promql.iter().map(|q| json!({"promql": q, "at": at})).collect()),
+            args: self.cx.taped(|| promql.iter().map(|q| json!({"promql": q, "at": at})).collect()),
             checks: all(promql.iter().map(|q| check_promql(q))),
             request_bytes: promql.iter().map(String::len).sum(),
         };
@@ -57,7 +57,7 @@ impl Host for View<'_, State> {
             call: "query",
             what: "query",
             n: qs.len(),
-            args: self.taped(|| qs.iter().map(|(q, at)| json!({"promql": q, "at": at})).collect()),
+            args: self.cx.taped(|| qs.iter().map(|(q, at)| json!({"promql": q, "at": at})).collect()),
             checks: all(qs.iter().map(|(q, _)| check_promql(q))),
             request_bytes: qs.iter().map(|(q, _)| q.len()).sum(),
         };
@@ -71,7 +71,7 @@ impl Host for View<'_, State> {
             call: "query-range",
             what: "query_range",
             n: qs.len(),
-            args: self.taped(|| {
+            args: self.cx.taped(|| {
                 qs.iter().map(|(q, start, end, step)| json!({"promql": q, "start": start, "end": end, "step": step})).collect()
             }),
             checks: all(qs.iter().map(|(q, _, _, step)| check_promql(q).and_then(|()| check_step(step)))),

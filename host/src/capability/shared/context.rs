@@ -43,6 +43,18 @@ impl Ctx {
         }
     }
 
+    /// `what()` when a tape is on, else the default (`Value::Null`, an empty list): what
+    /// only the tape reads (a call's arguments, as recorded) is not built on a live cycle,
+    /// where a collect cycle makes thousands of calls (docs/BENCH.md, "Queries over direct
+    /// connections").
+    pub(crate) fn taped<T: Default>(&self, what: impl FnOnce() -> T) -> T {
+        if self.tape.is_some() {
+            what()
+        } else {
+            T::default()
+        }
+    }
+
     /// The budget of a plain host call: the call timeout cut by the cycle deadline.
     pub(crate) fn budget(&self) -> Duration {
         self.call_budget(self.call_timeout())
